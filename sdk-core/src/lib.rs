@@ -1,0 +1,80 @@
+//! # seqsync-core
+//!
+//! The sans-IO heart of seqsync: it makes a sequenced stream exact — every
+//! message once, in order, no holes — or says explicitly (a `Reset`) that the
+//! server no longer has what is missing. It does no IO and reads no clock,
+//! so the same code runs in the tokio client, in the browser (WASM) and in
+//! deterministic simulations.
+//!
+//! ## The flow
+//!
+//! The adapter owns the socket and the timer. It feeds the [`Sequencer`]
+//! what arrives and drains what comes out, after every call, in this order:
+//! requests, timeout, events.
+//!
+//! ```
+//! use seqsync_core::{Config, Epoch, Event, Millis, Request, Seq, Sequencer, SubscribeOptions};
+//!
+//! let mut core = Sequencer::<String>::new(Config { gap_timeout_ms: 50, ..Config::default() });
+//! let chat = core.subscribe(Millis(0), "chat", SubscribeOptions::default())?;
+//! core.handle_connected(Millis(0));
+//! // -> send {"type":"subscribe","stream":"chat"}
+//! assert!(matches!(core.poll_request(), Some(Request::Subscribe { .. })));
+//!
+//! // The snapshot says the state includes seq 4. A live message sent while
+//! // the snapshot was built overlaps it and is dropped.
+//! core.handle_message(Millis(1), chat, Seq::new(4)?, None, "four".into())?;
+//! core.handle_snapshot(Millis(2), chat, Seq::new(4)?, Epoch(1), "state".into())?;
+//!
+//! // Seq 6 arrives, 5 is lost: nothing is asked before the gap timeout...
+//! core.handle_message(Millis(3), chat, Seq::new(6)?, None, "six".into())?;
+//! assert_eq!(core.poll_request(), None);
+//! assert_eq!(core.poll_timeout(), Some(Millis(53)));
+//! // ...then exactly the missing seq is requested.
+//! core.handle_timeout(Millis(53));
+//! match core.poll_request() {
+//!     Some(Request::FetchHistory { range, .. }) => assert_eq!(range.to_string(), "5..=5"),
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! let range = seqsync_core::SeqRange::new(Seq::new(5)?, Seq::new(5)?)?;
+//! core.handle_history(Millis(60), chat, range, None, vec![(Seq::new(5)?, "five".into())])?;
+//!
+//! let seqs: Vec<u64> = std::iter::from_fn(|| core.poll_event())
+//!     .filter_map(|e| match e {
+//!         Event::Message { seq, .. } => Some(seq.get()),
+//!         _ => None,
+//!     })
+//!     .collect();
+//! assert_eq!(seqs, [5, 6]);
+//! # Ok::<(), seqsync_core::Error>(())
+//! ```
+//!
+//! ## What lives where
+//!
+//! - [`types`]: `Seq`, `SeqRange`, `Epoch`, `Millis`, `StreamName`, `StreamId`.
+//! - [`Sequencer`] (`sequencer.rs`) routes by stream; the per-stream state
+//!   machine (`stream.rs`) holds every rule of the contract; the reorder ring
+//!   (`ring.rs`) buffers messages ahead of a gap.
+//! - [`protocol`] (feature `json`, on by default): the v1 frames.
+//! - [`Config`], [`Error`], [`Event`], [`Request`], [`StreamStats`].
+#![forbid(unsafe_code)]
+
+mod config;
+mod error;
+mod event;
+#[cfg(feature = "json")]
+pub mod protocol;
+mod ring;
+mod sequencer;
+mod stats;
+mod stream;
+pub mod types;
+
+pub use config::Config;
+pub use error::Error;
+pub use event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
+pub use sequencer::{Sequencer, SubscribeOptions};
+pub use stats::StreamStats;
+pub use types::{
+    DeliveryMode, Epoch, MAX_SEQ, Millis, Seq, SeqRange, StartAt, StreamId, StreamName,
+};

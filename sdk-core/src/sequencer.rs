@@ -1,0 +1,443 @@
+//! The [`Sequencer`]: routes inputs to per-stream state machines and queues
+//! their outputs.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::event::{Event, Request, ResetReason, StreamPhase};
+use crate::stats::StreamStats;
+use crate::stream::{Ctx, StreamState};
+use crate::types::{DeliveryMode, Epoch, Millis, Seq, SeqRange, StartAt, StreamId, StreamName};
+
+/// How a stream is subscribed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Snapshot first (default) or resume after a known seq.
+    pub start: StartAt,
+    /// `Ordered` (default) or `Latest`.
+    pub mode: DeliveryMode,
+}
+
+struct Entry<P> {
+    generation: u32,
+    state: Option<StreamState<P>>,
+}
+
+/// Sans-IO sequencer for many streams at once, generic over the payload `P`.
+///
+/// The adapter feeds what arrives (methods `handle_*`), issues application
+/// commands (`subscribe`, `unsubscribe`), and after **every** such call drains
+/// the outputs in this order until each returns `None`:
+/// [`poll_request`](Self::poll_request) (frames to send),
+/// [`poll_timeout`](Self::poll_timeout) (when to call
+/// [`handle_timeout`](Self::handle_timeout) next), then
+/// [`poll_event`](Self::poll_event) (what the application sees).
+/// Every input takes the current time; the sequencer never reads a clock.
+///
+/// ```
+/// use seqsync_core::{Config, Event, Millis, Request, Seq, Sequencer, SubscribeOptions};
+///
+/// let mut seq = Sequencer::<&str>::new(Config::default());
+/// let room = seq.subscribe(Millis(0), "room", SubscribeOptions::default())?;
+/// seq.handle_connected(Millis(0));
+/// assert!(matches!(seq.poll_request(), Some(Request::Subscribe { since: None, .. })));
+///
+/// seq.handle_snapshot(Millis(1), room, Seq::new(10)?, seqsync_core::Epoch(7), "state@10")?;
+/// seq.handle_message(Millis(2), room, Seq::new(12)?, None, "twelve")?; // ahead of a gap: held
+/// seq.handle_message(Millis(3), room, Seq::new(11)?, None, "eleven")?; // gap closes
+///
+/// let delivered: Vec<u64> = std::iter::from_fn(|| seq.poll_event())
+///     .filter_map(|e| match e {
+///         Event::Message { seq, .. } => Some(seq.get()),
+///         _ => None,
+///     })
+///     .collect();
+/// assert_eq!(delivered, [11, 12]);
+/// # Ok::<(), seqsync_core::Error>(())
+/// ```
+pub struct Sequencer<P> {
+    config: Config,
+    window: u64,
+    connected: bool,
+    entries: Vec<Entry<P>>,
+    free: Vec<u32>,
+    by_name: HashMap<StreamName, StreamId>,
+    /// Streams that may have timers (lazily cleaned).
+    active: Vec<u32>,
+    events: VecDeque<Event<P>>,
+    requests: VecDeque<Request>,
+}
+
+impl<P> Sequencer<P> {
+    /// A sequencer with no streams, not connected.
+    pub fn new(config: Config) -> Sequencer<P> {
+        let window = u64::from(config.effective_window());
+        Sequencer {
+            config,
+            window,
+            connected: false,
+            entries: Vec::new(),
+            free: Vec::new(),
+            by_name: HashMap::new(),
+            active: Vec::new(),
+            events: VecDeque::new(),
+            requests: VecDeque::new(),
+        }
+    }
+
+    // ---- (A) getters -----------------------------------------------------------
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether `handle_connected` was the last connection input.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// How many streams are subscribed.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether no stream is subscribed.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The handle of a subscribed stream.
+    pub fn stream_id(&self, name: &str) -> Option<StreamId> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The name of a subscribed stream.
+    pub fn stream_name(&self, id: StreamId) -> Option<&StreamName> {
+        self.get(id).map(StreamState::name)
+    }
+
+    /// Counters and position of a stream.
+    pub fn stats(&self, id: StreamId) -> Option<StreamStats> {
+        self.get(id).map(StreamState::stats)
+    }
+
+    /// The phase of a stream.
+    pub fn phase(&self, id: StreamId) -> Option<StreamPhase> {
+        self.get(id).map(StreamState::phase)
+    }
+
+    /// Every subscribed stream.
+    pub fn streams(&self) -> impl Iterator<Item = (StreamId, &StreamName)> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|e| e.state.as_ref().map(|s| (s.id, s.name())))
+    }
+
+    fn get(&self, id: StreamId) -> Option<&StreamState<P>> {
+        let entry = self.entries.get(id.index as usize)?;
+        if entry.generation != id.generation {
+            return None;
+        }
+        entry.state.as_ref()
+    }
+
+    // ---- (B) inputs from the network and the clock -----------------------------
+
+    /// The transport is up: every stream (re)subscribes, resuming after its
+    /// last contiguous seq where it has one.
+    pub fn handle_connected(&mut self, now: Millis) {
+        self.connected = true;
+        for index in 0..self.entries.len() {
+            self.with_index(index, |state, ctx| state.on_connected(now, ctx));
+        }
+    }
+
+    /// The transport is down: requests in flight are forgotten, held messages
+    /// and known holes are kept for the next connection.
+    pub fn handle_disconnected(&mut self, _now: Millis) {
+        self.connected = false;
+        for index in 0..self.entries.len() {
+            self.with_index(index, |state, ctx| state.on_disconnected(ctx));
+        }
+    }
+
+    /// A live message. The hot path: O(1), no allocation when in order.
+    ///
+    /// # Errors
+    /// [`Error::SeqOutOfRange`] for seq 0, [`Error::UnknownStream`] for a
+    /// stale handle; the sequencer is unchanged.
+    #[inline]
+    pub fn handle_message(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+    ) -> Result<(), Error> {
+        if seq.get() == 0 {
+            return Err(Error::SeqOutOfRange { seq: 0 });
+        }
+        self.with_stream(stream, |state, ctx| {
+            state.on_message(now, seq, epoch, payload, ctx)
+        })
+    }
+
+    /// A snapshot of the stream at `seq`. Ignored unless one is awaited
+    /// (after subscribing without a resume point, or after a reset).
+    pub fn handle_snapshot(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Epoch,
+        state: P,
+    ) -> Result<(), Error> {
+        self.with_stream(stream, |s, ctx| s.on_snapshot(now, seq, epoch, state, ctx))
+    }
+
+    /// The answer to a resuming subscribe: the server's epoch and head.
+    pub fn handle_subscribed(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        epoch: Epoch,
+        head: Seq,
+    ) -> Result<(), Error> {
+        self.with_stream(stream, |s, ctx| s.on_subscribed(now, epoch, head, ctx))
+    }
+
+    /// A history answer that covers `range`: every seq of the range that is
+    /// not in `messages` will never be sent (filtered or deleted), and the
+    /// stream moves past it. Only the part of `range` that was requested
+    /// counts; answers to nothing in flight are ignored.
+    ///
+    /// # Errors
+    /// [`Error::HistoryOutOfRange`] when a message lies outside `range`; the
+    /// whole answer is then ignored.
+    pub fn handle_history(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        range: SeqRange,
+        epoch: Option<Epoch>,
+        messages: Vec<(Seq, P)>,
+    ) -> Result<(), Error> {
+        if let Some((seq, _)) = messages.iter().find(|(seq, _)| !range.contains(*seq)) {
+            return Err(Error::HistoryOutOfRange {
+                stream: self
+                    .stream_name(stream)
+                    .map_or_else(|| format!("{stream:?}"), ToString::to_string),
+                from: range.start().get(),
+                to: range.end().get(),
+                seq: seq.get(),
+            });
+        }
+        self.with_stream(stream, |s, ctx| {
+            s.on_history(now, range, epoch, messages, ctx)
+        })
+    }
+
+    /// A heartbeat: the server's latest seq for the stream. A head beyond
+    /// everything seen reveals a lost tail, requested after `gap_timeout_ms`.
+    pub fn handle_head(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        head: Seq,
+        epoch: Option<Epoch>,
+    ) -> Result<(), Error> {
+        self.with_stream(stream, |s, ctx| s.on_head(now, head, epoch, ctx))
+    }
+
+    /// The server cannot serve what is missing (retention) or says the stream
+    /// must start over: a `Reset` event, then a snapshot is requested.
+    pub fn handle_reset(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        reason: ResetReason,
+        earliest: Option<Seq>,
+    ) -> Result<(), Error> {
+        self.with_stream(stream, |s, ctx| s.reset(now, reason, earliest, ctx))
+    }
+
+    /// Time passed: sends due history requests and retries.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        let mut i = 0;
+        while i < self.active.len() {
+            let index = self.active[i] as usize;
+            self.with_index(index, |state, ctx| state.service(now, ctx));
+            let keep = match self.entries.get_mut(index).and_then(|e| e.state.as_mut()) {
+                Some(state) => !state.deactivate(),
+                None => false,
+            };
+            if keep {
+                i += 1;
+            } else {
+                self.active.swap_remove(i);
+            }
+        }
+    }
+
+    // ---- (C) application commands ----------------------------------------------
+
+    /// Starts following `name`. While connected the subscribe request goes
+    /// out at once; otherwise on the next `handle_connected`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidStreamName`], [`Error::AlreadySubscribed`],
+    /// [`Error::TooManyStreams`].
+    pub fn subscribe(
+        &mut self,
+        now: Millis,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<StreamId, Error> {
+        let name = StreamName::new(name)?;
+        if self.by_name.contains_key(&name) {
+            return Err(Error::AlreadySubscribed {
+                stream: name.to_string(),
+            });
+        }
+        if self.by_name.len() >= self.config.max_streams {
+            return Err(Error::TooManyStreams {
+                limit: self.config.max_streams,
+            });
+        }
+        let index = match self.free.pop() {
+            Some(index) => index,
+            None => {
+                self.entries.push(Entry {
+                    generation: 0,
+                    state: None,
+                });
+                (self.entries.len() - 1) as u32
+            }
+        };
+        let entry = &mut self.entries[index as usize];
+        let id = StreamId {
+            index,
+            generation: entry.generation,
+        };
+        entry.state = Some(StreamState::new(
+            id,
+            name.clone(),
+            options.start,
+            options.mode,
+        ));
+        self.by_name.insert(name, id);
+        if self.connected {
+            self.with_index(index as usize, |state, ctx| state.on_connected(now, ctx));
+        }
+        Ok(id)
+    }
+
+    /// Stops following a stream and frees everything it held, including its
+    /// events not yet polled.
+    pub fn unsubscribe(&mut self, _now: Millis, stream: StreamId) -> Result<(), Error> {
+        self.with_stream(stream, |state, ctx| state.on_unsubscribe(ctx))?;
+        let entry = &mut self.entries[stream.index as usize];
+        if let Some(state) = entry.state.take() {
+            self.by_name.remove(state.name());
+        }
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(stream.index);
+        self.active.retain(|&index| index != stream.index);
+        self.events.retain(|e| e.stream() != stream);
+        Ok(())
+    }
+
+    // ---- (D) outputs -----------------------------------------------------------
+
+    /// The next frame to send to the server.
+    pub fn poll_request(&mut self) -> Option<Request> {
+        self.requests.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next, if at all.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.active
+            .iter()
+            .filter_map(|&index| {
+                self.entries[index as usize]
+                    .state
+                    .as_ref()
+                    .and_then(StreamState::deadline)
+            })
+            .min()
+    }
+
+    /// The next event for the application.
+    #[inline]
+    pub fn poll_event(&mut self) -> Option<Event<P>> {
+        self.events.pop_front()
+    }
+
+    // ---- plumbing --------------------------------------------------------------
+
+    #[inline]
+    fn with_stream<R>(
+        &mut self,
+        id: StreamId,
+        f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>) -> R,
+    ) -> Result<R, Error> {
+        let Some(entry) = self.entries.get_mut(id.index as usize) else {
+            return Err(unknown(id));
+        };
+        if entry.generation != id.generation {
+            return Err(unknown(id));
+        }
+        let Some(state) = entry.state.as_mut() else {
+            return Err(unknown(id));
+        };
+        let mut ctx = Ctx {
+            config: &self.config,
+            window: self.window,
+            connected: self.connected,
+            events: &mut self.events,
+            requests: &mut self.requests,
+        };
+        let result = f(state, &mut ctx);
+        if state.take_activation() {
+            self.active.push(id.index);
+        }
+        Ok(result)
+    }
+
+    fn with_index(&mut self, index: usize, f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>)) {
+        let Some(state) = self.entries.get_mut(index).and_then(|e| e.state.as_mut()) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            config: &self.config,
+            window: self.window,
+            connected: self.connected,
+            events: &mut self.events,
+            requests: &mut self.requests,
+        };
+        f(state, &mut ctx);
+        if state.take_activation() {
+            self.active.push(index as u32);
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Sequencer<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequencer")
+            .field("streams", &self.by_name.len())
+            .field("connected", &self.connected)
+            .field("queued_events", &self.events.len())
+            .field("queued_requests", &self.requests.len())
+            .finish()
+    }
+}
+
+fn unknown(id: StreamId) -> Error {
+    Error::UnknownStream {
+        stream: format!("#{}", id.to_raw()),
+    }
+}

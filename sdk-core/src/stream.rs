@@ -1,0 +1,920 @@
+//! One stream's state machine: the contract of DESIGN.md section 1 lives here.
+//!
+//! Invariants of an `Ordered` stream with a base (after a snapshot or a
+//! resume point):
+//! - `next` is the next seq to deliver; everything below it was delivered
+//!   (or skipped) exactly once.
+//! - `high` is the highest seq known to exist (seen, or announced by a head).
+//! - Every seq in `next..=high` is either held in the ring (a message or a
+//!   skip marker) or inside exactly one hole; holes are sorted and disjoint.
+//! - The ring covers offsets `0..window` from `next`; seqs beyond it are
+//!   never held, only remembered as holes, so memory never follows a seq.
+//!
+//! The fast path (an in-order message with nothing pending) touches only the
+//! fields inline in [`StreamState`]; everything needed for recovery lives in a
+//! [`Recovery`] box that exists only while something is pending.
+
+use std::collections::VecDeque;
+
+use crate::config::Config;
+use crate::event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
+use crate::ring::{Ring, Slot};
+use crate::stats::{Counters, StreamStats};
+use crate::types::{DeliveryMode, Epoch, Millis, Seq, SeqRange, StartAt, StreamId, StreamName};
+
+/// What a stream method needs from its sequencer.
+pub(crate) struct Ctx<'a, P> {
+    pub(crate) config: &'a Config,
+    pub(crate) window: u64,
+    pub(crate) connected: bool,
+    pub(crate) events: &'a mut VecDeque<Event<P>>,
+    pub(crate) requests: &'a mut VecDeque<Request>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hole {
+    start: u64,
+    end: u64,
+    /// When the hole was first seen; it is requested at `since + gap_timeout`.
+    since: Millis,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fetch {
+    start: u64,
+    end: u64,
+    deadline: Millis,
+    /// Requests sent for (part of) this range so far, at least 1.
+    attempts: u32,
+}
+
+/// A subscribe or snapshot request waiting for its answer.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    deadline: Millis,
+    attempts: u32,
+}
+
+#[derive(Debug)]
+struct Pending<P> {
+    seq: Seq,
+    epoch: Option<Epoch>,
+    payload: P,
+}
+
+#[derive(Debug)]
+struct Recovery<P> {
+    ring: Ring<P>,
+    holes: Vec<Hole>,
+    fetches: Vec<Fetch>,
+    /// Live messages that arrived while a snapshot was awaited.
+    pending: Vec<Pending<P>>,
+    wait: Option<Wait>,
+    /// Earliest time `service` has work to do.
+    deadline: Option<Millis>,
+    /// The last hole closed since the previous drain.
+    healed: bool,
+}
+
+impl<P> Recovery<P> {
+    fn is_idle(&self) -> bool {
+        self.ring.is_empty()
+            && self.holes.is_empty()
+            && self.fetches.is_empty()
+            && self.pending.is_empty()
+            && self.wait.is_none()
+    }
+}
+
+const FLAG_HAS_BASE: u8 = 1;
+const FLAG_HAS_EPOCH: u8 = 2;
+const FLAG_ACTIVE: u8 = 4;
+
+/// One subscribed stream.
+#[derive(Debug)]
+pub(crate) struct StreamState<P> {
+    name: StreamName,
+    /// Next seq to deliver.
+    next: u64,
+    /// Highest seq known to exist.
+    high: u64,
+    epoch: u64,
+    counters: Counters,
+    recovery: Option<Box<Recovery<P>>>,
+    pub(crate) id: StreamId,
+    phase: StreamPhase,
+    mode: DeliveryMode,
+    flags: u8,
+}
+
+impl<P> StreamState<P> {
+    pub(crate) fn new(id: StreamId, name: StreamName, start: StartAt, mode: DeliveryMode) -> Self {
+        let mut state = StreamState {
+            name,
+            next: 1,
+            high: 0,
+            epoch: 0,
+            counters: Counters::default(),
+            recovery: None,
+            id,
+            phase: StreamPhase::Disconnected,
+            mode,
+            flags: 0,
+        };
+        if let StartAt::After { seq, epoch } = start {
+            state.next = seq.get() + 1;
+            state.high = seq.get();
+            state.flags |= FLAG_HAS_BASE;
+            if let Some(epoch) = epoch {
+                state.set_epoch(epoch);
+            }
+        }
+        state
+    }
+
+    pub(crate) fn name(&self) -> &StreamName {
+        &self.name
+    }
+
+    pub(crate) fn phase(&self) -> StreamPhase {
+        self.phase
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set_epoch(&mut self, epoch: Epoch) {
+        self.epoch = epoch.0;
+        self.flags |= FLAG_HAS_EPOCH;
+    }
+
+    fn known_epoch(&self) -> Option<Epoch> {
+        self.has(FLAG_HAS_EPOCH).then_some(Epoch(self.epoch))
+    }
+
+    /// Marks the stream as having timers; returns true the first time so the
+    /// sequencer adds it to its active list.
+    pub(crate) fn take_activation(&mut self) -> bool {
+        if self.recovery.is_some() && !self.has(FLAG_ACTIVE) {
+            self.flags |= FLAG_ACTIVE;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Called when the sequencer drops the stream from its active list.
+    pub(crate) fn deactivate(&mut self) -> bool {
+        if self.recovery.is_none() {
+            self.flags &= !FLAG_ACTIVE;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Millis> {
+        self.recovery.as_ref().and_then(|r| r.deadline)
+    }
+
+    pub(crate) fn stats(&self) -> StreamStats {
+        let buffered = self
+            .recovery
+            .as_ref()
+            .map_or(0, |r| (r.ring.len() + r.pending.len()) as u64);
+        StreamStats {
+            delivered: self.counters.delivered,
+            duplicates: self.counters.duplicates,
+            dropped: self.counters.dropped,
+            skipped: self.counters.skipped,
+            gaps: u64::from(self.counters.gaps),
+            gaps_healed: u64::from(self.counters.gaps_healed),
+            resyncs: u64::from(self.counters.resyncs),
+            resets: u64::from(self.counters.resets),
+            buffered,
+            last_seq: Seq::from_trusted(self.next - 1),
+            head: Seq::from_trusted(self.high.max(self.next - 1)),
+            lag: self.high.saturating_sub(self.next - 1),
+            epoch: self.known_epoch(),
+            phase: self.phase,
+        }
+    }
+
+    fn set_phase(&mut self, phase: StreamPhase, ctx: &mut Ctx<'_, P>) {
+        if self.phase != phase {
+            self.phase = phase;
+            ctx.events.push_back(Event::PhaseChanged {
+                stream: self.id,
+                phase,
+            });
+        }
+    }
+
+    // ---- connection --------------------------------------------------------
+
+    /// Sends the subscribe that fits the stream's state.
+    pub(crate) fn on_connected(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) {
+        let resume = self.has(FLAG_HAS_BASE) && self.mode == DeliveryMode::Ordered;
+        let since = resume.then(|| Seq::from_trusted(self.next - 1));
+        ctx.requests.push_back(Request::Subscribe {
+            stream: self.name.clone(),
+            since,
+            epoch: if resume { self.known_epoch() } else { None },
+        });
+        let timeout = ctx.config.backoff(0);
+        let rec = ensure(&mut self.recovery, ctx.window);
+        rec.wait = Some(Wait {
+            deadline: now.plus(timeout),
+            attempts: 1,
+        });
+        rec.pending.clear();
+        let phase = if resume {
+            StreamPhase::Subscribing
+        } else {
+            StreamPhase::Snapshotting
+        };
+        self.set_phase(phase, ctx);
+        self.service(now, ctx);
+    }
+
+    /// Forgets every request in flight: their answers can no longer arrive.
+    pub(crate) fn on_disconnected(&mut self, ctx: &mut Ctx<'_, P>) {
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.fetches.clear();
+            rec.wait = None;
+            rec.pending.clear();
+            rec.deadline = None;
+        }
+        self.set_phase(StreamPhase::Disconnected, ctx);
+        self.release_if_idle();
+    }
+
+    /// Asks the server to stop sending the stream.
+    pub(crate) fn on_unsubscribe(&mut self, ctx: &mut Ctx<'_, P>) {
+        if ctx.connected {
+            ctx.requests.push_back(Request::Unsubscribe {
+                stream: self.name.clone(),
+            });
+        }
+    }
+
+    // ---- inputs from the server ----------------------------------------------
+
+    /// A live message. `seq` is at least 1.
+    #[inline]
+    pub(crate) fn on_message(
+        &mut self,
+        now: Millis,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        let s = seq.get();
+        // The fast path: in order, nothing pending, same epoch.
+        if s == self.next
+            && self.recovery.is_none()
+            && self.phase != StreamPhase::Snapshotting
+            && (epoch.is_none() || epoch == self.known_epoch())
+        {
+            self.next = s + 1;
+            if s > self.high {
+                self.high = s;
+            }
+            self.counters.delivered += 1;
+            ctx.events.push_back(Event::Message {
+                stream: self.id,
+                seq,
+                payload,
+            });
+            return;
+        }
+        self.on_message_slow(now, seq, epoch, payload, ctx);
+    }
+
+    fn on_message_slow(
+        &mut self,
+        now: Millis,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if self.phase == StreamPhase::Snapshotting {
+            self.hold_for_snapshot(seq, epoch, payload, ctx);
+            return;
+        }
+        if let Some(epoch) = epoch {
+            match self.known_epoch() {
+                Some(known) if known != epoch => {
+                    self.reset(now, ResetReason::EpochChanged, None, ctx);
+                    self.hold_for_snapshot(seq, Some(epoch), payload, ctx);
+                    return;
+                }
+                None => self.set_epoch(epoch),
+                Some(_) => {}
+            }
+        }
+        match self.mode {
+            DeliveryMode::Latest => self.accept_latest(seq, payload, ctx),
+            DeliveryMode::Ordered => {
+                self.accept_ordered(now, seq.get(), Slot::Msg(payload), ctx);
+                self.drain(ctx);
+                self.service(now, ctx);
+            }
+        }
+    }
+
+    fn hold_for_snapshot(
+        &mut self,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        let window = ctx.window as usize;
+        let rec = ensure(&mut self.recovery, ctx.window);
+        if rec.pending.len() >= window {
+            // Held messages are re-fetched after the snapshot if still missing.
+            self.counters.dropped += 1;
+            return;
+        }
+        rec.pending.push(Pending {
+            seq,
+            epoch,
+            payload,
+        });
+    }
+
+    fn accept_latest(&mut self, seq: Seq, payload: P, ctx: &mut Ctx<'_, P>) {
+        let s = seq.get();
+        if s > self.high {
+            self.high = s;
+        }
+        if s < self.next {
+            self.counters.dropped += 1;
+            return;
+        }
+        self.next = s + 1;
+        self.counters.delivered += 1;
+        ctx.events.push_back(Event::Message {
+            stream: self.id,
+            seq,
+            payload,
+        });
+    }
+
+    /// Places a message or a skip marker for seq `s` of an ordered stream.
+    fn accept_ordered(&mut self, now: Millis, s: u64, slot: Slot<P>, ctx: &mut Ctx<'_, P>) {
+        if s < self.next {
+            if matches!(slot, Slot::Msg(_)) {
+                self.counters.duplicates += 1;
+            }
+            return;
+        }
+        let offset = s - self.next;
+        let window = ctx.window;
+        let id = self.id;
+        let high = self.high;
+        let rec = ensure(&mut self.recovery, ctx.window);
+        if s > high {
+            if s > high + 1 {
+                let range = SeqRange::from_trusted(high + 1, s - 1);
+                add_hole(&mut rec.holes, high + 1, s - 1, now);
+                self.counters.gaps = self.counters.gaps.saturating_add(1);
+                ctx.events
+                    .push_back(Event::GapDetected { stream: id, range });
+            }
+            self.high = s;
+            if offset >= window {
+                add_hole(&mut rec.holes, s, s, now);
+                self.counters.dropped += 1;
+                return;
+            }
+            rec.ring.insert(offset as usize, slot);
+            return;
+        }
+        if offset >= window {
+            // Known to exist, still beyond the window: stays in its hole.
+            self.counters.dropped += 1;
+            return;
+        }
+        if rec.ring.is_occupied(offset as usize) {
+            if matches!(slot, Slot::Msg(_)) {
+                self.counters.duplicates += 1;
+            }
+            return;
+        }
+        rec.ring.insert(offset as usize, slot);
+        remove_from_holes(&mut rec.holes, s);
+        if rec.holes.is_empty() {
+            rec.healed = true;
+        }
+    }
+
+    /// Delivers everything contiguous from `next` out of the ring.
+    fn drain(&mut self, ctx: &mut Ctx<'_, P>) {
+        let Some(rec) = self.recovery.as_mut() else {
+            return;
+        };
+        let mut skip_start = 0u64;
+        loop {
+            match rec.ring.pop_front() {
+                Some(Slot::Msg(payload)) => {
+                    if skip_start != 0 {
+                        push_skipped(ctx, self.id, skip_start, self.next - 1);
+                        skip_start = 0;
+                    }
+                    let seq = Seq::from_trusted(self.next);
+                    self.next += 1;
+                    self.counters.delivered += 1;
+                    ctx.events.push_back(Event::Message {
+                        stream: self.id,
+                        seq,
+                        payload,
+                    });
+                }
+                Some(Slot::Skipped) => {
+                    if skip_start == 0 {
+                        skip_start = self.next;
+                    }
+                    self.next += 1;
+                    self.counters.skipped += 1;
+                }
+                Some(Slot::Empty) | None => break,
+            }
+        }
+        if skip_start != 0 {
+            push_skipped(ctx, self.id, skip_start, self.next - 1);
+        }
+        if rec.healed {
+            rec.healed = false;
+            self.counters.gaps_healed = self.counters.gaps_healed.saturating_add(1);
+            ctx.events.push_back(Event::GapHealed {
+                stream: self.id,
+                through: Seq::from_trusted(self.next - 1),
+            });
+        }
+    }
+
+    /// A history answer covering `range`: messages in it, everything else in
+    /// it that is still missing is skipped.
+    pub(crate) fn on_history(
+        &mut self,
+        now: Millis,
+        range: SeqRange,
+        epoch: Option<Epoch>,
+        messages: Vec<(Seq, P)>,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if self.phase != StreamPhase::Live || self.mode != DeliveryMode::Ordered {
+            return;
+        }
+        if let (Some(epoch), Some(known)) = (epoch, self.known_epoch()) {
+            if epoch != known {
+                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                return;
+            }
+        }
+        let (from, to) = (range.start().get(), range.end().get());
+        let Some(rec) = self.recovery.as_mut() else {
+            return;
+        };
+        // Only what was asked for counts as covered: an answer cannot make
+        // the stream skip seqs it never requested.
+        let mut covered: Vec<(u64, u64)> = Vec::new();
+        rec.fetches.retain(|f| {
+            if f.end < from || f.start > to {
+                return true;
+            }
+            covered.push((f.start.max(from), f.end.min(to)));
+            false
+        });
+        if covered.is_empty() {
+            return;
+        }
+        for (seq, payload) in messages {
+            let s = seq.get();
+            if covered.iter().any(|&(a, b)| a <= s && s <= b) {
+                self.accept_ordered(now, s, Slot::Msg(payload), ctx);
+            }
+        }
+        for (a, b) in covered {
+            self.skip_missing(now, a, b, ctx);
+        }
+        self.drain(ctx);
+        self.service(now, ctx);
+    }
+
+    /// Marks every still-missing seq of `a..=b` as skipped.
+    fn skip_missing(&mut self, now: Millis, a: u64, b: u64, ctx: &mut Ctx<'_, P>) {
+        let Some(rec) = self.recovery.as_ref() else {
+            return;
+        };
+        let missing: Vec<(u64, u64)> = rec
+            .holes
+            .iter()
+            .filter(|h| h.end >= a && h.start <= b)
+            .map(|h| (h.start.max(a), h.end.min(b)))
+            .collect();
+        for (x, y) in missing {
+            for s in x..=y {
+                self.accept_ordered(now, s, Slot::Skipped, ctx);
+            }
+        }
+    }
+
+    /// A heartbeat: the server's latest seq for the stream.
+    pub(crate) fn on_head(
+        &mut self,
+        now: Millis,
+        head: Seq,
+        epoch: Option<Epoch>,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if self.phase != StreamPhase::Live {
+            return;
+        }
+        if let (Some(epoch), Some(known)) = (epoch, self.known_epoch()) {
+            if epoch != known {
+                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                return;
+            }
+        }
+        let h = head.get();
+        if self.mode == DeliveryMode::Latest || h <= self.high {
+            self.high = self.high.max(h);
+            return;
+        }
+        self.reveal_tail(now, h, now, ctx);
+        self.service(now, ctx);
+    }
+
+    /// Records that `high+1..=head` exists and is missing.
+    fn reveal_tail(&mut self, _now: Millis, head: u64, since: Millis, ctx: &mut Ctx<'_, P>) {
+        let start = self.high + 1;
+        let id = self.id;
+        let rec = ensure(&mut self.recovery, ctx.window);
+        add_hole(&mut rec.holes, start, head, since);
+        self.high = head;
+        self.counters.gaps = self.counters.gaps.saturating_add(1);
+        ctx.events.push_back(Event::GapDetected {
+            stream: id,
+            range: SeqRange::from_trusted(start, head),
+        });
+    }
+
+    /// The answer to a resuming subscribe: the server's epoch and head at the
+    /// moment the subscription started. Everything up to `head` that is
+    /// missing will not come live, so it is requested at once.
+    pub(crate) fn on_subscribed(
+        &mut self,
+        now: Millis,
+        epoch: Epoch,
+        head: Seq,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if self.phase != StreamPhase::Subscribing {
+            self.on_head(now, head, Some(epoch), ctx);
+            return;
+        }
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.wait = None;
+        }
+        match self.known_epoch() {
+            Some(known) if known != epoch => {
+                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                return;
+            }
+            _ => self.set_epoch(epoch),
+        }
+        if head.get() < self.next - 1 {
+            self.reset(now, ResetReason::ServerBehind, None, ctx);
+            return;
+        }
+        self.set_phase(StreamPhase::Live, ctx);
+        if self.mode == DeliveryMode::Ordered && head.get() > self.high {
+            let due = Millis(now.0.saturating_sub(ctx.config.gap_timeout_ms));
+            self.reveal_tail(now, head.get(), due, ctx);
+        }
+        self.drain(ctx);
+        self.service(now, ctx);
+    }
+
+    /// A snapshot: accepted only while one is awaited.
+    pub(crate) fn on_snapshot(
+        &mut self,
+        now: Millis,
+        seq: Seq,
+        epoch: Epoch,
+        state: P,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if self.phase != StreamPhase::Snapshotting {
+            return;
+        }
+        let s = seq.get();
+        let pending = match self.recovery.as_mut() {
+            Some(rec) => {
+                rec.ring.clear();
+                rec.holes.clear();
+                rec.fetches.clear();
+                rec.wait = None;
+                rec.healed = false;
+                std::mem::take(&mut rec.pending)
+            }
+            None => Vec::new(),
+        };
+        let newer = self.mode == DeliveryMode::Ordered
+            || !self.has(FLAG_HAS_BASE)
+            || self.known_epoch() != Some(epoch)
+            || s >= self.next;
+        self.set_epoch(epoch);
+        self.flags |= FLAG_HAS_BASE;
+        self.set_phase(StreamPhase::Live, ctx);
+        if newer {
+            self.next = s + 1;
+            self.high = s;
+            ctx.events.push_back(Event::Snapshot {
+                stream: self.id,
+                seq,
+                epoch,
+                state,
+            });
+        }
+        let mut pending = pending;
+        pending.sort_by_key(|p| p.seq);
+        for p in pending {
+            if p.epoch.is_some_and(|e| e != epoch) {
+                self.counters.dropped += 1;
+                continue;
+            }
+            if p.seq.get() <= s {
+                self.counters.duplicates += 1;
+                continue;
+            }
+            match self.mode {
+                DeliveryMode::Latest => self.accept_latest(p.seq, p.payload, ctx),
+                DeliveryMode::Ordered => {
+                    self.accept_ordered(now, p.seq.get(), Slot::Msg(p.payload), ctx)
+                }
+            }
+        }
+        self.drain(ctx);
+        self.service(now, ctx);
+    }
+
+    /// The server says the missing range is gone (or the caller decided so).
+    pub(crate) fn reset(
+        &mut self,
+        now: Millis,
+        reason: ResetReason,
+        earliest: Option<Seq>,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        self.counters.resets = self.counters.resets.saturating_add(1);
+        ctx.events.push_back(Event::Reset {
+            stream: self.id,
+            reason,
+            earliest,
+        });
+        self.flags &= !(FLAG_HAS_EPOCH | FLAG_HAS_BASE);
+        let timeout = ctx.config.backoff(0);
+        let connected = ctx.connected;
+        let rec = ensure(&mut self.recovery, ctx.window);
+        rec.ring.clear();
+        rec.holes.clear();
+        rec.fetches.clear();
+        rec.pending.clear();
+        rec.wait = None;
+        rec.healed = false;
+        if connected {
+            rec.wait = Some(Wait {
+                deadline: now.plus(timeout),
+                attempts: 1,
+            });
+            ctx.requests.push_back(Request::FetchSnapshot {
+                stream: self.name.clone(),
+            });
+            self.set_phase(StreamPhase::Snapshotting, ctx);
+        } else {
+            self.set_phase(StreamPhase::Disconnected, ctx);
+        }
+        self.service(now, ctx);
+    }
+
+    // ---- timers ----------------------------------------------------------------
+
+    /// Sends every request that is due, retries what timed out, and computes
+    /// the next deadline. Called after every input that touched recovery
+    /// state and from `handle_timeout`.
+    pub(crate) fn service(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) {
+        let Some(rec) = self.recovery.as_mut() else {
+            return;
+        };
+        let mut deadline: Option<Millis> = None;
+        if ctx.connected {
+            if let Some(wait) = rec.wait.as_mut() {
+                if wait.deadline <= now {
+                    let request = match self.phase {
+                        StreamPhase::Subscribing => Some((
+                            Request::Subscribe {
+                                stream: self.name.clone(),
+                                since: Some(Seq::from_trusted(self.next - 1)),
+                                epoch: if self.flags & FLAG_HAS_EPOCH != 0 {
+                                    Some(Epoch(self.epoch))
+                                } else {
+                                    None
+                                },
+                            },
+                            StalledRequest::Subscribe,
+                        )),
+                        // A subscribe without `since` both (re)registers the
+                        // subscription and asks for a snapshot.
+                        StreamPhase::Snapshotting => Some((
+                            Request::Subscribe {
+                                stream: self.name.clone(),
+                                since: None,
+                                epoch: None,
+                            },
+                            StalledRequest::Snapshot,
+                        )),
+                        _ => None,
+                    };
+                    if let Some((request, stalled)) = request {
+                        ctx.requests.push_back(request);
+                        wait.attempts += 1;
+                        if wait.attempts == ctx.config.stall_after_attempts {
+                            ctx.events.push_back(Event::Stalled {
+                                stream: self.id,
+                                request: stalled,
+                                attempts: wait.attempts,
+                            });
+                        }
+                    }
+                    wait.deadline = now.plus(ctx.config.backoff(wait.attempts - 1));
+                }
+                deadline = Some(wait.deadline);
+            }
+        }
+        if ctx.connected && self.phase == StreamPhase::Live && self.mode == DeliveryMode::Ordered {
+            let window_end = self.next + ctx.window - 1;
+            // Retries: expired fetches give their attempt count to whatever
+            // part of their range is still missing.
+            let mut expired: Vec<Fetch> = Vec::new();
+            rec.fetches.retain(|f| {
+                if f.deadline <= now {
+                    expired.push(*f);
+                    false
+                } else {
+                    true
+                }
+            });
+            let gap_timeout = ctx.config.gap_timeout_ms;
+            let max_fetch = u64::from(ctx.config.max_fetch.max(1));
+            let mut new_fetches: Vec<Fetch> = Vec::new();
+            for hole in &rec.holes {
+                if hole.start > window_end {
+                    break;
+                }
+                let due = hole.since.plus(gap_timeout);
+                if due > now {
+                    deadline = min_deadline(deadline, due);
+                    continue;
+                }
+                let mut cursor = hole.start;
+                let end = hole.end.min(window_end);
+                while cursor <= end {
+                    // Skip parts already in flight.
+                    if let Some(f) = rec
+                        .fetches
+                        .iter()
+                        .chain(new_fetches.iter())
+                        .find(|f| f.start <= cursor && cursor <= f.end)
+                    {
+                        cursor = f.end + 1;
+                        continue;
+                    }
+                    let next_busy = rec
+                        .fetches
+                        .iter()
+                        .chain(new_fetches.iter())
+                        .filter(|f| f.start > cursor)
+                        .map(|f| f.start)
+                        .min()
+                        .unwrap_or(u64::MAX);
+                    let piece_end = end.min(next_busy - 1).min(cursor + max_fetch - 1);
+                    let attempts = expired
+                        .iter()
+                        .filter(|f| f.start <= piece_end && cursor <= f.end)
+                        .map(|f| f.attempts)
+                        .max()
+                        .unwrap_or(0)
+                        + 1;
+                    let range = SeqRange::from_trusted(cursor, piece_end);
+                    ctx.requests.push_back(Request::FetchHistory {
+                        stream: self.name.clone(),
+                        range,
+                    });
+                    self.counters.resyncs = self.counters.resyncs.saturating_add(1);
+                    if attempts == ctx.config.stall_after_attempts {
+                        ctx.events.push_back(Event::Stalled {
+                            stream: self.id,
+                            request: StalledRequest::History(range),
+                            attempts,
+                        });
+                    }
+                    new_fetches.push(Fetch {
+                        start: cursor,
+                        end: piece_end,
+                        deadline: now.plus(ctx.config.backoff(attempts - 1)),
+                        attempts,
+                    });
+                    cursor = piece_end + 1;
+                }
+            }
+            rec.fetches.extend(new_fetches);
+            rec.fetches.sort_by_key(|f| f.start);
+            for f in &rec.fetches {
+                deadline = min_deadline(deadline, f.deadline);
+            }
+        }
+        rec.deadline = deadline;
+        self.release_if_idle();
+    }
+
+    fn release_if_idle(&mut self) {
+        if self.phase != StreamPhase::Live && self.phase != StreamPhase::Disconnected {
+            return;
+        }
+        if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
+            self.recovery = None;
+        }
+    }
+}
+
+fn min_deadline(current: Option<Millis>, candidate: Millis) -> Option<Millis> {
+    Some(current.map_or(candidate, |c| c.min(candidate)))
+}
+
+fn push_skipped<P>(ctx: &mut Ctx<'_, P>, stream: StreamId, start: u64, end: u64) {
+    ctx.events.push_back(Event::Skipped {
+        stream,
+        range: SeqRange::from_trusted(start, end),
+    });
+}
+
+/// Adds `start..=end` (above every existing hole) to the sorted hole list,
+/// merging with the last hole when adjacent.
+fn add_hole(holes: &mut Vec<Hole>, start: u64, end: u64, since: Millis) {
+    if let Some(last) = holes.last_mut() {
+        if last.end + 1 == start {
+            last.end = end;
+            return;
+        }
+    }
+    holes.push(Hole { start, end, since });
+}
+
+/// Removes one seq from the hole that holds it, splitting the hole.
+fn remove_from_holes(holes: &mut Vec<Hole>, seq: u64) {
+    let index = holes.partition_point(|h| h.end < seq);
+    let Some(hole) = holes.get_mut(index) else {
+        return;
+    };
+    if hole.start > seq {
+        return;
+    }
+    match (hole.start == seq, hole.end == seq) {
+        (true, true) => {
+            holes.remove(index);
+        }
+        (true, false) => hole.start += 1,
+        (false, true) => hole.end -= 1,
+        (false, false) => {
+            let tail = Hole {
+                start: seq + 1,
+                end: hole.end,
+                since: hole.since,
+            };
+            hole.end = seq - 1;
+            holes.insert(index + 1, tail);
+        }
+    }
+}
+
+/// The stream's recovery state, created on first need.
+fn ensure<P>(recovery: &mut Option<Box<Recovery<P>>>, window: u64) -> &mut Recovery<P> {
+    recovery.get_or_insert_with(|| {
+        Box::new(Recovery {
+            ring: Ring::new(window as usize),
+            holes: Vec::new(),
+            fetches: Vec::new(),
+            pending: Vec::new(),
+            wait: None,
+            deadline: None,
+            healed: false,
+        })
+    })
+}
