@@ -73,7 +73,7 @@ pub mod types;
 pub use config::Config;
 pub use error::Error;
 pub use event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
-pub use sequencer::{Sequencer, SubscribeOptions};
+pub use sequencer::{Sequencer, SubscribeOptions, idle_stream_bytes};
 pub use stats::StreamStats;
 pub use types::{
     DeliveryMode, Epoch, MAX_SEQ, Millis, Seq, SeqRange, StartAt, StreamId, StreamName,

@@ -130,9 +130,15 @@ impl<P> Sequencer<P> {
 
     /// Every subscribed stream.
     pub fn streams(&self) -> impl Iterator<Item = (StreamId, &StreamName)> + '_ {
-        self.entries
-            .iter()
-            .filter_map(|e| e.state.as_ref().map(|s| (s.id, s.name())))
+        self.entries.iter().enumerate().filter_map(|(index, e)| {
+            e.state.as_ref().map(|s| {
+                let id = StreamId {
+                    index: index as u32,
+                    generation: e.generation,
+                };
+                (id, s.name())
+            })
+        })
     }
 
     fn get(&self, id: StreamId) -> Option<&StreamState<P>> {
@@ -322,12 +328,7 @@ impl<P> Sequencer<P> {
             index,
             generation: entry.generation,
         };
-        entry.state = Some(StreamState::new(
-            id,
-            name.clone(),
-            options.start,
-            options.mode,
-        ));
+        entry.state = Some(StreamState::new(name.clone(), options.start, options.mode));
         self.by_name.insert(name, id);
         if self.connected {
             self.with_index(index as usize, |state, ctx| state.on_connected(now, ctx));
@@ -397,6 +398,7 @@ impl<P> Sequencer<P> {
             config: &self.config,
             window: self.window,
             connected: self.connected,
+            id,
             events: &mut self.events,
             requests: &mut self.requests,
         };
@@ -408,13 +410,21 @@ impl<P> Sequencer<P> {
     }
 
     fn with_index(&mut self, index: usize, f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>)) {
-        let Some(state) = self.entries.get_mut(index).and_then(|e| e.state.as_mut()) else {
+        let Some(entry) = self.entries.get_mut(index) else {
+            return;
+        };
+        let generation = entry.generation;
+        let Some(state) = entry.state.as_mut() else {
             return;
         };
         let mut ctx = Ctx {
             config: &self.config,
             window: self.window,
             connected: self.connected,
+            id: StreamId {
+                index: index as u32,
+                generation,
+            },
             events: &mut self.events,
             requests: &mut self.requests,
         };
@@ -440,4 +450,18 @@ fn unknown(id: StreamId) -> Error {
     Error::UnknownStream {
         stream: format!("#{}", id.to_raw()),
     }
+}
+
+/// What one idle stream costs a sequencer with payload `P`, in bytes:
+/// `(state, total)`. `state` is its slot (the per-stream state machine with
+/// its counters); `total` adds its entry in the name index and its name's
+/// allocation. "Idle" means subscribed, live and with nothing pending:
+/// recovery state (ring, holes, fetches) is allocated only on demand.
+#[doc(hidden)]
+pub fn idle_stream_bytes<P>(name: &str) -> (usize, usize) {
+    let state = std::mem::size_of::<Entry<P>>();
+    // Key + value + one control byte; hashbrown keeps its load factor <= 7/8.
+    let bucket = (std::mem::size_of::<(StreamName, StreamId)>() + 1) * 8 / 7;
+    let name_heap = 2 * std::mem::size_of::<usize>() + name.len();
+    (state, state + bucket + name_heap)
 }

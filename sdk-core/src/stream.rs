@@ -27,6 +27,8 @@ pub(crate) struct Ctx<'a, P> {
     pub(crate) config: &'a Config,
     pub(crate) window: u64,
     pub(crate) connected: bool,
+    /// The stream being handled.
+    pub(crate) id: StreamId,
     pub(crate) events: &'a mut VecDeque<Event<P>>,
     pub(crate) requests: &'a mut VecDeque<Request>,
 }
@@ -101,14 +103,13 @@ pub(crate) struct StreamState<P> {
     epoch: u64,
     counters: Counters,
     recovery: Option<Box<Recovery<P>>>,
-    pub(crate) id: StreamId,
     phase: StreamPhase,
     mode: DeliveryMode,
     flags: u8,
 }
 
 impl<P> StreamState<P> {
-    pub(crate) fn new(id: StreamId, name: StreamName, start: StartAt, mode: DeliveryMode) -> Self {
+    pub(crate) fn new(name: StreamName, start: StartAt, mode: DeliveryMode) -> Self {
         let mut state = StreamState {
             name,
             next: 1,
@@ -116,7 +117,6 @@ impl<P> StreamState<P> {
             epoch: 0,
             counters: Counters::default(),
             recovery: None,
-            id,
             phase: StreamPhase::Disconnected,
             mode,
             flags: 0,
@@ -205,7 +205,7 @@ impl<P> StreamState<P> {
         if self.phase != phase {
             self.phase = phase;
             ctx.events.push_back(Event::PhaseChanged {
-                stream: self.id,
+                stream: ctx.id,
                 phase,
             });
         }
@@ -284,7 +284,7 @@ impl<P> StreamState<P> {
             }
             self.counters.delivered += 1;
             ctx.events.push_back(Event::Message {
-                stream: self.id,
+                stream: ctx.id,
                 seq,
                 payload,
             });
@@ -359,7 +359,7 @@ impl<P> StreamState<P> {
         self.next = s + 1;
         self.counters.delivered += 1;
         ctx.events.push_back(Event::Message {
-            stream: self.id,
+            stream: ctx.id,
             seq,
             payload,
         });
@@ -375,7 +375,7 @@ impl<P> StreamState<P> {
         }
         let offset = s - self.next;
         let window = ctx.window;
-        let id = self.id;
+        let id = ctx.id;
         let high = self.high;
         let rec = ensure(&mut self.recovery, ctx.window);
         if s > high {
@@ -423,14 +423,14 @@ impl<P> StreamState<P> {
             match rec.ring.pop_front() {
                 Some(Slot::Msg(payload)) => {
                     if skip_start != 0 {
-                        push_skipped(ctx, self.id, skip_start, self.next - 1);
+                        push_skipped(ctx, ctx.id, skip_start, self.next - 1);
                         skip_start = 0;
                     }
                     let seq = Seq::from_trusted(self.next);
                     self.next += 1;
                     self.counters.delivered += 1;
                     ctx.events.push_back(Event::Message {
-                        stream: self.id,
+                        stream: ctx.id,
                         seq,
                         payload,
                     });
@@ -446,13 +446,13 @@ impl<P> StreamState<P> {
             }
         }
         if skip_start != 0 {
-            push_skipped(ctx, self.id, skip_start, self.next - 1);
+            push_skipped(ctx, ctx.id, skip_start, self.next - 1);
         }
         if rec.healed {
             rec.healed = false;
             self.counters.gaps_healed = self.counters.gaps_healed.saturating_add(1);
             ctx.events.push_back(Event::GapHealed {
-                stream: self.id,
+                stream: ctx.id,
                 through: Seq::from_trusted(self.next - 1),
             });
         }
@@ -554,7 +554,7 @@ impl<P> StreamState<P> {
     /// Records that `high+1..=head` exists and is missing.
     fn reveal_tail(&mut self, _now: Millis, head: u64, since: Millis, ctx: &mut Ctx<'_, P>) {
         let start = self.high + 1;
-        let id = self.id;
+        let id = ctx.id;
         let rec = ensure(&mut self.recovery, ctx.window);
         add_hole(&mut rec.holes, start, head, since);
         self.high = head;
@@ -637,7 +637,7 @@ impl<P> StreamState<P> {
             self.next = s + 1;
             self.high = s;
             ctx.events.push_back(Event::Snapshot {
-                stream: self.id,
+                stream: ctx.id,
                 seq,
                 epoch,
                 state,
@@ -675,7 +675,7 @@ impl<P> StreamState<P> {
     ) {
         self.counters.resets = self.counters.resets.saturating_add(1);
         ctx.events.push_back(Event::Reset {
-            stream: self.id,
+            stream: ctx.id,
             reason,
             earliest,
         });
@@ -747,7 +747,7 @@ impl<P> StreamState<P> {
                         wait.attempts += 1;
                         if wait.attempts == ctx.config.stall_after_attempts {
                             ctx.events.push_back(Event::Stalled {
-                                stream: self.id,
+                                stream: ctx.id,
                                 request: stalled,
                                 attempts: wait.attempts,
                             });
@@ -820,7 +820,7 @@ impl<P> StreamState<P> {
                     self.counters.resyncs = self.counters.resyncs.saturating_add(1);
                     if attempts == ctx.config.stall_after_attempts {
                         ctx.events.push_back(Event::Stalled {
-                            stream: self.id,
+                            stream: ctx.id,
                             request: StalledRequest::History(range),
                             attempts,
                         });
