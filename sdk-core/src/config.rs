@@ -25,7 +25,7 @@ pub struct Config {
     /// `request_timeout_ms` up to this.
     pub max_backoff_ms: u64,
     /// After this many unanswered attempts for one range, a
-    /// `ResyncStalled` event tells the application (retries go on at
+    /// `Event::Stalled` tells the application (retries go on at
     /// `max_backoff_ms`).
     pub stall_after_attempts: u32,
     /// Largest range asked for in one history request.

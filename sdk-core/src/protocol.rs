@@ -40,7 +40,7 @@ pub enum ClientFrame<D> {
     Subscribe {
         /// The stream.
         stream: StreamName,
-        /// Last seq the client has (0: none yet, send everything retained).
+        /// Last seq the client has (0: none yet; the client fetches from 1).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         since: Option<Seq>,
         /// Epoch of `since`; a server whose epoch differs answers `reset`.

@@ -272,7 +272,7 @@ pub enum StartAt {
     /// Ask the server for a snapshot and continue live from its seq.
     #[default]
     Snapshot,
-    /// Resume after `seq` (0: from the first message the log holds). When
+    /// Resume after `seq` (0: from seq 1; a `Reset` if retention dropped it). When
     /// `epoch` is given and the server's epoch differs, the stream resets.
     After {
         /// Last seq the application already has.
