@@ -1,0 +1,6 @@
+//! seqsync reference server.
+
+pub mod auth;
+pub mod faults;
+pub mod log;
+pub mod metrics;

@@ -1,0 +1,2 @@
+//! seqsync-server binary.
+fn main() {}
