@@ -1,0 +1,177 @@
+//! The handles the application holds: [`Client`] and [`Subscription`].
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use seqsync_core::{Seq, StreamId, StreamStats, SubscribeOptions};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::ClientConfig;
+use crate::driver::{Command, Driver};
+use crate::error::ClientError;
+use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
+
+/// A connection to a seqsync server, kept alive in a background task.
+///
+/// Cloning is cheap; every clone talks to the same task. The task ends when
+/// [`close`](Client::close) is called, or when every `Client` and
+/// [`Subscription`] is dropped.
+#[derive(Clone, Debug)]
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    state: watch::Receiver<ConnectionState>,
+}
+
+impl Client {
+    /// Starts the background task and waits for the first connection.
+    ///
+    /// Later losses are repaired in the background: reconnect with
+    /// exponential backoff and full jitter across the endpoints, resume every
+    /// subscription after its last contiguous seq, fetch what is missing.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`ClientError::NoEndpoints`], or [`ClientError::ConnectFailed`] when no
+    /// endpoint answered within `initial_connect_timeout_ms`.
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        if config.endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let (state_tx, state) = watch::channel(ConnectionState::Closed);
+        let (first_tx, first_rx) = oneshot::channel();
+        let driver = Driver::new(config, receiver, state_tx);
+        tokio::spawn(driver.run(Some(first_tx)));
+        first_rx.await.map_err(|_| ClientError::Closed)??;
+        Ok(Client { commands, state })
+    }
+
+    /// Subscribes to `stream`: a snapshot first, then every message in order.
+    ///
+    /// # Errors
+    /// [`ClientError::Core`] for an invalid name or a stream already
+    /// subscribed by this client; [`ClientError::Closed`].
+    pub async fn subscribe(&self, stream: &str) -> Result<Subscription, ClientError> {
+        self.subscribe_with(stream, SubscribeOptions::default())
+            .await
+    }
+
+    /// Subscribes with explicit options: resume point, delivery mode.
+    ///
+    /// # Errors
+    /// As [`subscribe`](Client::subscribe).
+    pub async fn subscribe_with(
+        &self,
+        stream: &str,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Subscribe {
+            stream: stream.to_string(),
+            options,
+            reply,
+        })?;
+        let (id, events) = answer.await.map_err(|_| ClientError::Closed)??;
+        Ok(Subscription {
+            stream: stream.to_string(),
+            id,
+            events,
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Appends `data` to `stream` and returns the seq the server assigned.
+    ///
+    /// The publish carries an idempotency id and is re-sent with the same id
+    /// after a reconnect, so it is stored exactly once.
+    ///
+    /// # Errors
+    /// [`ClientError::PublishRejected`], [`ClientError::PublishTimeout`],
+    /// [`ClientError::TooManyPendingPublishes`], [`ClientError::Closed`].
+    pub async fn publish(&self, stream: &str, data: Value) -> Result<Seq, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Publish {
+            stream: stream.to_string(),
+            data,
+            reply,
+        })?;
+        answer.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Counters and position of a subscribed stream.
+    pub async fn stream_stats(&self, stream: &str) -> Option<StreamStats> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::StreamStats {
+            stream: stream.to_string(),
+            reply,
+        })
+        .ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// Client-wide counters (connections, frames, recovery traffic).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn stats(&self) -> Result<ClientStats, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::ClientStats { reply })?;
+        answer.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// Watches the connection: connecting, connected, disconnected, closed.
+    pub fn connection_state(&self) -> watch::Receiver<ConnectionState> {
+        self.state.clone()
+    }
+
+    /// Closes cleanly: waits for publishes in flight to be acknowledged (up
+    /// to their timeout), closes the socket, ends every subscription.
+    pub async fn close(self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Command::Close { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    fn send(&self, command: Command) -> Result<(), ClientError> {
+        self.commands.send(command).map_err(|_| ClientError::Closed)
+    }
+}
+
+/// The events of one subscribed stream: a [`futures_core::Stream`] of
+/// [`SubscriptionEvent`]. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    stream: String,
+    id: StreamId,
+    events: mpsc::Receiver<SubscriptionEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Subscription {
+    /// The stream's name.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The next event; `None` once the client is closed.
+    pub async fn next_event(&mut self) -> Option<SubscriptionEvent> {
+        self.events.recv().await
+    }
+}
+
+impl futures_core::Stream for Subscription {
+    type Item = SubscriptionEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Unsubscribe { id: self.id });
+    }
+}

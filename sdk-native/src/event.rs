@@ -1,0 +1,134 @@
+//! What a [`Subscription`](crate::Subscription) yields.
+
+use seqsync_core::{Epoch, Event, ResetReason, Seq, SeqRange, StalledRequest, StreamPhase};
+use serde_json::Value;
+
+/// One event of a subscribed stream, in the order it happened.
+///
+/// `Message` seqs are strictly increasing and contiguous, except across a
+/// `Skipped` range (seqs the server will never send) or a `Reset` followed by
+/// a `Snapshot`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubscriptionEvent {
+    /// The next message.
+    Message {
+        /// Its seq.
+        seq: Seq,
+        /// Its payload.
+        data: Value,
+    },
+    /// The stream's state at `seq`; replaces whatever the application held.
+    Snapshot {
+        /// Last seq folded into `state`.
+        seq: Seq,
+        /// The log's epoch.
+        epoch: Epoch,
+        /// The state.
+        state: Value,
+    },
+    /// The server no longer has what is missing: drop the state, a
+    /// `Snapshot` follows.
+    Reset {
+        /// Why.
+        reason: ResetReason,
+        /// Earliest seq still held, when the server said.
+        earliest: Option<Seq>,
+    },
+    /// Seqs the server will never send (filtered or deleted).
+    Skipped {
+        /// The seqs.
+        range: SeqRange,
+    },
+    /// A hole was detected; later messages wait for it.
+    GapDetected {
+        /// The missing seqs as first seen.
+        range: SeqRange,
+    },
+    /// Every hole closed again.
+    GapHealed {
+        /// Last contiguous seq.
+        through: Seq,
+    },
+    /// A request keeps going unanswered (retries continue).
+    Stalled {
+        /// Which request.
+        request: StalledRequest,
+        /// Attempts so far.
+        attempts: u32,
+    },
+    /// The stream's phase changed (disconnected, subscribing, live, ...).
+    Phase(StreamPhase),
+}
+
+impl From<Event<Value>> for SubscriptionEvent {
+    fn from(event: Event<Value>) -> SubscriptionEvent {
+        match event {
+            Event::Message { seq, payload, .. } => {
+                SubscriptionEvent::Message { seq, data: payload }
+            }
+            Event::Snapshot {
+                seq, epoch, state, ..
+            } => SubscriptionEvent::Snapshot { seq, epoch, state },
+            Event::Reset {
+                reason, earliest, ..
+            } => SubscriptionEvent::Reset { reason, earliest },
+            Event::Skipped { range, .. } => SubscriptionEvent::Skipped { range },
+            Event::GapDetected { range, .. } => SubscriptionEvent::GapDetected { range },
+            Event::GapHealed { through, .. } => SubscriptionEvent::GapHealed { through },
+            Event::Stalled {
+                request, attempts, ..
+            } => SubscriptionEvent::Stalled { request, attempts },
+            Event::PhaseChanged { phase, .. } => SubscriptionEvent::Phase(phase),
+        }
+    }
+}
+
+/// The client's connection, as seen through
+/// [`Client::connection_state`](crate::Client::connection_state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Trying `endpoint`.
+    Connecting {
+        /// The endpoint being tried.
+        endpoint: String,
+        /// Attempts since the last successful connection.
+        attempt: u32,
+    },
+    /// Connected to `endpoint`.
+    Connected {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Waiting before the next attempt.
+    Disconnected {
+        /// Why the last connection ended or failed.
+        reason: String,
+    },
+    /// `close()` was called or every handle was dropped.
+    Closed,
+}
+
+/// Client-wide counters, from [`Client::stats`](crate::Client::stats).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Successful connections (the first one included).
+    pub connects: u64,
+    /// Connections lost (dead peer, closed, heartbeat timeout).
+    pub disconnects: u64,
+    /// Text frames received.
+    pub frames: u64,
+    /// Bytes of text frames received.
+    pub bytes: u64,
+    /// Frames that failed to parse (each logged and dropped).
+    pub bad_frames: u64,
+    /// History frames received.
+    pub history_frames: u64,
+    /// Bytes of history frames received.
+    pub history_bytes: u64,
+    /// Messages inside history frames.
+    pub history_messages: u64,
+    /// Of those, messages the client already had (wasted recovery traffic).
+    pub history_duplicates: u64,
+    /// Publishes acknowledged.
+    pub published: u64,
+}

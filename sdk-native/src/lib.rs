@@ -1,0 +1,52 @@
+//! # seqsync — the native tokio client
+//!
+//! Subscribes to sequenced streams on a seqsync server and hands the
+//! application every message exactly once, in order — or an explicit
+//! `Reset` when the server no longer has what is missing. Reconnects with
+//! backoff and jitter, fails over across endpoints, resumes after the last
+//! contiguous seq, and fetches exactly the missing ranges.
+//!
+//! One background task owns the socket and the `seqsync_core::Sequencer`;
+//! this crate only translates and schedules: every sequencing decision is
+//! the core's.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use seqsync::{Client, ClientConfig, SubscriptionEvent};
+//!
+//! # async fn demo() -> Result<(), seqsync::ClientError> {
+//! let client = Client::connect(ClientConfig::new("ws://127.0.0.1:8080/ws")).await?;
+//! let mut room = client.subscribe("room:42").await?;
+//! let seq = client.publish("room:42", serde_json::json!({"text": "hi"})).await?;
+//! println!("published as {seq}");
+//! while let Some(event) = room.next().await {
+//!     match event {
+//!         SubscriptionEvent::Snapshot { seq, state, .. } => println!("state at {seq}: {state}"),
+//!         SubscriptionEvent::Message { seq, data } => println!("{seq}: {data}"),
+//!         SubscriptionEvent::Reset { reason, .. } => println!("reset: {}", reason.as_str()),
+//!         _ => {}
+//!     }
+//! }
+//! client.close().await;
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod backoff;
+mod client;
+mod config;
+mod driver;
+mod error;
+mod event;
+mod ordered;
+
+pub use client::{Client, Subscription};
+pub use config::ClientConfig;
+pub use error::ClientError;
+pub use event::{ClientStats, ConnectionState, SubscriptionEvent};
+pub use ordered::{Processed, process_ordered};
+pub use seqsync_core::{
+    DeliveryMode, Epoch, ResetReason, Seq, SeqRange, StalledRequest, StartAt, StreamPhase,
+    StreamStats, SubscribeOptions,
+};
