@@ -1,6 +1,80 @@
-//! seqsync reference server.
+//! # seqsync-server
+//!
+//! The reference server of seqsync: it speaks protocol v1 over WebSocket
+//! (`/ws`), keeps every stream in a [`log::Log`] (SQLite on disk, or memory),
+//! and serves `/healthz`, `/metrics` (Prometheus text) and static files.
+//!
+//! ## Architecture
+//!
+//! ```text
+//!  client ──ws──> reader ──publish──> stream sequencing point ──append──> Log
+//!                   │                    │ (one task per stream,          (SQLite / memory)
+//!                   │ subscribe/history/ │  batches appends)
+//!                   │ snapshot (Log reads)│
+//!                   v                    v  after commit: head, fan-out, acks
+//!               Outbound queue  <────────┘
+//!               [control: ack head reset error subscribed snapshot history]
+//!               [live: msg ... bounded, drops when full]
+//!                   │
+//!                 writer ── fault injection (live msgs only) ──ws──> client
+//! ```
+//!
+//! - **One sequencing point per stream** ([`hub`]): a task that owns the
+//!   stream's publish channel. It takes publishes in batches, appends each
+//!   batch to the log in one atomic step (one SQLite transaction), and only
+//!   then advances the cached head, fans the new `msg` frames out and queues
+//!   the `ack`s. An ack therefore always names a committed message, and a
+//!   restart never loses an acknowledged publish. Seqs come from the log,
+//!   contiguous from 1; retried publish ids get their first seq back.
+//! - **Subscribe registers first**, then reads the snapshot or the head, so
+//!   no live message can fall between the answer and the live flow (some may
+//!   arrive twice; the client's sequencer drops them).
+//! - **Outbound queue per connection** with two parts: control frames are
+//!   always sent before live ones; the live part is bounded
+//!   ([`Limits::live_queue`]) and drops new frames when full (counted in
+//!   `/metrics`), so a slow reader costs bounded memory and recovers through
+//!   `head` heartbeats and `history`. The control part is bounded by
+//!   back-pressure: the reader stops reading a connection's requests while
+//!   its control queue is full.
+//! - **The `Log` trait is synchronous** ([`log`]): SQLite and a map behind a
+//!   mutex are synchronous by nature; a blocking backend is called through
+//!   `spawn_blocking` once per batch, the memory log inline.
+//! - **Fault injection** ([`faults`]): deterministic from a seed; drops,
+//!   duplicates, reorders or delays live `msg` frames and cuts connections,
+//!   for every connection (`--faults`) or one (`/ws?faults=...`).
+//! - **Tokens** ([`auth`]): optional HMAC-SHA256 tokens (`/ws?token=...`)
+//!   naming readable and writable stream patterns.
+//!
+//! Bad input never panics and never costs unbounded memory: each case gets an
+//! `error` frame with its code and the connection goes on, except a frame
+//! above the hard size limit (close code 1009) and a flood of bad frames
+//! (close code 1008).
+//!
+//! ## Starting a server in-process
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), seqsync_server::ServerError> {
+//! use seqsync_server::{Server, ServerConfig};
+//!
+//! let server = Server::start(ServerConfig::for_tests()).await?; // memory log, 127.0.0.1:0
+//! println!("connect to {}", server.ws_url());
+//! // ... run clients against it ...
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
 
 pub mod auth;
+mod config;
+mod conn;
 pub mod faults;
+pub mod hub;
 pub mod log;
 pub mod metrics;
+mod outbound;
+mod server;
+
+pub use config::{Limits, ServerConfig, Storage};
+pub use conn::MAX_PUBLISH_ID_LEN;
+pub use log::Retention;
+pub use metrics::MetricsSnapshot;
+pub use server::{RunningServer, Server, ServerError};

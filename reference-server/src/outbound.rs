@@ -1,0 +1,160 @@
+//! A connection's outbound queue: control frames before live frames, and a
+//! live part that drops instead of growing.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+
+#[derive(Default)]
+pub(crate) struct Queues {
+    pub(crate) control: VecDeque<Utf8Bytes>,
+    pub(crate) live: VecDeque<Utf8Bytes>,
+}
+
+struct Inner {
+    queues: Queues,
+    closed: bool,
+    close: Option<(u16, &'static str)>,
+}
+
+/// One connection's outbound frames, shared by the tasks that produce them
+/// (the connection's reader, stream sequencing points) and its writer.
+pub(crate) struct Outbound {
+    pub(crate) id: u64,
+    inner: Mutex<Inner>,
+    /// Wakes the writer.
+    pub(crate) wake: Notify,
+    /// Wakes a reader waiting for room in the control queue.
+    space: Notify,
+    live_cap: usize,
+    control_cap: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Outbound {
+    pub(crate) fn new(
+        id: u64,
+        live_cap: usize,
+        control_cap: usize,
+        metrics: Arc<Metrics>,
+    ) -> Outbound {
+        Outbound {
+            id,
+            inner: Mutex::new(Inner {
+                queues: Queues::default(),
+                closed: false,
+                close: None,
+            }),
+            wake: Notify::new(),
+            space: Notify::new(),
+            live_cap: live_cap.max(1),
+            control_cap: control_cap.max(1),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a control frame. Control frames are bounded by their producers:
+    /// the reader waits for room before handling the next request.
+    pub(crate) fn push_control(&self, frame: Utf8Bytes) {
+        {
+            let mut inner = self.lock();
+            if inner.closed {
+                return;
+            }
+            inner.queues.control.push_back(frame);
+        }
+        Metrics::inc(&self.metrics.queue_depth);
+        self.wake.notify_one();
+    }
+
+    /// Queues live frames; those that find the live queue full are dropped
+    /// and counted (the client recovers them through `head` and history).
+    pub(crate) fn push_live(&self, frames: &[Utf8Bytes]) {
+        let (queued, dropped, depth) = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return;
+            }
+            let room = self.live_cap.saturating_sub(inner.queues.live.len());
+            let take = room.min(frames.len());
+            inner.queues.live.extend(frames[..take].iter().cloned());
+            (take, frames.len() - take, inner.queues.live.len())
+        };
+        Metrics::add(&self.metrics.queue_depth, queued as u64);
+        Metrics::add(&self.metrics.live_dropped, dropped as u64);
+        self.metrics.observe_depth(depth as u64);
+        if queued > 0 {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Takes everything queued, for the writer.
+    pub(crate) fn take(&self, into: &mut Queues) -> Option<(u16, &'static str)> {
+        let n;
+        let close;
+        {
+            let mut inner = self.lock();
+            std::mem::swap(&mut inner.queues.control, &mut into.control);
+            std::mem::swap(&mut inner.queues.live, &mut into.live);
+            n = into.control.len() + into.live.len();
+            close = inner.close;
+        }
+        self.metrics
+            .queue_depth
+            .fetch_sub(n as u64, Ordering::Relaxed);
+        self.space.notify_waiters();
+        close
+    }
+
+    /// Asks the writer to send a close frame with `code` and stop.
+    pub(crate) fn close_with(&self, code: u16, reason: &'static str) {
+        {
+            let mut inner = self.lock();
+            if inner.close.is_none() {
+                inner.close = Some((code, reason));
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    /// Stops accepting frames and forgets those still queued.
+    pub(crate) fn shut(&self) {
+        let n = {
+            let mut inner = self.lock();
+            inner.closed = true;
+            let n = inner.queues.control.len() + inner.queues.live.len();
+            inner.queues.control.clear();
+            inner.queues.live.clear();
+            n
+        };
+        self.metrics
+            .queue_depth
+            .fetch_sub(n as u64, Ordering::Relaxed);
+        self.space.notify_waiters();
+    }
+
+    /// Waits until the control queue has room.
+    pub(crate) async fn wait_control_space(&self) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let inner = self.lock();
+                if inner.closed || inner.queues.control.len() < self.control_cap {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+}

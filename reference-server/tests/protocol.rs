@@ -1,0 +1,324 @@
+//! Every frame type and flow of protocol v1 against a live server.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use seqsync_server::Retention;
+
+#[tokio::test]
+async fn subscribe_without_since_answers_snapshot_of_last_k_messages() {
+    let server = start(ServerConfig {
+        snapshot_messages: 3,
+        ..config()
+    })
+    .await;
+    let mut publisher = Client::connect(&server.ws_url()).await;
+    publisher.publish_many("room", "p", 5).await;
+    let mut reader = Client::connect(&server.ws_url()).await;
+    let snap = reader.subscribe("room").await;
+    assert_eq!(snap["stream"], "room");
+    assert_eq!(snap["seq"], 5);
+    assert!(snap["epoch"].as_u64().is_some_and(|e| e > 0));
+    let seqs: Vec<u64> = snap["state"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, [3, 4, 5]);
+    assert_eq!(snap["state"]["messages"][2]["data"], json!({"i": 4}));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn publish_is_acked_and_fanned_out_live_with_epoch() {
+    let server = start(config()).await;
+    let mut a = Client::connect(&server.ws_url()).await;
+    let mut b = Client::connect(&server.ws_url()).await;
+    let snap_a = a.subscribe("chat").await;
+    b.subscribe("chat").await;
+    let mut publisher = Client::connect(&server.ws_url()).await;
+    let seq = publisher.publish("chat", "m1", json!({"text": "hi"})).await;
+    assert_eq!(seq, 1);
+    for client in [&mut a, &mut b] {
+        let msg = client.next_of("msg").await;
+        assert_eq!(msg["stream"], "chat");
+        assert_eq!(msg["seq"], 1);
+        assert_eq!(msg["epoch"], snap_a["epoch"]);
+        assert_eq!(msg["data"], json!({"text": "hi"}));
+    }
+    assert_eq!(server.metrics().publishes, 1);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn retried_publish_id_gets_the_same_seq_and_no_second_message() {
+    let server = start(config()).await;
+    let mut reader = Client::connect(&server.ws_url()).await;
+    reader.subscribe("s").await;
+    let mut publisher = Client::connect(&server.ws_url()).await;
+    let first = publisher.publish("s", "same", json!(1)).await;
+    let again = publisher.publish("s", "same", json!(2)).await;
+    let other = publisher.publish("s", "other", json!(3)).await;
+    assert_eq!((first, again, other), (1, 1, 2));
+    let m1 = reader.next_of("msg").await;
+    let m2 = reader.next_of("msg").await;
+    assert_eq!((m1["seq"].as_u64(), m2["seq"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(m1["data"], json!(1));
+    let snapshot = server.metrics();
+    assert_eq!((snapshot.publishes, snapshot.publish_duplicates), (2, 1));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn subscribe_with_since_answers_subscribed_with_head_then_live() {
+    let server = start(config()).await;
+    let mut publisher = Client::connect(&server.ws_url()).await;
+    publisher.publish_many("s", "p", 4).await;
+    let mut probe = Client::connect(&server.ws_url()).await;
+    let epoch = probe.subscribe("s").await["epoch"].clone();
+    let mut client = Client::connect(&server.ws_url()).await;
+    client
+        .send(json!({"type": "subscribe", "stream": "s", "since": 2, "epoch": epoch}))
+        .await;
+    let sub = client.next().await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    assert_eq!(sub["head"], 4);
+    assert_eq!(sub["epoch"], epoch);
+    publisher.publish("s", "p-next", json!("five")).await;
+    let msg = client.next_of("msg").await;
+    assert_eq!(msg["seq"], 5);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn subscribe_with_another_epoch_is_reset_epoch_changed() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let epoch = client.subscribe("s").await["epoch"].as_u64().unwrap_or(0);
+    client
+        .send(json!({"type": "subscribe", "stream": "s", "since": 0, "epoch": epoch ^ 1}))
+        .await;
+    let reset = client.next().await;
+    assert_eq!(reset["type"], "reset");
+    assert_eq!(reset["reason"], "epoch_changed");
+    assert_eq!(reset["stream"], "s");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn resubscribing_is_idempotent() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.subscribe("s").await;
+    client.subscribe("s").await;
+    let mut publisher = Client::connect(&server.ws_url()).await;
+    publisher.publish("s", "x", json!(null)).await;
+    publisher.publish("s", "y", json!(null)).await;
+    let first = client.next_of("msg").await;
+    let second = client.next_of("msg").await;
+    // One registration: the second message follows the first, no copy between.
+    assert_eq!((first["seq"].as_u64(), second["seq"].as_u64()), (Some(1), Some(2)));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn history_covers_pages_and_stops_at_head() {
+    let server = start(ServerConfig {
+        limits: Limits {
+            history_page: 4,
+            ..Limits::default()
+        },
+        ..config()
+    })
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish_many("h", "p", 10).await;
+    client
+        .send(json!({"type": "history", "stream": "h", "from": 2, "to": 100}))
+        .await;
+    let page = client.next().await;
+    assert_eq!(page["type"], "history");
+    assert_eq!((page["from"].as_u64(), page["to"].as_u64()), (Some(2), Some(5)));
+    let seqs: Vec<u64> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(seqs, [2, 3, 4, 5]);
+    assert_eq!(page["messages"][0]["data"], json!({"i": 1}));
+    assert!(page.get("skipped").is_none_or(|s| s.as_array().is_some_and(Vec::is_empty)));
+    assert!(page["epoch"].as_u64().is_some());
+    client
+        .send(json!({"type": "history", "stream": "h", "from": 9, "to": 100}))
+        .await;
+    let tail = client.next().await;
+    assert_eq!((tail["from"].as_u64(), tail["to"].as_u64()), (Some(9), Some(10)));
+    assert_eq!(server.metrics().history_requests, 2);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn snapshot_request_answers_current_state() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish("snap", "a", json!("x")).await;
+    client.send(json!({"type": "snapshot", "stream": "snap"})).await;
+    let snap = client.next().await;
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(snap["seq"], 1);
+    assert_eq!(snap["state"]["messages"][0]["data"], "x");
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn heartbeat_names_every_subscribed_stream() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let epoch = client.subscribe("a").await["epoch"].clone();
+    client.subscribe("b").await;
+    client.publish("a", "1", json!(1)).await;
+    client.publish("a", "2", json!(2)).await;
+    loop {
+        let head = client.next_of("head").await;
+        if head["heads"]["a"]["seq"] == 2 {
+            assert_eq!(head["heads"]["a"]["epoch"], epoch);
+            assert_eq!(head["heads"]["b"]["seq"], 0);
+            break;
+        }
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_live_messages() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.subscribe("u").await;
+    client.subscribe("other").await;
+    client.send(json!({"type": "unsubscribe", "stream": "u"})).await;
+    client.publish("u", "1", json!(1)).await;
+    client.publish("other", "2", json!(2)).await;
+    let msg = client.next_of("msg").await;
+    assert_eq!(msg["stream"], "other", "no msg of an unsubscribed stream: {msg}");
+    loop {
+        let head = client.next_of("head").await;
+        assert!(head["heads"].get("u").is_none(), "{head}");
+        if head["heads"].get("other").is_some() {
+            break;
+        }
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn count_retention_resets_history_and_resume_before_earliest() {
+    let server = start(ServerConfig {
+        retention: Retention {
+            max_count: Some(5),
+            max_age_ms: None,
+        },
+        ..config()
+    })
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish_many("r", "p", 12).await;
+    client
+        .send(json!({"type": "history", "stream": "r", "from": 2, "to": 12}))
+        .await;
+    let reset = client.next().await;
+    assert_eq!(reset["type"], "reset", "{reset}");
+    assert_eq!(reset["reason"], "history_unavailable");
+    assert_eq!(reset["earliest"], 8);
+    client
+        .send(json!({"type": "history", "stream": "r", "from": 8, "to": 12}))
+        .await;
+    assert_eq!(client.next().await["messages"].as_array().map(Vec::len), Some(5));
+    client
+        .send(json!({"type": "subscribe", "stream": "r", "since": 3}))
+        .await;
+    let reset = client.next().await;
+    assert_eq!((reset["type"].as_str(), reset["reason"].as_str()), (Some("reset"), Some("history_unavailable")));
+    client
+        .send(json!({"type": "subscribe", "stream": "r", "since": 7}))
+        .await;
+    assert_eq!(client.next().await["type"], "subscribed");
+    assert!(server.metrics().resets >= 2);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn age_retention_trims_in_the_background() {
+    let server = start(ServerConfig {
+        retention: Retention {
+            max_count: None,
+            max_age_ms: Some(1),
+        },
+        retention_interval_ms: 20,
+        ..config()
+    })
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish_many("old", "p", 3).await;
+    eventually("age retention trimmed 3 messages", || server.metrics().trimmed >= 3).await;
+    client
+        .send(json!({"type": "history", "stream": "old", "from": 1, "to": 3}))
+        .await;
+    let reset = client.next().await;
+    assert_eq!(reset["type"], "reset", "{reset}");
+    assert_eq!(reset["earliest"], 4);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn healthz_metrics_and_static_files() {
+    let dir = TempDir::new("static");
+    std::fs::write(dir.0.join("index.html"), "<h1>chat</h1>").expect("write");
+    let server = start(ServerConfig {
+        static_dir: Some(dir.0.clone()),
+        ..config()
+    })
+    .await;
+    let addr = server.local_addr();
+    let (status, body) = http_get(addr, "/healthz").await;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish("m", "1", json!(1)).await;
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "seqsync_connections 1",
+        "seqsync_publishes_total 1",
+        "seqsync_deliveries_total",
+        "seqsync_history_requests_total",
+        "seqsync_live_dropped_total",
+        "seqsync_queue_depth",
+    ] {
+        assert!(body.contains(name), "/metrics lacks {name}:\n{body}");
+    }
+    let (status, body) = http_get(addr, "/").await;
+    assert_eq!((status, body.as_str()), (200, "<h1>chat</h1>"));
+    let (status, _) = http_get(addr, "/../Cargo.toml").await;
+    assert_eq!(status, 404);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn shutdown_closes_connections_with_going_away() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.subscribe("s").await;
+    let stop = tokio::spawn(server.shutdown());
+    loop {
+        match client.read().await {
+            Read::Frame(_) => continue,
+            Read::Closed(code) => {
+                assert_eq!(code, Some(1001));
+                break;
+            }
+        }
+    }
+    stop.await.expect("join").expect("shutdown");
+}
