@@ -1,0 +1,362 @@
+//! The native client against the reference server: one behaviour per test.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use seqsync::{Client, ClientConfig, ClientError, ConnectionState, SubscriptionEvent};
+use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, start, test_config};
+use seqsync_server::Storage;
+use serde_json::json;
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn fast(url: &str) -> ClientConfig {
+    ClientConfig::new(url)
+        .gap_timeout(Duration::from_millis(20))
+        .heartbeat_timeout(Duration::from_millis(1_000))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+/// Reads events into `check` until it holds `last`, failing after LIMIT.
+async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
+    let stream = sub.stream().to_string();
+    let result = timeout(LIMIT, async {
+        while check.last < last {
+            match sub.next().await {
+                Some(event) => check.apply(&stream, event),
+                None => panic!("subscription ended at {}", check.last),
+            }
+        }
+    })
+    .await;
+    assert!(
+        result.is_ok(),
+        "{stream}: stuck at {} of {last}",
+        check.last
+    );
+}
+
+async fn wait_state(client: &Client, wanted: impl Fn(&ConnectionState) -> bool) {
+    let mut state = client.connection_state();
+    let reached = timeout(LIMIT, state.wait_for(|s| wanted(s))).await;
+    assert!(
+        matches!(reached, Ok(Ok(_))),
+        "connection state never matched"
+    );
+}
+
+#[tokio::test]
+async fn subscribe_gets_snapshot_then_messages_in_order() {
+    let server = start(test_config(Storage::Memory)).await;
+    let client = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("connect");
+    let mut sub = client.subscribe("room").await.expect("subscribe");
+    match timeout(LIMIT, sub.next()).await.expect("in time") {
+        Some(SubscriptionEvent::Phase(_)) => {}
+        other => panic!("expected a phase change first, got {other:?}"),
+    }
+    let mut check = StreamCheck::default();
+    for i in 1..=50u64 {
+        let seq = client
+            .publish("room", json!({ "i": i }))
+            .await
+            .expect("publish");
+        assert_eq!(seq.get(), i);
+    }
+    read_until(&mut sub, &mut check, 50).await;
+    assert_eq!(check.snapshots, [0]);
+    for i in 1..=50u64 {
+        assert_eq!(check.delivered[&i], json!({ "i": i }));
+    }
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn snapshot_of_existing_stream_then_only_newer_messages() {
+    let server = start(test_config(Storage::Memory)).await;
+    let client = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("connect");
+    for i in 1..=5 {
+        client.publish("feed", json!(i)).await.expect("publish");
+    }
+    let mut sub = client.subscribe("feed").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 5).await;
+    assert_eq!(
+        check.snapshots,
+        [5],
+        "state arrives as a snapshot at the head"
+    );
+    client.publish("feed", json!(6)).await.expect("publish");
+    read_until(&mut sub, &mut check, 6).await;
+    assert_eq!(check.delivered.len(), 1);
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn connect_fails_clearly_when_no_server_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let mut config = fast(&format!("ws://{addr}/ws"));
+    config.initial_connect_timeout_ms = 300;
+    match Client::connect(config).await {
+        Err(ClientError::ConnectFailed { endpoint, .. }) => {
+            assert!(endpoint.contains(&addr.to_string()))
+        }
+        other => panic!("expected ConnectFailed, got {other:?}"),
+    }
+    assert_eq!(
+        Client::connect(ClientConfig::default()).await.err(),
+        Some(ClientError::NoEndpoints)
+    );
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_endpoint() {
+    let server = start(test_config(Storage::Memory)).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = listener.local_addr().expect("addr");
+    drop(listener);
+    let config = fast(&format!("ws://{dead}/ws")).endpoint(server.ws_url());
+    let client = Client::connect(config)
+        .await
+        .expect("second endpoint answers");
+    let seq = client.publish("s", json!("x")).await.expect("publish");
+    assert_eq!(seq.get(), 1);
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn resume_after_outage_fetches_only_what_is_missing() {
+    let server = start(test_config(Storage::Memory)).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let reader = Client::connect(fast(&proxy.ws_url()))
+        .await
+        .expect("reader");
+    let writer = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("writer");
+    let mut sub = reader.subscribe("log").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    for i in 1..=10 {
+        writer.publish("log", json!(i)).await.expect("publish");
+    }
+    read_until(&mut sub, &mut check, 10).await;
+
+    proxy.set(ProxyMode::Down);
+    wait_state(&reader, |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    for i in 11..=210 {
+        writer.publish("log", json!(i)).await.expect("publish");
+    }
+    proxy.set(ProxyMode::Forward);
+    read_until(&mut sub, &mut check, 210).await;
+
+    assert_eq!(check.resets, 0);
+    assert_eq!(check.snapshots, [0], "resumed, not re-snapshotted");
+    for i in 1..=210u64 {
+        assert_eq!(check.delivered[&i], json!(i));
+    }
+    let stats = reader.stats().await.expect("stats");
+    assert_eq!(
+        stats.history_messages, 200,
+        "exactly the missing messages were fetched"
+    );
+    assert_eq!(stats.history_duplicates, 0);
+    assert!(stats.connects >= 2);
+    reader.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn dead_peer_is_detected_and_replaced() {
+    let server = start(test_config(Storage::Memory)).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let mut config = fast(&proxy.ws_url());
+    config.heartbeat_timeout_ms = 600;
+    let reader = Client::connect(config).await.expect("reader");
+    let writer = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("writer");
+    let mut sub = reader.subscribe("beat").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    writer.publish("beat", json!(1)).await.expect("publish");
+    read_until(&mut sub, &mut check, 1).await;
+
+    // The connection stays open but nothing flows: only the heartbeat
+    // timeout can notice.
+    proxy.set(ProxyMode::Stall);
+    wait_state(&reader, |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    writer.publish("beat", json!(2)).await.expect("publish");
+    proxy.set(ProxyMode::Forward);
+    read_until(&mut sub, &mut check, 2).await;
+    assert_eq!(check.delivered[&2], json!(2));
+    assert!(reader.stats().await.expect("stats").disconnects >= 1);
+    reader.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn publish_during_outage_is_sent_once_after_reconnect() {
+    let server = start(test_config(Storage::Memory)).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let writer = Client::connect(fast(&proxy.ws_url()))
+        .await
+        .expect("writer");
+    writer
+        .publish("once", json!("first"))
+        .await
+        .expect("publish");
+    proxy.set(ProxyMode::Down);
+    wait_state(&writer, |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    let pending = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.publish("once", json!("second")).await })
+    };
+    proxy.set(ProxyMode::Forward);
+    let seq = timeout(LIMIT, pending)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("acked");
+    assert_eq!(seq.get(), 2);
+
+    let reader = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("reader");
+    let mut sub = reader.subscribe("once").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 2).await;
+    assert_eq!(check.snapshots, [2], "exactly two messages in the log");
+    reader.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn publish_waiting_for_a_server_times_out() {
+    let server = start(test_config(Storage::Memory)).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let mut config = fast(&proxy.ws_url());
+    config.publish_timeout_ms = 200;
+    let writer = Client::connect(config).await.expect("writer");
+    proxy.set(ProxyMode::Down);
+    wait_state(&writer, |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    match writer.publish("t", json!(1)).await {
+        Err(ClientError::PublishTimeout { .. }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn invalid_stream_name_is_a_typed_error() {
+    let server = start(test_config(Storage::Memory)).await;
+    let client = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("connect");
+    assert!(matches!(
+        client.subscribe("").await,
+        Err(ClientError::Core(
+            seqsync_core::Error::InvalidStreamName { .. }
+        ))
+    ));
+    assert!(matches!(
+        client.publish("bad\nname", json!(1)).await,
+        Err(ClientError::Core(
+            seqsync_core::Error::InvalidStreamName { .. }
+        ))
+    ));
+    let _first = client.subscribe("dup").await.expect("first");
+    assert!(matches!(
+        client.subscribe("dup").await,
+        Err(ClientError::Core(
+            seqsync_core::Error::AlreadySubscribed { .. }
+        ))
+    ));
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn close_ends_subscriptions_and_rejects_new_work() {
+    let server = start(test_config(Storage::Memory)).await;
+    let client = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("connect");
+    let mut sub = client.subscribe("c").await.expect("subscribe");
+    let other = client.clone();
+    client.close().await;
+    let ended = timeout(LIMIT, async { while sub.next().await.is_some() {} }).await;
+    assert!(ended.is_ok(), "subscription ends after close");
+    assert_eq!(
+        other.publish("c", json!(1)).await.err(),
+        Some(ClientError::Closed)
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn ordered_processing_completes_in_seq_order() {
+    let server = start(test_config(Storage::Memory)).await;
+    let client = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("connect");
+    let sub = client.subscribe("work").await.expect("subscribe");
+    for i in 1..=20u64 {
+        client.publish("work", json!(i)).await.expect("publish");
+    }
+    // Handlers finish in reverse order of arrival within each batch; seq 7
+    // never finishes and must time out without blocking the rest.
+    let results =
+        seqsync::process_ordered(sub, 8, Duration::from_millis(300), |seq, data| async move {
+            let n = seq.get();
+            if n == 7 {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(40 - n % 8 * 5)).await;
+            data
+        });
+    let outcomes: Vec<_> = timeout(
+        LIMIT,
+        results
+            .filter_map(|p| async move {
+                match p {
+                    seqsync::Processed::Done { seq, output } => Some(Ok((seq.get(), output))),
+                    seqsync::Processed::TimedOut { seq } => Some(Err(seq.get())),
+                    seqsync::Processed::Event(_) => None,
+                }
+            })
+            .take(20)
+            .collect(),
+    )
+    .await
+    .expect("in time");
+    let expected: Vec<Result<(u64, serde_json::Value), u64>> = (1..=20u64)
+        .map(|n| if n == 7 { Err(7) } else { Ok((n, json!(n))) })
+        .collect();
+    assert_eq!(outcomes, expected);
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}
