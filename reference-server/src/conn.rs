@@ -486,7 +486,11 @@ impl Conn {
             reply: self.out.clone(),
         };
         if hub.tx.send(ActorMsg::Publish(req)).await.is_err() {
-            return self.error("internal", "the stream is shutting down", Some(stream.as_str()));
+            return self.error(
+                "internal",
+                "the stream is shutting down",
+                Some(stream.as_str()),
+            );
         }
         Flow::Continue
     }
@@ -502,7 +506,10 @@ fn is_capacity(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = source {
         let text = err.to_string();
-        if text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Capacity") {
+        if text.contains("Space limit exceeded")
+            || text.contains("too long")
+            || text.contains("Capacity")
+        {
             return true;
         }
         source = err.source();
@@ -541,9 +548,8 @@ fn bad_seq_field(text: &str) -> bool {
         return false;
     };
     ["since", "from", "to", "seq"].iter().any(|field| {
-        map.get(*field).is_some_and(|v| {
-            v.is_number() && v.as_u64().is_none_or(|n| n > MAX_SEQ)
-        })
+        map.get(*field)
+            .is_some_and(|v| v.is_number() && v.as_u64().is_none_or(|n| n > MAX_SEQ))
     })
 }
 
@@ -624,7 +630,13 @@ impl Writer {
     }
 
     /// Sends what is queued, then a close frame.
-    async fn finish(&mut self, queues: &mut Queues, code: u16, reason: &'static str, grace: Duration) -> End {
+    async fn finish(
+        &mut self,
+        queues: &mut Queues,
+        code: u16,
+        reason: &'static str,
+        grace: Duration,
+    ) -> End {
         let _ = tokio::time::timeout(grace, async {
             self.out.take(queues);
             for f in queues.control.drain(..) {
@@ -652,7 +664,10 @@ impl Writer {
             Metrics::inc(&self.metrics.deliveries);
         }
         self.sent += 1;
-        let cut_every = self.injector.as_ref().map_or(0, |i| i.spec().cut_every_frames);
+        let cut_every = self
+            .injector
+            .as_ref()
+            .map_or(0, |i| i.spec().cut_every_frames);
         if cut_every > 0 && self.sent >= cut_every {
             let _ = self.sink.flush().await;
             return End::Cut;
@@ -694,7 +709,8 @@ impl Writer {
         if heads.is_empty() {
             return End::No;
         }
-        self.feed(text(&ServerFrame::<()>::Head { heads }), false).await
+        self.feed(text(&ServerFrame::<()>::Head { heads }), false)
+            .await
     }
 
     async fn drain(&mut self, queues: &mut Queues) -> End {

@@ -154,7 +154,9 @@ impl FromStr for FaultSpec {
                 item: item.chars().take(64).collect(),
                 reason,
             };
-            let (key, value) = item.split_once('=').ok_or_else(|| err("expected key=value"))?;
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| err("expected key=value"))?;
             let int = |v: &str| v.trim().parse::<u64>().map_err(|_| err("not an integer"));
             let prob = |v: &str| match v.trim().parse::<f64>() {
                 Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
@@ -317,11 +319,7 @@ impl<F: Clone> FaultInjector<F> {
     /// The delay for the next frame, in milliseconds (0 when none is configured).
     pub fn delay_ms(&mut self) -> u64 {
         let (lo, hi) = self.spec.delay_ms;
-        if hi == 0 {
-            0
-        } else {
-            self.rng.range(lo, hi)
-        }
+        if hi == 0 { 0 } else { self.rng.range(lo, hi) }
     }
 }
 
@@ -354,7 +352,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_items() {
-        for bad in ["drop=2", "window=0", "nope=1", "seed", "delay_ms=5..1", "seed=-1"] {
+        for bad in [
+            "drop=2",
+            "window=0",
+            "nope=1",
+            "seed",
+            "delay_ms=5..1",
+            "seed=-1",
+        ] {
             assert!(bad.parse::<FaultSpec>().is_err(), "{bad}");
         }
     }
@@ -364,7 +369,10 @@ mod tests {
         let a: FaultSpec = "seed=1,drop=0.1,dup=0.1,reorder=0.3,window=5"
             .parse()
             .unwrap_or_default();
-        let b = FaultSpec { seed: 2, ..a.clone() };
+        let b = FaultSpec {
+            seed: 2,
+            ..a.clone()
+        };
         assert_eq!(run(&a, 500), run(&a, 500));
         assert_ne!(run(&a, 500), run(&b, 500));
     }

@@ -134,12 +134,7 @@ impl Hub {
             tx,
         });
         streams.insert(name.clone(), hub.clone());
-        let task = tokio::spawn(run(
-            hub.clone(),
-            self.log.clone(),
-            self.metrics.clone(),
-            rx,
-        ));
+        let task = tokio::spawn(run(hub.clone(), self.log.clone(), self.metrics.clone(), rx));
         self.actors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -299,5 +294,9 @@ pub(crate) fn error_frame(code: &str, message: &str, reference: Option<&str>) ->
     };
     serde_json::to_string(&frame)
         .map(Utf8Bytes::from)
-        .unwrap_or_else(|_| Utf8Bytes::from_static(r#"{"type":"error","code":"internal","message":"encoding failed"}"#))
+        .unwrap_or_else(|_| {
+            Utf8Bytes::from_static(
+                r#"{"type":"error","code":"internal","message":"encoding failed"}"#,
+            )
+        })
 }

@@ -220,7 +220,10 @@ impl Metrics {
             "Messages removed by retention.",
             s.trimmed,
         );
-        let _ = writeln!(out, "# HELP seqsync_errors_total Error frames sent, by code.");
+        let _ = writeln!(
+            out,
+            "# HELP seqsync_errors_total Error frames sent, by code."
+        );
         let _ = writeln!(out, "# TYPE seqsync_errors_total counter");
         for (code, value) in ERROR_CODES.iter().zip(s.errors) {
             let _ = writeln!(out, "seqsync_errors_total{{code=\"{code}\"}} {value}");

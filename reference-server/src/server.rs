@@ -331,8 +331,14 @@ mod tests {
     #[test]
     fn static_paths_stay_inside_the_directory() {
         let dir = Path::new("/srv/site");
-        assert_eq!(resolve(dir, "/"), Some(PathBuf::from("/srv/site/index.html")));
-        assert_eq!(resolve(dir, "/app.js"), Some(PathBuf::from("/srv/site/app.js")));
+        assert_eq!(
+            resolve(dir, "/"),
+            Some(PathBuf::from("/srv/site/index.html"))
+        );
+        assert_eq!(
+            resolve(dir, "/app.js"),
+            Some(PathBuf::from("/srv/site/app.js"))
+        );
         assert_eq!(resolve(dir, "/../etc/passwd"), None);
         assert_eq!(resolve(dir, "/a/../../x"), None);
     }

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use serde_json::json;
 use seqsync_server::Retention;
+use serde_json::json;
 
 #[tokio::test]
 async fn subscribe_without_since_answers_snapshot_of_last_k_messages() {
@@ -119,7 +119,10 @@ async fn resubscribing_is_idempotent() {
     let first = client.next_of("msg").await;
     let second = client.next_of("msg").await;
     // One registration: the second message follows the first, no copy between.
-    assert_eq!((first["seq"].as_u64(), second["seq"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (first["seq"].as_u64(), second["seq"].as_u64()),
+        (Some(1), Some(2))
+    );
     server.shutdown().await.expect("shutdown");
 }
 
@@ -140,7 +143,10 @@ async fn history_covers_pages_and_stops_at_head() {
         .await;
     let page = client.next().await;
     assert_eq!(page["type"], "history");
-    assert_eq!((page["from"].as_u64(), page["to"].as_u64()), (Some(2), Some(5)));
+    assert_eq!(
+        (page["from"].as_u64(), page["to"].as_u64()),
+        (Some(2), Some(5))
+    );
     let seqs: Vec<u64> = page["messages"]
         .as_array()
         .expect("messages")
@@ -149,13 +155,19 @@ async fn history_covers_pages_and_stops_at_head() {
         .collect();
     assert_eq!(seqs, [2, 3, 4, 5]);
     assert_eq!(page["messages"][0]["data"], json!({"i": 1}));
-    assert!(page.get("skipped").is_none_or(|s| s.as_array().is_some_and(Vec::is_empty)));
+    assert!(
+        page.get("skipped")
+            .is_none_or(|s| s.as_array().is_some_and(Vec::is_empty))
+    );
     assert!(page["epoch"].as_u64().is_some());
     client
         .send(json!({"type": "history", "stream": "h", "from": 9, "to": 100}))
         .await;
     let tail = client.next().await;
-    assert_eq!((tail["from"].as_u64(), tail["to"].as_u64()), (Some(9), Some(10)));
+    assert_eq!(
+        (tail["from"].as_u64(), tail["to"].as_u64()),
+        (Some(9), Some(10))
+    );
     assert_eq!(server.metrics().history_requests, 2);
     server.shutdown().await.expect("shutdown");
 }
@@ -165,7 +177,9 @@ async fn snapshot_request_answers_current_state() {
     let server = start(config()).await;
     let mut client = Client::connect(&server.ws_url()).await;
     client.publish("snap", "a", json!("x")).await;
-    client.send(json!({"type": "snapshot", "stream": "snap"})).await;
+    client
+        .send(json!({"type": "snapshot", "stream": "snap"}))
+        .await;
     let snap = client.next().await;
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(snap["seq"], 1);
@@ -198,11 +212,16 @@ async fn unsubscribe_stops_live_messages() {
     let mut client = Client::connect(&server.ws_url()).await;
     client.subscribe("u").await;
     client.subscribe("other").await;
-    client.send(json!({"type": "unsubscribe", "stream": "u"})).await;
+    client
+        .send(json!({"type": "unsubscribe", "stream": "u"}))
+        .await;
     client.publish("u", "1", json!(1)).await;
     client.publish("other", "2", json!(2)).await;
     let msg = client.next_of("msg").await;
-    assert_eq!(msg["stream"], "other", "no msg of an unsubscribed stream: {msg}");
+    assert_eq!(
+        msg["stream"], "other",
+        "no msg of an unsubscribed stream: {msg}"
+    );
     loop {
         let head = client.next_of("head").await;
         assert!(head["heads"].get("u").is_none(), "{head}");
@@ -235,12 +254,18 @@ async fn count_retention_resets_history_and_resume_before_earliest() {
     client
         .send(json!({"type": "history", "stream": "r", "from": 8, "to": 12}))
         .await;
-    assert_eq!(client.next().await["messages"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        client.next().await["messages"].as_array().map(Vec::len),
+        Some(5)
+    );
     client
         .send(json!({"type": "subscribe", "stream": "r", "since": 3}))
         .await;
     let reset = client.next().await;
-    assert_eq!((reset["type"].as_str(), reset["reason"].as_str()), (Some("reset"), Some("history_unavailable")));
+    assert_eq!(
+        (reset["type"].as_str(), reset["reason"].as_str()),
+        (Some("reset"), Some("history_unavailable"))
+    );
     client
         .send(json!({"type": "subscribe", "stream": "r", "since": 7}))
         .await;
@@ -262,7 +287,10 @@ async fn age_retention_trims_in_the_background() {
     .await;
     let mut client = Client::connect(&server.ws_url()).await;
     client.publish_many("old", "p", 3).await;
-    eventually("age retention trimmed 3 messages", || server.metrics().trimmed >= 3).await;
+    eventually("age retention trimmed 3 messages", || {
+        server.metrics().trimmed >= 3
+    })
+    .await;
     client
         .send(json!({"type": "history", "stream": "old", "from": 1, "to": 3}))
         .await;

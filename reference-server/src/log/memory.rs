@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use seqsync_core::{Epoch, Seq, StreamName};
 
 use super::{
-    Appended, Log, LogError, NewMessage, Payload, ReadResult, Retention, StoredMessage,
-    StreamInfo, random_epoch, seq,
+    Appended, Log, LogError, NewMessage, Payload, ReadResult, Retention, StoredMessage, StreamInfo,
+    random_epoch, seq,
 };
 
 struct Entry {

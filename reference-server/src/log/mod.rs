@@ -131,8 +131,13 @@ pub trait Log: Send + Sync + 'static {
 
     /// The retained messages with seq in `from..=to`, at most `max` of them
     /// (the first `max`), with the stream's state in the same view.
-    fn read(&self, stream: &StreamName, from: Seq, to: Seq, max: u64)
-    -> Result<ReadResult, LogError>;
+    fn read(
+        &self,
+        stream: &StreamName,
+        from: Seq,
+        to: Seq,
+        max: u64,
+    ) -> Result<ReadResult, LogError>;
 
     /// The latest `count` retained messages, with the stream's state.
     fn last(&self, stream: &StreamName, count: usize) -> Result<ReadResult, LogError>;
@@ -208,7 +213,10 @@ mod tests {
         let sqlite = SqliteLog::open(&path, retention).map(|l| Box::new(l) as Box<dyn Log>);
         vec![
             (Box::new(MemoryLog::new(retention)) as Box<dyn Log>, None),
-            (sqlite.unwrap_or_else(|e| panic!("open sqlite: {e}")), Some(dir)),
+            (
+                sqlite.unwrap_or_else(|e| panic!("open sqlite: {e}")),
+                Some(dir),
+            ),
         ]
     }
 
@@ -228,7 +236,13 @@ mod tests {
             let seqs: Vec<(u64, bool)> = out.iter().map(|a| (a.seq.get(), a.duplicate)).collect();
             assert_eq!(seqs, [(1, false), (2, false), (1, true)]);
             let again = log.append(&s, &[msg("y", 9), msg("z", 4)], 0)?;
-            assert_eq!(again[0], Appended { seq: at(2), duplicate: true });
+            assert_eq!(
+                again[0],
+                Appended {
+                    seq: at(2),
+                    duplicate: true
+                }
+            );
             assert_eq!(again[1].seq.get(), 3);
             let read = log.read(&s, at(1), at(10), 100)?;
             assert_eq!(read.info.head.get(), 3);

@@ -206,8 +206,8 @@ impl Log for SqliteLog {
         let mut out = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<&str, u64> = HashMap::new();
         {
-            let mut find = tx
-                .prepare_cached("SELECT seq FROM messages WHERE stream_id = ?1 AND pub_id = ?2")?;
+            let mut find =
+                tx.prepare_cached("SELECT seq FROM messages WHERE stream_id = ?1 AND pub_id = ?2")?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (stream_id, seq, pub_id, ts_ms, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;

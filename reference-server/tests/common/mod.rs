@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a raw WebSocket client, an HTTP
 //! getter and a `seqsync_core::Sequencer` driver.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::Duration;
 
@@ -59,7 +59,9 @@ impl Client {
                 .expect("no frame within the wait");
             match next {
                 Some(Ok(Message::Text(t))) => {
-                    return Read::Frame(serde_json::from_str(t.as_str()).expect("server sent bad JSON"));
+                    return Read::Frame(
+                        serde_json::from_str(t.as_str()).expect("server sent bad JSON"),
+                    );
                 }
                 Some(Ok(Message::Close(frame))) => {
                     return Read::Closed(frame.map(|f| u16::from(f.code)));
@@ -89,7 +91,9 @@ impl Client {
             match self.read().await {
                 Read::Frame(v) if v["type"] == kind => return v,
                 Read::Frame(_) => continue,
-                Read::Closed(code) => panic!("connection closed ({code:?}) while waiting for {kind}"),
+                Read::Closed(code) => {
+                    panic!("connection closed ({code:?}) while waiting for {kind}")
+                }
             }
         }
     }
@@ -104,7 +108,8 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, stream: &str) -> Value {
-        self.send(json!({"type": "subscribe", "stream": stream})).await;
+        self.send(json!({"type": "subscribe", "stream": stream}))
+            .await;
         self.next_of("snapshot").await
     }
 
@@ -149,7 +154,9 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_string());
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
     (status, body)
 }
 
@@ -181,7 +188,8 @@ impl TempDir {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("seqsync-{tag}-{}-{nanos}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("seqsync-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         TempDir(dir)
     }
@@ -213,7 +221,15 @@ pub mod sequencer {
 
     /// Follows `stream` at `url` until the message with seq `until` is
     /// delivered; returns everything delivered.
-    pub async fn follow(url: &str, stream: &str, until: u64, ready: Option<tokio::sync::oneshot::Sender<()>>) -> Seen {
+    /// `ready` fires at the first snapshot; when `gate` is given, the
+    /// client then stops reading until it fires (a slow reader).
+    pub async fn follow(
+        url: &str,
+        stream: &str,
+        until: u64,
+        ready: Option<tokio::sync::oneshot::Sender<()>>,
+        gate: Option<tokio::sync::oneshot::Receiver<()>>,
+    ) -> Seen {
         let origin = Instant::now();
         let now = || Millis(origin.elapsed().as_millis() as u64);
         let mut core = Sequencer::<Value>::new(Config {
@@ -227,9 +243,14 @@ pub mod sequencer {
             .expect("subscribe");
         let mut seen = Seen::default();
         let mut ready = ready;
+        let mut gate = gate;
         let deadline = Instant::now() + Duration::from_secs(60);
         'connections: loop {
-            assert!(Instant::now() < deadline, "did not reach seq {until}: {:?}", core.stats(id));
+            assert!(
+                Instant::now() < deadline,
+                "did not reach seq {until}: {:?}",
+                core.stats(id)
+            );
             let Ok(Ok((mut ws, _))) =
                 tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await
             else {
@@ -257,6 +278,9 @@ pub mod sequencer {
                             seen.snapshots.push((seq.get(), state));
                             if let Some(tx) = ready.take() {
                                 let _ = tx.send(());
+                                if let Some(gate) = gate.take() {
+                                    let _ = gate.await;
+                                }
                             }
                         }
                         Event::Reset { .. } => seen.resets += 1,
@@ -267,18 +291,21 @@ pub mod sequencer {
                     let _ = ws.close(None).await;
                     return seen;
                 }
-                assert!(Instant::now() < deadline, "did not reach seq {until}: {:?}", core.stats(id));
-                let wake = core
-                    .poll_timeout()
-                    .map_or(Duration::from_millis(200), |t| {
-                        Duration::from_millis(t.0.saturating_sub(now().0))
-                    });
+                assert!(
+                    Instant::now() < deadline,
+                    "did not reach seq {until}: {:?}",
+                    core.stats(id)
+                );
+                let wake = core.poll_timeout().map_or(Duration::from_millis(200), |t| {
+                    Duration::from_millis(t.0.saturating_sub(now().0))
+                });
                 match tokio::time::timeout(wake, ws.next()).await {
                     Err(_) => core.handle_timeout(now()),
                     Ok(Some(Ok(Message::Text(text)))) => {
                         let frame: ServerFrame<Value> =
                             parse_server_frame(text.as_str(), 1 << 24).expect("server frame");
-                        core.handle_frame(now(), frame).expect("core rejected a server frame");
+                        core.handle_frame(now(), frame)
+                            .expect("core rejected a server frame");
                         core.handle_timeout(now());
                     }
                     Ok(Some(Ok(_))) => {}
@@ -298,7 +325,12 @@ pub mod sequencer {
         let (start, _) = seen.snapshots.first().cloned().expect("a snapshot");
         let seqs: Vec<u64> = seen.messages.iter().map(|(s, _)| *s).collect();
         let want: Vec<u64> = (start + 1..=n).collect();
-        assert_eq!(seqs, want, "delivered seqs must be exactly {}..={n}", start + 1);
+        assert_eq!(
+            seqs,
+            want,
+            "delivered seqs must be exactly {}..={n}",
+            start + 1
+        );
         for (seq, payload) in &seen.messages {
             assert_eq!(payload["i"].as_u64(), Some(seq - 1), "payload of seq {seq}");
         }
