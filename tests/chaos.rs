@@ -165,10 +165,12 @@ async fn exact_delivery_through_faults_cuts_and_a_restart() {
     let ratio = stats.history_messages as f64 / useful.max(1) as f64;
     println!(
         "chaos: {total} messages over {STREAMS} streams in {:.1}s; reader connects {}, \
-         history frames {}, history messages {} ({} already held), fetched/missing {:.3}",
+         history frames {} ({} bytes), history messages {} ({} already held), \
+         fetched/missing {:.3}",
         published_in.as_secs_f64(),
         stats.connects,
         stats.history_frames,
+        stats.history_bytes,
         stats.history_messages,
         stats.history_duplicates,
         ratio,

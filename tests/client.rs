@@ -360,3 +360,146 @@ async fn ordered_processing_completes_in_seq_order() {
     client.close().await;
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn lost_tail_is_recovered_through_heartbeats() {
+    let mut config = test_config(Storage::Memory);
+    config.heartbeat_ms = 100;
+    let server = start(config).await;
+    // Every live frame to the reader is dropped: only `head` heartbeats and
+    // history can bring the messages.
+    let lossy = format!("{}?faults=seed=1,drop=1.0", server.ws_url());
+    let reader = Client::connect(fast(&lossy)).await.expect("reader");
+    let writer = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("writer");
+    let mut sub = reader.subscribe("tail").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 0).await;
+    for i in 1..=3 {
+        writer.publish("tail", json!(i)).await.expect("publish");
+    }
+    read_until(&mut sub, &mut check, 3).await;
+    assert_eq!(check.delivered[&3], json!(3));
+    let stats = reader.stats().await.expect("stats");
+    assert!(stats.history_messages >= 3, "the tail came from history");
+    reader.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn latest_mode_delivers_only_newer_and_never_fetches() {
+    let server = start(test_config(Storage::Memory)).await;
+    let lossy = format!(
+        "{}?faults=seed=3,drop=0.2,dup=0.2,reorder=0.5,window=8",
+        server.ws_url()
+    );
+    let reader = Client::connect(fast(&lossy)).await.expect("reader");
+    let writer = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("writer");
+    let options = seqsync::SubscribeOptions {
+        mode: seqsync::DeliveryMode::Latest,
+        ..seqsync::SubscribeOptions::default()
+    };
+    let mut sub = reader
+        .subscribe_with("cursor", options)
+        .await
+        .expect("subscribe");
+    for i in 1..=500 {
+        writer.publish("cursor", json!(i)).await.expect("publish");
+    }
+    let mut last = 0u64;
+    let reached = timeout(LIMIT, async {
+        while last < 400 {
+            match sub.next().await {
+                Some(SubscriptionEvent::Message { seq, data }) => {
+                    assert!(seq.get() > last, "{seq} after {last}");
+                    assert_eq!(data, json!(seq.get()));
+                    last = seq.get();
+                }
+                Some(SubscriptionEvent::Snapshot { seq, .. }) => last = last.max(seq.get()),
+                Some(_) => {}
+                None => panic!("ended"),
+            }
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "latest value reached");
+    let stats = reader.stats().await.expect("stats");
+    assert_eq!(stats.history_frames, 0, "latest mode never fetches history");
+    reader.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A server that answers the subscribe with garbage, an oversized frame and
+/// frames with hostile seqs before one good snapshot and message.
+async fn hostile_server() -> std::net::SocketAddr {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        let _ = ws.next().await;
+        // Everything the client must survive, then what it must still take.
+        // The oversized frame comes last: the socket refuses it and the
+        // connection is dropped.
+        let frames = [
+            "not json".to_string(),
+            r#"{"type":"bogus"}"#.to_string(),
+            r#"{"type":"msg","stream":"h","seq":-1,"data":1}"#.to_string(),
+            r#"{"type":"msg","stream":"h","seq":9007199254740992,"data":1}"#.to_string(),
+            r#"{"type":"msg","stream":"h","seq":0,"data":1}"#.to_string(),
+            r#"{"type":"snapshot","stream":"h","seq":0,"epoch":1,"state":null}"#.to_string(),
+            r#"{"type":"msg","stream":"h","seq":1,"epoch":1,"data":"ok"}"#.to_string(),
+            format!(
+                r#"{{"type":"msg","stream":"h","seq":2,"data":"{}"}}"#,
+                "x".repeat(4096)
+            ),
+        ];
+        for frame in frames {
+            if ws.send(Message::text(frame)).await.is_err() {
+                return;
+            }
+        }
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    addr
+}
+
+#[tokio::test]
+async fn hostile_frames_are_counted_and_dropped_without_harm() {
+    let addr = hostile_server().await;
+    let mut config = fast(&format!("ws://{addr}/ws"));
+    config.max_frame_bytes = 1024;
+    let client = Client::connect(config).await.expect("connect");
+    let mut sub = client.subscribe("h").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 1).await;
+    assert_eq!(check.delivered[&1], json!("ok"));
+    wait_state(&client, |s| {
+        matches!(s, ConnectionState::Disconnected { .. })
+    })
+    .await;
+    let stats = client.stats().await.expect("stats");
+    assert_eq!(
+        stats.bad_frames, 5,
+        "garbage, unknown type, -1, 2^53, seq 0"
+    );
+    assert_eq!(
+        stats.disconnects, 1,
+        "the oversized frame ended the connection"
+    );
+    assert_eq!(check.last, 1, "nothing was delivered out of the bad frames");
+    client.close().await;
+}

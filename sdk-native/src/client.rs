@@ -43,7 +43,11 @@ impl Client {
         let (state_tx, state) = watch::channel(ConnectionState::Closed);
         let (first_tx, first_rx) = oneshot::channel();
         let driver = Driver::new(config, receiver, state_tx);
-        tokio::spawn(driver.run(Some(first_tx)));
+        let span = tracing::info_span!("seqsync_client", client = %driver.client_id());
+        tokio::spawn(tracing::Instrument::instrument(
+            driver.run(Some(first_tx)),
+            span,
+        ));
         first_rx.await.map_err(|_| ClientError::Closed)??;
         Ok(Client { commands, state })
     }

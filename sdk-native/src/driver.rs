@@ -12,7 +12,8 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
-use tracing::{debug, info, warn};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::backoff::Backoff;
 use crate::config::ClientConfig;
@@ -106,6 +107,11 @@ impl Driver {
         }
     }
 
+    /// The random id this client's publish ids start with.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
     fn now(&self) -> Millis {
         Millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
@@ -136,7 +142,15 @@ impl Driver {
                 endpoint: endpoint.clone(),
                 attempt,
             });
-            let connect = tokio_tungstenite::connect_async(self.url(&endpoint));
+            // The socket refuses frames above the limit before buffering them.
+            let limits = WebSocketConfig::default()
+                .max_message_size(Some(self.config.max_frame_bytes))
+                .max_frame_size(Some(self.config.max_frame_bytes));
+            let connect = tokio_tungstenite::connect_async_with_config(
+                self.url(&endpoint),
+                Some(limits),
+                true,
+            );
             let failure = match timeout(
                 Duration::from_millis(self.config.connect_timeout_ms),
                 connect,
@@ -154,7 +168,8 @@ impl Driver {
                     self.state.send_replace(ConnectionState::Connected {
                         endpoint: endpoint.clone(),
                     });
-                    match self.session(socket).await {
+                    let span = info_span!("session", %endpoint);
+                    match self.session(socket).instrument(span).await {
                         SessionEnd::Closed => break,
                         SessionEnd::Lost(reason) => {
                             self.stats.disconnects += 1;
