@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, Request, ResetReason, StreamPhase};
 use crate::stats::StreamStats;
-use crate::stream::{Ctx, StreamState};
+use crate::stream::{Ctx, Recovery, StreamState};
 use crate::types::{DeliveryMode, Epoch, Millis, Seq, SeqRange, StartAt, StreamId, StreamName};
 
 /// How a stream is subscribed.
@@ -17,11 +17,6 @@ pub struct SubscribeOptions {
     pub start: StartAt,
     /// `Ordered` (default) or `Latest`.
     pub mode: DeliveryMode,
-}
-
-struct Entry<P> {
-    generation: u32,
-    state: Option<StreamState<P>>,
 }
 
 /// Sans-IO sequencer for many streams at once, generic over the payload `P`.
@@ -60,8 +55,12 @@ pub struct Sequencer<P> {
     config: Config,
     window: u64,
     connected: bool,
-    entries: Vec<Entry<P>>,
-    free: Vec<u32>,
+    entries: Vec<Option<StreamState<P>>>,
+    /// Free slots with the generation their next stream gets.
+    free: Vec<(u32, u32)>,
+    /// A recovery box kept for the next stream that needs one, so that a
+    /// gap that opens and heals costs no allocation.
+    spare: Option<Box<Recovery<P>>>,
     by_name: HashMap<StreamName, StreamId>,
     /// Streams that may have timers (lazily cleaned).
     active: Vec<u32>,
@@ -79,6 +78,7 @@ impl<P> Sequencer<P> {
             connected: false,
             entries: Vec::new(),
             free: Vec::new(),
+            spare: None,
             by_name: HashMap::new(),
             active: Vec::new(),
             events: VecDeque::new(),
@@ -131,22 +131,16 @@ impl<P> Sequencer<P> {
     /// Every subscribed stream.
     pub fn streams(&self) -> impl Iterator<Item = (StreamId, &StreamName)> + '_ {
         self.entries.iter().enumerate().filter_map(|(index, e)| {
-            e.state.as_ref().map(|s| {
-                let id = StreamId {
-                    index: index as u32,
-                    generation: e.generation,
-                };
-                (id, s.name())
-            })
+            e.as_ref()
+                .map(|s| (StreamId::new(index as u32, s.generation()), s.name()))
         })
     }
 
     fn get(&self, id: StreamId) -> Option<&StreamState<P>> {
-        let entry = self.entries.get(id.index as usize)?;
-        if entry.generation != id.generation {
-            return None;
-        }
-        entry.state.as_ref()
+        self.entries
+            .get(id.index() as usize)?
+            .as_ref()
+            .filter(|s| s.generation() == id.generation())
     }
 
     // ---- (B) inputs from the network and the clock -----------------------------
@@ -188,6 +182,45 @@ impl<P> Sequencer<P> {
         }
         self.with_stream(stream, |state, ctx| {
             state.on_message(now, seq, epoch, payload, ctx)
+        })
+    }
+
+    /// As [`handle_message`](Self::handle_message), but an in-order message
+    /// with no event waiting is handed straight back instead of going
+    /// through the event queue: `Ok(Some(payload))` means "deliver this now,
+    /// as `seq`". `Ok(None)` means whatever happened is in the events, to be
+    /// drained as usual. Saves the queue round trip on the hot path.
+    ///
+    /// ```
+    /// use seqsync_core::{Config, Epoch, Millis, Seq, Sequencer, SubscribeOptions};
+    /// let mut core = Sequencer::<&str>::new(Config::default());
+    /// let id = core.subscribe(Millis(0), "s", SubscribeOptions::default())?;
+    /// core.handle_connected(Millis(0));
+    /// core.handle_snapshot(Millis(0), id, Seq::ZERO, Epoch(1), "empty")?;
+    /// while core.poll_event().is_some() {}
+    /// assert_eq!(core.handle_message_direct(Millis(1), id, Seq::new(1)?, None, "a")?, Some("a"));
+    /// assert_eq!(core.handle_message_direct(Millis(1), id, Seq::new(3)?, None, "c")?, None);
+    /// # Ok::<(), seqsync_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn handle_message_direct(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+    ) -> Result<Option<P>, Error> {
+        if seq.get() == 0 {
+            return Err(Error::SeqOutOfRange { seq: 0 });
+        }
+        let direct = self.events.is_empty();
+        self.with_stream(stream, |state, ctx| {
+            if direct && state.take_in_order(seq, epoch) {
+                return Some(payload);
+            }
+            state.on_message(now, seq, epoch, payload, ctx);
+            None
         })
     }
 
@@ -276,7 +309,7 @@ impl<P> Sequencer<P> {
         while i < self.active.len() {
             let index = self.active[i] as usize;
             self.with_index(index, |state, ctx| state.service(now, ctx));
-            let keep = match self.entries.get_mut(index).and_then(|e| e.state.as_mut()) {
+            let keep = match self.entries.get_mut(index).and_then(Option::as_mut) {
                 Some(state) => !state.deactivate(),
                 None => false,
             };
@@ -313,22 +346,20 @@ impl<P> Sequencer<P> {
                 limit: self.config.max_streams,
             });
         }
-        let index = match self.free.pop() {
-            Some(index) => index,
+        let (index, generation) = match self.free.pop() {
+            Some(slot) => slot,
             None => {
-                self.entries.push(Entry {
-                    generation: 0,
-                    state: None,
-                });
-                (self.entries.len() - 1) as u32
+                self.entries.push(None);
+                ((self.entries.len() - 1) as u32, 0)
             }
         };
-        let entry = &mut self.entries[index as usize];
-        let id = StreamId {
-            index,
-            generation: entry.generation,
-        };
-        entry.state = Some(StreamState::new(name.clone(), options.start, options.mode));
+        let id = StreamId::new(index, generation);
+        self.entries[index as usize] = Some(StreamState::new(
+            name.clone(),
+            generation,
+            options.start,
+            options.mode,
+        ));
         self.by_name.insert(name, id);
         if self.connected {
             self.with_index(index as usize, |state, ctx| state.on_connected(now, ctx));
@@ -340,13 +371,12 @@ impl<P> Sequencer<P> {
     /// events not yet polled.
     pub fn unsubscribe(&mut self, _now: Millis, stream: StreamId) -> Result<(), Error> {
         self.with_stream(stream, |state, ctx| state.on_unsubscribe(ctx))?;
-        let entry = &mut self.entries[stream.index as usize];
-        if let Some(state) = entry.state.take() {
+        let index = stream.index();
+        if let Some(state) = self.entries[index as usize].take() {
             self.by_name.remove(state.name());
         }
-        entry.generation = entry.generation.wrapping_add(1);
-        self.free.push(stream.index);
-        self.active.retain(|&index| index != stream.index);
+        self.free.push((index, stream.generation().wrapping_add(1)));
+        self.active.retain(|&i| i != index);
         self.events.retain(|e| e.stream() != stream);
         Ok(())
     }
@@ -364,7 +394,6 @@ impl<P> Sequencer<P> {
             .iter()
             .filter_map(|&index| {
                 self.entries[index as usize]
-                    .state
                     .as_ref()
                     .and_then(StreamState::deadline)
             })
@@ -385,13 +414,12 @@ impl<P> Sequencer<P> {
         id: StreamId,
         f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>) -> R,
     ) -> Result<R, Error> {
-        let Some(entry) = self.entries.get_mut(id.index as usize) else {
-            return Err(unknown(id));
-        };
-        if entry.generation != id.generation {
-            return Err(unknown(id));
-        }
-        let Some(state) = entry.state.as_mut() else {
+        let Some(state) = self
+            .entries
+            .get_mut(id.index() as usize)
+            .and_then(Option::as_mut)
+            .filter(|s| s.generation() == id.generation())
+        else {
             return Err(unknown(id));
         };
         let mut ctx = Ctx {
@@ -401,32 +429,27 @@ impl<P> Sequencer<P> {
             id,
             events: &mut self.events,
             requests: &mut self.requests,
+            spare: &mut self.spare,
         };
         let result = f(state, &mut ctx);
         if state.take_activation() {
-            self.active.push(id.index);
+            self.active.push(id.index());
         }
         Ok(result)
     }
 
     fn with_index(&mut self, index: usize, f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>)) {
-        let Some(entry) = self.entries.get_mut(index) else {
-            return;
-        };
-        let generation = entry.generation;
-        let Some(state) = entry.state.as_mut() else {
+        let Some(state) = self.entries.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
         let mut ctx = Ctx {
             config: &self.config,
             window: self.window,
             connected: self.connected,
-            id: StreamId {
-                index: index as u32,
-                generation,
-            },
+            id: StreamId::new(index as u32, state.generation()),
             events: &mut self.events,
             requests: &mut self.requests,
+            spare: &mut self.spare,
         };
         f(state, &mut ctx);
         if state.take_activation() {
@@ -459,7 +482,7 @@ fn unknown(id: StreamId) -> Error {
 /// recovery state (ring, holes, fetches) is allocated only on demand.
 #[doc(hidden)]
 pub fn idle_stream_bytes<P>(name: &str) -> (usize, usize) {
-    let state = std::mem::size_of::<Entry<P>>();
+    let state = std::mem::size_of::<Option<StreamState<P>>>();
     // Key + value + one control byte; hashbrown keeps its load factor <= 7/8.
     let bucket = (std::mem::size_of::<(StreamName, StreamId)>() + 1) * 8 / 7;
     let name_heap = 2 * std::mem::size_of::<usize>() + name.len();

@@ -3,18 +3,24 @@
 use crate::event::StreamPhase;
 use crate::types::{Epoch, Seq};
 
-/// The counters kept inline in every stream. Rare events use `u32` to keep
-/// an idle stream small; they saturate instead of wrapping.
+/// The counters kept inline in every stream. All but `delivered` are `u32`
+/// to keep an idle stream small; they saturate instead of wrapping.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Counters {
     pub(crate) delivered: u64,
-    pub(crate) duplicates: u64,
-    pub(crate) dropped: u64,
-    pub(crate) skipped: u64,
+    pub(crate) duplicates: u32,
+    pub(crate) dropped: u32,
+    pub(crate) skipped: u32,
     pub(crate) gaps: u32,
     pub(crate) gaps_healed: u32,
     pub(crate) resyncs: u32,
     pub(crate) resets: u32,
+}
+
+/// Adds one, saturating.
+#[inline]
+pub(crate) fn bump(counter: &mut u32) {
+    *counter = counter.saturating_add(1);
 }
 
 /// A snapshot of one stream's counters and position, from

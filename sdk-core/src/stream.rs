@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use crate::config::Config;
 use crate::event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
 use crate::ring::{Ring, Slot};
-use crate::stats::{Counters, StreamStats};
+use crate::stats::{Counters, StreamStats, bump};
 use crate::types::{DeliveryMode, Epoch, Millis, Seq, SeqRange, StartAt, StreamId, StreamName};
 
 /// What a stream method needs from its sequencer.
@@ -31,6 +31,8 @@ pub(crate) struct Ctx<'a, P> {
     pub(crate) id: StreamId,
     pub(crate) events: &'a mut VecDeque<Event<P>>,
     pub(crate) requests: &'a mut VecDeque<Request>,
+    /// The sequencer's spare recovery box.
+    pub(crate) spare: &'a mut Option<Box<Recovery<P>>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +67,7 @@ struct Pending<P> {
 }
 
 #[derive(Debug)]
-struct Recovery<P> {
+pub(crate) struct Recovery<P> {
     ring: Ring<P>,
     holes: Vec<Hole>,
     fetches: Vec<Fetch>,
@@ -76,6 +78,9 @@ struct Recovery<P> {
     deadline: Option<Millis>,
     /// The last hole closed since the previous drain.
     healed: bool,
+    /// A hole reaches past the window, so advancing `next` can make more of
+    /// it fetchable.
+    window_blocked: bool,
 }
 
 impl<P> Recovery<P> {
@@ -103,13 +108,19 @@ pub(crate) struct StreamState<P> {
     epoch: u64,
     counters: Counters,
     recovery: Option<Box<Recovery<P>>>,
+    generation: u32,
     phase: StreamPhase,
     mode: DeliveryMode,
     flags: u8,
 }
 
 impl<P> StreamState<P> {
-    pub(crate) fn new(name: StreamName, start: StartAt, mode: DeliveryMode) -> Self {
+    pub(crate) fn new(
+        name: StreamName,
+        generation: u32,
+        start: StartAt,
+        mode: DeliveryMode,
+    ) -> Self {
         let mut state = StreamState {
             name,
             next: 1,
@@ -117,6 +128,7 @@ impl<P> StreamState<P> {
             epoch: 0,
             counters: Counters::default(),
             recovery: None,
+            generation,
             phase: StreamPhase::Disconnected,
             mode,
             flags: 0,
@@ -130,6 +142,10 @@ impl<P> StreamState<P> {
             }
         }
         state
+    }
+
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation
     }
 
     pub(crate) fn name(&self) -> &StreamName {
@@ -185,9 +201,9 @@ impl<P> StreamState<P> {
             .map_or(0, |r| (r.ring.len() + r.pending.len()) as u64);
         StreamStats {
             delivered: self.counters.delivered,
-            duplicates: self.counters.duplicates,
-            dropped: self.counters.dropped,
-            skipped: self.counters.skipped,
+            duplicates: u64::from(self.counters.duplicates),
+            dropped: u64::from(self.counters.dropped),
+            skipped: u64::from(self.counters.skipped),
             gaps: u64::from(self.counters.gaps),
             gaps_healed: u64::from(self.counters.gaps_healed),
             resyncs: u64::from(self.counters.resyncs),
@@ -223,7 +239,7 @@ impl<P> StreamState<P> {
             epoch: if resume { self.known_epoch() } else { None },
         });
         let timeout = ctx.config.backoff(0);
-        let rec = ensure(&mut self.recovery, ctx.window);
+        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
         rec.wait = Some(Wait {
             deadline: now.plus(timeout),
             attempts: 1,
@@ -247,7 +263,7 @@ impl<P> StreamState<P> {
             rec.deadline = None;
         }
         self.set_phase(StreamPhase::Disconnected, ctx);
-        self.release_if_idle();
+        self.release_if_idle(ctx);
     }
 
     /// Asks the server to stop sending the stream.
@@ -261,18 +277,12 @@ impl<P> StreamState<P> {
 
     // ---- inputs from the server ----------------------------------------------
 
-    /// A live message. `seq` is at least 1.
+    /// The fast path: `seq` is the next one, nothing is pending and the
+    /// epoch matches. Counts it as delivered and returns true; the caller
+    /// hands the payload to the application. Otherwise changes nothing.
     #[inline]
-    pub(crate) fn on_message(
-        &mut self,
-        now: Millis,
-        seq: Seq,
-        epoch: Option<Epoch>,
-        payload: P,
-        ctx: &mut Ctx<'_, P>,
-    ) {
+    pub(crate) fn take_in_order(&mut self, seq: Seq, epoch: Option<Epoch>) -> bool {
         let s = seq.get();
-        // The fast path: in order, nothing pending, same epoch.
         if s == self.next
             && self.recovery.is_none()
             && self.phase != StreamPhase::Snapshotting
@@ -283,6 +293,22 @@ impl<P> StreamState<P> {
                 self.high = s;
             }
             self.counters.delivered += 1;
+            return true;
+        }
+        false
+    }
+
+    /// A live message. `seq` is at least 1.
+    #[inline]
+    pub(crate) fn on_message(
+        &mut self,
+        now: Millis,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if self.take_in_order(seq, epoch) {
             ctx.events.push_back(Event::Message {
                 stream: ctx.id,
                 seq,
@@ -293,7 +319,7 @@ impl<P> StreamState<P> {
         self.on_message_slow(now, seq, epoch, payload, ctx);
     }
 
-    fn on_message_slow(
+    pub(crate) fn on_message_slow(
         &mut self,
         now: Millis,
         seq: Seq,
@@ -319,11 +345,48 @@ impl<P> StreamState<P> {
         match self.mode {
             DeliveryMode::Latest => self.accept_latest(seq, payload, ctx),
             DeliveryMode::Ordered => {
+                let next = self.next;
+                let gaps = self.counters.gaps;
                 self.accept_ordered(now, seq.get(), Slot::Msg(payload), ctx);
                 self.drain(ctx);
-                self.service(now, ctx);
+                if self.needs_service(now, next, gaps, ctx) {
+                    self.service(now, ctx);
+                }
             }
         }
+    }
+
+    /// Whether a message's effect on recovery state needs a full `service`
+    /// pass now: the stream may have become idle, a deadline passed, a new
+    /// hole cannot be scheduled by a simple deadline update, or the window
+    /// moved over a hole it used to cut. A new hole inside the window only
+    /// lowers the deadline. Skipping the pass keeps healing reorders cheap.
+    fn needs_service(
+        &mut self,
+        now: Millis,
+        next_before: u64,
+        gaps_before: u32,
+        ctx: &Ctx<'_, P>,
+    ) -> bool {
+        let window_end = self.next + ctx.window - 1;
+        let new_hole = self.counters.gaps != gaps_before;
+        let Some(rec) = self.recovery.as_mut() else {
+            return false;
+        };
+        if rec.is_idle() || rec.deadline.is_none_or(|d| d <= now) {
+            return true;
+        }
+        if rec.window_blocked && self.next != next_before {
+            return true;
+        }
+        if new_hole {
+            if ctx.config.gap_timeout_ms == 0 || self.high > window_end {
+                return true;
+            }
+            let due = now.plus(ctx.config.gap_timeout_ms);
+            rec.deadline = min_deadline(rec.deadline, due);
+        }
+        false
     }
 
     fn hold_for_snapshot(
@@ -334,10 +397,10 @@ impl<P> StreamState<P> {
         ctx: &mut Ctx<'_, P>,
     ) {
         let window = ctx.window as usize;
-        let rec = ensure(&mut self.recovery, ctx.window);
+        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
         if rec.pending.len() >= window {
             // Held messages are re-fetched after the snapshot if still missing.
-            self.counters.dropped += 1;
+            bump(&mut self.counters.dropped);
             return;
         }
         rec.pending.push(Pending {
@@ -353,7 +416,7 @@ impl<P> StreamState<P> {
             self.high = s;
         }
         if s < self.next {
-            self.counters.dropped += 1;
+            bump(&mut self.counters.dropped);
             return;
         }
         self.next = s + 1;
@@ -369,7 +432,7 @@ impl<P> StreamState<P> {
     fn accept_ordered(&mut self, now: Millis, s: u64, slot: Slot<P>, ctx: &mut Ctx<'_, P>) {
         if s < self.next {
             if matches!(slot, Slot::Msg(_)) {
-                self.counters.duplicates += 1;
+                bump(&mut self.counters.duplicates);
             }
             return;
         }
@@ -377,19 +440,19 @@ impl<P> StreamState<P> {
         let window = ctx.window;
         let id = ctx.id;
         let high = self.high;
-        let rec = ensure(&mut self.recovery, ctx.window);
+        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
         if s > high {
             if s > high + 1 {
                 let range = SeqRange::from_trusted(high + 1, s - 1);
                 add_hole(&mut rec.holes, high + 1, s - 1, now);
-                self.counters.gaps = self.counters.gaps.saturating_add(1);
+                bump(&mut self.counters.gaps);
                 ctx.events
                     .push_back(Event::GapDetected { stream: id, range });
             }
             self.high = s;
             if offset >= window {
                 add_hole(&mut rec.holes, s, s, now);
-                self.counters.dropped += 1;
+                bump(&mut self.counters.dropped);
                 return;
             }
             rec.ring.insert(offset as usize, slot);
@@ -397,12 +460,12 @@ impl<P> StreamState<P> {
         }
         if offset >= window {
             // Known to exist, still beyond the window: stays in its hole.
-            self.counters.dropped += 1;
+            bump(&mut self.counters.dropped);
             return;
         }
         if rec.ring.is_occupied(offset as usize) {
             if matches!(slot, Slot::Msg(_)) {
-                self.counters.duplicates += 1;
+                bump(&mut self.counters.duplicates);
             }
             return;
         }
@@ -440,7 +503,7 @@ impl<P> StreamState<P> {
                         skip_start = self.next;
                     }
                     self.next += 1;
-                    self.counters.skipped += 1;
+                    bump(&mut self.counters.skipped);
                 }
                 Some(Slot::Empty) | None => break,
             }
@@ -450,7 +513,7 @@ impl<P> StreamState<P> {
         }
         if rec.healed {
             rec.healed = false;
-            self.counters.gaps_healed = self.counters.gaps_healed.saturating_add(1);
+            bump(&mut self.counters.gaps_healed);
             ctx.events.push_back(Event::GapHealed {
                 stream: ctx.id,
                 through: Seq::from_trusted(self.next - 1),
@@ -555,10 +618,10 @@ impl<P> StreamState<P> {
     fn reveal_tail(&mut self, _now: Millis, head: u64, since: Millis, ctx: &mut Ctx<'_, P>) {
         let start = self.high + 1;
         let id = ctx.id;
-        let rec = ensure(&mut self.recovery, ctx.window);
+        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
         add_hole(&mut rec.holes, start, head, since);
         self.high = head;
-        self.counters.gaps = self.counters.gaps.saturating_add(1);
+        bump(&mut self.counters.gaps);
         ctx.events.push_back(Event::GapDetected {
             stream: id,
             range: SeqRange::from_trusted(start, head),
@@ -647,11 +710,11 @@ impl<P> StreamState<P> {
         pending.sort_by_key(|p| p.seq);
         for p in pending {
             if p.epoch.is_some_and(|e| e != epoch) {
-                self.counters.dropped += 1;
+                bump(&mut self.counters.dropped);
                 continue;
             }
             if p.seq.get() <= s {
-                self.counters.duplicates += 1;
+                bump(&mut self.counters.duplicates);
                 continue;
             }
             match self.mode {
@@ -673,7 +736,7 @@ impl<P> StreamState<P> {
         earliest: Option<Seq>,
         ctx: &mut Ctx<'_, P>,
     ) {
-        self.counters.resets = self.counters.resets.saturating_add(1);
+        bump(&mut self.counters.resets);
         ctx.events.push_back(Event::Reset {
             stream: ctx.id,
             reason,
@@ -682,7 +745,7 @@ impl<P> StreamState<P> {
         self.flags &= !(FLAG_HAS_EPOCH | FLAG_HAS_BASE);
         let timeout = ctx.config.backoff(0);
         let connected = ctx.connected;
-        let rec = ensure(&mut self.recovery, ctx.window);
+        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
         rec.ring.clear();
         rec.holes.clear();
         rec.fetches.clear();
@@ -774,6 +837,7 @@ impl<P> StreamState<P> {
             let gap_timeout = ctx.config.gap_timeout_ms;
             let max_fetch = u64::from(ctx.config.max_fetch.max(1));
             let mut new_fetches: Vec<Fetch> = Vec::new();
+            rec.window_blocked = rec.holes.last().is_some_and(|h| h.end > window_end);
             for hole in &rec.holes {
                 if hole.start > window_end {
                     break;
@@ -817,7 +881,7 @@ impl<P> StreamState<P> {
                         stream: self.name.clone(),
                         range,
                     });
-                    self.counters.resyncs = self.counters.resyncs.saturating_add(1);
+                    bump(&mut self.counters.resyncs);
                     if attempts == ctx.config.stall_after_attempts {
                         ctx.events.push_back(Event::Stalled {
                             stream: ctx.id,
@@ -841,15 +905,22 @@ impl<P> StreamState<P> {
             }
         }
         rec.deadline = deadline;
-        self.release_if_idle();
+        self.release_if_idle(ctx);
     }
 
-    fn release_if_idle(&mut self) {
+    fn release_if_idle(&mut self, ctx: &mut Ctx<'_, P>) {
         if self.phase != StreamPhase::Live && self.phase != StreamPhase::Disconnected {
             return;
         }
         if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
-            self.recovery = None;
+            if let Some(mut rec) = self.recovery.take() {
+                if ctx.spare.is_none() {
+                    rec.deadline = None;
+                    rec.healed = false;
+                    rec.window_blocked = false;
+                    *ctx.spare = Some(rec);
+                }
+            }
         }
     }
 }
@@ -904,17 +975,25 @@ fn remove_from_holes(holes: &mut Vec<Hole>, seq: u64) {
     }
 }
 
-/// The stream's recovery state, created on first need.
-fn ensure<P>(recovery: &mut Option<Box<Recovery<P>>>, window: u64) -> &mut Recovery<P> {
+/// The stream's recovery state, created on first need (from the spare box
+/// when there is one).
+fn ensure<'a, P>(
+    recovery: &'a mut Option<Box<Recovery<P>>>,
+    window: u64,
+    spare: &mut Option<Box<Recovery<P>>>,
+) -> &'a mut Recovery<P> {
     recovery.get_or_insert_with(|| {
-        Box::new(Recovery {
-            ring: Ring::new(window as usize),
-            holes: Vec::new(),
-            fetches: Vec::new(),
-            pending: Vec::new(),
-            wait: None,
-            deadline: None,
-            healed: false,
+        spare.take().unwrap_or_else(|| {
+            Box::new(Recovery {
+                ring: Ring::new(window as usize),
+                holes: Vec::new(),
+                fetches: Vec::new(),
+                pending: Vec::new(),
+                wait: None,
+                deadline: None,
+                healed: false,
+                window_blocked: false,
+            })
         })
     })
 }

@@ -235,23 +235,31 @@ impl AsRef<str> for StreamName {
 /// `unsubscribe` the handle is stale and every call with it fails with
 /// [`Error::UnknownStream`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct StreamId {
-    pub(crate) index: u32,
-    pub(crate) generation: u32,
-}
+pub struct StreamId(u64);
 
 impl StreamId {
-    /// Packs the handle into one number (index in the low 32 bits).
+    /// Slot `index`, incarnation `generation` (one word, so that copying a
+    /// handle is a single move).
+    pub(crate) const fn new(index: u32, generation: u32) -> StreamId {
+        StreamId(((generation as u64) << 32) | index as u64)
+    }
+
+    pub(crate) const fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    pub(crate) const fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The handle as one number (for a JavaScript boundary, a map key...).
     pub const fn to_raw(self) -> u64 {
-        ((self.generation as u64) << 32) | self.index as u64
+        self.0
     }
 
     /// Unpacks a number made by [`StreamId::to_raw`].
     pub const fn from_raw(raw: u64) -> StreamId {
-        StreamId {
-            index: raw as u32,
-            generation: (raw >> 32) as u32,
-        }
+        StreamId(raw)
     }
 }
 
