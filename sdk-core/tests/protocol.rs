@@ -73,31 +73,42 @@ fn requests_encode_as_client_frames() {
 #[test]
 fn bad_input_gets_a_typed_error() {
     let max_seq_plus_one = (1u64 << 53).to_string();
-    let table: Vec<(String, fn(&Error) -> bool)> = vec![
-        ("not json".into(), |e| matches!(e, Error::MalformedFrame { .. })),
-        ("[1,2]".into(), |e| matches!(e, Error::MalformedFrame { .. })),
-        (r#"{"stream":"a"}"#.into(), |e| {
-            matches!(e, Error::MalformedFrame { reason } if reason.contains("type"))
+    type Expect = fn(&Error) -> bool;
+    let table: Vec<(String, Expect)> = vec![
+        ("not json".into(), |e| {
+            matches!(e, Error::MalformedFrame { .. })
         }),
-        (r#"{"type":"bogus","stream":"a"}"#.into(), |e| {
-            matches!(e, Error::UnknownFrameType { kind } if kind == "bogus")
+        ("[1,2]".into(), |e| {
+            matches!(e, Error::MalformedFrame { .. })
         }),
+        (
+            r#"{"stream":"a"}"#.into(),
+            |e| matches!(e, Error::MalformedFrame { reason } if reason.contains("type")),
+        ),
+        (
+            r#"{"type":"bogus","stream":"a"}"#.into(),
+            |e| matches!(e, Error::UnknownFrameType { kind } if kind == "bogus"),
+        ),
         (
             format!(r#"{{"type":"msg","stream":"a","seq":{max_seq_plus_one},"data":1}}"#),
             |e| matches!(e, Error::SeqOutOfRange { seq } if *seq == 1 << 53),
         ),
-        (r#"{"type":"msg","stream":"a","seq":-1,"data":1}"#.into(), |e| {
-            matches!(e, Error::MalformedFrame { .. })
-        }),
-        (r#"{"type":"msg","stream":"a","seq":"7","data":1}"#.into(), |e| {
-            matches!(e, Error::MalformedFrame { .. })
-        }),
-        (r#"{"type":"msg","stream":"","seq":1,"data":1}"#.into(), |e| {
-            matches!(e, Error::InvalidStreamName { .. })
-        }),
-        (r#"{"type":"msg","stream":"a","seq":1}"#.into(), |e| {
-            matches!(e, Error::MalformedFrame { reason } if reason.contains("data"))
-        }),
+        (
+            r#"{"type":"msg","stream":"a","seq":-1,"data":1}"#.into(),
+            |e| matches!(e, Error::MalformedFrame { .. }),
+        ),
+        (
+            r#"{"type":"msg","stream":"a","seq":"7","data":1}"#.into(),
+            |e| matches!(e, Error::MalformedFrame { .. }),
+        ),
+        (
+            r#"{"type":"msg","stream":"","seq":1,"data":1}"#.into(),
+            |e| matches!(e, Error::InvalidStreamName { .. }),
+        ),
+        (
+            r#"{"type":"msg","stream":"a","seq":1}"#.into(),
+            |e| matches!(e, Error::MalformedFrame { reason } if reason.contains("data")),
+        ),
         (
             r#"{"type":"history","stream":"a","from":5,"to":4,"messages":[]}"#.into(),
             |e| matches!(e, Error::InvalidRange { from: 5, to: 4 }),
@@ -147,8 +158,8 @@ fn oversized_frame_is_refused_before_parsing() {
 
 #[test]
 fn unknown_fields_are_ignored_for_forward_compatibility() {
-    let frame = server(r#"{"type":"msg","stream":"a","seq":3,"data":1,"trace":"x"}"#)
-        .expect("parses");
+    let frame =
+        server(r#"{"type":"msg","stream":"a","seq":3,"data":1,"trace":"x"}"#).expect("parses");
     assert!(matches!(frame, ServerFrame::Msg { seq, .. } if seq.get() == 3));
 }
 
