@@ -219,7 +219,8 @@ impl Conn {
             Ok(frame) => frame,
             Err(e) => {
                 let (code, message) = classify(text, &e);
-                return self.error(code, &message, None);
+                let reference = (text.len() <= max).then(|| reference_of(text)).flatten();
+                return self.error(code, &message, reference.as_deref());
             }
         };
         match frame {
@@ -539,6 +540,20 @@ pub(crate) fn classify(text: &str, error: &CoreError) -> (&'static str, String) 
         _ => error.to_string(),
     };
     (code, message)
+}
+
+/// The `id` (or else the `stream`) of a refused frame, when it has one that
+/// is short text, so the client can tell which request failed.
+fn reference_of(text: &str) -> Option<String> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return None;
+    };
+    ["id", "stream"].iter().find_map(|field| {
+        map.get(*field)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| s.len() <= 256)
+            .map(str::to_string)
+    })
 }
 
 /// Whether a seq-valued field holds a number that is not an integer in
