@@ -59,10 +59,11 @@ async fn source(frames: std::sync::Arc<Vec<String>>) -> std::net::SocketAddr {
 }
 
 async fn raw_round(url: &str) -> Duration {
+    // Both rounds are timed from before the connection is opened.
+    let started = Instant::now();
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("raw connect");
-    let started = Instant::now();
     ws.send(Message::text(r#"{"type":"subscribe","stream":"bench"}"#))
         .await
         .expect("send");

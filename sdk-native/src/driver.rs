@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use seqsync_core::protocol::{ClientFrame, ServerFrame, parse_server_frame};
 use seqsync_core::{Millis, Seq, Sequencer, StreamId, StreamStats, SubscribeOptions};
 use serde_json::Value;
@@ -211,7 +211,7 @@ impl Driver {
             if self.closing.is_some() {
                 return true;
             }
-            let publish_deadline = self.publish_deadline();
+            let publish_deadline = self.publish_deadline().unwrap_or_else(far_future);
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
@@ -233,7 +233,15 @@ impl Driver {
         self.outbox = resend.into_iter().map(|p| p.frame.clone()).collect();
         let heartbeat = Duration::from_millis(self.config.heartbeat_timeout_ms);
         let mut last_received = Instant::now();
-        let end = loop {
+        // Timers live across iterations and are re-armed only when their
+        // deadline moves: creating timers per frame would cost more than
+        // handling the frame.
+        let never = far_future();
+        let core_timer = sleep_until(never.into());
+        let heartbeat_timer = sleep_until((last_received + heartbeat).into());
+        let publish_timer = sleep_until(never.into());
+        tokio::pin!(core_timer, heartbeat_timer, publish_timer);
+        let end = 'session: loop {
             if let Err(reason) = self.flush(&mut sink, heartbeat).await {
                 break SessionEnd::Lost(reason);
             }
@@ -242,31 +250,48 @@ impl Driver {
                 let _ = sink.send(Message::Close(None)).await;
                 break SessionEnd::Closed;
             }
-            let core_deadline = self
+            let core_deadline: tokio::time::Instant = self
                 .core
                 .poll_timeout()
-                .map_or_else(far_future, |at| self.instant(at));
-            let publish_deadline = self.publish_deadline();
+                .map_or(never, |at| self.instant(at))
+                .into();
+            if core_timer.deadline() != core_deadline {
+                core_timer.as_mut().reset(core_deadline);
+            }
+            let publish_deadline: tokio::time::Instant =
+                self.publish_deadline().unwrap_or(never).into();
+            if publish_timer.deadline() != publish_deadline {
+                publish_timer.as_mut().reset(publish_deadline);
+            }
             tokio::select! {
                 biased;
-                frame = stream.next() => match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        last_received = Instant::now();
-                        self.on_text(text.as_str());
-                        // Keep commands flowing under a flood of frames.
-                        for _ in 0..16 {
-                            match self.commands.try_recv() {
-                                Ok(command) => self.on_command(command),
-                                Err(_) => break,
+                frame = stream.next() => {
+                    let mut frame = frame;
+                    // Take every frame that is already here before going
+                    // back to the timers and commands.
+                    for _ in 0..256 {
+                        match frame {
+                            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
+                            Some(Ok(Message::Close(_))) | None => {
+                                break 'session SessionEnd::Lost("closed by server".to_string());
                             }
+                            Some(Ok(_)) => {}
+                            Some(Err(error)) => break 'session SessionEnd::Lost(error.to_string()),
+                        }
+                        match stream.next().now_or_never() {
+                            Some(next) => frame = next,
+                            None => break,
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => {
-                        break SessionEnd::Lost("closed by server".to_string())
+                    last_received = Instant::now();
+                    // Keep commands flowing under a flood of frames.
+                    for _ in 0..16 {
+                        match self.commands.try_recv() {
+                            Ok(command) => self.on_command(command),
+                            Err(_) => break,
+                        }
                     }
-                    Some(Ok(_)) => last_received = Instant::now(),
-                    Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
-                },
+                }
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => {
@@ -274,11 +299,17 @@ impl Driver {
                         break SessionEnd::Closed;
                     }
                 },
-                () = sleep_until(core_deadline.into()) => self.core.handle_timeout(self.now()),
-                () = sleep_until((last_received + heartbeat).into()) => {
-                    break SessionEnd::Lost("no frame within the heartbeat timeout".to_string());
+                () = &mut core_timer => self.core.handle_timeout(self.now()),
+                () = &mut heartbeat_timer => {
+                    // Re-armed lazily: only when it fires is the time of the
+                    // last frame looked at.
+                    let due = last_received + heartbeat;
+                    if due <= Instant::now() {
+                        break SessionEnd::Lost("no frame within the heartbeat timeout".to_string());
+                    }
+                    heartbeat_timer.as_mut().reset(due.into());
                 }
-                () = sleep_until(publish_deadline.into()) => self.expire_publishes(),
+                () = &mut publish_timer => self.expire_publishes(),
             }
         };
         self.core.handle_disconnected(self.now());
@@ -476,12 +507,8 @@ impl Driver {
         );
     }
 
-    fn publish_deadline(&self) -> Instant {
-        self.pending
-            .values()
-            .map(|p| p.deadline)
-            .min()
-            .unwrap_or_else(far_future)
+    fn publish_deadline(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.deadline).min()
     }
 
     fn expire_publishes(&mut self) {
