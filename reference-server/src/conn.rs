@@ -92,6 +92,7 @@ pub(crate) async fn run(
         injector: faults.filter(FaultSpec::is_active).map(FaultInjector::new),
         metrics: state.metrics.clone(),
         sent: 0,
+        delivered: 0,
         delayed: BTreeMap::new(),
         delay_seq: 0,
         live_since_tick: false,
@@ -575,6 +576,8 @@ struct Writer {
     injector: Option<FaultInjector<Utf8Bytes>>,
     metrics: Arc<Metrics>,
     sent: u64,
+    /// Live frames written since the last update of the shared counter.
+    delivered: u64,
     delayed: BTreeMap<(Instant, u64), Utf8Bytes>,
     delay_seq: u64,
     live_since_tick: bool,
@@ -633,10 +636,15 @@ impl Writer {
                     break End::Done;
                 }
             }
+            Metrics::add(
+                &self.metrics.deliveries,
+                std::mem::take(&mut self.delivered),
+            );
             if !matches!(end, End::No) {
                 break end;
             }
         };
+        Metrics::add(&self.metrics.deliveries, self.delivered);
         if matches!(end, End::Cut) {
             Metrics::inc(&self.metrics.cuts);
             tracing::debug!(conn = self.out.id, "connection cut by fault injection");
@@ -676,7 +684,7 @@ impl Writer {
             return End::Done;
         }
         if live {
-            Metrics::inc(&self.metrics.deliveries);
+            self.delivered += 1;
         }
         self.sent += 1;
         let cut_every = self

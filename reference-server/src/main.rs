@@ -41,7 +41,12 @@ struct Cli {
 
     /// Secret for HMAC-SHA256 tokens. When set, clients pass `?token=` on /ws and may
     /// only use the streams their token names (others get `unauthorized`).
-    #[arg(long, env = "SEQSYNC_TOKEN_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SEQSYNC_TOKEN_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     token_secret: Option<String>,
 
     /// Fault injection for every connection, e.g.
@@ -130,6 +135,8 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::SUCCESS;
     }
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
