@@ -35,6 +35,10 @@ pub struct Limits {
     /// Control frames queued per connection before the server stops reading
     /// that connection's requests until the client reads.
     pub control_queue: usize,
+    /// Most streams the server holds open at once (server-wide): stream
+    /// names come from peers, so their number is bounded too. Beyond it,
+    /// requests naming a new stream get `invalid_stream`.
+    pub max_streams: usize,
     /// Error frames per second after which a connection is closed as a
     /// flood (code 1008). At least `publish_rate`.
     pub max_errors_per_sec: u32,
@@ -51,6 +55,7 @@ impl Default for Limits {
             live_queue: 1_024,
             control_queue: 256,
             max_errors_per_sec: 1_000,
+            max_streams: 100_000,
         }
     }
 }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::auth::Claims;
 use crate::faults::{FaultInjector, FaultSpec};
-use crate::hub::{ActorMsg, PublishReq, StreamHub, call, error_frame, text};
+use crate::hub::{ActorMsg, HubError, PublishReq, StreamHub, call, error_frame, text};
 use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Queues};
 use crate::server::AppState;
@@ -238,7 +238,7 @@ impl Conn {
                 }
                 match self.state.hub.get(&stream).await {
                     Ok(hub) => self.snapshot(&hub).await,
-                    Err(e) => self.internal(&stream, &e),
+                    Err(e) => self.hub_error(&stream, e),
                 }
             }
             ClientFrame::Publish { stream, id, data } => self.publish(stream, id, data).await,
@@ -251,6 +251,19 @@ impl Conn {
             "the token does not allow this stream",
             Some(stream.as_str()),
         )
+    }
+
+    fn hub_error(&mut self, stream: &StreamName, e: HubError) -> Flow {
+        match e {
+            HubError::Log(e) => self.internal(stream, &e),
+            HubError::Full(limit) => self.error(
+                "invalid_stream",
+                &format!(
+                    "the server holds its limit of {limit} streams; no new stream can be opened"
+                ),
+                Some(stream.as_str()),
+            ),
+        }
     }
 
     fn internal(&mut self, stream: &StreamName, e: &crate::log::LogError) -> Flow {
@@ -294,7 +307,7 @@ impl Conn {
         }
         let hub = match self.state.hub.get(&stream).await {
             Ok(hub) => hub,
-            Err(e) => return self.internal(&stream, &e),
+            Err(e) => return self.hub_error(&stream, e),
         };
         // Register first: no live message can fall between the answer below
         // and the live flow.
@@ -387,7 +400,7 @@ impl Conn {
             return self.unauthorized(&stream);
         }
         if let Err(e) = self.state.hub.get(&stream).await {
-            return self.internal(&stream, &e);
+            return self.hub_error(&stream, e);
         }
         Metrics::inc(&self.state.metrics.history_requests);
         let page = self.state.config.limits.history_page.max(1);
@@ -480,7 +493,7 @@ impl Conn {
         };
         let hub = match self.state.hub.get(&stream).await {
             Ok(hub) => hub,
-            Err(e) => return self.internal(&stream, &e),
+            Err(e) => return self.hub_error(&stream, e),
         };
         let req = PublishReq {
             id,

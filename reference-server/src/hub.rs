@@ -69,10 +69,26 @@ impl StreamHub {
     }
 }
 
+/// Why a stream's hub could not be had.
+#[derive(Debug)]
+pub(crate) enum HubError {
+    /// The log failed.
+    Log(LogError),
+    /// The server already holds `Limits::max_streams` streams.
+    Full(usize),
+}
+
+impl From<LogError> for HubError {
+    fn from(e: LogError) -> HubError {
+        HubError::Log(e)
+    }
+}
+
 /// Every stream that has been touched since start.
 pub(crate) struct Hub {
     log: Arc<dyn Log>,
     metrics: Arc<Metrics>,
+    max_streams: usize,
     streams: Mutex<HashMap<StreamName, Arc<StreamHub>>>,
     actors: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -100,10 +116,11 @@ fn now_ms() -> u64 {
 }
 
 impl Hub {
-    pub(crate) fn new(log: Arc<dyn Log>, metrics: Arc<Metrics>) -> Hub {
+    pub(crate) fn new(log: Arc<dyn Log>, metrics: Arc<Metrics>, max_streams: usize) -> Hub {
         Hub {
             log,
             metrics,
+            max_streams,
             streams: Mutex::new(HashMap::new()),
             actors: Mutex::new(Vec::new()),
         }
@@ -115,9 +132,13 @@ impl Hub {
 
     /// The stream's hub, opening its log (and starting its sequencing point)
     /// on first use.
-    pub(crate) async fn get(&self, name: &StreamName) -> Result<Arc<StreamHub>, LogError> {
+    pub(crate) async fn get(&self, name: &StreamName) -> Result<Arc<StreamHub>, HubError> {
         if let Some(hub) = self.lookup(name) {
             return Ok(hub);
+        }
+        let count = self.streams.lock().unwrap_or_else(|p| p.into_inner()).len();
+        if count >= self.max_streams {
+            return Err(HubError::Full(self.max_streams));
         }
         let stream = name.clone();
         let info = call(&self.log, move |log| log.open(&stream)).await?;

@@ -19,7 +19,7 @@
 //!                 writer ── fault injection (live msgs only) ──ws──> client
 //! ```
 //!
-//! - **One sequencing point per stream** ([`hub`]): a task that owns the
+//! - **One sequencing point per stream**: a task that owns the
 //!   stream's publish channel. It takes publishes in batches, appends each
 //!   batch to the log in one atomic step (one SQLite transaction), and only
 //!   then advances the cached head, fans the new `msg` frames out and queues
@@ -67,7 +67,7 @@ pub mod auth;
 mod config;
 mod conn;
 pub mod faults;
-pub mod hub;
+mod hub;
 pub mod log;
 pub mod metrics;
 mod outbound;

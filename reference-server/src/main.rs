@@ -87,6 +87,10 @@ struct Cli {
     #[arg(long, env = "SEQSYNC_LIVE_QUEUE", default_value_t = 1024)]
     live_queue: usize,
 
+    /// Most streams held open at once, server-wide (new stream names beyond it get `invalid_stream`).
+    #[arg(long, env = "SEQSYNC_MAX_STREAMS", default_value_t = 100_000)]
+    max_streams: usize,
+
     /// How many latest messages a snapshot holds (K).
     #[arg(long, env = "SEQSYNC_SNAPSHOT_MESSAGES", default_value_t = 100)]
     snapshot_messages: usize,
@@ -186,6 +190,7 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
             history_page: cli.history_page,
             publish_rate: cli.publish_rate,
             live_queue: cli.live_queue,
+            max_streams: cli.max_streams,
             ..Limits::default()
         },
         snapshot_messages: cli.snapshot_messages,

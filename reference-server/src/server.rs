@@ -110,7 +110,7 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let state = Arc::new(AppState {
-            hub: Hub::new(log.clone(), metrics.clone()),
+            hub: Hub::new(log.clone(), metrics.clone(), config.limits.max_streams),
             metrics,
             shutdown: shutdown_rx.clone(),
             next_conn: AtomicU64::new(0),

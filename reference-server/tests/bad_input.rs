@@ -187,6 +187,31 @@ async fn too_many_subscriptions_are_refused() {
 }
 
 #[tokio::test]
+async fn new_streams_beyond_the_server_limit_are_refused() {
+    let server = start(ServerConfig {
+        limits: Limits {
+            max_streams: 2,
+            ..Limits::default()
+        },
+        ..config()
+    })
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish("one", "a", json!(1)).await;
+    client.subscribe("two").await;
+    let err = client
+        .expect_error(
+            r#"{"type":"publish","stream":"three","id":"x","data":1}"#,
+            "invalid_stream",
+        )
+        .await;
+    assert_eq!(err["ref"], "three");
+    // Streams already open go on working.
+    assert_eq!(client.publish("one", "b", json!(2)).await, 2);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn publish_beyond_the_rate_is_refused_then_allowed_again() {
     let server = start(ServerConfig {
         limits: Limits {
