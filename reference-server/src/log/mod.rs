@@ -3,7 +3,8 @@
 //! [`Log`] is a synchronous trait. Both backends here are synchronous by
 //! nature (a map behind a mutex, SQLite through rusqlite), and the server
 //! calls a blocking backend through `tokio::task::spawn_blocking`, once per
-//! *batch* of publishes (see [`crate::hub`]), so the thread hop is amortized.
+//! *batch* of publishes (the sequencing point of each stream batches them),
+//! so the thread hop is amortized.
 //! A backend that is cheap and never blocks (the memory log) says so with
 //! [`Log::is_blocking`] and is called inline.
 //!
