@@ -93,6 +93,9 @@ struct PhaseResult {
     sent: u64,
     received: u64,
     elapsed: Duration,
+    /// CPU time of the whole process (server and clients) while the phase
+    /// ran, from the first publish to the last delivery (or the idle end).
+    cpu: Duration,
     p50_us: u64,
     p99_us: u64,
     max_us: u64,
@@ -101,6 +104,9 @@ struct PhaseResult {
 impl PhaseResult {
     fn per_sec(&self) -> f64 {
         self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    fn cpu_ns_per_delivery(&self) -> f64 {
+        self.cpu.as_nanos() as f64 / self.received.max(1) as f64
     }
     fn expected(&self, subscribers: usize) -> u64 {
         self.sent * subscribers as u64
@@ -117,6 +123,32 @@ fn stamp(text: &str) -> Option<u64> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(digits.len());
     digits[..end].parse().ok()
+}
+
+/// User + system CPU time of this process so far (Linux; zero elsewhere).
+fn cpu_time() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the parenthesized command name; utime and stime are the
+    // 14th and 15th fields overall, in clock ticks (100 per second on Linux).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 struct Shared {
@@ -202,6 +234,7 @@ async fn run_phase(target: &Target, p: &Params, rate: Option<u64>, stream: &str)
         .expect("publisher connects");
     let start_ns = shared.origin.elapsed().as_nanos() as u64;
     let start = Instant::now();
+    let cpu_start = cpu_time();
     for k in 0..total {
         if paced {
             let due = start + Duration::from_nanos(k * 1_000_000_000 / rate.max(1));
@@ -246,6 +279,7 @@ async fn run_phase(target: &Target, p: &Params, rate: Option<u64>, stream: &str)
             break;
         }
     }
+    let cpu = cpu_time().saturating_sub(cpu_start);
     let _ = stop_tx.send(());
     let mut all: Vec<u32> = Vec::with_capacity(expected as usize);
     for s in subs {
@@ -267,6 +301,7 @@ async fn run_phase(target: &Target, p: &Params, rate: Option<u64>, stream: &str)
         sent: total,
         received: shared.received.load(Ordering::Relaxed),
         elapsed: Duration::from_nanos(end_ns - start_ns),
+        cpu,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         max_us: all.last().copied().map_or(0, u64::from),
@@ -324,14 +359,17 @@ async fn start_baseline() -> (String, String) {
 }
 
 fn row(name: &str, r: &PhaseResult, subscribers: usize) -> String {
+    let cpu_share = r.cpu.as_secs_f64() / r.elapsed.as_secs_f64().max(1e-9);
     format!(
-        "| {name:<28} | {:>12.0} | {:>10}/{:<10} | {:>8.2} | {:>8.2} | {:>8.2} |",
+        "| {name:<28} | {:>12.0} | {:>10}/{:<10} | {:>8.2} | {:>8.2} | {:>8.2} | {:>8.2} | {:>6.2} |",
         r.per_sec(),
         r.received,
         r.expected(subscribers),
         r.p50_us as f64 / 1000.0,
         r.p99_us as f64 / 1000.0,
-        r.max_us as f64 / 1000.0
+        r.max_us as f64 / 1000.0,
+        r.cpu_ns_per_delivery() / 1000.0,
+        cpu_share
     )
 }
 
@@ -347,6 +385,7 @@ fn main() {
             "fan-out: 1 publisher -> {} subscribers; burst {} msgs; paced {:?} msg/s for {} s each; server live queue {}",
             p.subscribers, p.burst, p.rates, p.secs, p.live_queue
         );
+        let load_before = load_average();
         let (sub_url, pub_url) = start_baseline().await;
         let baseline = Target {
             sub_url: sub_url.clone(),
@@ -384,18 +423,28 @@ fn main() {
         let _ = server.shutdown().await;
 
         println!();
+        println!("load average before/after: {load_before} / {}", load_average());
         println!(
-            "| {:<28} | {:>12} | {:>21} | {:>8} | {:>8} | {:>8} |",
-            "run", "deliveries/s", "delivered/expected", "p50 ms", "p99 ms", "max ms"
+            "| {:<28} | {:>12} | {:>21} | {:>8} | {:>8} | {:>8} | {:>8} | {:>6} |",
+            "run",
+            "deliveries/s",
+            "delivered/expected",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "CPU µs/d",
+            "cores"
         );
         println!(
-            "|{}|{}|{}|{}|{}|{}|",
+            "|{}|{}|{}|{}|{}|{}|{}|{}|",
             "-".repeat(30),
             "-".repeat(14),
             "-".repeat(23),
             "-".repeat(10),
             "-".repeat(10),
-            "-".repeat(10)
+            "-".repeat(10),
+            "-".repeat(10),
+            "-".repeat(8)
         );
         let names: Vec<String> = std::iter::once("burst".to_string())
             .chain(p.rates.iter().map(|r| format!("paced {r}/s")))
@@ -407,10 +456,11 @@ fn main() {
         println!();
         for ((name, b), s) in names.iter().zip(&base).zip(&srv) {
             println!(
-                "ratio server/baseline, {name}: deliveries/s {:.2}x, p50 {:.2}x, p99 {:.2}x",
+                "ratio server/baseline, {name}: deliveries/s {:.2}x, p50 {:.2}x, p99 {:.2}x, CPU per delivery {:.2}x",
                 s.per_sec() / b.per_sec().max(1e-9),
                 s.p50_us as f64 / (b.p50_us.max(1)) as f64,
                 s.p99_us as f64 / (b.p99_us.max(1)) as f64,
+                s.cpu_ns_per_delivery() / b.cpu_ns_per_delivery().max(1e-9),
             );
         }
         println!(
