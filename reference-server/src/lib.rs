@@ -50,6 +50,28 @@
 //! above the hard size limit (close code 1009) and a flood of bad frames
 //! (close code 1008).
 //!
+//! ## Error codes
+//!
+//! | input | `error` code | connection |
+//! | --- | --- | --- |
+//! | not JSON, not an object, no or non-string `type`, missing or mistyped field, binary frame, publish `id` empty or over 128 bytes | `malformed_frame` | stays |
+//! | unknown `type` | `unknown_type` | stays |
+//! | frame over `--max-frame-bytes` | `frame_too_large` | stays |
+//! | frame over `--hard-frame-bytes` | (not read) | closed, 1009 |
+//! | a seq (`since`, `from`, `to`) negative, fractional or over 2^53-1 | `seq_out_of_range` | stays |
+//! | history `from` = 0 or `from > to` | `invalid_range` | stays |
+//! | history `from` beyond the head | `range_beyond_head` | stays |
+//! | stream name empty, over 256 bytes or with control characters; a new stream beyond `--max-streams` | `invalid_stream` | stays |
+//! | stream not allowed by the token | `unauthorized` | stays |
+//! | subscription beyond `--max-subscriptions` | `too_many_subscriptions` | stays |
+//! | publish beyond `--publish-rate` | `rate_limited` | stays |
+//! | unsubscribe of a stream not subscribed | `not_subscribed` | stays |
+//! | the log failed | `internal` | stays |
+//! | more error frames in one second than `max(1000, --publish-rate)` | (flood) | closed, 1008 |
+//!
+//! Each error frame's `ref` names the offending publish `id`, or else the
+//! stream, when the frame had one.
+//!
 //! ## Starting a server in-process
 //!
 //! ```no_run
@@ -67,6 +89,7 @@ pub mod auth;
 mod config;
 mod conn;
 pub mod faults;
+mod follow;
 mod hub;
 pub mod log;
 pub mod metrics;

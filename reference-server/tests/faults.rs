@@ -108,3 +108,19 @@ async fn server_wide_faults_apply_to_every_connection() {
     assert!(m.fault_dropped < 200);
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn cut_every_ms_drops_the_connection_without_a_close_frame() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&format!("{}?faults=cut_every_ms=150", server.ws_url())).await;
+    client.subscribe("t").await;
+    let code = loop {
+        match client.read().await {
+            Read::Frame(_) => continue,
+            Read::Closed(code) => break code,
+        }
+    };
+    assert_eq!(code, None, "a cut is abrupt, not a close handshake");
+    eventually("the cut is counted", || server.metrics().cuts == 1).await;
+    server.shutdown().await.expect("shutdown");
+}
