@@ -13,6 +13,10 @@ pub enum Storage {
     Memory,
     /// One SQLite file, durable across restarts.
     Sqlite(PathBuf),
+    /// Redis Streams at this URL (`redis://host:port`), shared by every
+    /// server instance that names the same Redis: each instance serves any
+    /// stream, and seqs are assigned atomically in Redis.
+    Redis(String),
 }
 
 /// Per-connection limits. Every amount a peer controls is bounded by one.

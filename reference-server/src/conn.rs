@@ -737,7 +737,7 @@ impl Writer {
                     name.clone(),
                     HeadEntry {
                         seq: hub.head(),
-                        epoch: hub.epoch,
+                        epoch: hub.epoch(),
                     },
                 )
             })

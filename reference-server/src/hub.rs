@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::follow::Follower;
 use crate::log::{Log, LogError, NewMessage, Payload};
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
@@ -42,16 +43,47 @@ pub(crate) enum ActorMsg {
 /// One stream: its sequencing point's inbox, cached head and subscribers.
 pub(crate) struct StreamHub {
     pub(crate) name: StreamName,
-    pub(crate) epoch: Epoch,
+    epoch: AtomicU64,
     head: AtomicU64,
     subscribers: Mutex<HashMap<u64, Arc<Outbound>>>,
     pub(crate) tx: mpsc::Sender<ActorMsg>,
+    /// Live messages come from the follower of a shared log, not from
+    /// this hub's own appends (see [`crate::follow`]).
+    followed: bool,
 }
 
 impl StreamHub {
     /// The latest committed seq.
     pub(crate) fn head(&self) -> Seq {
         Seq::new(self.head.load(Ordering::SeqCst)).unwrap_or(Seq::MAX)
+    }
+
+    /// The epoch of the stream's log.
+    pub(crate) fn epoch(&self) -> Epoch {
+        Epoch(self.epoch.load(Ordering::SeqCst))
+    }
+
+    /// Advances the head to `head` and queues `frames` (in seq order) on
+    /// every subscriber's live queue.
+    pub(crate) fn deliver(&self, frames: &[Utf8Bytes], head: Seq) {
+        self.head.store(head.get(), Ordering::SeqCst);
+        let subscribers: Vec<Arc<Outbound>> = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for sub in subscribers {
+            sub.push_live(frames);
+        }
+    }
+
+    /// Moves to a new incarnation of the log (a shared log that was lost and
+    /// re-created): heartbeats name the new epoch, so clients reset.
+    pub(crate) fn rebase(&self, epoch: Epoch, head: Seq) {
+        self.epoch.store(epoch.0, Ordering::SeqCst);
+        self.head.store(head.get(), Ordering::SeqCst);
     }
 
     pub(crate) fn register(&self, out: &Arc<Outbound>) {
@@ -91,6 +123,7 @@ pub(crate) struct Hub {
     max_streams: usize,
     streams: Mutex<HashMap<StreamName, Arc<StreamHub>>>,
     actors: Mutex<Vec<JoinHandle<()>>>,
+    follower: Option<Follower>,
 }
 
 /// Runs a log call, off the async threads when the backend may block.
@@ -123,7 +156,15 @@ impl Hub {
             max_streams,
             streams: Mutex::new(HashMap::new()),
             actors: Mutex::new(Vec::new()),
+            follower: None,
         }
+    }
+
+    /// Takes live messages from `follower` (a shared log) instead of from
+    /// the hubs' own appends.
+    pub(crate) fn with_follower(mut self, follower: Follower) -> Hub {
+        self.follower = Some(follower);
+        self
     }
 
     pub(crate) fn log(&self) -> &Arc<dyn Log> {
@@ -149,12 +190,16 @@ impl Hub {
         let (tx, rx) = mpsc::channel(CHANNEL);
         let hub = Arc::new(StreamHub {
             name: name.clone(),
-            epoch: info.epoch,
+            epoch: AtomicU64::new(info.epoch.0),
             head: AtomicU64::new(info.head.get()),
             subscribers: Mutex::new(HashMap::new()),
             tx,
+            followed: self.follower.is_some(),
         });
         streams.insert(name.clone(), hub.clone());
+        if let Some(follower) = &self.follower {
+            follower.follow(hub.clone(), info.head);
+        }
         let task = tokio::spawn(run(hub.clone(), self.log.clone(), self.metrics.clone(), rx));
         self.actors
             .lock()
@@ -173,6 +218,9 @@ impl Hub {
 
     /// Lets every sequencing point finish what it was given, then stops it.
     pub(crate) async fn stop(&self) {
+        if let Some(follower) = &self.follower {
+            follower.stop();
+        }
         let hubs: Vec<Arc<StreamHub>> = self
             .streams
             .lock()
@@ -264,7 +312,7 @@ async fn commit(
         let frame = ServerFrame::<&RawValue>::Msg {
             stream: hub.name.clone(),
             seq: a.seq,
-            epoch: Some(hub.epoch),
+            epoch: Some(hub.epoch()),
             data: &m.data,
         };
         frames.push(text(&frame));
@@ -275,18 +323,8 @@ async fn commit(
         &metrics.publish_duplicates,
         (appended.len() - frames.len()) as u64,
     );
-    if let Some(head) = head {
-        hub.head.store(head.get(), Ordering::SeqCst);
-        let subscribers: Vec<Arc<Outbound>> = hub
-            .subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for sub in subscribers {
-            sub.push_live(&frames);
-        }
+    if let Some(head) = head.filter(|_| !hub.followed) {
+        hub.deliver(&frames, head);
     }
     for ((m, a), reply) in messages.iter().zip(&appended).zip(replies) {
         let ack = ServerFrame::<&RawValue>::Ack {

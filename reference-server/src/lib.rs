@@ -89,6 +89,7 @@ pub mod auth;
 mod config;
 mod conn;
 pub mod faults;
+mod follow;
 mod hub;
 pub mod log;
 pub mod metrics;

@@ -24,8 +24,13 @@ struct Cli {
     db: PathBuf,
 
     /// Keep the log in memory instead of SQLite (lost on exit).
-    #[arg(long, env = "SEQSYNC_MEMORY")]
+    #[arg(long, env = "SEQSYNC_MEMORY", conflicts_with = "redis")]
     memory: bool,
+
+    /// Keep the log in Redis Streams at this URL (e.g. redis://127.0.0.1:6379) instead of
+    /// SQLite: every server instance started with the same Redis serves the same streams.
+    #[arg(long, env = "SEQSYNC_REDIS")]
+    redis: Option<String>,
 
     /// Keep at most this many latest messages per stream.
     #[arg(long, env = "SEQSYNC_RETENTION_COUNT")]
@@ -169,10 +174,10 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
     });
     let config = ServerConfig {
         bind: cli.bind,
-        storage: if cli.memory {
-            Storage::Memory
-        } else {
-            Storage::Sqlite(cli.db.clone())
+        storage: match (&cli.redis, cli.memory) {
+            (Some(url), _) => Storage::Redis(url.clone()),
+            (None, true) => Storage::Memory,
+            (None, false) => Storage::Sqlite(cli.db.clone()),
         },
         retention: Retention {
             max_count: cli.retention_count,

@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 use crate::auth::{self, Claims};
 use crate::config::{ServerConfig, Storage};
 use crate::faults::FaultSpec;
+use crate::follow::Follower;
 use crate::hub::{Hub, call};
-use crate::log::{Log, LogError, MemoryLog, SqliteLog};
+use crate::log::{Log, LogError, MemoryLog, RedisLog, RedisOptions, SqliteLog};
 use crate::metrics::{Metrics, MetricsSnapshot};
 
 /// What can stop the server from starting or stopping cleanly.
@@ -92,6 +93,18 @@ impl Server {
                     .map_err(|e| LogError::Aborted(e.to_string()))??;
                 Arc::new(log)
             }
+            Storage::Redis(url) => {
+                let url = url.clone();
+                let options = RedisOptions {
+                    retention: config.retention,
+                    ..RedisOptions::default()
+                };
+                let log = tokio::task::spawn_blocking(move || RedisLog::open(&url, options))
+                    .await
+                    .map_err(|e| LogError::Aborted(e.to_string()))??;
+                let follower = Follower::start(log.client().clone())?;
+                return Server::serve(config, Arc::new(log), Some(follower)).await;
+            }
         };
         Server::start_with_log(config, log).await
     }
@@ -105,12 +118,24 @@ impl Server {
         config: ServerConfig,
         log: Arc<dyn Log>,
     ) -> Result<RunningServer, ServerError> {
+        Server::serve(config, log, None).await
+    }
+
+    async fn serve(
+        config: ServerConfig,
+        log: Arc<dyn Log>,
+        follower: Option<Follower>,
+    ) -> Result<RunningServer, ServerError> {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
+        let mut hub = Hub::new(log.clone(), metrics.clone(), config.limits.max_streams);
+        if let Some(follower) = follower {
+            hub = hub.with_follower(follower);
+        }
         let state = Arc::new(AppState {
-            hub: Hub::new(log.clone(), metrics.clone(), config.limits.max_streams),
+            hub,
             metrics,
             shutdown: shutdown_rx.clone(),
             next_conn: AtomicU64::new(0),

@@ -19,9 +19,11 @@
 //!   `info` and `messages` always agree.
 
 mod memory;
+pub(crate) mod redis;
 mod sqlite;
 
 pub use memory::MemoryLog;
+pub use redis::{RedisLog, RedisOptions};
 pub use sqlite::SqliteLog;
 
 use seqsync_core::{Epoch, MAX_SEQ, Seq, StreamName};
@@ -96,6 +98,9 @@ pub enum LogError {
     /// SQLite refused an operation.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Redis refused an operation or could not be reached.
+    #[error("redis: {0}")]
+    Redis(String),
     /// Stored data that cannot be read back.
     #[error("corrupt log data in stream {stream}: {reason}")]
     Corrupt {

@@ -1,0 +1,558 @@
+//! The Redis log: one Redis (or one Redis Cluster slot per stream) shared by
+//! any number of server instances.
+//!
+//! Per stream, three kinds of keys, all with the stream's name as the hash
+//! tag so that they live in one cluster slot and one script may touch them
+//! all:
+//!
+//! - `seqsync:{<stream>}:log`: a Redis Stream; the message of seq `n` is the
+//!   entry with id `n-0` and fields `e` (epoch), `t` (append time, Unix
+//!   milliseconds) and `d` (payload JSON);
+//! - `seqsync:{<stream>}:meta`: a hash with `epoch`, `head` and `earliest`;
+//! - `seqsync:{<stream>}:id:<publish id>`: the seq of a publish id, kept for
+//!   [`RedisOptions::id_ttl_secs`].
+//!
+//! Seqs are assigned by one Lua script per batch, which checks each publish
+//! id, increments the head and appends with an explicit entry id: Redis runs
+//! scripts one at a time, so two instances can never hand out the same seq.
+//! The epoch is drawn at random by whoever first finds the stream without
+//! one. A Redis that restarts without persistence has lost every key: the
+//! next use draws a new epoch, so clients are reset rather than shown seqs
+//! of another log.
+//!
+//! In a stream name, `%` and `}` are written `%25` and `%7D` so that the
+//! hash tag ends where the name ends and no two streams share a key.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::{Connection, Script, Value};
+use seqsync_core::{Epoch, MAX_SEQ, Seq, StreamName};
+use serde_json::value::RawValue;
+
+use super::{
+    Appended, Log, LogError, NewMessage, ReadResult, Retention, StoredMessage, StreamInfo,
+    random_epoch, seq,
+};
+
+/// Connections kept per log (calls beyond it wait for one).
+const POOL: usize = 4;
+/// Entries read per step while walking a stream for age retention.
+const TRIM_STEP: usize = 1024;
+/// How long connecting and each command may take before the call fails.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Creates the stream's meta when it has none; answers epoch, head, earliest.
+const OPEN: &str = r"
+if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'head', '0', 'earliest', '1')
+end
+return redis.call('HMGET', KEYS[1], 'epoch', 'head', 'earliest')
+";
+
+/// KEYS: log, meta, one id key per message. ARGV: candidate epoch, now_ms,
+/// id ttl (s), max count (0: none), one payload per message.
+/// Answers one integer per message: its seq, negated when the id was known.
+const APPEND: &str = r"
+local log, meta = KEYS[1], KEYS[2]
+if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then
+  redis.call('HSET', meta, 'head', '0', 'earliest', '1')
+end
+local m = redis.call('HMGET', meta, 'epoch', 'head', 'earliest')
+local epoch, head, earliest = m[1], tonumber(m[2]), tonumber(m[3])
+if not head or not earliest then
+  return redis.error_reply('ERR seqsync: stream meta is corrupt')
+end
+local n = #ARGV - 4
+if head + n > 9007199254740991 then
+  return redis.error_reply('ERR seqsync: seq limit reached')
+end
+local out = {}
+for i = 1, n do
+  local idkey = KEYS[2 + i]
+  local known = redis.call('GET', idkey)
+  if known then
+    out[i] = -tonumber(known)
+  else
+    head = head + 1
+    local s = string.format('%d', head)
+    redis.call('XADD', log, s .. '-0', 'e', epoch, 't', ARGV[2], 'd', ARGV[4 + i])
+    redis.call('SET', idkey, s, 'EX', ARGV[3])
+    out[i] = head
+  end
+end
+local max = tonumber(ARGV[4])
+if max > 0 and head - max + 1 > earliest then
+  earliest = head - max + 1
+  redis.call('XTRIM', log, 'MINID', string.format('%d-0', earliest))
+end
+redis.call('HSET', meta, 'head', string.format('%d', head), 'earliest', string.format('%d', earliest))
+return out
+";
+
+/// KEYS: log, meta. ARGV: the last expired seq. Removes the prefix up to it.
+const TRIM_TO: &str = r"
+local earliest = tonumber(redis.call('HGET', KEYS[2], 'earliest'))
+local keep = tonumber(ARGV[1]) + 1
+if not earliest or keep <= earliest then
+  return 0
+end
+redis.call('HSET', KEYS[2], 'earliest', string.format('%d', keep))
+return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-0', keep))
+";
+
+/// Settings of a [`RedisLog`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// Retention per stream.
+    pub retention: Retention,
+    /// How long a publish id is remembered, in seconds: a retry within this
+    /// time gets the first seq back.
+    pub id_ttl_secs: u64,
+}
+
+impl Default for RedisOptions {
+    fn default() -> RedisOptions {
+        RedisOptions {
+            retention: Retention::default(),
+            id_ttl_secs: 3_600,
+        }
+    }
+}
+
+/// A [`Log`] in Redis Streams, shared by every server instance that uses the
+/// same Redis.
+pub struct RedisLog {
+    client: redis::Client,
+    options: RedisOptions,
+    pool: Vec<Mutex<Option<Connection>>>,
+    next: AtomicUsize,
+    /// Streams this instance has opened: the ones its age retention sweeps.
+    opened: Mutex<HashSet<StreamName>>,
+    open: Script,
+    append: Script,
+    trim_to: Script,
+}
+
+impl std::fmt::Debug for RedisLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisLog")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys of one stream.
+pub(crate) struct Keys {
+    pub(crate) log: String,
+    pub(crate) meta: String,
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn of(stream: &StreamName) -> Keys {
+        let mut tag = String::with_capacity(stream.as_str().len());
+        for c in stream.as_str().chars() {
+            match c {
+                '%' => tag.push_str("%25"),
+                '}' => tag.push_str("%7D"),
+                c => tag.push(c),
+            }
+        }
+        let prefix = format!("seqsync:{{{tag}}}:");
+        Keys {
+            log: format!("{prefix}log"),
+            meta: format!("{prefix}meta"),
+            prefix,
+        }
+    }
+
+    fn id(&self, id: &str) -> String {
+        format!("{}id:{id}", self.prefix)
+    }
+}
+
+fn redis_err(e: redis::RedisError) -> LogError {
+    LogError::Redis(e.to_string())
+}
+
+fn corrupt(stream: &StreamName, reason: impl Into<String>) -> LogError {
+    LogError::Corrupt {
+        stream: stream.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn as_text(v: &Value) -> Option<&str> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => as_text(other).and_then(|s| s.parse().ok()),
+    }
+}
+
+/// A stream entry as the log stores it.
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    pub(crate) epoch: Option<u64>,
+    pub(crate) ts_ms: Option<u64>,
+    pub(crate) data: Option<String>,
+}
+
+/// Parses one `[id, [field, value, ...]]` entry.
+pub(crate) fn parse_entry(v: &Value) -> Option<Entry> {
+    let Value::Array(parts) = v else {
+        return None;
+    };
+    let [id, Value::Array(fields)] = parts.as_slice() else {
+        return None;
+    };
+    let seq = as_text(id)?.strip_suffix("-0")?.parse().ok()?;
+    let mut entry = Entry {
+        seq,
+        epoch: None,
+        ts_ms: None,
+        data: None,
+    };
+    for pair in fields.chunks_exact(2) {
+        match as_text(&pair[0]) {
+            Some("e") => entry.epoch = as_u64(&pair[1]),
+            Some("t") => entry.ts_ms = as_u64(&pair[1]),
+            Some("d") => entry.data = as_text(&pair[1]).map(str::to_string),
+            _ => {}
+        }
+    }
+    Some(entry)
+}
+
+/// Parses `[epoch, head, earliest]`; `None` when the stream has no meta.
+fn parse_meta(stream: &StreamName, v: &Value) -> Result<Option<StreamInfo>, LogError> {
+    let Value::Array(parts) = v else {
+        return Err(corrupt(stream, "meta is not an array"));
+    };
+    let [epoch, head, earliest] = parts.as_slice() else {
+        return Err(corrupt(stream, "meta has the wrong length"));
+    };
+    if matches!(epoch, Value::Nil) {
+        return Ok(None);
+    }
+    let (Some(epoch), Some(head), Some(earliest)) = (as_u64(epoch), as_u64(head), as_u64(earliest))
+    else {
+        return Err(corrupt(stream, "meta fields are not integers"));
+    };
+    if epoch > MAX_SEQ {
+        return Err(corrupt(stream, "epoch out of range"));
+    }
+    Ok(Some(StreamInfo {
+        epoch: Epoch(epoch),
+        head: seq(head, stream)?,
+        earliest: seq(earliest, stream)?,
+    }))
+}
+
+fn stored(stream: &StreamName, v: &Value) -> Result<StoredMessage, LogError> {
+    let entry = parse_entry(v).ok_or_else(|| corrupt(stream, "unreadable stream entry"))?;
+    let data = entry
+        .data
+        .ok_or_else(|| corrupt(stream, format!("entry {} has no payload", entry.seq)))?;
+    let data = RawValue::from_string(data)
+        .map_err(|e| corrupt(stream, format!("payload of seq {}: {e}", entry.seq)))?;
+    Ok(StoredMessage {
+        seq: seq(entry.seq, stream)?,
+        data,
+    })
+}
+
+impl RedisLog {
+    /// Connects to the Redis at `url` (`redis://host:port[/db]`) and checks
+    /// that it answers.
+    ///
+    /// Redis must not evict keys (`maxmemory-policy noeviction`): an evicted
+    /// entry would be a silent gap.
+    ///
+    /// # Errors
+    /// [`LogError::Redis`] when the URL is invalid or Redis does not answer.
+    pub fn open(url: &str, options: RedisOptions) -> Result<RedisLog, LogError> {
+        let client = redis::Client::open(url).map_err(redis_err)?;
+        let log = RedisLog {
+            client,
+            options,
+            pool: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+            opened: Mutex::new(HashSet::new()),
+            open: Script::new(OPEN),
+            append: Script::new(APPEND),
+            trim_to: Script::new(TRIM_TO),
+        };
+        log.with(|conn| redis::cmd("PING").query::<String>(conn))?;
+        Ok(log)
+    }
+
+    /// The client of this log's Redis (for followers).
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// Runs `f` on a pooled connection; a connection that failed is dropped
+    /// and the next call opens a new one.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, LogError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = (0..self.pool.len())
+            .map(|i| &self.pool[(start + i) % self.pool.len()])
+            .find_map(|m| m.try_lock().ok())
+            .unwrap_or_else(|| {
+                self.pool[start % self.pool.len()]
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+            });
+        let mut slot = slot;
+        if slot.is_none() {
+            *slot = Some(connect(&self.client).map_err(redis_err)?);
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Err(LogError::Redis("no connection".into()));
+        };
+        match f(conn) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                    *slot = None;
+                }
+                Err(redis_err(e))
+            }
+        }
+    }
+
+    fn remember(&self, stream: &StreamName) {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if !opened.contains(stream) {
+            opened.insert(stream.clone());
+        }
+    }
+
+    /// Reads the meta and runs `query` in one MULTI/EXEC, creating the
+    /// stream first when it has no meta.
+    fn view(
+        &self,
+        stream: &StreamName,
+        query: impl Fn(&mut redis::Pipeline, &Keys),
+    ) -> Result<(StreamInfo, Value), LogError> {
+        let keys = Keys::of(stream);
+        for _ in 0..2 {
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .cmd("HMGET")
+                .arg(&keys.meta)
+                .arg("epoch")
+                .arg("head")
+                .arg("earliest");
+            query(&mut pipe, &keys);
+            let reply: Vec<Value> = self.with(|conn| pipe.query(conn))?;
+            let [meta, rest] = <[Value; 2]>::try_from(reply)
+                .map_err(|_| corrupt(stream, "unexpected transaction reply"))?;
+            if let Some(info) = parse_meta(stream, &meta)? {
+                return Ok((info, rest));
+            }
+            self.open(stream)?;
+        }
+        Err(corrupt(stream, "stream meta missing after creation"))
+    }
+}
+
+pub(crate) fn connect(client: &redis::Client) -> redis::RedisResult<Connection> {
+    let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(conn)
+}
+
+/// Runs the open script: the stream's state, creating its meta (with a
+/// fresh random epoch) when it has none.
+pub(crate) fn open_meta(
+    conn: &mut Connection,
+    script: &Script,
+    stream: &StreamName,
+) -> Result<StreamInfo, LogError> {
+    let keys = Keys::of(stream);
+    let reply: Value = script
+        .key(&keys.meta)
+        .arg(random_epoch().0)
+        .invoke(conn)
+        .map_err(redis_err)?;
+    parse_meta(stream, &reply)?.ok_or_else(|| corrupt(stream, "stream meta missing"))
+}
+
+/// The open script, for followers that must re-create a lost stream.
+pub(crate) fn open_script() -> Script {
+    Script::new(OPEN)
+}
+
+impl Log for RedisLog {
+    fn open(&self, stream: &StreamName) -> Result<StreamInfo, LogError> {
+        self.remember(stream);
+        let mut out = None;
+        self.with(|conn| {
+            out = Some(open_meta(conn, &self.open, stream));
+            Ok(())
+        })?;
+        out.unwrap_or_else(|| Err(LogError::Redis("no answer".into())))
+    }
+
+    fn append(
+        &self,
+        stream: &StreamName,
+        batch: &[NewMessage],
+        now_ms: u64,
+    ) -> Result<Vec<Appended>, LogError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = Keys::of(stream);
+        let mut call = self.append.key(&keys.log);
+        call.key(&keys.meta);
+        for m in batch {
+            call.key(keys.id(&m.id));
+        }
+        call.arg(random_epoch().0)
+            .arg(now_ms)
+            .arg(self.options.id_ttl_secs.max(1))
+            .arg(self.options.retention.max_count.unwrap_or(0));
+        for m in batch {
+            call.arg(m.data.get());
+        }
+        let reply: Vec<i64> = self.with(|conn| call.invoke(conn))?;
+        if reply.len() != batch.len() {
+            return Err(corrupt(stream, "append answered the wrong count"));
+        }
+        reply
+            .into_iter()
+            .map(|n| {
+                Ok(Appended {
+                    seq: seq(n.unsigned_abs(), stream)?,
+                    duplicate: n < 0,
+                })
+            })
+            .collect()
+    }
+
+    fn read(
+        &self,
+        stream: &StreamName,
+        from: Seq,
+        to: Seq,
+        max: u64,
+    ) -> Result<ReadResult, LogError> {
+        let (info, reply) = self.view(stream, |pipe, keys| {
+            pipe.cmd("XRANGE")
+                .arg(&keys.log)
+                .arg(format!("{}-0", from.get()))
+                .arg(format!("{}-0", to.get()))
+                .arg("COUNT")
+                .arg(max.max(1));
+        })?;
+        let Value::Array(entries) = reply else {
+            return Err(corrupt(stream, "XRANGE answered no array"));
+        };
+        let messages = entries
+            .iter()
+            .map(|e| stored(stream, e))
+            .collect::<Result<_, _>>()?;
+        Ok(ReadResult { info, messages })
+    }
+
+    fn last(&self, stream: &StreamName, count: usize) -> Result<ReadResult, LogError> {
+        let (info, reply) = self.view(stream, |pipe, keys| {
+            pipe.cmd("XREVRANGE")
+                .arg(&keys.log)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(count.max(1));
+        })?;
+        if count == 0 {
+            return Ok(ReadResult {
+                info,
+                messages: Vec::new(),
+            });
+        }
+        let Value::Array(entries) = reply else {
+            return Err(corrupt(stream, "XREVRANGE answered no array"));
+        };
+        let mut messages = entries
+            .iter()
+            .map(|e| stored(stream, e))
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(ReadResult { info, messages })
+    }
+
+    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
+        let Some(max_age) = self.options.retention.max_age_ms else {
+            return Ok(0);
+        };
+        let cutoff = now_ms.saturating_sub(max_age);
+        let streams: Vec<StreamName> = self
+            .opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let mut removed = 0;
+        for stream in streams {
+            let keys = Keys::of(&stream);
+            // Entries are appended in time order: the expired ones are a
+            // prefix, walked from the front.
+            let mut last_expired = None;
+            let mut start = "-".to_string();
+            'walk: loop {
+                let entries: Vec<Value> = self.with(|conn| {
+                    redis::cmd("XRANGE")
+                        .arg(&keys.log)
+                        .arg(&start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(TRIM_STEP)
+                        .query(conn)
+                })?;
+                if entries.is_empty() {
+                    break;
+                }
+                for e in &entries {
+                    let entry = parse_entry(e).ok_or_else(|| corrupt(&stream, "bad entry"))?;
+                    if entry.ts_ms.is_none_or(|t| t >= cutoff) {
+                        break 'walk;
+                    }
+                    last_expired = Some(entry.seq);
+                }
+                match last_expired {
+                    Some(s) => start = format!("({s}-0"),
+                    None => break,
+                }
+            }
+            if let Some(upto) = last_expired {
+                let n: u64 = self.with(|conn| {
+                    self.trim_to
+                        .key(&keys.log)
+                        .key(&keys.meta)
+                        .arg(upto)
+                        .invoke(conn)
+                })?;
+                removed += n;
+            }
+        }
+        Ok(removed)
+    }
+}
