@@ -71,8 +71,9 @@ impl Outbound {
                 return;
             }
             inner.queues.control.push_back(frame);
+            // Counted under the lock, so `take` never subtracts it first.
+            Metrics::inc(&self.metrics.queue_depth);
         }
-        Metrics::inc(&self.metrics.queue_depth);
         self.wake.notify_one();
     }
 
@@ -87,9 +88,9 @@ impl Outbound {
             let room = self.live_cap.saturating_sub(inner.queues.live.len());
             let take = room.min(frames.len());
             inner.queues.live.extend(frames[..take].iter().cloned());
+            Metrics::add(&self.metrics.queue_depth, take as u64);
             (take, frames.len() - take, inner.queues.live.len())
         };
-        Metrics::add(&self.metrics.queue_depth, queued as u64);
         Metrics::add(&self.metrics.live_dropped, dropped as u64);
         self.metrics.observe_depth(depth as u64);
         if queued > 0 {
