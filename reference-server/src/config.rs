@@ -32,6 +32,9 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Most messages in one `history` answer.
     pub history_page: u64,
+    /// Largest `history` answer in payload bytes (at least one message is
+    /// always sent); a page that reaches it covers less than `history_page`.
+    pub history_max_bytes: usize,
     /// Publishes allowed per connection per second (burst: one second's worth).
     pub publish_rate: u32,
     /// Live frames queued per connection before new ones are dropped.
@@ -55,6 +58,7 @@ impl Default for Limits {
             hard_frame_bytes: 1 << 20,
             max_subscriptions: 1_000,
             history_page: 1_000,
+            history_max_bytes: 1 << 20,
             publish_rate: 10_000,
             live_queue: 1_024,
             control_queue: 256,

@@ -426,16 +426,24 @@ impl Conn {
                 Some(stream.as_str()),
             );
         }
-        let covered_to = to
+        let mut covered_to = to
             .get()
             .min(info.head.get())
             .min(from.get().saturating_add(page - 1));
+        let budget = self.state.config.limits.history_max_bytes;
+        let mut bytes = 0usize;
         let mut skipped = Vec::new();
         let mut expect = from.get();
         let mut messages = Vec::with_capacity(read.messages.len());
         for m in &read.messages {
             let s = m.seq.get();
             if s > covered_to {
+                break;
+            }
+            bytes += m.data.get().len() + 32;
+            if bytes > budget && !messages.is_empty() {
+                // A shorter page: it covers only what it holds.
+                covered_to = expect - 1;
                 break;
             }
             if s > expect {

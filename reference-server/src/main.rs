@@ -84,6 +84,10 @@ struct Cli {
     #[arg(long, env = "SEQSYNC_HISTORY_PAGE", default_value_t = 1000)]
     history_page: u64,
 
+    /// Largest history answer in payload bytes (a page holds at least one message).
+    #[arg(long, env = "SEQSYNC_HISTORY_MAX_BYTES", default_value_t = 1 << 20)]
+    history_max_bytes: usize,
+
     /// Publishes allowed per connection per second.
     #[arg(long, env = "SEQSYNC_PUBLISH_RATE", default_value_t = 10_000)]
     publish_rate: u32,
@@ -193,6 +197,7 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
             hard_frame_bytes: cli.hard_frame_bytes,
             max_subscriptions: cli.max_subscriptions,
             history_page: cli.history_page,
+            history_max_bytes: cli.history_max_bytes,
             publish_rate: cli.publish_rate,
             live_queue: cli.live_queue,
             max_streams: cli.max_streams,

@@ -10,6 +10,10 @@ use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 
+/// Bytes of queued control frames past which the reader stops reading the
+/// connection's requests (history answers can be large).
+const CONTROL_BYTES: usize = 4 << 20;
+
 #[derive(Default)]
 pub(crate) struct Queues {
     pub(crate) control: VecDeque<Utf8Bytes>,
@@ -18,6 +22,8 @@ pub(crate) struct Queues {
 
 struct Inner {
     queues: Queues,
+    /// Bytes of the frames in `queues.control`.
+    control_bytes: usize,
     closed: bool,
     close: Option<(u16, &'static str)>,
 }
@@ -47,6 +53,7 @@ impl Outbound {
             id,
             inner: Mutex::new(Inner {
                 queues: Queues::default(),
+                control_bytes: 0,
                 closed: false,
                 close: None,
             }),
@@ -70,6 +77,7 @@ impl Outbound {
             if inner.closed {
                 return;
             }
+            inner.control_bytes += frame.len();
             inner.queues.control.push_back(frame);
             // Counted under the lock, so `take` never subtracts it first.
             Metrics::inc(&self.metrics.queue_depth);
@@ -105,6 +113,7 @@ impl Outbound {
         {
             let mut inner = self.lock();
             std::mem::swap(&mut inner.queues.control, &mut into.control);
+            inner.control_bytes = 0;
             std::mem::swap(&mut inner.queues.live, &mut into.live);
             n = into.control.len() + into.live.len();
             close = inner.close;
@@ -134,6 +143,7 @@ impl Outbound {
             inner.closed = true;
             let n = inner.queues.control.len() + inner.queues.live.len();
             inner.queues.control.clear();
+            inner.control_bytes = 0;
             inner.queues.live.clear();
             n
         };
@@ -151,7 +161,10 @@ impl Outbound {
             notified.as_mut().enable();
             {
                 let inner = self.lock();
-                if inner.closed || inner.queues.control.len() < self.control_cap {
+                if inner.closed
+                    || (inner.queues.control.len() < self.control_cap
+                        && inner.control_bytes < CONTROL_BYTES)
+                {
                     return;
                 }
             }

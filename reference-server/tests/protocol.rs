@@ -173,6 +173,53 @@ async fn history_covers_pages_and_stops_at_head() {
 }
 
 #[tokio::test]
+async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
+    let server = start(ServerConfig {
+        limits: Limits {
+            history_max_bytes: 400,
+            ..Limits::default()
+        },
+        ..config()
+    })
+    .await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    for i in 0..10 {
+        client
+            .publish("big", &format!("b{i}"), json!("y".repeat(100)))
+            .await;
+    }
+    let mut from = 1;
+    let mut pages = 0;
+    while from <= 10 {
+        client
+            .send(json!({"type": "history", "stream": "big", "from": from, "to": 10}))
+            .await;
+        let page = client.next().await;
+        let to = page["to"].as_u64().expect("to");
+        let seqs: Vec<u64> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["seq"].as_u64().unwrap_or(0))
+            .collect();
+        assert_eq!(
+            seqs,
+            (from..=to).collect::<Vec<u64>>(),
+            "a page covers exactly what it holds"
+        );
+        assert!(
+            seqs.len() <= 3,
+            "{} messages over the byte budget",
+            seqs.len()
+        );
+        from = to + 1;
+        pages += 1;
+    }
+    assert!(pages >= 4);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn snapshot_request_answers_current_state() {
     let server = start(config()).await;
     let mut client = Client::connect(&server.ws_url()).await;
