@@ -302,12 +302,28 @@ impl RedisLog {
         &self.client
     }
 
-    /// Runs `f` on a pooled connection; a connection that failed is dropped
-    /// and the next call opens a new one.
+    /// Runs `f` on a pooled connection. A connection that failed is dropped
+    /// and `f` runs once more on a new one: after a Redis restart every
+    /// pooled connection is dead. Running a call twice is safe: reads have
+    /// no effect and appends carry their publish ids.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
     ) -> Result<T, LogError> {
+        match self.with_once(&mut f) {
+            Err((e, true)) => {
+                tracing::debug!(error = %e, "redis connection lost; retrying on a new one");
+                self.with_once(&mut f).map_err(|(e, _)| e)
+            }
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    /// One attempt; on failure, also whether the connection was lost.
+    fn with_once<T>(
+        &self,
+        f: &mut impl FnMut(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, (LogError, bool)> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = (0..self.pool.len())
             .map(|i| &self.pool[(start + i) % self.pool.len()])
@@ -319,18 +335,19 @@ impl RedisLog {
             });
         let mut slot = slot;
         if slot.is_none() {
-            *slot = Some(connect(&self.client).map_err(redis_err)?);
+            *slot = Some(connect(&self.client).map_err(|e| (redis_err(e), false))?);
         }
         let Some(conn) = slot.as_mut() else {
-            return Err(LogError::Redis("no connection".into()));
+            return Err((LogError::Redis("no connection".into()), false));
         };
         match f(conn) {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                let lost = e.is_io_error() || e.is_connection_dropped() || e.is_timeout();
+                if lost {
                     *slot = None;
                 }
-                Err(redis_err(e))
+                Err((redis_err(e), lost))
             }
         }
     }
@@ -402,12 +419,10 @@ pub(crate) fn open_script() -> Script {
 impl Log for RedisLog {
     fn open(&self, stream: &StreamName) -> Result<StreamInfo, LogError> {
         self.remember(stream);
-        let mut out = None;
-        self.with(|conn| {
-            out = Some(open_meta(conn, &self.open, stream));
-            Ok(())
-        })?;
-        out.unwrap_or_else(|| Err(LogError::Redis("no answer".into())))
+        let keys = Keys::of(stream);
+        let reply: Value =
+            self.with(|conn| self.open.key(&keys.meta).arg(random_epoch().0).invoke(conn))?;
+        parse_meta(stream, &reply)?.ok_or_else(|| corrupt(stream, "stream meta missing"))
     }
 
     fn append(
@@ -419,6 +434,7 @@ impl Log for RedisLog {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        self.remember(stream);
         let keys = Keys::of(stream);
         let mut call = self.append.key(&keys.log);
         call.key(&keys.meta);

@@ -1,0 +1,130 @@
+//! A `redis-server` child process for tests: loopback, a free port, no
+//! persistence; killed on drop.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a starting Redis has to answer `PING`.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+/// A running `redis-server`.
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on a free loopback port and waits until it
+    /// answers `PING`. Panics, saying how to install it, when it is missing.
+    pub fn start() -> RedisServer {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            match spawn_ready(port) {
+                Ok(child) => return RedisServer { child, port },
+                Err(e) => last = e,
+            }
+        }
+        panic!("redis-server did not start: {last}");
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills Redis and starts a new one on the same port: without
+    /// persistence, every key is gone.
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + READY_WITHIN;
+        loop {
+            match spawn_ready(self.port) {
+                Ok(child) => {
+                    self.child = child;
+                    return;
+                }
+                Err(e) if Instant::now() > deadline => panic!("redis-server did not restart: {e}"),
+                // The old listening socket may not be released yet.
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `redis-server` on `port` and waits until it answers.
+fn spawn_ready(port: u16) -> Result<Child, String> {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string()])
+        .args(["--bind", "127.0.0.1"])
+        .args(["--save", ""])
+        .args(["--appendonly", "no"])
+        .args(["--maxmemory-policy", "noeviction"])
+        .args(["--dir", &std::env::temp_dir().to_string_lossy()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not installed: these tests need it on PATH \
+                 (`source scripts/redis.sh && ensure_redis`, or `apt-get install redis-server`)"
+        ),
+        Err(e) => return Err(format!("cannot run redis-server: {e}")),
+    };
+    wait_ready(child, port)
+}
+
+/// Polls until `PING` is answered, the child exits, or the deadline.
+fn wait_ready(mut child: Child, port: u16) -> Result<Child, String> {
+    let deadline = Instant::now() + READY_WITHIN;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("redis-server exited: {status}"));
+        }
+        if ping(addr) {
+            return Ok(child);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no PONG within {READY_WITHIN:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ping(addr: SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
