@@ -320,8 +320,11 @@ impl Core {
         let start = match since {
             None => StartAt::Snapshot,
             Some(since) => StartAt::After {
-                seq: position(since)?,
-                epoch: epoch.map(required_epoch).transpose()?,
+                seq: position(since).map_err(|e| JsError::new(&describe(&e)))?,
+                epoch: epoch
+                    .map(required_epoch)
+                    .transpose()
+                    .map_err(|e| JsError::new(&describe(&e)))?,
             },
         };
         let mode = if latest {
@@ -331,7 +334,8 @@ impl Core {
         };
         let id = self
             .inner
-            .subscribe(millis(now), name, SubscribeOptions { start, mode })?;
+            .subscribe(millis(now), name, SubscribeOptions { start, mode })
+            .map_err(|e| JsError::new(&describe(&e)))?;
         Ok(id.to_raw() as f64)
     }
 
@@ -447,7 +451,7 @@ impl Core {
             Ok(()) => self.ready(),
             Err(error) => {
                 self.error.clear();
-                let _ = write!(self.error, "{error}");
+                self.error.push_str(&describe(&error));
                 self.ready() | READY_ERROR
             }
         }
@@ -476,6 +480,29 @@ impl Core {
             flags |= READY_TIMEOUT;
         }
         flags
+    }
+}
+
+/// The message of an error. Written here rather than taken from `Display`:
+/// that one quotes names with `{:?}`, whose Unicode tables and float
+/// formatting would double the size of the WASM module.
+fn describe(error: &Error) -> String {
+    match error {
+        Error::SeqOutOfRange { seq } => {
+            format!("seq {seq} is out of range (messages use 1..=2^53-1)")
+        }
+        Error::InvalidRange { from, to } => format!("invalid seq range {from}..={to}"),
+        Error::InvalidStreamName { .. } => {
+            "invalid stream name (1 to 256 bytes, no control characters)".to_string()
+        }
+        Error::UnknownStream { stream } => format!("stream {stream} is not subscribed"),
+        Error::AlreadySubscribed { stream } => format!("stream {stream} is already subscribed"),
+        Error::TooManyStreams { limit } => format!("too many streams (limit {limit})"),
+        Error::HistoryOutOfRange { from, to, seq, .. } => {
+            format!("history claims {from}..={to} but holds seq {seq}")
+        }
+        Error::MalformedFrame { reason } => format!("malformed frame: {reason}"),
+        _ => "invalid input".to_string(),
     }
 }
 
@@ -508,7 +535,7 @@ fn message_seq(value: f64) -> Result<Seq, Error> {
 
 fn required_epoch(value: f64) -> Result<Epoch, Error> {
     exact(value).map(Epoch).ok_or(Error::MalformedFrame {
-        reason: format!("epoch {value} is not an integer in 0..=2^53-1"),
+        reason: "epoch is not an integer in 0..=2^53-1".to_string(),
     })
 }
 
@@ -527,7 +554,7 @@ fn handle_id(handle: f64) -> Option<StreamId> {
 
 fn unknown(handle: f64) -> Error {
     Error::UnknownStream {
-        stream: format!("#{handle}"),
+        stream: format!("#{}", whole(handle).unwrap_or(0)),
     }
 }
 

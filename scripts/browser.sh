@@ -1,0 +1,172 @@
+# Browser side of seqsync: the wasm package (npm `seqsync`), its tests in
+# headless Chromium and Node, and the chat-web demo test.
+#
+#   source scripts/browser.sh
+#   ensure_browser_toolchain   # installs what is missing, skips what is there
+#   run_browser_tests          # builds the package, runs every browser test
+#   run_browser_bench          # per-message cost vs a pure-JS baseline, bundle size
+#
+# Run from the repository root. Every function returns non-zero on failure.
+
+_browser_step() {
+    printf '\n==> %s\n' "$*"
+}
+
+# The wasm-bindgen version locked in Cargo.lock: the CLI must match it exactly.
+_wasm_bindgen_version() {
+    awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+_cargo_target_dir() {
+    if [ -n "${CARGO_TARGET_DIR:-}" ]; then
+        printf '%s\n' "$CARGO_TARGET_DIR"
+    else
+        cargo metadata --format-version 1 --no-deps |
+            node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))'
+    fi
+}
+
+_apt_install() {
+    # Lists are fetched only when the install cannot proceed without them.
+    if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+        apt-get update
+    fi
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; then
+        apt-get update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+    fi
+}
+
+_cargo_install() {
+    # A lock file that names a version the registry no longer serves makes
+    # --locked fail; fall back to a fresh resolution then.
+    cargo install --locked "$@" || cargo install "$@"
+}
+
+ensure_browser_toolchain() (
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+
+    _browser_step "browser toolchain: wasm32 target"
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        rustup target add wasm32-unknown-unknown
+    fi
+
+    local version
+    version=$(_wasm_bindgen_version)
+    if [ -z "$version" ]; then
+        echo "wasm-bindgen is not in Cargo.lock" >&2
+        return 1
+    fi
+    _browser_step "browser toolchain: wasm-bindgen-cli $version"
+    if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
+        _cargo_install wasm-bindgen-cli --version "=$version"
+    fi
+
+    _browser_step "browser toolchain: wasm-pack"
+    if ! command -v wasm-pack >/dev/null 2>&1; then
+        _cargo_install wasm-pack
+    fi
+
+    _browser_step "browser toolchain: node, wasm-opt, chromium"
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        _apt_install nodejs npm
+    fi
+    if ! command -v wasm-opt >/dev/null 2>&1; then
+        npm install -g binaryen
+    fi
+    if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+        _apt_install chromium chromium-driver
+    fi
+
+    _browser_step "browser toolchain: node packages of tests/browser"
+    if [ ! -d tests/browser/node_modules ] ||
+        [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+        if [ -f tests/browser/package-lock.json ]; then
+            (cd tests/browser && npm ci --no-audit --no-fund)
+        else
+            (cd tests/browser && npm install --no-audit --no-fund)
+        fi
+    fi
+)
+
+# Builds sdk-wasm/pkg: the npm package `seqsync`, and copies it to
+# examples/chat-web/pkg where the demo page loads it from.
+build_browser_package() (
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    _browser_step "build the npm package (wasm-pack, release, target web)"
+    rm -rf sdk-wasm/pkg
+    # Size over speed for the browser build; the workspace's release profile
+    # for native code stays as it is.
+    (cd sdk-wasm &&
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+        CARGO_PROFILE_RELEASE_LTO=true \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+        CARGO_PROFILE_RELEASE_PANIC=abort \
+        CARGO_PROFILE_RELEASE_DEBUG=false \
+            wasm-pack build --release --target web --out-name seqsync_wasm --no-pack)
+    cp sdk-wasm/js/seqsync.js sdk-wasm/js/seqsync.d.ts sdk-wasm/js/package.json sdk-wasm/js/README.md sdk-wasm/pkg/
+    rm -f sdk-wasm/pkg/.gitignore
+    rm -rf examples/chat-web/pkg
+    cp -r sdk-wasm/pkg examples/chat-web/pkg
+)
+
+# Builds the reference server and prints the path of its binary.
+_browser_server_bin() {
+    cargo build --locked -p seqsync-server >&2 || return 1
+    printf '%s/debug/seqsync-server\n' "$(_cargo_target_dir)"
+}
+
+run_browser_tests() (
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    local root
+    root=$(pwd)
+
+    build_browser_package
+
+    _browser_step "wasm-bindgen unit tests in headless Chromium"
+    (cd sdk-wasm && CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome)
+
+    _browser_step "TypeScript: the shipped types compile against their documented use, with no any"
+    (cd tests/browser && npx --no-install tsc -p types)
+    if grep -nw 'any' sdk-wasm/pkg/seqsync.d.ts; then
+        echo "seqsync.d.ts must not use any" >&2
+        return 1
+    fi
+
+    local server
+    server=$(_browser_server_bin)
+
+    _browser_step "Node: the packed npm package in a fresh project, against the reference server"
+    local scratch
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    (cd sdk-wasm/pkg && npm pack --silent --pack-destination "$scratch" >/dev/null)
+    mkdir -p "$scratch/app"
+    cp tests/browser/node/*.test.mjs tests/browser/support.mjs "$scratch/app/"
+    (cd "$scratch/app" &&
+        printf '{ "name": "seqsync-node-check", "private": true, "type": "module" }\n' >package.json &&
+        npm install --no-audit --no-fund --offline "$scratch"/seqsync-*.tgz >/dev/null &&
+        SEQSYNC_SERVER_BIN="$server" node --experimental-websocket --test ./*.test.mjs)
+
+    _browser_step "Playwright: the chat-web demo in two pages under fault injection"
+    (cd tests/browser &&
+        SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" node --test demo.test.mjs)
+
+    _browser_step "bundle size"
+    node tests/browser/size.mjs sdk-wasm/pkg
+)
+
+run_browser_bench() (
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    if [ ! -f sdk-wasm/pkg/seqsync.js ]; then
+        build_browser_package
+    fi
+    _browser_step "per-message cost in headless Chromium vs the pure-JS baseline"
+    node tests/browser/bench.mjs sdk-wasm/pkg
+    _browser_step "bundle size"
+    node tests/browser/size.mjs sdk-wasm/pkg
+)

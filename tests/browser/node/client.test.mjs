@@ -1,0 +1,185 @@
+// The packed npm package `seqsync`, imported by name from a fresh project,
+// against the reference server (started here on a free loopback port).
+// Run by scripts/browser.sh with: node --experimental-websocket --test
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, Sequencer, SeqsyncError, init } from 'seqsync';
+import { startServer, waitFor } from './support.mjs';
+
+let server;
+const clients = [];
+
+/** A client that is closed after the tests even when one fails. */
+function client(url, options) {
+  const c = new Client(url, options);
+  clients.push(c);
+  return c;
+}
+
+before(async () => {
+  server = await startServer(['--heartbeat-ms', '200']);
+});
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await server?.stop();
+});
+
+async function publishAll(client, stream, from, to) {
+  const seqs = [];
+  for (let start = from; start <= to; start += 500) {
+    const end = Math.min(to, start + 499);
+    const batch = [];
+    for (let i = start; i <= end; i++) batch.push(client.publish(stream, { n: i }));
+    seqs.push(...(await Promise.all(batch)));
+  }
+  return seqs;
+}
+
+test('a published message comes back with the seq the server assigned', async () => {
+  const c = client(server.wsUrl);
+  const got = [];
+  let snapshotSeq = -1;
+  c.subscribe('node:roundtrip', {
+    onSnapshot: (_state, seq) => {
+      snapshotSeq = seq;
+    },
+    onMessage: (data, seq) => got.push({ data, seq }),
+  });
+  await c.ready;
+  await waitFor(() => snapshotSeq === 0, 'the snapshot of an empty stream');
+  const seq = await c.publish('node:roundtrip', { text: 'hello' });
+  assert.equal(seq, 1);
+  await waitFor(() => got.length === 1, 'the message');
+  assert.deepEqual(got, [{ data: { text: 'hello' }, seq: 1 }]);
+  assert.equal(c.stats().published, 1);
+  await c.close();
+  assert.equal(c.connectionState.state, 'closed');
+});
+
+test('10,000 messages arrive exactly once, in order, through drops, duplicates and reordering', async () => {
+  const stream = 'node:faults';
+  const faults = 'seed=7,drop=0.05,dup=0.05,reorder=0.2,window=10';
+  const reader = client(`${server.wsUrl}?faults=${faults}`, { core: { gapTimeoutMs: 50 } });
+  const seqs = [];
+  const payloads = [];
+  let live = false;
+  const sub = reader.subscribe(stream, {
+    onSnapshot: () => {
+      live = true;
+    },
+    onMessage: (data, seq) => {
+      seqs.push(seq);
+      payloads.push(data.n);
+    },
+  });
+  await reader.ready;
+  await waitFor(() => live, 'the reader to be live');
+
+  const writer = client(server.wsUrl);
+  const assigned = await publishAll(writer, stream, 1, 10_000);
+  assert.deepEqual(assigned, Array.from({ length: 10_000 }, (_, i) => i + 1));
+
+  await waitFor(() => seqs.length >= 10_000, `10,000 messages (have ${seqs.length})`, 60_000);
+  assert.equal(seqs.length, 10_000);
+  for (let i = 0; i < 10_000; i++) {
+    if (seqs[i] !== i + 1 || payloads[i] !== i + 1) {
+      assert.fail(`position ${i}: seq ${seqs[i]} payload ${payloads[i]}`);
+    }
+  }
+  const stats = sub.stats();
+  assert.equal(stats.delivered, 10_000);
+  assert.equal(stats.lastSeq, 10_000);
+  assert.ok(stats.gaps > 0, 'the faults made holes');
+  assert.ok(stats.duplicates > 0, 'the faults made duplicates');
+  assert.equal(stats.buffered, 0);
+  await writer.close();
+  await reader.close();
+});
+
+test('a client resumes after its persisted position instead of taking a snapshot', async () => {
+  const stream = 'node:resume';
+  const storage = new Map();
+  const store = { getItem: (k) => storage.get(k) ?? null, setItem: (k, v) => storage.set(k, v) };
+  const writer = client(server.wsUrl);
+  await publishAll(writer, stream, 1, 20);
+
+  const first = client(server.wsUrl, { persist: true, storage: store });
+  let lastSeen = 0;
+  first.subscribe(stream, {
+    onSnapshot: (_state, seq) => {
+      lastSeen = seq;
+    },
+  });
+  await waitFor(() => lastSeen === 20, 'the first snapshot');
+  await first.close();
+  assert.equal(storage.size, 1);
+  assert.equal(JSON.parse([...storage.values()][0]).seq, 20);
+
+  await publishAll(writer, stream, 21, 30);
+  const second = client(server.wsUrl, { persist: true, storage: store });
+  const got = [];
+  let snapshots = 0;
+  second.subscribe(stream, {
+    onSnapshot: () => snapshots++,
+    onMessage: (_data, seq) => got.push(seq),
+  });
+  await waitFor(() => got.length === 10, 'the ten messages after the resume point');
+  assert.deepEqual(got, [21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
+  assert.equal(snapshots, 0);
+  await second.close();
+  await writer.close();
+});
+
+test('invalid stream names and duplicate subscriptions throw SeqsyncError', async () => {
+  const c = client(server.wsUrl);
+  assert.throws(() => c.subscribe(''), SeqsyncError);
+  assert.throws(() => c.subscribe('bad\nname'), SeqsyncError);
+  c.subscribe('node:once');
+  assert.throws(() => c.subscribe('node:once'), (e) => e instanceof SeqsyncError && e.code === 'already_subscribed');
+  await assert.rejects(c.publish('', 1), SeqsyncError);
+  await c.close();
+  await assert.rejects(c.publish('node:once', 1), (e) => e.code === 'closed');
+});
+
+test('the bare Sequencer orders, dedupes and asks for what is missing', async () => {
+  await init();
+  const seq = new Sequencer({ gapTimeoutMs: 50 });
+  const room = seq.subscribe(0, 'room');
+  seq.handleConnected(0);
+  assert.deepEqual(seq.pollRequest(), { type: 'subscribe', stream: 'room' });
+  assert.equal(seq.pollRequest(), undefined);
+
+  assert.equal(seq.handleFrame(1, { type: 'snapshot', stream: 'room', seq: 10, epoch: 3, state: 'at10' }), undefined);
+  seq.handleMessage(2, room, 12, 3, 'twelve');
+  seq.handleMessage(3, room, 12, 3, 'twelve again');
+  assert.equal(seq.pollTimeout(), 52);
+  seq.handleTimeout(52);
+  assert.deepEqual(seq.pollRequest(), { type: 'history', stream: 'room', from: 11, to: 11 });
+  seq.handleHistory(60, room, 11, 11, 3, [{ seq: 11, data: 'eleven' }]);
+
+  const events = [];
+  for (let e = seq.pollEvent(); e !== undefined; e = seq.pollEvent()) events.push(e);
+  const messages = events.filter((e) => e.type === 'message');
+  assert.deepEqual(messages, [
+    { type: 'message', stream: room, seq: 11, data: 'eleven' },
+    { type: 'message', stream: room, seq: 12, data: 'twelve' },
+  ]);
+  assert.deepEqual(events.find((e) => e.type === 'snapshot'), { type: 'snapshot', stream: room, seq: 10, epoch: 3, state: 'at10' });
+  assert.deepEqual(events.find((e) => e.type === 'gapDetected'), { type: 'gapDetected', stream: room, from: 11, to: 11 });
+  assert.deepEqual(events.find((e) => e.type === 'gapHealed'), { type: 'gapHealed', stream: room, through: 12 });
+  const stats = seq.stats(room);
+  assert.equal(stats.duplicates, 1);
+  assert.equal(stats.lastSeq, 12);
+  assert.equal(stats.phase, 'live');
+
+  assert.throws(() => seq.handleMessage(70, room, 0, 3, 'zero'), SeqsyncError);
+  assert.throws(() => seq.handleMessage(70, room, 1.5, 3, 'half'), SeqsyncError);
+  const ack = { type: 'ack', id: 'x', stream: 'room', seq: 1 };
+  assert.equal(seq.handleFrame(70, ack), ack);
+  seq.unsubscribe(80, room);
+  assert.deepEqual(seq.pollRequest(), { type: 'unsubscribe', stream: 'room' });
+  assert.equal(seq.stats(room), undefined);
+  seq.free();
+});

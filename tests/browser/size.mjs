@@ -1,0 +1,35 @@
+// Prints the shipped size of the package: the WASM module and the JS
+// (this package's module plus the wasm-bindgen glue), minified with terser,
+// each gzipped at level 9. Usage: node size.mjs <pkg dir>
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { minify } from 'terser';
+
+const dir = process.argv[2];
+if (!dir) {
+  console.error('usage: node size.mjs <pkg dir>');
+  process.exit(2);
+}
+
+const gz = (bytes) => gzipSync(bytes, { level: 9 }).length;
+const rows = [];
+let total = 0;
+for (const file of ['seqsync.js', 'seqsync_wasm.js']) {
+  const source = readFileSync(join(dir, file), 'utf8');
+  const min = await minify(source, { module: true, compress: true, mangle: true });
+  const size = gz(Buffer.from(min.code));
+  rows.push([file, source.length, min.code.length, size]);
+  total += size;
+}
+const wasm = readFileSync(join(dir, 'seqsync_wasm_bg.wasm'));
+const wasmGz = gz(wasm);
+rows.push(['seqsync_wasm_bg.wasm', wasm.length, wasm.length, wasmGz]);
+total += wasmGz;
+
+console.log('file                      raw      min      min+gzip');
+for (const [name, raw, min, size] of rows) {
+  console.log(`${name.padEnd(24)} ${String(raw).padStart(7)}  ${String(min).padStart(7)}  ${String(size).padStart(8)}`);
+}
+console.log(`bundle (wasm + JS glue), min+gzip: ${total} bytes = ${(total / 1024).toFixed(1)} KiB`);

@@ -1,0 +1,62 @@
+// Shared helpers of the browser and Node checks: a reference server on a
+// free loopback port, and waiting on real state with a deadline.
+
+import { spawn } from 'node:child_process';
+
+/**
+ * Starts the reference server (binary from SEQSYNC_SERVER_BIN) on
+ * 127.0.0.1 with port 0 and resolves once it has said where it listens.
+ */
+export function startServer(extraArgs = []) {
+  const bin = process.env.SEQSYNC_SERVER_BIN;
+  if (!bin) throw new Error('SEQSYNC_SERVER_BIN must name the seqsync-server binary');
+  const child = spawn(bin, ['--memory', '--bind', '127.0.0.1:0', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
+  });
+  let log = '';
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`server did not start within 30 s:\n${log}`));
+    }, 30_000);
+    const onData = (chunk) => {
+      log += chunk.toString();
+      // Strip colour codes, then find the ready line's ws URL.
+      const plain = log.replace(/\x1b\[[0-9;]*m/g, '');
+      const match = plain.match(/ready.*?(ws:\/\/127\.0\.0\.1:\d+\/ws)/);
+      if (match) {
+        clearTimeout(timer);
+        const wsUrl = match[1];
+        const httpUrl = wsUrl.replace(/^ws:/, 'http:').replace(/\/ws$/, '');
+        resolve({
+          wsUrl,
+          httpUrl,
+          stop: () =>
+            new Promise((done) => {
+              if (child.exitCode !== null) return done();
+              child.once('exit', () => done());
+              child.kill('SIGTERM');
+              setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+            }),
+        });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before it was ready:\n${log}`));
+    });
+  });
+}
+
+/** Polls `check` until it returns true; fails with `what` after `ms`. */
+export async function waitFor(check, what, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
