@@ -305,8 +305,15 @@ async fn commit(
     };
     let mut frames = Vec::with_capacity(messages.len());
     let mut head = None;
+    let mut stored = 0;
     for (m, a) in messages.iter().zip(&appended) {
         if a.duplicate {
+            continue;
+        }
+        stored += 1;
+        head = Some(a.seq);
+        if hub.followed {
+            // The follower fans out what the shared log holds.
             continue;
         }
         let frame = ServerFrame::<&RawValue>::Msg {
@@ -316,13 +323,9 @@ async fn commit(
             data: &m.data,
         };
         frames.push(text(&frame));
-        head = Some(a.seq);
     }
-    Metrics::add(&metrics.publishes, frames.len() as u64);
-    Metrics::add(
-        &metrics.publish_duplicates,
-        (appended.len() - frames.len()) as u64,
-    );
+    Metrics::add(&metrics.publishes, stored);
+    Metrics::add(&metrics.publish_duplicates, appended.len() as u64 - stored);
     if let Some(head) = head.filter(|_| !hub.followed) {
         hub.deliver(&frames, head);
     }
