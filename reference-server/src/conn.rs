@@ -83,6 +83,11 @@ pub(crate) async fn run(
         limits.control_queue,
         state.metrics.clone(),
     ));
+    state
+        .queues
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id, out.clone());
     let subs: Subs = Arc::new(Mutex::new(HashMap::new()));
     let (sink, stream) = socket.split();
     let writer = Writer {
@@ -129,6 +134,11 @@ pub(crate) async fn run(
         hub.unregister(id);
     }
     out.shut();
+    state
+        .queues
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
     tracing::debug!(conn = id, "disconnected");
     state.connection_closed();
 }

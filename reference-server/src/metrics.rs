@@ -62,7 +62,7 @@ pub struct MetricsSnapshot {
     pub fault_dropped: u64,
     /// Connections cut by fault injection.
     pub cuts: u64,
-    /// Frames waiting in outbound queues now.
+    /// Frames waiting in outbound queues now (summed when the counters are read).
     pub queue_depth: u64,
     /// Largest live queue seen on any connection.
     pub queue_depth_max: u64,

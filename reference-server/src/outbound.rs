@@ -2,7 +2,6 @@
 //! live part that drops instead of growing.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
@@ -24,6 +23,9 @@ struct Inner {
     queues: Queues,
     /// Bytes of the frames in `queues.control`.
     control_bytes: usize,
+    /// Longest the live queue has been (reported to the shared gauge only
+    /// when it grows, so the hot path touches no shared counter).
+    max_live: usize,
     closed: bool,
     close: Option<(u16, &'static str)>,
 }
@@ -54,6 +56,7 @@ impl Outbound {
             inner: Mutex::new(Inner {
                 queues: Queues::default(),
                 control_bytes: 0,
+                max_live: 0,
                 closed: false,
                 close: None,
             }),
@@ -79,8 +82,6 @@ impl Outbound {
             }
             inner.control_bytes += frame.len();
             inner.queues.control.push_back(frame);
-            // Counted under the lock, so `take` never subtracts it first.
-            Metrics::inc(&self.metrics.queue_depth);
         }
         self.wake.notify_one();
     }
@@ -88,7 +89,7 @@ impl Outbound {
     /// Queues live frames; those that find the live queue full are dropped
     /// and counted (the client recovers them through `head` and history).
     pub(crate) fn push_live(&self, frames: &[Utf8Bytes]) {
-        let (queued, dropped, depth) = {
+        let (queued, dropped, new_max) = {
             let mut inner = self.lock();
             if inner.closed {
                 return;
@@ -96,11 +97,17 @@ impl Outbound {
             let room = self.live_cap.saturating_sub(inner.queues.live.len());
             let take = room.min(frames.len());
             inner.queues.live.extend(frames[..take].iter().cloned());
-            Metrics::add(&self.metrics.queue_depth, take as u64);
-            (take, frames.len() - take, inner.queues.live.len())
+            let len = inner.queues.live.len();
+            let new_max = (len > inner.max_live).then(|| {
+                inner.max_live = len;
+                len
+            });
+            (take, frames.len() - take, new_max)
         };
         Metrics::add(&self.metrics.live_dropped, dropped as u64);
-        self.metrics.observe_depth(depth as u64);
+        if let Some(depth) = new_max {
+            self.metrics.observe_depth(depth as u64);
+        }
         if queued > 0 {
             self.wake.notify_one();
         }
@@ -108,20 +115,18 @@ impl Outbound {
 
     /// Takes everything queued, for the writer.
     pub(crate) fn take(&self, into: &mut Queues) -> Option<(u16, &'static str)> {
-        let n;
         let close;
         {
             let mut inner = self.lock();
             std::mem::swap(&mut inner.queues.control, &mut into.control);
             inner.control_bytes = 0;
             std::mem::swap(&mut inner.queues.live, &mut into.live);
-            n = into.control.len() + into.live.len();
             close = inner.close;
         }
-        self.metrics
-            .queue_depth
-            .fetch_sub(n as u64, Ordering::Relaxed);
-        self.space.notify_waiters();
+        // A reader waits only for a full control queue.
+        if !into.control.is_empty() {
+            self.space.notify_waiters();
+        }
         close
     }
 
@@ -138,19 +143,20 @@ impl Outbound {
 
     /// Stops accepting frames and forgets those still queued.
     pub(crate) fn shut(&self) {
-        let n = {
+        {
             let mut inner = self.lock();
             inner.closed = true;
-            let n = inner.queues.control.len() + inner.queues.live.len();
             inner.queues.control.clear();
             inner.control_bytes = 0;
             inner.queues.live.clear();
-            n
-        };
-        self.metrics
-            .queue_depth
-            .fetch_sub(n as u64, Ordering::Relaxed);
+        }
         self.space.notify_waiters();
+    }
+
+    /// Frames queued now.
+    pub(crate) fn depth(&self) -> usize {
+        let inner = self.lock();
+        inner.queues.control.len() + inner.queues.live.len()
     }
 
     /// Waits until the control queue has room.

@@ -40,10 +40,28 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) next_conn: AtomicU64,
+    /// Every open connection's outbound queue, for the queue-depth gauge.
+    pub(crate) queues: std::sync::Mutex<HashMap<u64, Arc<crate::outbound::Outbound>>>,
     closed: Notify,
 }
 
 impl AppState {
+    /// The counters, with the queue-depth gauge summed over the open
+    /// connections now (kept off the hot path).
+    pub(crate) fn metrics_now(&self) -> &Metrics {
+        let depth: usize = self
+            .queues
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|q| q.depth())
+            .sum();
+        self.metrics
+            .queue_depth
+            .store(depth as u64, Ordering::Relaxed);
+        &self.metrics
+    }
+
     pub(crate) fn connection_closed(&self) {
         self.metrics.connections.fetch_sub(1, Ordering::SeqCst);
         self.closed.notify_waiters();
@@ -139,6 +157,7 @@ impl Server {
             metrics,
             shutdown: shutdown_rx.clone(),
             next_conn: AtomicU64::new(0),
+            queues: std::sync::Mutex::new(HashMap::new()),
             closed: Notify::new(),
             config,
         });
@@ -202,7 +221,7 @@ impl RunningServer {
 
     /// The server's counters now.
     pub fn metrics(&self) -> MetricsSnapshot {
-        self.state.metrics.snapshot()
+        self.state.metrics_now().snapshot()
     }
 
     /// Stops accepting, closes every connection (after sending what it has
@@ -299,7 +318,7 @@ async fn ws_handler(
 async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state.metrics_now().render(),
     )
         .into_response()
 }

@@ -42,10 +42,14 @@ async fn slow_reader_is_bounded_then_recovers_everything() {
         m.live_dropped > 0,
         "the stalled reader must have lost live frames: {m:?}"
     );
+    assert_eq!(
+        m.queue_depth_max, LIVE_QUEUE as u64,
+        "the live queue filled up to its cap and no further"
+    );
     assert!(
-        m.queue_depth_max <= LIVE_QUEUE as u64,
-        "live queue grew to {} (cap {LIVE_QUEUE})",
-        m.queue_depth_max
+        m.queue_depth <= LIVE_QUEUE as u64,
+        "{} frames queued while the reader is stalled (cap {LIVE_QUEUE})",
+        m.queue_depth
     );
 
     gate_tx.send(()).expect("release the reader");
