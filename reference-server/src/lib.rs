@@ -1,8 +1,9 @@
 //! # seqsync-server
 //!
 //! The reference server of seqsync: it speaks protocol v1 over WebSocket
-//! (`/ws`), keeps every stream in a [`log::Log`] (SQLite on disk, or memory),
-//! and serves `/healthz`, `/metrics` (Prometheus text) and static files.
+//! (`/ws`), keeps every stream in a [`log::Log`] (SQLite on disk, Redis
+//! Streams shared by several instances, or memory), and serves `/healthz`,
+//! `/metrics` (Prometheus text) and static files.
 //!
 //! ## Architecture
 //!
@@ -39,6 +40,13 @@
 //! - **The `Log` trait is synchronous** ([`log`]): SQLite and a map behind a
 //!   mutex are synchronous by nature; a blocking backend is called through
 //!   `spawn_blocking` once per batch, the memory log inline.
+//! - **Several instances over one Redis** ([`Storage::Redis`]): seqs are
+//!   assigned in Redis by one script per batch, and each instance runs a
+//!   follower (one blocking `XREAD` over the streams it has open) through
+//!   which every live message reaches its subscribers, its own appends
+//!   included: one path, in seq order, no double delivery; the head in
+//!   heartbeats is what the follower last read from Redis. A Redis that
+//!   loses its data gives streams a new epoch, so clients reset.
 //! - **Fault injection** ([`faults`]): deterministic from a seed; drops,
 //!   duplicates, reorders or delays live `msg` frames and cuts connections,
 //!   for every connection (`--faults`) or one (`/ws?faults=...`).

@@ -1,7 +1,8 @@
 //! The stream log: where seqs are assigned and messages kept.
 //!
-//! [`Log`] is a synchronous trait. Both backends here are synchronous by
-//! nature (a map behind a mutex, SQLite through rusqlite), and the server
+//! [`Log`] is a synchronous trait. The backends here are synchronous by
+//! nature (a map behind a mutex, SQLite through rusqlite, Redis through the
+//! `redis` crate's blocking connections), and the server
 //! calls a blocking backend through `tokio::task::spawn_blocking`, once per
 //! *batch* of publishes (the sequencing point of each stream batches them),
 //! so the thread hop is amortized.
