@@ -2,9 +2,10 @@
 //!
 //! Every frame is a JSON object with a `type` field. Seqs are integers in
 //! `0..=2^53-1` (messages from 1), stream names 1 to 256 bytes without control
-//! characters. The payload type `D` is generic: `serde_json::Value` for
-//! convenience, `Box<serde_json::value::RawValue>` to keep payloads as
-//! unparsed text.
+//! characters. The payload type `D` is generic: `serde_json::Value`, or any
+//! type of the application's that deserializes from any JSON value. (Frames
+//! are internally tagged, so serde buffers their fields: types that must
+//! borrow the raw text, such as `serde_json::value::RawValue`, do not work.)
 //!
 //! ```
 //! use seqsync_core::protocol::{parse_server_frame, ServerFrame};
@@ -389,7 +390,7 @@ fn diagnose(text: &str, known: &[&str], error: &serde_json::Error) -> Error {
             return e;
         }
     }
-    for field in ["seq", "since", "head", "earliest"] {
+    for field in ["seq", "since", "head", "earliest", "from", "to"] {
         if let Some(value) = map.get(field).and_then(serde_json::Value::as_u64) {
             if value > MAX_SEQ {
                 return Error::SeqOutOfRange { seq: value };

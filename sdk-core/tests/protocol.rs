@@ -205,3 +205,13 @@ fn frames_drive_the_sequencer() {
     );
     assert_eq!(Seq::new(4).expect("4").next().get(), 5);
 }
+
+#[test]
+fn range_bound_above_2_pow_53_is_seq_out_of_range() {
+    assert!(matches!(
+        client(r#"{"type":"history","stream":"a","from":1,"to":9007199254740992}"#),
+        Err(Error::SeqOutOfRange {
+            seq: 9_007_199_254_740_992
+        })
+    ));
+}
