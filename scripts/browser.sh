@@ -6,7 +6,10 @@
 #   run_browser_tests          # builds the package, runs every browser test
 #   run_browser_bench          # per-message cost vs a pure-JS baseline, bundle size
 #
-# Run from the repository root. Every function returns non-zero on failure.
+# Run from the repository root. Every function returns non-zero on failure,
+# also where the caller tests it (`if run_browser_tests`, `... || ...`), which
+# turns `set -e` off: each step therefore ends in `|| exit 1` (the function
+# bodies are subshells, so that ends only the function).
 
 _browser_step() {
     printf '\n==> %s\n' "$*"
@@ -49,7 +52,7 @@ ensure_browser_toolchain() (
 
     _browser_step "browser toolchain: wasm32 target"
     if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-        rustup target add wasm32-unknown-unknown
+        rustup target add wasm32-unknown-unknown || exit 1
     fi
 
     local version
@@ -60,32 +63,32 @@ ensure_browser_toolchain() (
     fi
     _browser_step "browser toolchain: wasm-bindgen-cli $version"
     if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$version" ]; then
-        _cargo_install wasm-bindgen-cli --version "=$version"
+        _cargo_install wasm-bindgen-cli --version "=$version" || exit 1
     fi
 
     _browser_step "browser toolchain: wasm-pack"
     if ! command -v wasm-pack >/dev/null 2>&1; then
-        _cargo_install wasm-pack
+        _cargo_install wasm-pack || exit 1
     fi
 
     _browser_step "browser toolchain: node, wasm-opt, chromium"
     if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-        _apt_install nodejs npm
+        _apt_install nodejs npm || exit 1
     fi
     if ! command -v wasm-opt >/dev/null 2>&1; then
-        npm install -g binaryen
+        npm install -g binaryen || exit 1
     fi
     if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-        _apt_install chromium chromium-driver
+        _apt_install chromium chromium-driver || exit 1
     fi
 
     _browser_step "browser toolchain: node packages of tests/browser"
     if [ ! -d tests/browser/node_modules ] ||
         [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
         if [ -f tests/browser/package-lock.json ]; then
-            (cd tests/browser && npm ci --no-audit --no-fund)
+            (cd tests/browser && npm ci --no-audit --no-fund) || exit 1
         else
-            (cd tests/browser && npm install --no-audit --no-fund)
+            (cd tests/browser && npm install --no-audit --no-fund) || exit 1
         fi
     fi
 )
@@ -96,7 +99,7 @@ build_browser_package() (
     set -euo pipefail
     export PATH="$HOME/.cargo/bin:$PATH"
     _browser_step "build the npm package (wasm-pack, release, target web)"
-    rm -rf sdk-wasm/pkg
+    rm -rf sdk-wasm/pkg || exit 1
     # Size over speed for the browser build; the workspace's release profile
     # for native code stays as it is.
     (cd sdk-wasm &&
@@ -105,11 +108,11 @@ build_browser_package() (
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
         CARGO_PROFILE_RELEASE_PANIC=abort \
         CARGO_PROFILE_RELEASE_DEBUG=false \
-            wasm-pack build --release --target web --out-name seqsync_wasm --no-pack)
-    cp sdk-wasm/js/seqsync.js sdk-wasm/js/seqsync.d.ts sdk-wasm/js/package.json sdk-wasm/js/README.md sdk-wasm/pkg/
+            wasm-pack build --release --target web --out-name seqsync_wasm --no-pack) || exit 1
+    cp sdk-wasm/js/seqsync.js sdk-wasm/js/seqsync.d.ts sdk-wasm/js/package.json sdk-wasm/js/README.md sdk-wasm/pkg/ || exit 1
     rm -f sdk-wasm/pkg/.gitignore
     rm -rf examples/chat-web/pkg
-    cp -r sdk-wasm/pkg examples/chat-web/pkg
+    cp -r sdk-wasm/pkg examples/chat-web/pkg || exit 1
 )
 
 # Builds the reference server and prints the path of its binary.
@@ -124,49 +127,49 @@ run_browser_tests() (
     local root
     root=$(pwd)
 
-    build_browser_package
+    build_browser_package || exit 1
 
     _browser_step "wasm-bindgen unit tests in headless Chromium"
-    (cd sdk-wasm && CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome)
+    (cd sdk-wasm && CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome) || exit 1
 
     _browser_step "TypeScript: the shipped types compile against their documented use, with no any"
-    (cd tests/browser && npx --no-install tsc -p types)
+    (cd tests/browser && npx --no-install tsc -p types) || exit 1
     if grep -nw 'any' sdk-wasm/pkg/seqsync.d.ts; then
         echo "seqsync.d.ts must not use any" >&2
         return 1
     fi
 
     local server
-    server=$(_browser_server_bin)
+    server=$(_browser_server_bin) || exit 1
 
     _browser_step "Node: the packed npm package in a fresh project, against the reference server"
     local scratch
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
-    (cd sdk-wasm/pkg && npm pack --silent --pack-destination "$scratch" >/dev/null)
-    mkdir -p "$scratch/app"
-    cp tests/browser/node/*.test.mjs tests/browser/support.mjs "$scratch/app/"
+    (cd sdk-wasm/pkg && npm pack --silent --pack-destination "$scratch" >/dev/null) || exit 1
+    mkdir -p "$scratch/app" || exit 1
+    cp tests/browser/node/*.test.mjs tests/browser/support.mjs "$scratch/app/" || exit 1
     (cd "$scratch/app" &&
         printf '{ "name": "seqsync-node-check", "private": true, "type": "module" }\n' >package.json &&
         npm install --no-audit --no-fund --offline "$scratch"/seqsync-*.tgz >/dev/null &&
-        SEQSYNC_SERVER_BIN="$server" node --experimental-websocket --test ./*.test.mjs)
+        SEQSYNC_SERVER_BIN="$server" node --experimental-websocket --test ./*.test.mjs) || exit 1
 
     _browser_step "Playwright: the chat-web demo in two pages under fault injection"
     (cd tests/browser &&
-        SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" node --test demo.test.mjs)
+        SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" node --test demo.test.mjs) || exit 1
 
     _browser_step "bundle size"
-    node tests/browser/size.mjs sdk-wasm/pkg
+    node tests/browser/size.mjs sdk-wasm/pkg || exit 1
 )
 
 run_browser_bench() (
     set -euo pipefail
     export PATH="$HOME/.cargo/bin:$PATH"
     if [ ! -f sdk-wasm/pkg/seqsync.js ]; then
-        build_browser_package
+        build_browser_package || exit 1
     fi
     _browser_step "per-message cost in headless Chromium vs the pure-JS baseline"
-    node tests/browser/bench.mjs sdk-wasm/pkg
+    node tests/browser/bench.mjs sdk-wasm/pkg || exit 1
     _browser_step "bundle size"
-    node tests/browser/size.mjs sdk-wasm/pkg
+    node tests/browser/size.mjs sdk-wasm/pkg || exit 1
 )

@@ -29,6 +29,10 @@
 //! | 2 | stream handle |
 //! | 3..=6 | the event's numbers (see `EVENT_*`) |
 //! | 7 | the timer deadline in ms, -1 for none |
+//! | 8 | the flags of the last `deliver` |
+//!
+//! `deliver` is `message` followed by the first `pollEvent`, for the hot
+//! path: one crossing instead of two when the message is delivered at once.
 //!
 //! Seqs, epochs and times are JavaScript numbers: every valid seq is at most
 //! 2^53 - 1, so it is exact. A stream handle is `StreamId::to_raw` as a
@@ -80,7 +84,8 @@ const SLOT_B: usize = 4;
 const SLOT_C: usize = 5;
 const SLOT_D: usize = 6;
 const SLOT_DEADLINE: usize = 7;
-const SLOTS: usize = 8;
+const SLOT_FLAGS: usize = 8;
+const SLOTS: usize = 9;
 
 /// The sequencer with JavaScript payloads, driven by numbers.
 #[wasm_bindgen]
@@ -133,7 +138,7 @@ impl Core {
 
     // ---- getters -------------------------------------------------------------
 
-    /// Address of the scratch area (8 f64 slots) in WASM memory.
+    /// Address of the scratch area (9 f64 slots) in WASM memory.
     #[wasm_bindgen(js_name = scratchPtr)]
     pub fn scratch_ptr(&self) -> u32 {
         self.scratch.as_ptr() as usize as u32
@@ -211,6 +216,26 @@ impl Core {
             self.inner.handle_message(millis(now), id, seq, epoch, data)
         })();
         self.finish(result)
+    }
+
+    /// `message`, then `pollEvent` when an event is ready: returns that
+    /// event's payload; the flags go to scratch slot 8 (slot 0 is 0 when no
+    /// event was polled).
+    pub fn deliver(
+        &mut self,
+        now: f64,
+        handle: f64,
+        seq: f64,
+        epoch: f64,
+        data: JsValue,
+    ) -> JsValue {
+        let flags = self.message(now, handle, seq, epoch, data);
+        self.scratch[SLOT_FLAGS] = f64::from(flags);
+        if flags & READY_EVENTS == 0 {
+            self.scratch[SLOT_KIND] = 0.0;
+            return JsValue::UNDEFINED;
+        }
+        self.poll_event()
     }
 
     /// A snapshot of the stream at `seq`.

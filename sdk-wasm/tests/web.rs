@@ -15,14 +15,14 @@ use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 wasm_bindgen_test_configure!(run_in_browser);
 
 /// Reads the scratch area the way the JavaScript side does.
-fn scratch(core: &Core) -> [f64; 8] {
+fn scratch(core: &Core) -> [f64; 9] {
     let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().into();
     let view = js_sys::Float64Array::new_with_byte_offset_and_length(
         &memory.buffer(),
         core.scratch_ptr(),
-        8,
+        9,
     );
-    let mut out = [0.0; 8];
+    let mut out = [0.0; 9];
     view.copy_to(&mut out);
     out
 }
@@ -196,4 +196,26 @@ fn unsubscribe_drops_pending_events_and_stales_the_handle() {
     );
     assert!(core.stats(room).is_none());
     assert_eq!(core.stream_handle("room"), -1.0);
+}
+
+#[wasm_bindgen_test]
+fn deliver_hands_back_the_message_and_reports_flags() {
+    let (mut core, room) = live_core(100.0);
+    let data = core.deliver(2.0, room, 11.0, 3.0, JsValue::from_str("eleven"));
+    let s = scratch(&core);
+    assert_eq!(data.as_string().as_deref(), Some("eleven"));
+    assert_eq!((s[0] as u32, s[2], s[3]), (EVENT_MESSAGE, room, 11.0));
+    assert_eq!(s[8] as u32 & READY_EVENTS, READY_EVENTS);
+
+    // Ahead of a gap: held, so the first event is the gap, not a message.
+    let data = core.deliver(3.0, room, 13.0, 3.0, JsValue::from_str("thirteen"));
+    let s = scratch(&core);
+    assert!(data.is_undefined());
+    assert_eq!(s[0] as u32, EVENT_GAP_DETECTED);
+    assert_ne!(s[8] as u32 & READY_TIMEOUT, 0);
+
+    // A duplicate: nothing to deliver.
+    let data = core.deliver(4.0, room, 11.0, 3.0, JsValue::from_str("again"));
+    assert!(data.is_undefined());
+    assert_eq!(scratch(&core)[0], 0.0);
 }

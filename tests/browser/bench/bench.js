@@ -3,15 +3,15 @@
 // same page, rounds interleaved. The frames carry reordering (1 in 10 pairs
 // swapped) and duplicates (1 in 100), which both sides must undo.
 
-import { Client, init } from '/pkg/seqsync.js';
+import { Client, Sequencer, init } from '/pkg/seqsync.js';
 
 const N = 100_000;
 const ROUNDS = 7;
 
-function makeFrames() {
+function makeFrames(disorder) {
   const seqs = [];
   for (let s = 1; s <= N; s++) seqs.push(s);
-  for (let i = 0; i + 1 < N; i += 10) [seqs[i], seqs[i + 1]] = [seqs[i + 1], seqs[i]];
+  if (disorder) for (let i = 0; i + 1 < N; i += 10) [seqs[i], seqs[i + 1]] = [seqs[i + 1], seqs[i]];
   const frames = [];
   for (let i = 0; i < N; i++) {
     const seq = seqs[i];
@@ -23,7 +23,7 @@ function makeFrames() {
       data: { from: 'user' + (seq % 7), text: 'message number ' + seq, n: seq },
     });
     frames.push(text);
-    if (i % 100 === 50) frames.push(text);
+    if (disorder && i % 100 === 50) frames.push(text);
   }
   return frames;
 }
@@ -77,10 +77,40 @@ async function seqsyncRun(frames, onMessage) {
   ws.onopen({});
   ws.onmessage({ data: JSON.stringify({ type: 'snapshot', stream: 'bench', seq: 0, epoch: 1, state: null }) });
   if (!live) throw new Error('snapshot not applied');
+  // A browser's MessageEvent carries its arrival time (`timeStamp`, the
+  // performance.now() clock); the stand-in events carry increasing ones.
   const t0 = performance.now();
-  for (let i = 0; i < frames.length; i++) ws.onmessage({ data: frames[i] });
+  for (let i = 0; i < frames.length; i++) ws.onmessage({ data: frames[i], timeStamp: t0 + i * 0.001 });
   const elapsed = performance.now() - t0;
   await client.close();
+  return elapsed;
+}
+
+// Where the time goes: JSON.parse alone, and the bare Sequencer fed
+// pre-parsed frames (the core and its crossings, without the client).
+function parseOnly(frames) {
+  let n = 0;
+  for (let i = 0; i < frames.length; i++) if (JSON.parse(frames[i]).type === 'msg') n++;
+  return n;
+}
+
+function sequencerOnly(parsed, onMessage) {
+  const seq = new Sequencer();
+  const h = seq.subscribe(0, 'bench');
+  seq.handleConnected(0);
+  while (seq.pollRequest() !== undefined);
+  seq.handleSnapshot(0, h, 0, 1, null);
+  while (seq.pollEvent() !== undefined);
+  const t0 = performance.now();
+  for (let i = 0; i < parsed.length; i++) {
+    const f = parsed[i];
+    seq.handleMessage(1, h, f.seq, f.epoch, f.data);
+    for (let e = seq.pollEvent(); e !== undefined; e = seq.pollEvent()) {
+      if (e.type === 'message') onMessage(e.data, e.seq);
+    }
+  }
+  const elapsed = performance.now() - t0;
+  seq.free();
   return elapsed;
 }
 
@@ -102,9 +132,15 @@ function median(xs) {
 
 async function main() {
   await init();
-  const frames = makeFrames();
+  const frames = makeFrames(true);
+  const ordered = makeFrames(false);
+  const inOrderBase = [];
+  const inOrderOurs = [];
+  const parsed = frames.map((f) => JSON.parse(f));
   const base = [];
   const ours = [];
+  const parse = [];
+  const bare = [];
   for (let round = 0; round < ROUNDS; round++) {
     const a = checker();
     const t0 = performance.now();
@@ -115,6 +151,18 @@ async function main() {
     const b = checker();
     ours.push(await seqsyncRun(frames, b.onMessage));
     if (b.done() !== N || b.sum() !== a.sum()) throw new Error(`seqsync delivered ${b.done()}`);
+
+    const t2 = performance.now();
+    baseline(ordered, checker().onMessage);
+    inOrderBase.push(performance.now() - t2);
+    inOrderOurs.push(await seqsyncRun(ordered, checker().onMessage));
+
+    const t1 = performance.now();
+    parseOnly(frames);
+    parse.push(performance.now() - t1);
+    const c = checker();
+    bare.push(sequencerOnly(parsed, c.onMessage));
+    if (c.done() !== N) throw new Error(`Sequencer delivered ${c.done()}`);
   }
   // The first round warms both up; it is left out.
   const baseNs = (median(base.slice(1)) * 1e6) / N;
@@ -126,6 +174,10 @@ async function main() {
     baselineNsPerMessage: Math.round(baseNs),
     seqsyncNsPerMessage: Math.round(oursNs),
     ratio: Number((oursNs / baseNs).toFixed(3)),
+    inOrderBaselineNsPerMessage: Math.round((median(inOrderBase.slice(1)) * 1e6) / N),
+    inOrderSeqsyncNsPerMessage: Math.round((median(inOrderOurs.slice(1)) * 1e6) / N),
+    jsonParseOnlyNsPerMessage: Math.round((median(parse.slice(1)) * 1e6) / N),
+    bareSequencerPreParsedNsPerMessage: Math.round((median(bare.slice(1)) * 1e6) / N),
     userAgent: navigator.userAgent,
   };
   document.getElementById('out').textContent = JSON.stringify(result, null, 2);
