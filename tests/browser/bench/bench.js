@@ -114,6 +114,25 @@ function sequencerOnly(parsed, onMessage) {
   return elapsed;
 }
 
+// What a JS-side payload store keyed by seq would add per message (set on
+// arrival, get and delete on delivery), against passing the payload through
+// the core as a JS value, which costs a table slot inside the WASM call.
+function payloadStoreOnly(parsed) {
+  const store = new Map();
+  let n = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < parsed.length; i++) {
+    const f = parsed[i];
+    store.set(f.seq, f.data);
+    const data = store.get(f.seq);
+    store.delete(f.seq);
+    if (data !== undefined) n++;
+  }
+  const elapsed = performance.now() - t0;
+  if (n !== parsed.length) throw new Error('store lost payloads');
+  return elapsed;
+}
+
 function checker() {
   let expect = 1;
   let sum = 0;
@@ -141,6 +160,7 @@ async function main() {
   const ours = [];
   const parse = [];
   const bare = [];
+  const store = [];
   for (let round = 0; round < ROUNDS; round++) {
     const a = checker();
     const t0 = performance.now();
@@ -163,6 +183,7 @@ async function main() {
     const c = checker();
     bare.push(sequencerOnly(parsed, c.onMessage));
     if (c.done() !== N) throw new Error(`Sequencer delivered ${c.done()}`);
+    store.push(payloadStoreOnly(parsed));
   }
   // The first round warms both up; it is left out.
   const baseNs = (median(base.slice(1)) * 1e6) / N;
@@ -178,6 +199,7 @@ async function main() {
     inOrderSeqsyncNsPerMessage: Math.round((median(inOrderOurs.slice(1)) * 1e6) / N),
     jsonParseOnlyNsPerMessage: Math.round((median(parse.slice(1)) * 1e6) / N),
     bareSequencerPreParsedNsPerMessage: Math.round((median(bare.slice(1)) * 1e6) / N),
+    jsPayloadStoreNsPerMessage: Math.round((median(store.slice(1)) * 1e6) / parsed.length),
     userAgent: navigator.userAgent,
   };
   document.getElementById('out').textContent = JSON.stringify(result, null, 2);
