@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use redis_server::RedisServer;
 use seqsync::{Client, ClientConfig, ResetReason, SubscriptionEvent};
 use seqsync_core::{Seq, StreamName};
-use seqsync_e2e::{StreamCheck, start, test_config};
+use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, start, test_config};
 use seqsync_server::log::{Log, NewMessage, RedisLog, RedisOptions};
 use seqsync_server::{Retention, RunningServer, Storage};
 use serde_json::{Value, json};
@@ -251,9 +251,11 @@ async fn three_instances_fan_out_exactly_through_faults_and_a_lost_instance() {
     let faults = "?faults=seed=11,drop=0.05,dup=0.05,reorder=0.2,window=10";
     let names: Vec<String> = (0..STREAMS).map(|i| format!("fan-{i}")).collect();
 
-    // Reader 1 starts on B and may fail over to C; reader 2 is on C.
+    // Reader 1 starts on B (through a proxy that can cut it off like a
+    // crash) and may fail over to C; reader 2 is on C.
+    let to_b = Proxy::start(b.local_addr()).await;
     let on_b = Client::connect(
-        client_config(&format!("{}{faults}", b.ws_url()))
+        client_config(&format!("{}{faults}", to_b.ws_url()))
             .endpoint(format!("{}{faults}", c.ws_url())),
     )
     .await
@@ -275,7 +277,8 @@ async fn three_instances_fan_out_exactly_through_faults_and_a_lost_instance() {
         .map(|n| tokio::spawn(publish_all(writer.clone(), n.clone(), "a", per_stream)))
         .collect();
 
-    // Stop B once half of the messages have reached its reader.
+    // Kill B once half of the messages have reached its reader: its
+    // connections drop without a close frame and it is gone for good.
     let b_metrics = timeout(LIMIT, async {
         loop {
             let m = b.metrics();
@@ -287,6 +290,7 @@ async fn three_instances_fan_out_exactly_through_faults_and_a_lost_instance() {
     })
     .await
     .expect("B delivers");
+    to_b.set(ProxyMode::Down);
     b.shutdown().await.expect("B shuts down");
 
     let mut acked: HashMap<String, HashMap<u64, u64>> = HashMap::new();
