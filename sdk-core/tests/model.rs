@@ -158,6 +158,27 @@ fn reorder_within_gap_timeout() -> impl Strategy<Value = Scenario> {
 proptest! {
     #![proptest_config(proptest_config())]
 
+    /// (g) A lost last message is delivered within one heartbeat plus the
+    /// gap timeout and one request round trip.
+    #[test]
+    fn lost_tail_is_fetched_within_one_heartbeat(scenario in reorder_within_gap_timeout(), heartbeat_ms in 50u64..=1_000) {
+        let sc = Scenario { drop_tail: true, heartbeat_ms, ..scenario };
+        let bound = sc.heartbeat_ms
+            + sc.config.gap_timeout_ms
+            + 2 * sc.control_delay_ms
+            + sc.live_delay_ms
+            + sc.reorder_window_ms;
+        let report = run(sc)?;
+        prop_assert!(report.live_dropped > 0);
+        prop_assert!(
+            report.settled_ms <= report.last_publish_ms + bound,
+            "settled at {} ms, last publish at {} ms, bound {} ms",
+            report.settled_ms,
+            report.last_publish_ms,
+            bound
+        );
+    }
+
     /// (f) Reordering that heals within `gap_timeout` costs no request.
     #[test]
     fn reordering_within_gap_timeout_costs_no_request(scenario in reorder_within_gap_timeout()) {

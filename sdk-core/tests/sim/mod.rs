@@ -131,6 +131,9 @@ pub struct Scenario {
     pub resubscribe_every_ms: u64,
     /// Chance that a published seq is filtered: never sent, skipped in history.
     pub filtered_pct: u32,
+    /// The last message of every stream is lost (all copies): only a `head`
+    /// heartbeat can reveal it.
+    pub drop_tail: bool,
     /// Chance that the server refuses a request (`error {code:
     /// "rate_limited"}`, which the core never sees): only a retry helps.
     pub refuse_pct: u32,
@@ -179,6 +182,7 @@ impl Scenario {
             epoch_cut_pct: 0,
             resubscribe_every_ms: 0,
             filtered_pct: 0,
+            drop_tail: false,
             refuse_pct: 0,
             hostile_pct: 0,
             strict_epoch: true,
@@ -238,6 +242,10 @@ pub struct Report {
     pub max_requests_per_call: usize,
     /// Virtual time at the end.
     pub end_ms: u64,
+    /// Time of the last publish.
+    pub last_publish_ms: u64,
+    /// Time of the last change of any application view.
+    pub settled_ms: u64,
 }
 
 /// The application's view of one stream, built only from events.
@@ -281,6 +289,8 @@ struct SimStream {
     unsubscribing: bool,
     /// Seqs at which hostile messages were injected.
     hostile: HashSet<u64>,
+    /// Publishes still to come while the faults are on.
+    to_publish: usize,
 }
 
 impl SimStream {
@@ -466,6 +476,7 @@ impl Sim {
                 resets: 0,
                 inflight: Vec::new(),
                 unsubscribing: false,
+                to_publish: 0,
                 hostile: HashSet::new(),
             });
         }
@@ -512,8 +523,10 @@ impl Sim {
         for _ in 0..sc.messages {
             t += self.rng.below(2 * sc.publish_gap_ms + 1);
             let stream = self.rng.below(sc.streams as u64) as usize;
+            self.streams[stream].to_publish += 1;
             self.schedule(t, What::Publish { stream });
         }
+        self.report.last_publish_ms = t;
         self.faults_end_at = t + 1;
         self.schedule(t + 1, What::FaultsEnd);
         self.schedule(sc.heartbeat_ms, What::Heartbeat);
@@ -800,7 +813,12 @@ impl Sim {
         let payload = msg_payload(i, epoch, seq);
         s.log.entries.push((!filtered).then_some(payload));
         s.arrived_live.push(false);
-        if self.conn_up && s.subscribed {
+        let tail = self.faults_on && s.to_publish == 1 && self.scenario.drop_tail;
+        s.to_publish = s.to_publish.saturating_sub(1);
+        if tail {
+            self.report.live_sent += 1;
+            self.report.live_dropped += 1;
+        } else if self.conn_up && s.subscribed {
             if !filtered {
                 self.send_live(i, seq, epoch, payload);
             }
@@ -1078,6 +1096,7 @@ impl Sim {
                 s.base = Base::Has { epoch, last: seq };
                 s.messages += 1;
                 self.report.delivered += 1;
+                self.report.settled_ms = self.now;
             }
             Event::Skipped { range, .. } => {
                 let (a, b) = (range.start().get(), range.end().get());
@@ -1103,6 +1122,7 @@ impl Sim {
                     }
                 }
                 self.streams[i].base = Base::Has { epoch, last: b };
+                self.report.settled_ms = self.now;
                 self.report.skipped += b - a + 1;
                 self.streams[i].skipped += b - a + 1;
             }
@@ -1140,6 +1160,7 @@ impl Sim {
                 let s = &mut self.streams[i];
                 s.base = Base::Has { epoch, last: seq };
                 s.first_base.get_or_insert(seq);
+                self.report.settled_ms = self.now;
             }
             Event::Reset { reason, .. } => {
                 self.report.resets += 1;
