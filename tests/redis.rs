@@ -95,6 +95,31 @@ fn redis_log_assigns_contiguous_seqs_and_remembers_publish_ids() {
 }
 
 #[test]
+fn redis_log_that_lost_its_meta_starts_a_new_epoch_without_old_entries_or_ids() {
+    let redis = RedisServer::start();
+    let log = redis_log(&redis, Retention::default());
+    let s = name("lost");
+    let before = log
+        .append(&s, &[message("x", 1), message("y", 2)], 0)
+        .expect("append");
+    assert_eq!(before[1].seq.get(), 2);
+    let old = log.open(&s).expect("open").epoch;
+    assert_eq!(redis.command(&["DEL", "seqsync:{lost}:meta"]), ":1\r\n");
+    let info = log.open(&s).expect("open");
+    assert_ne!(info.epoch, old, "a new incarnation");
+    assert_eq!((info.head.get(), info.earliest.get()), (0, 1));
+    let out = log.append(&s, &[message("x", 3)], 0).expect("append");
+    assert_eq!(
+        (out[0].seq.get(), out[0].duplicate),
+        (1, false),
+        "the id of the old incarnation is not taken for this one's"
+    );
+    let read = log.read(&s, seq(1), seq(10), 100).expect("read");
+    assert_eq!(read.messages.len(), 1);
+    assert_eq!(read.messages[0].data.get(), r#"{"n":3}"#);
+}
+
+#[test]
 fn redis_log_streams_are_apart_even_with_braces_in_their_names() {
     let redis = RedisServer::start();
     let log = redis_log(&redis, Retention::default());

@@ -54,6 +54,25 @@ impl RedisServer {
         }
     }
 
+    /// Runs one command and returns Redis's raw answer (RESP text).
+    pub fn command(&self, args: &[&str]) -> String {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect redis: {e}"));
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("write to redis: {e}"));
+        let mut buf = [0u8; 4096];
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read from redis: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

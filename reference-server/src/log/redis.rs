@@ -44,21 +44,27 @@ const TRIM_STEP: usize = 1024;
 /// How long connecting and each command may take before the call fails.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Creates the stream's meta when it has none; answers epoch, head, earliest.
+/// KEYS: log, meta. ARGV: candidate epoch. Creates the stream's meta when
+/// it has none (a new incarnation: entries of an old one are dropped);
+/// answers epoch, head, earliest.
 const OPEN: &str = r"
-if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'head', '0', 'earliest', '1')
+if redis.call('HSETNX', KEYS[2], 'epoch', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], 'head', '0', 'earliest', '1')
+  redis.call('DEL', KEYS[1])
 end
-return redis.call('HMGET', KEYS[1], 'epoch', 'head', 'earliest')
+return redis.call('HMGET', KEYS[2], 'epoch', 'head', 'earliest')
 ";
 
 /// KEYS: log, meta, one id key per message. ARGV: candidate epoch, now_ms,
 /// id ttl (s), max count (0: none), one payload per message.
 /// Answers one integer per message: its seq, negated when the id was known.
+/// An id key holds `<epoch>:<seq>`: ids of an older incarnation count as
+/// unknown.
 const APPEND: &str = r"
 local log, meta = KEYS[1], KEYS[2]
 if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then
   redis.call('HSET', meta, 'head', '0', 'earliest', '1')
+  redis.call('DEL', log)
 end
 local m = redis.call('HMGET', meta, 'epoch', 'head', 'earliest')
 local epoch, head, earliest = m[1], tonumber(m[2]), tonumber(m[3])
@@ -73,13 +79,17 @@ local out = {}
 for i = 1, n do
   local idkey = KEYS[2 + i]
   local known = redis.call('GET', idkey)
+  local known_epoch, known_seq = nil, nil
   if known then
-    out[i] = -tonumber(known)
+    known_epoch, known_seq = string.match(known, '^(%d+):(%d+)$')
+  end
+  if known_epoch == epoch and known_seq then
+    out[i] = -tonumber(known_seq)
   else
     head = head + 1
     local s = string.format('%d', head)
     redis.call('XADD', log, s .. '-0', 'e', epoch, 't', ARGV[2], 'd', ARGV[4 + i])
-    redis.call('SET', idkey, s, 'EX', ARGV[3])
+    redis.call('SET', idkey, epoch .. ':' .. s, 'EX', ARGV[3])
     out[i] = head
   end
 end
@@ -404,6 +414,7 @@ pub(crate) fn open_meta(
 ) -> Result<StreamInfo, LogError> {
     let keys = Keys::of(stream);
     let reply: Value = script
+        .key(&keys.log)
         .key(&keys.meta)
         .arg(random_epoch().0)
         .invoke(conn)
@@ -420,8 +431,13 @@ impl Log for RedisLog {
     fn open(&self, stream: &StreamName) -> Result<StreamInfo, LogError> {
         self.remember(stream);
         let keys = Keys::of(stream);
-        let reply: Value =
-            self.with(|conn| self.open.key(&keys.meta).arg(random_epoch().0).invoke(conn))?;
+        let reply: Value = self.with(|conn| {
+            self.open
+                .key(&keys.log)
+                .key(&keys.meta)
+                .arg(random_epoch().0)
+                .invoke(conn)
+        })?;
         parse_meta(stream, &reply)?.ok_or_else(|| corrupt(stream, "stream meta missing"))
     }
 
