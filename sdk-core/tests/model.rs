@@ -81,6 +81,8 @@ fn lossy(mode: DeliveryMode) -> impl Strategy<Value = Scenario> {
                 dup_pct,
                 reorder_pct,
                 reorder_window_ms,
+                // As on one ordered connection: a live message never
+                // overtakes a control reply sent before it.
                 control_first: true,
                 ..Scenario::calm(seed)
             },
