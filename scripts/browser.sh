@@ -100,10 +100,12 @@ build_browser_package() (
     export PATH="$HOME/.cargo/bin:$PATH"
     _browser_step "build the npm package (wasm-pack, release, target web)"
     rm -rf sdk-wasm/pkg || exit 1
-    # Size over speed for the browser build; the workspace's release profile
-    # for native code stays as it is.
+    # For the browser build only (the workspace's release profile for native
+    # code stays as it is): whole-program LTO, one codegen unit, abort on
+    # panic. opt-level 3 rather than "z": after `wasm-opt -Oz` it came out
+    # both smaller gzipped and faster (sdk-wasm/BENCHMARKS.md).
     (cd sdk-wasm &&
-        CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
         CARGO_PROFILE_RELEASE_LTO=true \
         CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
         CARGO_PROFILE_RELEASE_PANIC=abort \
