@@ -57,6 +57,8 @@ struct Fetch {
 struct Wait {
     deadline: Millis,
     attempts: u32,
+    /// For a resuming subscribe: the `since` it carried.
+    since: u64,
 }
 
 #[derive(Debug)]
@@ -96,6 +98,18 @@ impl<P> Recovery<P> {
 const FLAG_HAS_BASE: u8 = 1;
 const FLAG_HAS_EPOCH: u8 = 2;
 const FLAG_ACTIVE: u8 = 4;
+const FLAG_LEFT_EPOCH: u8 = 8;
+
+/// How a frame's epoch relates to the stream's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EpochCheck {
+    /// Same epoch, or none to compare.
+    Current,
+    /// The epoch the stream was reset away from: a late frame, dropped.
+    Stale,
+    /// Another epoch: the log changed, the stream must reset.
+    Changed,
+}
 
 /// One subscribed stream.
 #[derive(Debug)]
@@ -106,6 +120,8 @@ pub(crate) struct StreamState<P> {
     /// Highest seq known to exist.
     high: u64,
     epoch: u64,
+    /// The epoch of the last `EpochChanged` reset (valid with FLAG_LEFT_EPOCH).
+    left_epoch: u64,
     counters: Counters,
     recovery: Option<Box<Recovery<P>>>,
     generation: u32,
@@ -126,6 +142,7 @@ impl<P> StreamState<P> {
             next: 1,
             high: 0,
             epoch: 0,
+            left_epoch: 0,
             counters: Counters::default(),
             recovery: None,
             generation,
@@ -167,6 +184,19 @@ impl<P> StreamState<P> {
 
     fn known_epoch(&self) -> Option<Epoch> {
         self.has(FLAG_HAS_EPOCH).then_some(Epoch(self.epoch))
+    }
+
+    fn check_epoch(&self, epoch: Option<Epoch>) -> EpochCheck {
+        match (epoch, self.known_epoch()) {
+            (Some(epoch), Some(known)) if epoch != known => {
+                if self.has(FLAG_LEFT_EPOCH) && epoch.0 == self.left_epoch {
+                    EpochCheck::Stale
+                } else {
+                    EpochCheck::Changed
+                }
+            }
+            _ => EpochCheck::Current,
+        }
     }
 
     /// Marks the stream as having timers; returns true the first time so the
@@ -243,6 +273,7 @@ impl<P> StreamState<P> {
         rec.wait = Some(Wait {
             deadline: now.plus(timeout),
             attempts: 1,
+            since: since.map_or(0, Seq::get),
         });
         rec.pending.clear();
         let phase = if resume {
@@ -285,6 +316,7 @@ impl<P> StreamState<P> {
         let s = seq.get();
         if s == self.next
             && self.recovery.is_none()
+            && self.flags & FLAG_HAS_BASE != 0
             && self.phase != StreamPhase::Snapshotting
             && (epoch.is_none() || epoch == self.known_epoch())
         {
@@ -331,15 +363,26 @@ impl<P> StreamState<P> {
             self.hold_for_snapshot(seq, epoch, payload, ctx);
             return;
         }
-        if let Some(epoch) = epoch {
-            match self.known_epoch() {
-                Some(known) if known != epoch => {
-                    self.reset(now, ResetReason::EpochChanged, None, ctx);
-                    self.hold_for_snapshot(seq, Some(epoch), payload, ctx);
-                    return;
+        if !self.has(FLAG_HAS_BASE) {
+            // No snapshot and no resume point: nothing to sequence against
+            // (a frame left over from a connection, fed while disconnected).
+            bump(&mut self.counters.dropped);
+            return;
+        }
+        match self.check_epoch(epoch) {
+            EpochCheck::Stale => {
+                bump(&mut self.counters.dropped);
+                return;
+            }
+            EpochCheck::Changed => {
+                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                self.hold_for_snapshot(seq, epoch, payload, ctx);
+                return;
+            }
+            EpochCheck::Current => {
+                if let (Some(epoch), None) = (epoch, self.known_epoch()) {
+                    self.set_epoch(epoch);
                 }
-                None => self.set_epoch(epoch),
-                Some(_) => {}
             }
         }
         match self.mode {
@@ -397,7 +440,28 @@ impl<P> StreamState<P> {
         ctx: &mut Ctx<'_, P>,
     ) {
         let window = ctx.window as usize;
+        let latest = self.mode == DeliveryMode::Latest;
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
+        if latest {
+            // Only the newest value matters, and Latest never fetches: keep it.
+            match rec.pending.first_mut() {
+                Some(held) if held.seq >= seq => bump(&mut self.counters.dropped),
+                Some(held) => {
+                    *held = Pending {
+                        seq,
+                        epoch,
+                        payload,
+                    };
+                    bump(&mut self.counters.dropped);
+                }
+                None => rec.pending.push(Pending {
+                    seq,
+                    epoch,
+                    payload,
+                }),
+            }
+            return;
+        }
         if rec.pending.len() >= window {
             // Held messages are re-fetched after the snapshot if still missing.
             bump(&mut self.counters.dropped);
@@ -437,7 +501,14 @@ impl<P> StreamState<P> {
             return;
         }
         let offset = s - self.next;
-        let window = ctx.window;
+        if offset >= ctx.window {
+            // Beyond the window: not held, and not taken as proof that the
+            // seqs before it exist (one wild seq must not turn every later
+            // message into a fetch). If it is real, a `head` reveals it and
+            // it is fetched once the window gets there.
+            bump(&mut self.counters.dropped);
+            return;
+        }
         let id = ctx.id;
         let high = self.high;
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
@@ -450,17 +521,7 @@ impl<P> StreamState<P> {
                     .push_back(Event::GapDetected { stream: id, range });
             }
             self.high = s;
-            if offset >= window {
-                add_hole(&mut rec.holes, s, s, now);
-                bump(&mut self.counters.dropped);
-                return;
-            }
             rec.ring.insert(offset as usize, slot);
-            return;
-        }
-        if offset >= window {
-            // Known to exist, still beyond the window: stays in its hole.
-            bump(&mut self.counters.dropped);
             return;
         }
         if rec.ring.is_occupied(offset as usize) {
@@ -534,11 +595,13 @@ impl<P> StreamState<P> {
         if self.phase != StreamPhase::Live || self.mode != DeliveryMode::Ordered {
             return;
         }
-        if let (Some(epoch), Some(known)) = (epoch, self.known_epoch()) {
-            if epoch != known {
+        match self.check_epoch(epoch) {
+            EpochCheck::Stale => return,
+            EpochCheck::Changed => {
                 self.reset(now, ResetReason::EpochChanged, None, ctx);
                 return;
             }
+            EpochCheck::Current => {}
         }
         let (from, to) = (range.start().get(), range.end().get());
         let Some(rec) = self.recovery.as_mut() else {
@@ -599,11 +662,13 @@ impl<P> StreamState<P> {
         if self.phase != StreamPhase::Live {
             return;
         }
-        if let (Some(epoch), Some(known)) = (epoch, self.known_epoch()) {
-            if epoch != known {
+        match self.check_epoch(epoch) {
+            EpochCheck::Stale => return,
+            EpochCheck::Changed => {
                 self.reset(now, ResetReason::EpochChanged, None, ctx);
                 return;
             }
+            EpochCheck::Current => {}
         }
         let h = head.get();
         if self.mode == DeliveryMode::Latest || h <= self.high {
@@ -642,9 +707,14 @@ impl<P> StreamState<P> {
             self.on_head(now, head, Some(epoch), ctx);
             return;
         }
-        if let Some(rec) = self.recovery.as_mut() {
-            rec.wait = None;
-        }
+        // Messages published after the server registered the resume may
+        // already have been delivered, so the head is checked against the
+        // `since` the subscribe carried, not against what is delivered now.
+        let since = self
+            .recovery
+            .as_mut()
+            .and_then(|rec| rec.wait.take())
+            .map_or(self.next - 1, |wait| wait.since);
         match self.known_epoch() {
             Some(known) if known != epoch => {
                 self.reset(now, ResetReason::EpochChanged, None, ctx);
@@ -652,7 +722,7 @@ impl<P> StreamState<P> {
             }
             _ => self.set_epoch(epoch),
         }
-        if head.get() < self.next - 1 {
+        if head.get() < since {
             self.reset(now, ResetReason::ServerBehind, None, ctx);
             return;
         }
@@ -736,6 +806,16 @@ impl<P> StreamState<P> {
         earliest: Option<Seq>,
         ctx: &mut Ctx<'_, P>,
     ) {
+        if !self.has(FLAG_HAS_BASE) {
+            // Nothing to reset: the stream already waits for a snapshot.
+            return;
+        }
+        if reason == ResetReason::EpochChanged {
+            if let Some(known) = self.known_epoch() {
+                self.left_epoch = known.0;
+                self.flags |= FLAG_LEFT_EPOCH;
+            }
+        }
         bump(&mut self.counters.resets);
         ctx.events.push_back(Event::Reset {
             stream: ctx.id,
@@ -756,6 +836,7 @@ impl<P> StreamState<P> {
             rec.wait = Some(Wait {
                 deadline: now.plus(timeout),
                 attempts: 1,
+                since: 0,
             });
             ctx.requests.push_back(Request::FetchSnapshot {
                 stream: self.name.clone(),
@@ -784,6 +865,9 @@ impl<P> StreamState<P> {
                         StreamPhase::Subscribing => Some((
                             Request::Subscribe {
                                 stream: self.name.clone(),
+                                // The retry resumes from what is delivered
+                                // now; `wait.since` keeps the first (lowest)
+                                // since, which any answer's head is at least.
                                 since: Some(Seq::from_trusted(self.next - 1)),
                                 epoch: if self.flags & FLAG_HAS_EPOCH != 0 {
                                     Some(Epoch(self.epoch))
@@ -834,8 +918,16 @@ impl<P> StreamState<P> {
                     true
                 }
             });
+            // Fetches whose seqs all arrived meanwhile are forgotten; a late
+            // answer to one is then ignored.
+            let holes = &rec.holes;
+            rec.fetches.retain(|f| overlaps(holes, f.start, f.end));
             let gap_timeout = ctx.config.gap_timeout_ms;
             let max_fetch = u64::from(ctx.config.max_fetch.max(1));
+            // A hole cut by the window is asked for in pieces of at least
+            // this size, so that a window sliding one seq at a time does not
+            // send one request per seq.
+            let min_piece = (max_fetch.min(ctx.window) / 2).max(1);
             let mut new_fetches: Vec<Fetch> = Vec::new();
             rec.window_blocked = rec.holes.last().is_some_and(|h| h.end > window_end);
             for hole in &rec.holes {
@@ -869,6 +961,12 @@ impl<P> StreamState<P> {
                         .min()
                         .unwrap_or(u64::MAX);
                     let piece_end = end.min(next_busy - 1).min(cursor + max_fetch - 1);
+                    if piece_end == window_end
+                        && hole.end > window_end
+                        && piece_end - cursor + 1 < min_piece
+                    {
+                        break;
+                    }
                     let attempts = expired
                         .iter()
                         .filter(|f| f.start <= piece_end && cursor <= f.end)
@@ -923,6 +1021,12 @@ impl<P> StreamState<P> {
             }
         }
     }
+}
+
+/// Whether any hole holds a seq of `start..=end`.
+fn overlaps(holes: &[Hole], start: u64, end: u64) -> bool {
+    let index = holes.partition_point(|h| h.end < start);
+    holes.get(index).is_some_and(|h| h.start <= end)
 }
 
 fn min_deadline(current: Option<Millis>, candidate: Millis) -> Option<Millis> {

@@ -581,17 +581,39 @@ fn server_behind_in_same_epoch_resets() {
 }
 
 #[test]
-fn seq_far_beyond_window_costs_no_memory() {
+fn seq_far_beyond_window_costs_no_memory_and_no_requests() {
     let mut f = Fixture::live(0);
     f.msg(0, 1);
     f.msg(0, seqsync_core::MAX_SEQ);
     let stats = f.stats();
     assert_eq!(stats.buffered, 0);
     assert_eq!(stats.dropped, 1);
-    assert_eq!(stats.head.get(), seqsync_core::MAX_SEQ);
-    // Only the window's worth is requested, in max_fetch pieces.
+    assert_eq!(
+        stats.head.get(),
+        1,
+        "a live seq beyond the window proves nothing"
+    );
+    // In-order traffic goes on without a single request.
+    for n in 2..=100 {
+        f.msg(n, n);
+    }
+    f.core.handle_timeout(Millis(10_000));
+    assert!(f.fetches().is_empty());
+    assert_eq!(f.delivered(), (1..=100).collect::<Vec<_>>());
+}
+
+#[test]
+fn head_far_ahead_is_fetched_window_by_window() {
+    let mut f = Fixture::live(0);
+    f.core
+        .handle_head(Millis(0), f.id, seq(40), Some(EPOCH))
+        .expect("head");
     f.core.handle_timeout(Millis(100));
-    assert_eq!(f.fetches(), [range(2, 9), range(10, 17)]);
+    // Window 16, max_fetch 8: the first window's worth, in two pieces.
+    assert_eq!(f.fetches(), [range(1, 8), range(9, 16)]);
+    let first: Vec<u64> = (1..=8).collect();
+    f.history(110, 1, 8, &first);
+    assert_eq!(f.fetches(), [range(17, 24)]);
 }
 
 #[test]
@@ -606,16 +628,134 @@ fn buffer_full_drops_far_end_and_fetches_it_later() {
     assert_eq!(stats.dropped, 1);
     f.msg(1, 1);
     assert_eq!(f.delivered(), [1, 2]);
-    f.core.handle_timeout(Millis(100));
-    // Window now covers 3..=18; 19..=20 is fetched once the window reaches it.
-    assert_eq!(f.fetches(), [range(3, 10), range(11, 15), range(17, 18)]);
+    // The next heartbeat says 20 exists.
+    f.core
+        .handle_head(Millis(2), f.id, seq(20), Some(EPOCH))
+        .expect("head");
+    f.core.handle_timeout(Millis(102));
+    // Window now covers 3..=18. The hole 17..=20 is cut by the window, and
+    // its piece inside (17..=18) is smaller than half a fetch: it waits
+    // until the window reaches the whole hole.
+    assert_eq!(f.fetches(), [range(3, 10), range(11, 15)]);
     let present: Vec<u64> = (3..=15).collect();
     f.history(110, 3, 10, &present[..8]);
     f.history(110, 11, 15, &present[8..]);
-    f.history(110, 17, 18, &[17, 18]);
-    assert_eq!(f.fetches(), [range(19, 20)]);
-    f.history(120, 19, 20, &[19, 20]);
+    assert_eq!(f.fetches(), [range(17, 20)]);
+    f.history(120, 17, 20, &[17, 18, 19, 20]);
     assert_eq!(f.delivered(), (3..=20).collect::<Vec<_>>());
+}
+
+#[test]
+fn live_resume_answered_after_live_messages_is_not_server_behind() {
+    let mut f = Fixture::live(0);
+    for n in 1..=5 {
+        f.msg(0, n);
+    }
+    f.core.handle_disconnected(Millis(1));
+    f.core.handle_connected(Millis(2));
+    f.requests();
+    // A message published after the server registered the resume overtakes
+    // the `subscribed` answer, whose head is the old 5.
+    f.msg(3, 6);
+    f.core
+        .handle_subscribed(Millis(4), f.id, EPOCH, seq(5))
+        .expect("subscribed");
+    assert!(!f.events().iter().any(|e| matches!(e, Event::Reset { .. })));
+    f.msg(5, 7);
+    assert_eq!(f.delivered(), [7]);
+}
+
+#[test]
+fn late_frame_of_the_old_epoch_does_not_reset_again() {
+    let mut f = Fixture::live(4);
+    f.core
+        .handle_message(Millis(1), f.id, seq(1), Some(Epoch(2)), 10)
+        .expect("new epoch");
+    f.core
+        .handle_snapshot(Millis(2), f.id, seq(0), Epoch(2), 0)
+        .expect("snapshot");
+    f.events();
+    f.core
+        .handle_message(Millis(3), f.id, seq(5), Some(EPOCH), 50)
+        .expect("late");
+    let events = f.events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Reset { .. })),
+        "{events:?}"
+    );
+    assert_eq!(f.stats().resets, 1);
+}
+
+#[test]
+fn message_before_any_snapshot_is_never_delivered() {
+    let mut core = Sequencer::<u64>::new(config());
+    let id = core
+        .subscribe(Millis(0), "s", SubscribeOptions::default())
+        .expect("subscribe");
+    // Fed while not connected: there is nothing to sequence against.
+    core.handle_message(Millis(1), id, seq(1), None, 10)
+        .expect("accepted");
+    core.handle_connected(Millis(2));
+    core.handle_snapshot(Millis(3), id, seq(0), EPOCH, 0)
+        .expect("snapshot");
+    core.handle_message(Millis(4), id, seq(1), None, 10)
+        .expect("accepted");
+    let seqs: Vec<u64> = std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| match e {
+            Event::Message { seq, .. } => Some(seq.get()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1], "seq 1 exactly once, after the snapshot");
+}
+
+#[test]
+fn latest_mode_keeps_the_newest_message_held_for_a_snapshot() {
+    let mut core = Sequencer::<u64>::new(Config {
+        window: 2,
+        ..config()
+    });
+    let id = core
+        .subscribe(
+            Millis(0),
+            "s",
+            SubscribeOptions {
+                mode: DeliveryMode::Latest,
+                ..SubscribeOptions::default()
+            },
+        )
+        .expect("subscribe");
+    core.handle_connected(Millis(0));
+    for n in [11, 13, 12] {
+        core.handle_message(Millis(1), id, seq(n), None, n)
+            .expect("held");
+    }
+    core.handle_snapshot(Millis(2), id, seq(10), EPOCH, 10)
+        .expect("snapshot");
+    let seqs: Vec<u64> = std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| match e {
+            Event::Message { seq, .. } => Some(seq.get()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [13]);
+}
+
+#[test]
+fn second_reset_while_awaiting_snapshot_is_not_repeated() {
+    let mut f = Fixture::live(3);
+    for _ in 0..2 {
+        f.core
+            .handle_reset(Millis(1), f.id, ResetReason::HistoryUnavailable, None)
+            .expect("reset");
+    }
+    let resets = f
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Event::Reset { .. }))
+        .count();
+    assert_eq!(resets, 1);
+    assert_eq!(f.requests().len(), 1, "one snapshot request");
 }
 
 #[test]
