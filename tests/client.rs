@@ -503,3 +503,70 @@ async fn hostile_frames_are_counted_and_dropped_without_harm() {
     assert_eq!(check.last, 1, "nothing was delivered out of the bad frames");
     client.close().await;
 }
+
+/// A source that answers the subscribe with a snapshot and then sends
+/// `count` messages as fast as the socket takes them, and nothing else (no
+/// heartbeats, no history).
+async fn burst_source(count: u64) -> std::net::SocketAddr {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((tcp, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+            return;
+        };
+        let _ = ws.next().await;
+        let snapshot = r#"{"type":"snapshot","stream":"burst","seq":0,"epoch":1,"state":null}"#;
+        if ws.feed(Message::text(snapshot)).await.is_err() {
+            return;
+        }
+        for seq in 1..=count {
+            let frame =
+                format!(r#"{{"type":"msg","stream":"burst","seq":{seq},"epoch":1,"data":{seq}}}"#);
+            if ws.feed(Message::text(frame)).await.is_err() {
+                return;
+            }
+        }
+        let _ = ws.flush().await;
+        while let Some(Ok(_)) = ws.next().await {}
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_frame_of_a_fast_burst_is_taken_in_order() {
+    let addr = burst_source(20_000).await;
+    let client = Client::connect(fast(&format!("ws://{addr}/ws")))
+        .await
+        .expect("connect");
+    let mut sub = client.subscribe("burst").await.expect("subscribe");
+    let mut gaps = 0;
+    let mut last = 0u64;
+    let done = timeout(LIMIT, async {
+        while last < 20_000 {
+            match sub.next().await {
+                Some(SubscriptionEvent::Message { seq, data }) => {
+                    assert_eq!(seq.get(), last + 1);
+                    assert_eq!(data, json!(seq.get()));
+                    last = seq.get();
+                }
+                Some(SubscriptionEvent::GapDetected { .. }) => gaps += 1,
+                Some(_) => {}
+                None => panic!("ended at {last}"),
+            }
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "stuck at {last}");
+    assert_eq!(gaps, 0, "no frame of the burst was lost on the way in");
+    let stats = client.stats().await.expect("stats");
+    assert_eq!(stats.frames, 20_001);
+    assert_eq!(stats.history_frames, 0);
+    client.close().await;
+}

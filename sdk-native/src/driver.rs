@@ -267,9 +267,10 @@ impl Driver {
                 biased;
                 frame = stream.next() => {
                     let mut frame = frame;
-                    // Take every frame that is already here before going
-                    // back to the timers and commands.
-                    for _ in 0..256 {
+                    // Take the frames that are already here (up to a batch)
+                    // before going back to the timers and commands.
+                    let mut taken = 0;
+                    loop {
                         match frame {
                             Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
                             Some(Ok(Message::Close(_))) | None => {
@@ -277,6 +278,10 @@ impl Driver {
                             }
                             Some(Ok(_)) => {}
                             Some(Err(error)) => break 'session SessionEnd::Lost(error.to_string()),
+                        }
+                        taken += 1;
+                        if taken == FRAME_BATCH {
+                            break;
                         }
                         match stream.next().now_or_never() {
                             Some(next) => frame = next,
@@ -537,6 +542,9 @@ impl Driver {
         }
     }
 }
+
+/// Frames handled in a row before timers and commands get a turn.
+const FRAME_BATCH: usize = 256;
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365)
