@@ -362,7 +362,13 @@ impl Driver {
             let Some(sender) = self.subscriptions.get(&key) else {
                 continue;
             };
-            if sender.send(event.into()).await.is_err() {
+            // The common case, room in the buffer, takes no await point.
+            let undelivered = match sender.try_send(event.into()) {
+                Ok(()) => continue,
+                Err(mpsc::error::TrySendError::Full(event)) => sender.send(event).await.is_err(),
+                Err(mpsc::error::TrySendError::Closed(_)) => true,
+            };
+            if undelivered {
                 // The subscription was dropped; its unsubscribe is on its way.
                 self.subscriptions.remove(&key);
             }
