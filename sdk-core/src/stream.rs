@@ -777,7 +777,7 @@ impl<P> StreamState<P> {
             });
         }
         let mut pending = pending;
-        pending.sort_by_key(|p| p.seq);
+        pending.sort_unstable_by_key(|p| p.seq);
         for p in pending {
             if p.epoch.is_some_and(|e| e != epoch) {
                 bump(&mut self.counters.dropped);
@@ -997,7 +997,7 @@ impl<P> StreamState<P> {
                 }
             }
             rec.fetches.extend(new_fetches);
-            rec.fetches.sort_by_key(|f| f.start);
+            rec.fetches.sort_unstable_by_key(|f| f.start);
             for f in &rec.fetches {
                 deadline = min_deadline(deadline, f.deadline);
             }
