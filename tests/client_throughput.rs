@@ -86,14 +86,26 @@ async fn raw_round(url: &str) -> Duration {
     elapsed
 }
 
-async fn seqsync_round(url: &str) -> Duration {
+async fn seqsync_round(url: &str, batched: bool) -> Duration {
     let started = Instant::now();
     let client = Client::connect(ClientConfig::new(url))
         .await
         .expect("connect");
     let mut sub = client.subscribe("bench").await.expect("subscribe");
     let mut last = 0u64;
+    let mut batch = Vec::with_capacity(256);
     while last < FRAMES {
+        if batched {
+            if sub.next_batch(&mut batch, 256).await == 0 {
+                panic!("seqsync client ended at {last}");
+            }
+            for event in batch.drain(..) {
+                if let SubscriptionEvent::Message { seq, .. } = event {
+                    last = seq.get();
+                }
+            }
+            continue;
+        }
         match sub.next().await {
             Some(SubscriptionEvent::Message { seq, .. }) => last = seq.get(),
             Some(_) => {}
@@ -122,15 +134,23 @@ async fn throughput() {
     let bytes: usize = frames.iter().map(String::len).sum();
     let addr = source(std::sync::Arc::new(frames)).await;
     let url = format!("ws://{addr}/ws");
-    let (mut raw, mut ours) = (Vec::new(), Vec::new());
+    let (mut raw, mut ours, mut batched) = (Vec::new(), Vec::new(), Vec::new());
     // One warm-up of each, then alternating rounds.
     raw_round(&url).await;
-    seqsync_round(&url).await;
+    seqsync_round(&url, false).await;
+    seqsync_round(&url, true).await;
     for _ in 0..ROUNDS {
-        raw.push(raw_round(&url).await);
-        ours.push(seqsync_round(&url).await);
+        // The raw client reads in a task of the runtime, as the seqsync
+        // client's background task does, not on the thread that waits.
+        let task = tokio::spawn({
+            let url = url.clone();
+            async move { raw_round(&url).await }
+        });
+        raw.push(task.await.expect("raw round"));
+        ours.push(seqsync_round(&url, false).await);
+        batched.push(seqsync_round(&url, true).await);
     }
-    let (raw, ours) = (median(raw), median(ours));
+    let (raw, ours, batched) = (median(raw), median(ours), median(batched));
     let rate = |d: Duration| FRAMES as f64 / d.as_secs_f64();
     println!(
         "receive throughput: {FRAMES} msg frames ({} bytes) per round, median of {ROUNDS}",
@@ -149,8 +169,14 @@ async fn throughput() {
         ours.as_nanos() as f64 / FRAMES as f64
     );
     println!(
-        "ratio seqsync / raw throughput: {:.2}x",
-        rate(ours) / rate(raw)
+        "| seqsync client, read with `next_batch` | {:.0} | {:.0} |",
+        rate(batched),
+        batched.as_nanos() as f64 / FRAMES as f64
+    );
+    println!(
+        "ratio seqsync / raw throughput: {:.2}x; with next_batch: {:.2}x",
+        rate(ours) / rate(raw),
+        rate(batched) / rate(raw)
     );
 }
 
@@ -223,11 +249,20 @@ async fn recovery(missed: u64) {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // SEQSYNC_BENCH_RUNTIME=current runs everything on one thread (no
+    // cross-thread wake-ups or frees); the default is 2 worker threads.
+    let current = std::env::var("SEQSYNC_BENCH_RUNTIME").is_ok_and(|v| v == "current");
+    let runtime = if current {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     runtime.block_on(async {
         throughput().await;
         println!();

@@ -164,6 +164,25 @@ impl Subscription {
     pub async fn next_event(&mut self) -> Option<SubscriptionEvent> {
         self.events.recv().await
     }
+
+    /// Waits for at least one event, then moves every event already waiting
+    /// (up to `limit`) into `batch`, in order. Returns how many were added; 0
+    /// once the client is closed. The high-throughput way to read: one
+    /// wake-up carries many messages.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut room: seqsync::Subscription) {
+    /// let mut batch = Vec::with_capacity(256);
+    /// while room.next_batch(&mut batch, 256).await > 0 {
+    ///     for event in batch.drain(..) {
+    ///         println!("{event:?}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn next_batch(&mut self, batch: &mut Vec<SubscriptionEvent>, limit: usize) -> usize {
+        self.events.recv_many(batch, limit.max(1)).await
+    }
 }
 
 impl futures_core::Stream for Subscription {
