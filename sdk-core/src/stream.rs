@@ -186,6 +186,19 @@ impl<P> StreamState<P> {
         self.has(FLAG_HAS_EPOCH).then_some(Epoch(self.epoch))
     }
 
+    /// Whether a control frame of `epoch` may be applied: a stale epoch is
+    /// ignored, another epoch resets the stream.
+    fn admit_epoch(&mut self, now: Millis, epoch: Option<Epoch>, ctx: &mut Ctx<'_, P>) -> bool {
+        match self.check_epoch(epoch) {
+            EpochCheck::Current => true,
+            EpochCheck::Stale => false,
+            EpochCheck::Changed => {
+                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                false
+            }
+        }
+    }
+
     fn check_epoch(&self, epoch: Option<Epoch>) -> EpochCheck {
         match (epoch, self.known_epoch()) {
             (Some(epoch), Some(known)) if epoch != known => {
@@ -595,13 +608,8 @@ impl<P> StreamState<P> {
         if self.phase != StreamPhase::Live || self.mode != DeliveryMode::Ordered {
             return;
         }
-        match self.check_epoch(epoch) {
-            EpochCheck::Stale => return,
-            EpochCheck::Changed => {
-                self.reset(now, ResetReason::EpochChanged, None, ctx);
-                return;
-            }
-            EpochCheck::Current => {}
+        if !self.admit_epoch(now, epoch, ctx) {
+            return;
         }
         let (from, to) = (range.start().get(), range.end().get());
         let Some(rec) = self.recovery.as_mut() else {
@@ -662,13 +670,8 @@ impl<P> StreamState<P> {
         if self.phase != StreamPhase::Live {
             return;
         }
-        match self.check_epoch(epoch) {
-            EpochCheck::Stale => return,
-            EpochCheck::Changed => {
-                self.reset(now, ResetReason::EpochChanged, None, ctx);
-                return;
-            }
-            EpochCheck::Current => {}
+        if !self.admit_epoch(now, epoch, ctx) {
+            return;
         }
         let h = head.get();
         if self.mode == DeliveryMode::Latest || h <= self.high {
