@@ -214,11 +214,20 @@ impl<P> Sequencer<P> {
         if seq.get() == 0 {
             return Err(Error::SeqOutOfRange { seq: 0 });
         }
-        let direct = self.events.is_empty();
-        self.with_stream(stream, |state, ctx| {
-            if direct && state.take_in_order(seq, epoch) {
-                return Some(payload);
+        if self.events.is_empty() {
+            // The fast path needs neither the context nor the timer list.
+            if let Some(state) = self
+                .entries
+                .get_mut(stream.index() as usize)
+                .and_then(Option::as_mut)
+                .filter(|s| s.generation() == stream.generation())
+            {
+                if state.take_in_order(seq, epoch) {
+                    return Ok(Some(payload));
+                }
             }
+        }
+        self.with_stream(stream, |state, ctx| {
             state.on_message(now, seq, epoch, payload, ctx);
             None
         })
