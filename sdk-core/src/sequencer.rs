@@ -216,12 +216,7 @@ impl<P> Sequencer<P> {
         }
         if self.events.is_empty() {
             // The fast path needs neither the context nor the timer list.
-            if let Some(state) = self
-                .entries
-                .get_mut(stream.index() as usize)
-                .and_then(Option::as_mut)
-                .filter(|s| s.generation() == stream.generation())
-            {
+            if let Some(state) = slot_mut(&mut self.entries, stream) {
                 if state.take_in_order(seq, epoch) {
                     return Ok(Some(payload));
                 }
@@ -423,12 +418,7 @@ impl<P> Sequencer<P> {
         id: StreamId,
         f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>) -> R,
     ) -> Result<R, Error> {
-        let Some(state) = self
-            .entries
-            .get_mut(id.index() as usize)
-            .and_then(Option::as_mut)
-            .filter(|s| s.generation() == id.generation())
-        else {
+        let Some(state) = slot_mut(&mut self.entries, id) else {
             return Err(unknown(id));
         };
         let mut ctx = Ctx {
@@ -476,6 +466,19 @@ impl<P> std::fmt::Debug for Sequencer<P> {
             .field("queued_requests", &self.requests.len())
             .finish()
     }
+}
+
+/// The live stream a handle names, if the handle is not stale. A free
+/// function so that callers can borrow the sequencer's other fields beside it.
+#[inline]
+fn slot_mut<P>(
+    entries: &mut [Option<StreamState<P>>],
+    id: StreamId,
+) -> Option<&mut StreamState<P>> {
+    entries
+        .get_mut(id.index() as usize)?
+        .as_mut()
+        .filter(|s| s.generation() == id.generation())
 }
 
 fn unknown(id: StreamId) -> Error {

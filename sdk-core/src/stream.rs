@@ -522,21 +522,17 @@ impl<P> StreamState<P> {
             bump(&mut self.counters.dropped);
             return;
         }
-        let id = ctx.id;
-        let high = self.high;
-        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
-        if s > high {
-            if s > high + 1 {
-                let range = SeqRange::from_trusted(high + 1, s - 1);
-                add_hole(&mut rec.holes, high + 1, s - 1, now);
-                bump(&mut self.counters.gaps);
-                ctx.events
-                    .push_back(Event::GapDetected { stream: id, range });
+        if s > self.high {
+            if s > self.high + 1 {
+                self.reveal_tail(s - 1, now, ctx);
             }
             self.high = s;
-            rec.ring.insert(offset as usize, slot);
+            ensure(&mut self.recovery, ctx.window, ctx.spare)
+                .ring
+                .insert(offset as usize, slot);
             return;
         }
+        let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
         if rec.ring.is_occupied(offset as usize) {
             if matches!(slot, Slot::Msg(_)) {
                 bump(&mut self.counters.duplicates);
@@ -678,21 +674,21 @@ impl<P> StreamState<P> {
             self.high = self.high.max(h);
             return;
         }
-        self.reveal_tail(now, h, now, ctx);
+        self.reveal_tail(h, now, ctx);
         self.service(now, ctx);
     }
 
-    /// Records that `high+1..=head` exists and is missing.
-    fn reveal_tail(&mut self, _now: Millis, head: u64, since: Millis, ctx: &mut Ctx<'_, P>) {
+    /// Records that `high+1..=end` exists and is missing (first seen at
+    /// `since`), and moves `high` to `end`.
+    fn reveal_tail(&mut self, end: u64, since: Millis, ctx: &mut Ctx<'_, P>) {
         let start = self.high + 1;
-        let id = ctx.id;
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
-        add_hole(&mut rec.holes, start, head, since);
-        self.high = head;
+        add_hole(&mut rec.holes, start, end, since);
+        self.high = end;
         bump(&mut self.counters.gaps);
         ctx.events.push_back(Event::GapDetected {
-            stream: id,
-            range: SeqRange::from_trusted(start, head),
+            stream: ctx.id,
+            range: SeqRange::from_trusted(start, end),
         });
     }
 
@@ -732,7 +728,7 @@ impl<P> StreamState<P> {
         self.set_phase(StreamPhase::Live, ctx);
         if self.mode == DeliveryMode::Ordered && head.get() > self.high {
             let due = Millis(now.0.saturating_sub(ctx.config.gap_timeout_ms));
-            self.reveal_tail(now, head.get(), due, ctx);
+            self.reveal_tail(head.get(), due, ctx);
         }
         self.drain(ctx);
         self.service(now, ctx);
