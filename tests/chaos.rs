@@ -10,13 +10,16 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, ConnectionState, SubscriptionEvent};
-use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, TempDb, start, start_on, test_config};
+use seqsync_e2e::{
+    Proxy, ProxyMode, StreamCheck, TempDb, read_until, start, start_on, test_config,
+};
 use seqsync_server::{Retention, Storage};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
 const STREAMS: usize = 4;
+const READ_LIMIT: Duration = Duration::from_secs(30);
 
 fn messages() -> u64 {
     std::env::var("SEQSYNC_CHAOS_MESSAGES")
@@ -192,23 +195,6 @@ async fn exact_delivery_through_faults_cuts_and_a_restart() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// Reads until `check` holds `last`, recording every event; false on timeout.
-async fn read(
-    sub: &mut seqsync::Subscription,
-    check: &mut StreamCheck,
-    events: &mut Vec<SubscriptionEvent>,
-    last: u64,
-) -> bool {
-    let fut = async {
-        while check.last < last {
-            let event = sub.next().await.expect("subscription alive");
-            events.push(event.clone());
-            check.apply("trim", event);
-        }
-    };
-    timeout(Duration::from_secs(30), fut).await.is_ok()
-}
-
 #[tokio::test]
 async fn history_truncated_during_outage_gives_reset_then_snapshot() {
     let mut config = test_config(Storage::Memory);
@@ -225,13 +211,12 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
         .await
         .expect("writer");
     let mut sub = reader.subscribe("trim").await.expect("subscribe");
-    let mut check = StreamCheck::default();
-    let mut events: Vec<SubscriptionEvent> = Vec::new();
+    let mut check = StreamCheck::recording();
     for i in 1..=10 {
         writer.publish("trim", json!(i)).await.expect("publish");
     }
     assert!(
-        read(&mut sub, &mut check, &mut events, 10).await,
+        read_until(&mut sub, &mut check, 10, READ_LIMIT).await,
         "first ten"
     );
 
@@ -249,11 +234,12 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
     }
     proxy.set(ProxyMode::Forward);
     assert!(
-        read(&mut sub, &mut check, &mut events, 400).await,
+        read_until(&mut sub, &mut check, 400, READ_LIMIT).await,
         "caught up"
     );
 
     assert_eq!(check.resets, 1, "the gap could not be filled: one reset");
+    let events = check.events();
     let reset_at = events
         .iter()
         .position(|e| matches!(e, SubscriptionEvent::Reset { .. }))

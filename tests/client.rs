@@ -20,19 +20,11 @@ fn fast(url: &str) -> ClientConfig {
 
 /// Reads events into `check` until it holds `last`, failing after LIMIT.
 async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
-    let stream = sub.stream().to_string();
-    let result = timeout(LIMIT, async {
-        while check.last < last {
-            match sub.next().await {
-                Some(event) => check.apply(&stream, event),
-                None => panic!("subscription ended at {}", check.last),
-            }
-        }
-    })
-    .await;
+    let reached = seqsync_e2e::read_until(sub, check, last, LIMIT).await;
     assert!(
-        result.is_ok(),
-        "{stream}: stuck at {} of {last}",
+        reached,
+        "{}: stuck at {} of {last}",
+        sub.stream(),
         check.last
     );
 }

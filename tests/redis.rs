@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use redis_server::RedisServer;
 use seqsync::{Client, ClientConfig, ResetReason, SubscriptionEvent};
 use seqsync_core::{Seq, StreamName};
-use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, start, test_config};
+use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, read_until, start, test_config};
 use seqsync_server::log::{Log, NewMessage, RedisLog, RedisOptions};
 use seqsync_server::{Retention, RunningServer, Storage};
 use serde_json::{Value, json};
@@ -463,18 +463,13 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
             .expect("publish");
         assert_eq!(s.get(), i);
     }
-    let mut check = StreamCheck::default();
-    let mut events = Vec::new();
-    let reached = timeout(LIMIT, async {
-        while check.last < 100 {
-            let event = sub.next().await.expect("subscription alive");
-            events.push(event.clone());
-            check.apply("r", event);
-        }
-    })
-    .await;
-    assert!(reached.is_ok(), "first 100 delivered");
-    let old_epoch = events
+    let mut check = StreamCheck::recording();
+    assert!(
+        read_until(&mut sub, &mut check, 100, LIMIT).await,
+        "first 100 delivered"
+    );
+    let old_epoch = check
+        .events()
         .iter()
         .find_map(|e| match e {
             SubscriptionEvent::Snapshot { epoch, .. } => Some(*epoch),
@@ -495,7 +490,6 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
     let new_epoch = timeout(LIMIT, async {
         loop {
             let event = sub.next().await.expect("subscription alive");
-            events.push(event.clone());
             check.apply("r", event.clone());
             if let SubscriptionEvent::Snapshot { epoch, .. } = event {
                 if check.resets > 0 {
@@ -507,7 +501,8 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
     .await
     .expect("a reset and a snapshot of the new log");
     assert_ne!(new_epoch, old_epoch);
-    let reset = events
+    let reset = check
+        .events()
         .iter()
         .find_map(|e| match e {
             SubscriptionEvent::Reset { reason, .. } => Some(*reason),
@@ -515,17 +510,13 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
         })
         .expect("reset");
     assert_eq!(reset, ResetReason::EpochChanged);
-    let caught_up = timeout(LIMIT, async {
-        while check.last < 20 {
-            let event = sub.next().await.expect("subscription alive");
-            events.push(event.clone());
-            check.apply("r", event);
-        }
-    })
-    .await;
-    assert!(caught_up.is_ok(), "the new log is followed to its head");
+    assert!(
+        read_until(&mut sub, &mut check, 20, LIMIT).await,
+        "the new log is followed to its head"
+    );
     // Never silent loss: nothing of the new log was delivered as if it
     // continued the old one.
+    let events = check.events();
     let reset_at = events
         .iter()
         .position(|e| matches!(e, SubscriptionEvent::Reset { .. }))

@@ -173,12 +173,30 @@ pub struct StreamCheck {
     pub snapshots: Vec<u64>,
     /// Seqs skipped.
     pub skipped: u64,
+    /// Every event applied, in order, when made with [`StreamCheck::recording`].
+    pub events: Option<Vec<SubscriptionEvent>>,
     reset_pending: bool,
 }
 
 impl StreamCheck {
+    /// A checker that also keeps every event it applies.
+    pub fn recording() -> StreamCheck {
+        StreamCheck {
+            events: Some(Vec::new()),
+            ..StreamCheck::default()
+        }
+    }
+
+    /// The events applied so far (empty unless recording).
+    pub fn events(&self) -> &[SubscriptionEvent] {
+        self.events.as_deref().unwrap_or_default()
+    }
+
     /// Applies one event; panics on any breach of the contract.
     pub fn apply(&mut self, stream: &str, event: SubscriptionEvent) {
+        if let Some(events) = self.events.as_mut() {
+            events.push(event.clone());
+        }
         match event {
             SubscriptionEvent::Message { seq, data } => {
                 assert!(
@@ -215,4 +233,24 @@ impl StreamCheck {
             _ => {}
         }
     }
+}
+
+/// Applies `sub`'s events to `check` until it holds `last`; false when that
+/// takes longer than `limit` (the subscription ending is a panic).
+pub async fn read_until(
+    sub: &mut seqsync::Subscription,
+    check: &mut StreamCheck,
+    last: u64,
+    limit: std::time::Duration,
+) -> bool {
+    let stream = sub.stream().to_string();
+    let read = async {
+        while check.last < last {
+            match futures_util::StreamExt::next(sub).await {
+                Some(event) => check.apply(&stream, event),
+                None => panic!("{stream}: subscription ended at {}", check.last),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read).await.is_ok()
 }
