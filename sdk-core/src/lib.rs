@@ -68,6 +68,7 @@ mod ring;
 mod sequencer;
 mod stats;
 mod stream;
+mod timers;
 pub mod types;
 
 pub use config::Config;

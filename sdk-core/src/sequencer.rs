@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::event::{Event, Request, ResetReason, StreamPhase};
 use crate::stats::StreamStats;
 use crate::stream::{Ctx, Recovery, StreamState};
+use crate::timers::{DeadlineQueue, Due};
 use crate::types::{DeliveryMode, Epoch, Millis, Seq, SeqRange, StartAt, StreamId, StreamName};
 
 /// How a stream is subscribed.
@@ -62,8 +63,9 @@ pub struct Sequencer<P> {
     /// gap that opens and heals costs no allocation.
     spare: Option<Box<Recovery<P>>>,
     by_name: HashMap<StreamName, StreamId>,
-    /// Streams that may have timers (lazily cleaned).
-    active: Vec<u32>,
+    /// When each stream with pending recovery next needs a pass. The top
+    /// entry is always current (see `settle_timers`).
+    timers: DeadlineQueue,
     events: VecDeque<Event<P>>,
     requests: VecDeque<Request>,
 }
@@ -80,7 +82,7 @@ impl<P> Sequencer<P> {
             free: Vec::new(),
             spare: None,
             by_name: HashMap::new(),
-            active: Vec::new(),
+            timers: DeadlineQueue::default(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
         }
@@ -152,6 +154,7 @@ impl<P> Sequencer<P> {
         for index in 0..self.entries.len() {
             self.with_index(index, |state, ctx| state.on_connected(now, ctx));
         }
+        self.settle_timers();
     }
 
     /// The transport is down: requests in flight are forgotten, held messages
@@ -161,6 +164,7 @@ impl<P> Sequencer<P> {
         for index in 0..self.entries.len() {
             self.with_index(index, |state, ctx| state.on_disconnected(ctx));
         }
+        self.settle_timers();
     }
 
     /// A live message. The hot path: O(1), no allocation when in order.
@@ -238,7 +242,10 @@ impl<P> Sequencer<P> {
         epoch: Epoch,
         state: P,
     ) -> Result<(), Error> {
-        self.with_stream(stream, |s, ctx| s.on_snapshot(now, seq, epoch, state, ctx))
+        self.with_stream(stream, |s, ctx| {
+            s.hear();
+            s.on_snapshot(now, seq, epoch, state, ctx);
+        })
     }
 
     /// The answer to a resuming subscribe: the server's epoch and head.
@@ -249,7 +256,10 @@ impl<P> Sequencer<P> {
         epoch: Epoch,
         head: Seq,
     ) -> Result<(), Error> {
-        self.with_stream(stream, |s, ctx| s.on_subscribed(now, epoch, head, ctx))
+        self.with_stream(stream, |s, ctx| {
+            s.hear();
+            s.on_subscribed(now, epoch, head, ctx);
+        })
     }
 
     /// A history answer that covers `range`: every seq of the range that is
@@ -279,7 +289,8 @@ impl<P> Sequencer<P> {
             });
         }
         self.with_stream(stream, |s, ctx| {
-            s.on_history(now, range, epoch, messages, ctx)
+            s.hear();
+            s.on_history(now, range, epoch, messages, ctx);
         })
     }
 
@@ -292,7 +303,10 @@ impl<P> Sequencer<P> {
         head: Seq,
         epoch: Option<Epoch>,
     ) -> Result<(), Error> {
-        self.with_stream(stream, |s, ctx| s.on_head(now, head, epoch, ctx))
+        self.with_stream(stream, |s, ctx| {
+            s.hear();
+            s.on_head(now, head, epoch, ctx);
+        })
     }
 
     /// The server cannot serve what is missing (retention) or says the stream
@@ -304,25 +318,25 @@ impl<P> Sequencer<P> {
         reason: ResetReason,
         earliest: Option<Seq>,
     ) -> Result<(), Error> {
-        self.with_stream(stream, |s, ctx| s.reset(now, reason, earliest, ctx))
+        self.with_stream(stream, |s, ctx| {
+            s.hear();
+            s.on_reset(now, reason, earliest, ctx);
+        })
     }
 
-    /// Time passed: sends due history requests and retries.
+    /// Time passed: sends due history requests and retries. Visits only
+    /// the streams whose deadline passed.
     pub fn handle_timeout(&mut self, now: Millis) {
-        let mut i = 0;
-        while i < self.active.len() {
-            let index = self.active[i] as usize;
-            self.with_index(index, |state, ctx| state.service(now, ctx));
-            let keep = match self.entries.get_mut(index).and_then(Option::as_mut) {
-                Some(state) => !state.deactivate(),
-                None => false,
-            };
-            if keep {
-                i += 1;
-            } else {
-                self.active.swap_remove(i);
+        while let Some(due) = self.timers.peek() {
+            if due.at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.is_current(due) {
+                self.with_index(due.index as usize, |state, ctx| state.service(now, ctx));
             }
         }
+        self.settle_timers();
     }
 
     // ---- (C) application commands ----------------------------------------------
@@ -367,6 +381,7 @@ impl<P> Sequencer<P> {
         self.by_name.insert(name, id);
         if self.connected {
             self.with_index(index as usize, |state, ctx| state.on_connected(now, ctx));
+            self.settle_timers();
         }
         Ok(id)
     }
@@ -380,9 +395,36 @@ impl<P> Sequencer<P> {
             self.by_name.remove(state.name());
         }
         self.free.push((index, stream.generation().wrapping_add(1)));
-        self.active.retain(|&i| i != index);
         self.events.retain(|e| e.stream() != stream);
+        self.settle_timers();
         Ok(())
+    }
+
+    /// The silence check: every live stream that heard nothing (no message,
+    /// no `head` naming it, no answer) since the previous call is subscribed
+    /// again, and a new period starts. Call it periodically, with a period
+    /// well above the server's heartbeat interval, while connected: it is
+    /// what keeps a stream whose subscription the server does not hold (a
+    /// lost or refused subscribe whose answer was mistaken for another's)
+    /// from staying silent for ever. Returns how many streams resubscribed.
+    pub fn resubscribe_silent(&mut self, now: Millis) -> usize {
+        if !self.connected {
+            return 0;
+        }
+        let mut count = 0;
+        for index in 0..self.entries.len() {
+            let silent = self
+                .entries
+                .get_mut(index)
+                .and_then(Option::as_mut)
+                .is_some_and(StreamState::take_silence);
+            if silent {
+                count += 1;
+                self.with_index(index, |state, ctx| state.on_silent(now, ctx));
+            }
+        }
+        self.settle_timers();
+        count
     }
 
     // ---- (D) outputs -----------------------------------------------------------
@@ -392,16 +434,9 @@ impl<P> Sequencer<P> {
         self.requests.pop_front()
     }
 
-    /// When `handle_timeout` must be called next, if at all.
+    /// When `handle_timeout` must be called next, if at all. O(1).
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.active
-            .iter()
-            .filter_map(|&index| {
-                self.entries[index as usize]
-                    .as_ref()
-                    .and_then(StreamState::deadline)
-            })
-            .min()
+        self.timers.peek().map(|due| due.at)
     }
 
     /// The next event for the application.
@@ -413,46 +448,81 @@ impl<P> Sequencer<P> {
     // ---- plumbing --------------------------------------------------------------
 
     #[inline]
-    fn with_stream<R>(
+    fn with_stream<R: Default>(
         &mut self,
         id: StreamId,
         f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>) -> R,
     ) -> Result<R, Error> {
-        let Some(state) = slot_mut(&mut self.entries, id) else {
+        if slot_mut(&mut self.entries, id).is_none() {
             return Err(unknown(id));
+        }
+        let result = self.with_index(id.index() as usize, f);
+        self.settle_timers();
+        Ok(result)
+    }
+
+    /// Runs `f` on the stream in slot `index` (if any) with its context, and
+    /// schedules the stream's new deadline when `f` moved it. Callers settle
+    /// the timer queue when they are done.
+    fn with_index<R: Default>(
+        &mut self,
+        index: usize,
+        f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>) -> R,
+    ) -> R {
+        let Some(state) = self.entries.get_mut(index).and_then(Option::as_mut) else {
+            return R::default();
         };
+        let generation = state.generation();
+        let before = state.deadline();
         let mut ctx = Ctx {
             config: &self.config,
             window: self.window,
             connected: self.connected,
-            id,
+            id: StreamId::new(index as u32, generation),
             events: &mut self.events,
             requests: &mut self.requests,
             spare: &mut self.spare,
         };
         let result = f(state, &mut ctx);
-        if state.take_activation() {
-            self.active.push(id.index());
+        let after = state.deadline();
+        if let (Some(at), true) = (after, after != before) {
+            self.timers.push(Due {
+                at,
+                index: index as u32,
+                generation,
+            });
         }
-        Ok(result)
+        result
     }
 
-    fn with_index(&mut self, index: usize, f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>)) {
-        let Some(state) = self.entries.get_mut(index).and_then(Option::as_mut) else {
-            return;
-        };
-        let mut ctx = Ctx {
-            config: &self.config,
-            window: self.window,
-            connected: self.connected,
-            id: StreamId::new(index as u32, state.generation()),
-            events: &mut self.events,
-            requests: &mut self.requests,
-            spare: &mut self.spare,
-        };
-        f(state, &mut ctx);
-        if state.take_activation() {
-            self.active.push(index as u32);
+    /// Whether a timer entry is the current deadline of a live stream.
+    fn is_current(&self, due: Due) -> bool {
+        self.entries
+            .get(due.index as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.generation() == due.generation && s.deadline() == Some(due.at))
+    }
+
+    /// Drops stale entries from the top of the timer queue, so that its top
+    /// is the earliest real deadline, and rebuilds the queue when stale
+    /// entries below the top have piled up.
+    fn settle_timers(&mut self) {
+        while let Some(due) = self.timers.peek() {
+            if self.is_current(due) {
+                break;
+            }
+            self.timers.pop();
+        }
+        if self.timers.len() > 2 * self.by_name.len() + 64 {
+            let live = self.entries.iter().enumerate().filter_map(|(index, s)| {
+                let s = s.as_ref()?;
+                Some(Due {
+                    at: s.deadline()?,
+                    index: index as u32,
+                    generation: s.generation(),
+                })
+            });
+            self.timers.rebuild(live);
         }
     }
 }

@@ -15,6 +15,7 @@ pub(crate) struct Counters {
     pub(crate) gaps_healed: u32,
     pub(crate) resyncs: u32,
     pub(crate) resets: u32,
+    pub(crate) resubscribes: u32,
 }
 
 /// Adds one, saturating.
@@ -45,6 +46,9 @@ pub struct StreamStats {
     pub resyncs: u64,
     /// Resets (history gone, epoch changed, server behind).
     pub resets: u64,
+    /// Subscribes sent again because the live stream heard nothing for a
+    /// whole silence period (see `Sequencer::resubscribe_silent`).
+    pub resubscribes: u64,
     /// Messages held back right now (waiting for a gap or a snapshot).
     pub buffered: u64,
     /// Last contiguous seq delivered.

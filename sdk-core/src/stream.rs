@@ -1,4 +1,5 @@
-//! One stream's state machine: the contract of DESIGN.md section 1 lives here.
+//! One stream's state machine: every rule of the delivery contract (the
+//! README's "The contract", `docs/protocol.md` section 8) lives here.
 //!
 //! Invariants of an `Ordered` stream with a base (after a snapshot or a
 //! resume point):
@@ -93,12 +94,26 @@ impl<P> Recovery<P> {
             && self.pending.is_empty()
             && self.wait.is_none()
     }
-}
 
-const FLAG_HAS_BASE: u8 = 1;
-const FLAG_HAS_EPOCH: u8 = 2;
-const FLAG_ACTIVE: u8 = 4;
-const FLAG_LEFT_EPOCH: u8 = 8;
+    /// Forgets the requests in flight and the messages held for a snapshot:
+    /// what a lost connection takes with it. Held messages and holes stay.
+    fn forget_in_flight(&mut self) {
+        self.fetches.clear();
+        self.wait = None;
+        self.pending.clear();
+        self.deadline = None;
+    }
+
+    /// Forgets everything: the state of a stream that starts over (a reset,
+    /// or a snapshot that replaces it) and of a box going back to the spare.
+    fn clear(&mut self) {
+        self.forget_in_flight();
+        self.ring.clear();
+        self.holes.clear();
+        self.healed = false;
+        self.window_blocked = false;
+    }
+}
 
 /// How a frame's epoch relates to the stream's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,15 +134,22 @@ pub(crate) struct StreamState<P> {
     next: u64,
     /// Highest seq known to exist.
     high: u64,
-    epoch: u64,
-    /// The epoch of the last `EpochChanged` reset (valid with FLAG_LEFT_EPOCH).
-    left_epoch: u64,
+    /// The log incarnation `next` and `high` belong to, once known.
+    epoch: Option<Epoch>,
+    /// The epoch of the last `EpochChanged` reset: late frames of it are
+    /// dropped instead of resetting the stream again.
+    left_epoch: Option<Epoch>,
     counters: Counters,
     recovery: Option<Box<Recovery<P>>>,
     generation: u32,
     phase: StreamPhase,
     mode: DeliveryMode,
-    flags: u8,
+    /// A snapshot was accepted or a resume point given: `next` means
+    /// something. Without a base the stream waits for a snapshot.
+    has_base: bool,
+    /// Something arrived for the stream since the last silence sweep
+    /// (`Sequencer::resubscribe_silent`).
+    heard: bool,
 }
 
 impl<P> StreamState<P> {
@@ -141,22 +163,21 @@ impl<P> StreamState<P> {
             name,
             next: 1,
             high: 0,
-            epoch: 0,
-            left_epoch: 0,
+            epoch: None,
+            left_epoch: None,
             counters: Counters::default(),
             recovery: None,
             generation,
             phase: StreamPhase::Disconnected,
             mode,
-            flags: 0,
+            has_base: false,
+            heard: false,
         };
         if let StartAt::After { seq, epoch } = start {
             state.next = seq.get() + 1;
             state.high = seq.get();
-            state.flags |= FLAG_HAS_BASE;
-            if let Some(epoch) = epoch {
-                state.set_epoch(epoch);
-            }
+            state.has_base = true;
+            state.epoch = epoch;
         }
         state
     }
@@ -173,17 +194,18 @@ impl<P> StreamState<P> {
         self.phase
     }
 
-    fn has(&self, flag: u8) -> bool {
-        self.flags & flag != 0
+    /// Marks the stream as heard from (any frame about it arrived).
+    pub(crate) fn hear(&mut self) {
+        self.heard = true;
     }
 
-    fn set_epoch(&mut self, epoch: Epoch) {
-        self.epoch = epoch.0;
-        self.flags |= FLAG_HAS_EPOCH;
-    }
-
-    fn known_epoch(&self) -> Option<Epoch> {
-        self.has(FLAG_HAS_EPOCH).then_some(Epoch(self.epoch))
+    /// Whether the stream heard nothing since the last call, which starts a
+    /// new period. Only a live stream can be silent: the others wait for an
+    /// answer that has its own timeout.
+    pub(crate) fn take_silence(&mut self) -> bool {
+        let silent = !self.heard && self.phase == StreamPhase::Live;
+        self.heard = false;
+        silent
     }
 
     /// Whether a control frame of `epoch` may be applied: a stale epoch is
@@ -193,43 +215,22 @@ impl<P> StreamState<P> {
             EpochCheck::Current => true,
             EpochCheck::Stale => false,
             EpochCheck::Changed => {
-                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                self.start_over(now, ResetReason::EpochChanged, None, ctx);
                 false
             }
         }
     }
 
     fn check_epoch(&self, epoch: Option<Epoch>) -> EpochCheck {
-        match (epoch, self.known_epoch()) {
+        match (epoch, self.epoch) {
             (Some(epoch), Some(known)) if epoch != known => {
-                if self.has(FLAG_LEFT_EPOCH) && epoch.0 == self.left_epoch {
+                if self.left_epoch == Some(epoch) {
                     EpochCheck::Stale
                 } else {
                     EpochCheck::Changed
                 }
             }
             _ => EpochCheck::Current,
-        }
-    }
-
-    /// Marks the stream as having timers; returns true the first time so the
-    /// sequencer adds it to its active list.
-    pub(crate) fn take_activation(&mut self) -> bool {
-        if self.recovery.is_some() && !self.has(FLAG_ACTIVE) {
-            self.flags |= FLAG_ACTIVE;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Called when the sequencer drops the stream from its active list.
-    pub(crate) fn deactivate(&mut self) -> bool {
-        if self.recovery.is_none() {
-            self.flags &= !FLAG_ACTIVE;
-            true
-        } else {
-            false
         }
     }
 
@@ -251,11 +252,12 @@ impl<P> StreamState<P> {
             gaps_healed: u64::from(self.counters.gaps_healed),
             resyncs: u64::from(self.counters.resyncs),
             resets: u64::from(self.counters.resets),
+            resubscribes: u64::from(self.counters.resubscribes),
             buffered,
             last_seq: Seq::from_trusted(self.next - 1),
             head: Seq::from_trusted(self.high.max(self.next - 1)),
             lag: self.high.saturating_sub(self.next - 1),
-            epoch: self.known_epoch(),
+            epoch: self.epoch,
             phase: self.phase,
         }
     }
@@ -263,6 +265,8 @@ impl<P> StreamState<P> {
     fn set_phase(&mut self, phase: StreamPhase, ctx: &mut Ctx<'_, P>) {
         if self.phase != phase {
             self.phase = phase;
+            // A stream that just went live gets a whole silence period.
+            self.heard = true;
             ctx.events.push_back(Event::PhaseChanged {
                 stream: ctx.id,
                 phase,
@@ -272,14 +276,15 @@ impl<P> StreamState<P> {
 
     // ---- connection --------------------------------------------------------
 
-    /// Sends the subscribe that fits the stream's state.
+    /// Sends the subscribe that fits the stream's state: resuming after the
+    /// contiguous position when there is one, else asking for a snapshot.
     pub(crate) fn on_connected(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) {
-        let resume = self.has(FLAG_HAS_BASE) && self.mode == DeliveryMode::Ordered;
+        let resume = self.has_base && self.mode == DeliveryMode::Ordered;
         let since = resume.then(|| Seq::from_trusted(self.next - 1));
         ctx.requests.push_back(Request::Subscribe {
             stream: self.name.clone(),
             since,
-            epoch: if resume { self.known_epoch() } else { None },
+            epoch: if resume { self.epoch } else { None },
         });
         let timeout = ctx.config.backoff(0);
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
@@ -301,13 +306,20 @@ impl<P> StreamState<P> {
     /// Forgets every request in flight: their answers can no longer arrive.
     pub(crate) fn on_disconnected(&mut self, ctx: &mut Ctx<'_, P>) {
         if let Some(rec) = self.recovery.as_mut() {
-            rec.fetches.clear();
-            rec.wait = None;
-            rec.pending.clear();
-            rec.deadline = None;
+            rec.forget_in_flight();
         }
         self.set_phase(StreamPhase::Disconnected, ctx);
         self.release_if_idle(ctx);
+    }
+
+    /// The stream went silent while live (the server may not hold its
+    /// subscription): subscribes again, as on a new connection.
+    pub(crate) fn on_silent(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) {
+        bump(&mut self.counters.resubscribes);
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.forget_in_flight();
+        }
+        self.on_connected(now, ctx);
     }
 
     /// Asks the server to stop sending the stream.
@@ -327,11 +339,12 @@ impl<P> StreamState<P> {
     #[inline]
     pub(crate) fn take_in_order(&mut self, seq: Seq, epoch: Option<Epoch>) -> bool {
         let s = seq.get();
+        self.heard = true;
         if s == self.next
             && self.recovery.is_none()
-            && self.flags & FLAG_HAS_BASE != 0
+            && self.has_base
             && self.phase != StreamPhase::Snapshotting
-            && (epoch.is_none() || epoch == self.known_epoch())
+            && (epoch.is_none() || epoch == self.epoch)
         {
             self.next = s + 1;
             if s > self.high {
@@ -376,7 +389,7 @@ impl<P> StreamState<P> {
             self.hold_for_snapshot(seq, epoch, payload, ctx);
             return;
         }
-        if !self.has(FLAG_HAS_BASE) {
+        if !self.has_base {
             // No snapshot and no resume point: nothing to sequence against
             // (a frame left over from a connection, fed while disconnected).
             bump(&mut self.counters.dropped);
@@ -388,13 +401,13 @@ impl<P> StreamState<P> {
                 return;
             }
             EpochCheck::Changed => {
-                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                self.start_over(now, ResetReason::EpochChanged, None, ctx);
                 self.hold_for_snapshot(seq, epoch, payload, ctx);
                 return;
             }
             EpochCheck::Current => {
-                if let (Some(epoch), None) = (epoch, self.known_epoch()) {
-                    self.set_epoch(epoch);
+                if self.epoch.is_none() {
+                    self.epoch = epoch;
                 }
             }
         }
@@ -714,15 +727,15 @@ impl<P> StreamState<P> {
             .as_mut()
             .and_then(|rec| rec.wait.take())
             .map_or(self.next - 1, |wait| wait.since);
-        match self.known_epoch() {
+        match self.epoch {
             Some(known) if known != epoch => {
-                self.reset(now, ResetReason::EpochChanged, None, ctx);
+                self.start_over(now, ResetReason::EpochChanged, None, ctx);
                 return;
             }
-            _ => self.set_epoch(epoch),
+            _ => self.epoch = Some(epoch),
         }
         if head.get() < since {
-            self.reset(now, ResetReason::ServerBehind, None, ctx);
+            self.start_over(now, ResetReason::ServerBehind, None, ctx);
             return;
         }
         self.set_phase(StreamPhase::Live, ctx);
@@ -747,23 +760,20 @@ impl<P> StreamState<P> {
             return;
         }
         let s = seq.get();
-        let pending = match self.recovery.as_mut() {
+        let mut pending = match self.recovery.as_mut() {
             Some(rec) => {
-                rec.ring.clear();
-                rec.holes.clear();
-                rec.fetches.clear();
-                rec.wait = None;
-                rec.healed = false;
-                std::mem::take(&mut rec.pending)
+                let pending = std::mem::take(&mut rec.pending);
+                rec.clear();
+                pending
             }
             None => Vec::new(),
         };
         let newer = self.mode == DeliveryMode::Ordered
-            || !self.has(FLAG_HAS_BASE)
-            || self.known_epoch() != Some(epoch)
+            || !self.has_base
+            || self.epoch != Some(epoch)
             || s >= self.next;
-        self.set_epoch(epoch);
-        self.flags |= FLAG_HAS_BASE;
+        self.epoch = Some(epoch);
+        self.has_base = true;
         self.set_phase(StreamPhase::Live, ctx);
         if newer {
             self.next = s + 1;
@@ -775,7 +785,6 @@ impl<P> StreamState<P> {
                 state,
             });
         }
-        let mut pending = pending;
         pending.sort_unstable_by_key(|p| p.seq);
         for p in pending {
             if p.epoch.is_some_and(|e| e != epoch) {
@@ -797,23 +806,34 @@ impl<P> StreamState<P> {
         self.service(now, ctx);
     }
 
-    /// The server says the missing range is gone (or the caller decided so).
-    pub(crate) fn reset(
+    /// A `reset` frame: the server cannot continue the stream from where
+    /// the client is.
+    pub(crate) fn on_reset(
         &mut self,
         now: Millis,
         reason: ResetReason,
         earliest: Option<Seq>,
         ctx: &mut Ctx<'_, P>,
     ) {
-        if !self.has(FLAG_HAS_BASE) {
+        self.start_over(now, reason, earliest, ctx);
+    }
+
+    /// Drops the stream's state and asks for a snapshot: after a `reset`
+    /// frame, or when the stream itself finds its position cannot be
+    /// continued (another epoch, a server behind what was delivered).
+    fn start_over(
+        &mut self,
+        now: Millis,
+        reason: ResetReason,
+        earliest: Option<Seq>,
+        ctx: &mut Ctx<'_, P>,
+    ) {
+        if !self.has_base {
             // Nothing to reset: the stream already waits for a snapshot.
             return;
         }
-        if reason == ResetReason::EpochChanged {
-            if let Some(known) = self.known_epoch() {
-                self.left_epoch = known.0;
-                self.flags |= FLAG_LEFT_EPOCH;
-            }
+        if reason == ResetReason::EpochChanged && self.epoch.is_some() {
+            self.left_epoch = self.epoch;
         }
         bump(&mut self.counters.resets);
         ctx.events.push_back(Event::Reset {
@@ -821,16 +841,12 @@ impl<P> StreamState<P> {
             reason,
             earliest,
         });
-        self.flags &= !(FLAG_HAS_EPOCH | FLAG_HAS_BASE);
+        self.epoch = None;
+        self.has_base = false;
         let timeout = ctx.config.backoff(0);
         let connected = ctx.connected;
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
-        rec.ring.clear();
-        rec.holes.clear();
-        rec.fetches.clear();
-        rec.pending.clear();
-        rec.wait = None;
-        rec.healed = false;
+        rec.clear();
         if connected {
             rec.wait = Some(Wait {
                 deadline: now.plus(timeout),
@@ -851,158 +867,176 @@ impl<P> StreamState<P> {
 
     /// Sends every request that is due, retries what timed out, and computes
     /// the next deadline. Called after every input that touched recovery
-    /// state and from `handle_timeout`.
+    /// state and when the deadline passes.
     pub(crate) fn service(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) {
-        let Some(rec) = self.recovery.as_mut() else {
+        if self.recovery.is_none() {
             return;
-        };
-        let mut deadline: Option<Millis> = None;
+        }
+        let mut deadline = None;
         if ctx.connected {
-            if let Some(wait) = rec.wait.as_mut() {
-                if wait.deadline <= now {
-                    let request = match self.phase {
-                        StreamPhase::Subscribing => Some((
-                            Request::Subscribe {
-                                stream: self.name.clone(),
-                                // The retry resumes from what is delivered
-                                // now; `wait.since` keeps the first (lowest)
-                                // since, which any answer's head is at least.
-                                since: Some(Seq::from_trusted(self.next - 1)),
-                                epoch: if self.flags & FLAG_HAS_EPOCH != 0 {
-                                    Some(Epoch(self.epoch))
-                                } else {
-                                    None
-                                },
-                            },
-                            StalledRequest::Subscribe,
-                        )),
-                        // A subscribe without `since` both (re)registers the
-                        // subscription and asks for a snapshot.
-                        StreamPhase::Snapshotting => Some((
-                            Request::Subscribe {
-                                stream: self.name.clone(),
-                                since: None,
-                                epoch: None,
-                            },
-                            StalledRequest::Snapshot,
-                        )),
-                        _ => None,
-                    };
-                    if let Some((request, stalled)) = request {
-                        ctx.requests.push_back(request);
-                        wait.attempts += 1;
-                        if wait.attempts == ctx.config.stall_after_attempts {
-                            ctx.events.push_back(Event::Stalled {
-                                stream: ctx.id,
-                                request: stalled,
-                                attempts: wait.attempts,
-                            });
-                        }
-                    }
-                    wait.deadline = now.plus(ctx.config.backoff(wait.attempts - 1));
+            deadline = self.retry_wait(now, ctx);
+            if self.phase == StreamPhase::Live && self.mode == DeliveryMode::Ordered {
+                if let Some(due) = self.schedule_fetches(now, ctx) {
+                    deadline = min_deadline(deadline, due);
                 }
-                deadline = Some(wait.deadline);
             }
         }
-        if ctx.connected && self.phase == StreamPhase::Live && self.mode == DeliveryMode::Ordered {
-            let window_end = self.next + ctx.window - 1;
-            // Retries: expired fetches give their attempt count to whatever
-            // part of their range is still missing.
-            let mut expired: Vec<Fetch> = Vec::new();
-            rec.fetches.retain(|f| {
-                if f.deadline <= now {
-                    expired.push(*f);
-                    false
-                } else {
-                    true
-                }
-            });
-            // Fetches whose seqs all arrived meanwhile are forgotten; a late
-            // answer to one is then ignored.
-            let holes = &rec.holes;
-            rec.fetches.retain(|f| overlaps(holes, f.start, f.end));
-            let gap_timeout = ctx.config.gap_timeout_ms;
-            let max_fetch = u64::from(ctx.config.max_fetch.max(1));
-            // A hole cut by the window is asked for in pieces of at least
-            // this size, so that a window sliding one seq at a time does not
-            // send one request per seq.
-            let min_piece = (max_fetch.min(ctx.window) / 2).max(1);
-            let mut new_fetches: Vec<Fetch> = Vec::new();
-            rec.window_blocked = rec.holes.last().is_some_and(|h| h.end > window_end);
-            for hole in &rec.holes {
-                if hole.start > window_end {
-                    break;
-                }
-                let due = hole.since.plus(gap_timeout);
-                if due > now {
-                    deadline = min_deadline(deadline, due);
+        if let Some(rec) = self.recovery.as_mut() {
+            rec.deadline = deadline;
+        }
+        self.release_if_idle(ctx);
+    }
+
+    /// The subscribe or snapshot request the stream waits on: sent again
+    /// when its deadline passed. Returns its deadline.
+    fn retry_wait(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) -> Option<Millis> {
+        let rec = self.recovery.as_mut()?;
+        let wait = rec.wait.as_mut()?;
+        if wait.deadline > now {
+            return Some(wait.deadline);
+        }
+        let request = match self.phase {
+            StreamPhase::Subscribing => Some((
+                Request::Subscribe {
+                    stream: self.name.clone(),
+                    // The retry resumes from what is delivered now;
+                    // `wait.since` keeps the first (lowest) since, which any
+                    // answer's head is at least.
+                    since: Some(Seq::from_trusted(self.next - 1)),
+                    epoch: self.epoch,
+                },
+                StalledRequest::Subscribe,
+            )),
+            // A subscribe without `since` both (re)registers the
+            // subscription and asks for a snapshot.
+            StreamPhase::Snapshotting => Some((
+                Request::Subscribe {
+                    stream: self.name.clone(),
+                    since: None,
+                    epoch: None,
+                },
+                StalledRequest::Snapshot,
+            )),
+            _ => None,
+        };
+        if let Some((request, stalled)) = request {
+            ctx.requests.push_back(request);
+            wait.attempts += 1;
+            if wait.attempts == ctx.config.stall_after_attempts {
+                ctx.events.push_back(Event::Stalled {
+                    stream: ctx.id,
+                    request: stalled,
+                    attempts: wait.attempts,
+                });
+            }
+        }
+        wait.deadline = now.plus(ctx.config.backoff(wait.attempts - 1));
+        Some(wait.deadline)
+    }
+
+    /// History requests of a live ordered stream: retries of fetches that
+    /// timed out, then every hole past its gap timeout that no fetch covers,
+    /// in pieces of at most `max_fetch` inside the window. Returns the
+    /// earliest time something is due next.
+    fn schedule_fetches(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) -> Option<Millis> {
+        let rec = self.recovery.as_mut()?;
+        let mut deadline = None;
+        let window_end = self.next + ctx.window - 1;
+        // Retries: expired fetches give their attempt count to whatever part
+        // of their range is still missing.
+        let mut expired: Vec<Fetch> = Vec::new();
+        rec.fetches.retain(|f| {
+            if f.deadline <= now {
+                expired.push(*f);
+                false
+            } else {
+                true
+            }
+        });
+        // Fetches whose seqs all arrived meanwhile are forgotten; a late
+        // answer to one is then ignored.
+        let holes = &rec.holes;
+        rec.fetches.retain(|f| overlaps(holes, f.start, f.end));
+        let gap_timeout = ctx.config.gap_timeout_ms;
+        let max_fetch = u64::from(ctx.config.max_fetch.max(1));
+        // A hole cut by the window is asked for in pieces of at least this
+        // size, so that a window sliding one seq at a time does not send one
+        // request per seq.
+        let min_piece = (max_fetch.min(ctx.window) / 2).max(1);
+        let mut new_fetches: Vec<Fetch> = Vec::new();
+        rec.window_blocked = rec.holes.last().is_some_and(|h| h.end > window_end);
+        for hole in &rec.holes {
+            if hole.start > window_end {
+                break;
+            }
+            let due = hole.since.plus(gap_timeout);
+            if due > now {
+                deadline = min_deadline(deadline, due);
+                continue;
+            }
+            let mut cursor = hole.start;
+            let end = hole.end.min(window_end);
+            while cursor <= end {
+                // Skip parts already in flight.
+                if let Some(f) = rec
+                    .fetches
+                    .iter()
+                    .chain(new_fetches.iter())
+                    .find(|f| f.start <= cursor && cursor <= f.end)
+                {
+                    cursor = f.end + 1;
                     continue;
                 }
-                let mut cursor = hole.start;
-                let end = hole.end.min(window_end);
-                while cursor <= end {
-                    // Skip parts already in flight.
-                    if let Some(f) = rec
-                        .fetches
-                        .iter()
-                        .chain(new_fetches.iter())
-                        .find(|f| f.start <= cursor && cursor <= f.end)
-                    {
-                        cursor = f.end + 1;
-                        continue;
-                    }
-                    let next_busy = rec
-                        .fetches
-                        .iter()
-                        .chain(new_fetches.iter())
-                        .filter(|f| f.start > cursor)
-                        .map(|f| f.start)
-                        .min()
-                        .unwrap_or(u64::MAX);
-                    let piece_end = end.min(next_busy - 1).min(cursor + max_fetch - 1);
-                    if piece_end == window_end
-                        && hole.end > window_end
-                        && piece_end - cursor + 1 < min_piece
-                    {
-                        break;
-                    }
-                    let attempts = expired
-                        .iter()
-                        .filter(|f| f.start <= piece_end && cursor <= f.end)
-                        .map(|f| f.attempts)
-                        .max()
-                        .unwrap_or(0)
-                        + 1;
-                    let range = SeqRange::from_trusted(cursor, piece_end);
-                    ctx.requests.push_back(Request::FetchHistory {
-                        stream: self.name.clone(),
-                        range,
-                    });
-                    bump(&mut self.counters.resyncs);
-                    if attempts == ctx.config.stall_after_attempts {
-                        ctx.events.push_back(Event::Stalled {
-                            stream: ctx.id,
-                            request: StalledRequest::History(range),
-                            attempts,
-                        });
-                    }
-                    new_fetches.push(Fetch {
-                        start: cursor,
-                        end: piece_end,
-                        deadline: now.plus(ctx.config.backoff(attempts - 1)),
+                let next_busy = rec
+                    .fetches
+                    .iter()
+                    .chain(new_fetches.iter())
+                    .filter(|f| f.start > cursor)
+                    .map(|f| f.start)
+                    .min()
+                    .unwrap_or(u64::MAX);
+                let piece_end = end.min(next_busy - 1).min(cursor + max_fetch - 1);
+                if piece_end == window_end
+                    && hole.end > window_end
+                    && piece_end - cursor + 1 < min_piece
+                {
+                    break;
+                }
+                let attempts = expired
+                    .iter()
+                    .filter(|f| f.start <= piece_end && cursor <= f.end)
+                    .map(|f| f.attempts)
+                    .max()
+                    .unwrap_or(0)
+                    + 1;
+                let range = SeqRange::from_trusted(cursor, piece_end);
+                ctx.requests.push_back(Request::FetchHistory {
+                    stream: self.name.clone(),
+                    range,
+                });
+                bump(&mut self.counters.resyncs);
+                if attempts == ctx.config.stall_after_attempts {
+                    ctx.events.push_back(Event::Stalled {
+                        stream: ctx.id,
+                        request: StalledRequest::History(range),
                         attempts,
                     });
-                    cursor = piece_end + 1;
                 }
-            }
-            rec.fetches.extend(new_fetches);
-            rec.fetches.sort_unstable_by_key(|f| f.start);
-            for f in &rec.fetches {
-                deadline = min_deadline(deadline, f.deadline);
+                new_fetches.push(Fetch {
+                    start: cursor,
+                    end: piece_end,
+                    deadline: now.plus(ctx.config.backoff(attempts - 1)),
+                    attempts,
+                });
+                cursor = piece_end + 1;
             }
         }
-        rec.deadline = deadline;
-        self.release_if_idle(ctx);
+        rec.fetches.extend(new_fetches);
+        rec.fetches.sort_unstable_by_key(|f| f.start);
+        for f in &rec.fetches {
+            deadline = min_deadline(deadline, f.deadline);
+        }
+        deadline
     }
 
     fn release_if_idle(&mut self, ctx: &mut Ctx<'_, P>) {
@@ -1012,9 +1046,7 @@ impl<P> StreamState<P> {
         if self.recovery.as_ref().is_some_and(|r| r.is_idle()) {
             if let Some(mut rec) = self.recovery.take() {
                 if ctx.spare.is_none() {
-                    rec.deadline = None;
-                    rec.healed = false;
-                    rec.window_blocked = false;
+                    rec.clear();
                     *ctx.spare = Some(rec);
                 }
             }

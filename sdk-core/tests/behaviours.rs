@@ -967,3 +967,91 @@ fn idle_stream_state_fits_budget() {
     assert!(state <= 128, "idle stream state is {state} bytes");
     assert!(total <= 192, "idle stream costs {total} bytes in all");
 }
+
+#[test]
+fn live_stream_that_hears_nothing_for_a_whole_period_subscribes_again() {
+    let mut f = Fixture::live(5);
+    // The first check only starts a period: the stream just went live.
+    assert_eq!(f.core.resubscribe_silent(Millis(10_000)), 0);
+    assert!(f.requests().is_empty());
+    // Nothing at all arrived for a whole period: the server may not hold
+    // the subscription, so it is asked for again from the position held.
+    assert_eq!(f.core.resubscribe_silent(Millis(20_000)), 1);
+    assert_eq!(
+        f.requests(),
+        [Request::Subscribe {
+            stream: seqsync_core::StreamName::new("s").expect("name"),
+            since: Some(seq(5)),
+            epoch: Some(EPOCH),
+        }]
+    );
+    assert_eq!(f.core.phase(f.id), Some(StreamPhase::Subscribing));
+    assert_eq!(f.stats().resubscribes, 1);
+}
+
+#[test]
+fn a_head_or_a_message_keeps_a_quiet_stream_from_resubscribing() {
+    let mut f = Fixture::live(5);
+    f.core.resubscribe_silent(Millis(10_000));
+    f.core
+        .handle_head(Millis(15_000), f.id, seq(5), Some(EPOCH))
+        .expect("head");
+    assert_eq!(f.core.resubscribe_silent(Millis(20_000)), 0);
+    f.msg(25_000, 6);
+    assert_eq!(f.core.resubscribe_silent(Millis(30_000)), 0);
+    assert_eq!(f.delivered(), [6]);
+    assert!(f.requests().is_empty());
+}
+
+#[test]
+fn streams_waiting_for_an_answer_are_not_silent() {
+    let mut core = Sequencer::<u64>::new(config());
+    let id = core
+        .subscribe(Millis(0), "s", SubscribeOptions::default())
+        .expect("subscribe");
+    core.handle_connected(Millis(0));
+    let _ = std::iter::from_fn(|| core.poll_request()).count();
+    // Snapshotting has its own retry timer; the silence check leaves it be.
+    assert_eq!(core.resubscribe_silent(Millis(500)), 0);
+    assert_eq!(core.resubscribe_silent(Millis(900)), 0);
+    assert_eq!(core.phase(id), Some(StreamPhase::Snapshotting));
+}
+
+#[test]
+fn timeout_is_the_earliest_deadline_of_any_stream() {
+    let mut core = Sequencer::<u64>::new(config());
+    let ids: Vec<StreamId> = (0..3)
+        .map(|i| {
+            core.subscribe(Millis(0), &format!("s{i}"), SubscribeOptions::default())
+                .expect("subscribe")
+        })
+        .collect();
+    core.handle_connected(Millis(0));
+    for &id in &ids {
+        core.handle_snapshot(Millis(0), id, seq(0), EPOCH, 0)
+            .expect("snapshot");
+    }
+    assert_eq!(core.poll_timeout(), None);
+    // Holes seen at 30, 10 and 20 ms: due at gap timeout (100 ms) after each.
+    for (&id, at) in ids.iter().zip([30, 10, 20]) {
+        core.handle_message(Millis(at), id, seq(2), None, 2)
+            .expect("ahead of a hole");
+    }
+    assert_eq!(core.poll_timeout(), Some(Millis(110)));
+    // The earliest hole heals: the next deadline is the next stream's.
+    core.handle_message(Millis(50), ids[1], seq(1), None, 1)
+        .expect("fills the hole");
+    assert_eq!(core.poll_timeout(), Some(Millis(120)));
+    core.handle_timeout(Millis(120));
+    let asked: Vec<String> = std::iter::from_fn(|| core.poll_request())
+        .filter_map(|r| match r {
+            Request::FetchHistory { stream, .. } => Some(stream.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, ["s2"]);
+    // s0's hole is due at 130; s2's request is retried at 120 + 1000.
+    assert_eq!(core.poll_timeout(), Some(Millis(130)));
+    core.unsubscribe(Millis(121), ids[0]).expect("unsubscribe");
+    assert_eq!(core.poll_timeout(), Some(Millis(1_120)));
+}
