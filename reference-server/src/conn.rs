@@ -11,7 +11,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use seqsync_core::protocol::{
-    ClientFrame, HeadEntry, HistoryMessage, ServerFrame, WireRange, parse_client_frame,
+    ClientFrame, HeadEntry, HistoryMessage, MAX_REF_LEN, RequestRef, ServerFrame, WireRange,
+    parse_client_frame,
 };
 use seqsync_core::{Epoch, Error as CoreError, MAX_SEQ, Seq, SeqRange, StreamName};
 use serde_json::value::RawValue;
@@ -24,8 +25,7 @@ use crate::metrics::Metrics;
 use crate::outbound::{Outbound, Queues};
 use crate::server::AppState;
 
-/// Longest publish id accepted, in bytes.
-pub const MAX_PUBLISH_ID_LEN: usize = 128;
+pub use seqsync_core::protocol::MAX_PUBLISH_ID_LEN;
 
 /// Most live frames held in the fault-injection delay line per connection.
 const MAX_DELAYED: usize = 4096;
@@ -239,85 +239,87 @@ impl Conn {
                 stream,
                 since,
                 epoch,
-            } => self.subscribe(stream, since, epoch).await,
+                reference,
+            } => {
+                let req = Req::new(stream, reference);
+                self.subscribe(&req, since, epoch).await
+            }
             ClientFrame::Unsubscribe { stream } => self.unsubscribe(&stream),
-            ClientFrame::History { stream, range } => self.history(stream, range.0).await,
-            ClientFrame::Snapshot { stream } => {
-                if !self.claims.can_read(stream.as_str()) {
-                    return self.unauthorized(&stream);
+            ClientFrame::History {
+                stream,
+                range,
+                reference,
+            } => self.history(&Req::new(stream, reference), range.0).await,
+            ClientFrame::Snapshot { stream, reference } => {
+                let req = Req::new(stream, reference);
+                if !self.claims.can_read(req.stream.as_str()) {
+                    return self.unauthorized(&req);
                 }
-                match self.state.hub.get(&stream).await {
-                    Ok(hub) => self.snapshot(&hub).await,
-                    Err(e) => self.hub_error(&stream, e),
+                match self.state.hub.get(&req.stream).await {
+                    Ok(hub) => self.snapshot(&req, &hub).await,
+                    Err(e) => self.hub_error(&req, e),
                 }
             }
             ClientFrame::Publish { stream, id, data } => self.publish(stream, id, data).await,
         }
     }
 
-    fn unauthorized(&mut self, stream: &StreamName) -> Flow {
+    fn unauthorized(&mut self, req: &Req) -> Flow {
         self.error(
             "unauthorized",
             "the token does not allow this stream",
-            Some(stream.as_str()),
+            Some(req.about()),
         )
     }
 
-    fn hub_error(&mut self, stream: &StreamName, e: HubError) -> Flow {
+    fn hub_error(&mut self, req: &Req, e: HubError) -> Flow {
         match e {
-            HubError::Log(e) => self.internal(stream, &e),
+            HubError::Log(e) => self.internal(req, &e),
             HubError::Full(limit) => self.error(
                 "invalid_stream",
                 &format!(
                     "the server holds its limit of {limit} streams; no new stream can be opened"
                 ),
-                Some(stream.as_str()),
+                Some(req.about()),
             ),
         }
     }
 
-    fn internal(&mut self, stream: &StreamName, e: &crate::log::LogError) -> Flow {
-        tracing::error!(stream = %stream, error = %e, "log error");
-        self.error(
-            "internal",
-            "the log failed to answer",
-            Some(stream.as_str()),
-        )
+    fn internal(&mut self, req: &Req, e: &crate::log::LogError) -> Flow {
+        tracing::error!(stream = %req.stream, error = %e, "log error");
+        self.error("internal", "the log failed to answer", Some(req.about()))
     }
 
-    fn reset(&mut self, stream: &StreamName, reason: &str, earliest: Option<Seq>) {
+    fn reset(&mut self, req: &Req, reason: &str, earliest: Option<Seq>) {
         Metrics::inc(&self.state.metrics.resets);
         self.send(text(&ServerFrame::<()>::Reset {
-            stream: stream.clone(),
+            stream: req.stream.clone(),
             reason: reason.to_string(),
             earliest,
+            reference: req.reference.clone(),
         }));
     }
 
-    async fn subscribe(
-        &mut self,
-        stream: StreamName,
-        since: Option<Seq>,
-        epoch: Option<Epoch>,
-    ) -> Flow {
+    async fn subscribe(&mut self, req: &Req, since: Option<Seq>, epoch: Option<Epoch>) -> Flow {
+        let stream = &req.stream;
         if !self.claims.can_read(stream.as_str()) {
-            return self.unauthorized(&stream);
+            return self.unauthorized(req);
         }
         let (known, count) = {
             let subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
-            (subs.contains_key(&stream), subs.len())
+            (subs.contains_key(stream), subs.len())
         };
         let max = self.state.config.limits.max_subscriptions;
         if !known && count >= max {
             return self.error(
                 "too_many_subscriptions",
                 &format!("at most {max} subscriptions per connection"),
-                Some(stream.as_str()),
+                Some(req.about()),
             );
         }
-        let hub = match self.state.hub.get(&stream).await {
+        let hub = match self.state.hub.get(stream).await {
             Ok(hub) => hub,
-            Err(e) => return self.hub_error(&stream, e),
+            Err(e) => return self.hub_error(req, e),
         };
         // Register first: no live message can fall between the answer below
         // and the live flow.
@@ -327,22 +329,23 @@ impl Conn {
             .unwrap_or_else(|p| p.into_inner())
             .insert(stream.clone(), hub.clone());
         let Some(since) = since else {
-            return self.snapshot(&hub).await;
+            return self.snapshot(req, &hub).await;
         };
         let name = stream.clone();
         let info = match call(self.state.hub.log(), move |log| log.open(&name)).await {
             Ok(info) => info,
-            Err(e) => return self.internal(&stream, &e),
+            Err(e) => return self.internal(req, &e),
         };
         if epoch.is_some_and(|e| e != info.epoch) {
-            self.reset(&stream, "epoch_changed", None);
+            self.reset(req, "epoch_changed", None);
         } else if since.get() + 1 < info.earliest.get() && since < info.head {
-            self.reset(&stream, "history_unavailable", Some(info.earliest));
+            self.reset(req, "history_unavailable", Some(info.earliest));
         } else {
             self.send(text(&ServerFrame::<()>::Subscribed {
-                stream,
+                stream: stream.clone(),
                 epoch: info.epoch,
                 head: info.head,
+                reference: req.reference.clone(),
             }));
         }
         Flow::Continue
@@ -367,12 +370,12 @@ impl Conn {
         }
     }
 
-    async fn snapshot(&mut self, hub: &Arc<StreamHub>) -> Flow {
+    async fn snapshot(&mut self, req: &Req, hub: &Arc<StreamHub>) -> Flow {
         let name = hub.name.clone();
         let k = self.state.config.snapshot_messages;
         let read = match call(self.state.hub.log(), move |log| log.last(&name, k)).await {
             Ok(read) => read,
-            Err(e) => return self.internal(&hub.name, &e),
+            Err(e) => return self.internal(req, &e),
         };
         #[derive(serde::Serialize)]
         struct State<'a> {
@@ -389,11 +392,7 @@ impl Conn {
                 .collect(),
         };
         let Ok(state) = serde_json::value::to_raw_value(&state) else {
-            return self.error(
-                "internal",
-                "snapshot encoding failed",
-                Some(hub.name.as_str()),
-            );
+            return self.error("internal", "snapshot encoding failed", Some(req.about()));
         };
         Metrics::inc(&self.state.metrics.snapshot_requests);
         self.send(text(&ServerFrame::Snapshot {
@@ -401,16 +400,18 @@ impl Conn {
             seq: read.info.head,
             epoch: read.info.epoch,
             state,
+            reference: req.reference.clone(),
         }));
         Flow::Continue
     }
 
-    async fn history(&mut self, stream: StreamName, range: SeqRange) -> Flow {
+    async fn history(&mut self, req: &Req, range: SeqRange) -> Flow {
+        let stream = &req.stream;
         if !self.claims.can_read(stream.as_str()) {
-            return self.unauthorized(&stream);
+            return self.unauthorized(req);
         }
-        if let Err(e) = self.state.hub.get(&stream).await {
-            return self.hub_error(&stream, e);
+        if let Err(e) = self.state.hub.get(stream).await {
+            return self.hub_error(req, e);
         }
         Metrics::inc(&self.state.metrics.history_requests);
         let page = self.state.config.limits.history_page.max(1);
@@ -422,18 +423,18 @@ impl Conn {
         .await
         {
             Ok(read) => read,
-            Err(e) => return self.internal(&stream, &e),
+            Err(e) => return self.internal(req, &e),
         };
         let info = read.info;
         if from < info.earliest {
-            self.reset(&stream, "history_unavailable", Some(info.earliest));
+            self.reset(req, "history_unavailable", Some(info.earliest));
             return Flow::Continue;
         }
         if from > info.head {
             return self.error(
                 "range_beyond_head",
                 &format!("from {} is beyond the head {}", from, info.head),
-                Some(stream.as_str()),
+                Some(req.about()),
             );
         }
         let mut covered_to = to
@@ -469,14 +470,15 @@ impl Conn {
             push_range(&mut skipped, expect, covered_to);
         }
         let Ok(covered) = SeqRange::from_u64(from.get(), covered_to) else {
-            return self.error("internal", "history range", Some(stream.as_str()));
+            return self.error("internal", "history range", Some(req.about()));
         };
         self.send(text(&ServerFrame::History {
-            stream,
+            stream: stream.clone(),
             range: WireRange(covered),
             epoch: Some(info.epoch),
             messages,
             skipped,
+            reference: req.reference.clone(),
         }));
         Flow::Continue
     }
@@ -511,19 +513,30 @@ impl Conn {
         };
         let hub = match self.state.hub.get(&stream).await {
             Ok(hub) => hub,
-            Err(e) => return self.hub_error(&stream, e),
+            Err(HubError::Log(e)) => {
+                tracing::error!(stream = %stream, error = %e, "log error");
+                return self.error("internal", "the log failed to answer", Some(&id));
+            }
+            Err(HubError::Full(limit)) => {
+                return self.error(
+                    "invalid_stream",
+                    &format!(
+                        "the server holds its limit of {limit} streams; no new stream can be opened"
+                    ),
+                    Some(&id),
+                );
+            }
         };
         let req = PublishReq {
             id,
             data,
             reply: self.out.clone(),
         };
-        if hub.tx.send(ActorMsg::Publish(req)).await.is_err() {
-            return self.error(
-                "internal",
-                "the stream is shutting down",
-                Some(stream.as_str()),
-            );
+        if let Err(refused) = hub.tx.send(ActorMsg::Publish(req)).await {
+            let ActorMsg::Publish(req) = refused.0 else {
+                return Flow::Continue;
+            };
+            return self.error("internal", "the stream is shutting down", Some(&req.id));
         }
         Flow::Continue
     }
@@ -574,18 +587,46 @@ pub(crate) fn classify(text: &str, error: &CoreError) -> (&'static str, String) 
     (code, message)
 }
 
-/// The `id` (or else the `stream`) of a refused frame, when it has one that
-/// is short text, so the client can tell which request failed.
+/// What a refused frame is about, so the client can tell which request
+/// failed: its `ref` (section 3.8), else its `id`, else its `stream`, when
+/// it has one that is valid text of that kind.
 fn reference_of(text: &str) -> Option<String> {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
         return None;
     };
-    ["id", "stream"].iter().find_map(|field| {
-        map.get(*field)
+    [
+        ("ref", MAX_REF_LEN),
+        ("id", MAX_PUBLISH_ID_LEN),
+        ("stream", 256),
+    ]
+    .iter()
+    .find_map(|&(field, max)| {
+        map.get(field)
             .and_then(serde_json::Value::as_str)
-            .filter(|s| s.len() <= 256)
+            .filter(|s| !s.is_empty() && s.len() <= max)
             .map(str::to_string)
     })
+}
+
+/// A request that gets an answer: the stream it names and the `ref` every
+/// answer carries back.
+struct Req {
+    stream: StreamName,
+    reference: Option<RequestRef>,
+}
+
+impl Req {
+    fn new(stream: StreamName, reference: Option<RequestRef>) -> Req {
+        Req { stream, reference }
+    }
+
+    /// The `ref` of an `error` about this request: its own `ref`, else the
+    /// stream (section 5.8).
+    fn about(&self) -> &str {
+        self.reference
+            .as_ref()
+            .map_or(self.stream.as_str(), RequestRef::as_str)
+    }
 }
 
 /// Whether a seq-valued field holds a number that is not an integer in
@@ -760,9 +801,8 @@ impl Writer {
                 )
             })
             .collect();
-        if heads.is_empty() {
-            return End::No;
-        }
+        // Sent also without subscriptions: a client that only publishes
+        // learns from it that the connection is alive (section 5.5).
         self.feed(text(&ServerFrame::<()>::Head { heads }), false)
             .await
     }

@@ -279,11 +279,12 @@ async fn commit(
     let mut messages = Vec::with_capacity(batch.len());
     let mut replies = Vec::with_capacity(batch.len());
     for req in batch.drain(..) {
+        // The id goes back in a refusal's `ref`, so the client can retry it.
+        replies.push((req.id.clone(), req.reply));
         messages.push(NewMessage {
             id: req.id,
             data: req.data,
         });
-        replies.push(req.reply);
     }
     let stream = hub.name.clone();
     let result = call(log, move |log| {
@@ -295,8 +296,9 @@ async fn commit(
         Ok(ok) => ok,
         Err(e) => {
             tracing::error!(stream = %hub.name, error = %e, "append failed");
-            for reply in replies {
-                let frame = error_frame("internal", "the log could not store the message", None);
+            for (id, reply) in replies {
+                let frame =
+                    error_frame("internal", "the log could not store the message", Some(&id));
                 metrics.error("internal");
                 reply.push_control(frame);
             }
@@ -329,9 +331,9 @@ async fn commit(
     if let Some(head) = head.filter(|_| !hub.followed) {
         hub.deliver(&frames, head);
     }
-    for ((m, a), reply) in messages.iter().zip(&appended).zip(replies) {
+    for (a, (id, reply)) in appended.iter().zip(replies) {
         let ack = ServerFrame::<&RawValue>::Ack {
-            id: m.id.clone(),
+            id,
             stream: hub.name.clone(),
             seq: a.seq,
         };

@@ -79,6 +79,19 @@ const TABLE: &[(&str, &str)] = &[
         r#"{"type":"publish","stream":"s","id":"","data":1}"#,
         "malformed_frame",
     ),
+    // Request references: empty, not a string, longer than 64 bytes.
+    (
+        r#"{"type":"subscribe","stream":"s","ref":""}"#,
+        "malformed_frame",
+    ),
+    (
+        r#"{"type":"snapshot","stream":"s","ref":7}"#,
+        "malformed_frame",
+    ),
+    (
+        r#"{"type":"history","stream":"s","from":1,"to":2,"ref":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
+        "malformed_frame",
+    ),
 ];
 
 #[tokio::test]
@@ -205,7 +218,9 @@ async fn new_streams_beyond_the_server_limit_are_refused() {
             "invalid_stream",
         )
         .await;
-    assert_eq!(err["ref"], "three");
+    // A refused publish is named by its id (section 4.5), so the client
+    // can tell which publish failed.
+    assert_eq!(err["ref"], "x");
     // Streams already open go on working.
     assert_eq!(client.publish("one", "b", json!(2)).await, 2);
     server.shutdown().await.expect("shutdown");

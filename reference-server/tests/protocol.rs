@@ -397,3 +397,70 @@ async fn shutdown_closes_connections_with_going_away() {
     }
     stop.await.expect("join").expect("shutdown");
 }
+
+#[tokio::test]
+async fn request_refs_come_back_on_every_answer_and_on_errors_only() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    client.publish_many("r", "p", 3).await;
+    client
+        .send(json!({"type": "subscribe", "stream": "r", "ref": "1.0"}))
+        .await;
+    let snap = client.next_of("snapshot").await;
+    assert_eq!(snap["ref"], "1.0");
+    let epoch = snap["epoch"].as_u64().expect("epoch");
+    client
+        .send(json!({"type": "subscribe", "stream": "r", "since": 1, "epoch": epoch, "ref": "1.1"}))
+        .await;
+    assert_eq!(client.next_of("subscribed").await["ref"], "1.1");
+    client
+        .send(json!({"type": "subscribe", "stream": "r", "since": 1, "epoch": epoch ^ 1, "ref": "r-reset"}))
+        .await;
+    let reset = client.next_of("reset").await;
+    assert_eq!(
+        (reset["reason"].as_str(), reset["ref"].as_str()),
+        (Some("epoch_changed"), Some("r-reset"))
+    );
+    client
+        .send(json!({"type": "history", "stream": "r", "from": 2, "to": 3, "ref": "h"}))
+        .await;
+    assert_eq!(client.next_of("history").await["ref"], "h");
+    client
+        .send(json!({"type": "snapshot", "stream": "r", "ref": "s"}))
+        .await;
+    assert_eq!(client.next_of("snapshot").await["ref"], "s");
+    // A refusal names the request, not the stream.
+    let error = client
+        .expect_error(
+            r#"{"type":"history","stream":"r","from":9,"to":9,"ref":"beyond"}"#,
+            "range_beyond_head",
+        )
+        .await;
+    assert_eq!(error["ref"], "beyond");
+    let error = client
+        .expect_error(
+            r#"{"type":"subscribe","stream":"","ref":"bad-name"}"#,
+            "invalid_stream",
+        )
+        .await;
+    assert_eq!(error["ref"], "bad-name");
+    // A request without ref gets its answers without one; live messages
+    // and heartbeats never carry one.
+    client
+        .send(json!({"type": "history", "stream": "r", "from": 1, "to": 1}))
+        .await;
+    assert!(client.next_of("history").await.get("ref").is_none());
+    client.publish("r", "live", json!("x")).await;
+    assert!(client.next_of("msg").await.get("ref").is_none());
+    assert!(client.next_of("head").await.get("ref").is_none());
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn heartbeat_goes_out_without_subscriptions_too() {
+    let server = start(config()).await;
+    let mut client = Client::connect(&server.ws_url()).await;
+    let head = client.next_of("head").await;
+    assert_eq!(head["heads"], json!({}));
+    server.shutdown().await.expect("shutdown");
+}

@@ -55,14 +55,15 @@
 //! - [`Sequencer`] (`sequencer.rs`) routes by stream; the per-stream state
 //!   machine (`stream.rs`) holds every rule of the contract; the reorder ring
 //!   (`ring.rs`) buffers messages ahead of a gap.
-//! - [`protocol`] (feature `json`, on by default): the v1 frames.
+//! - [`protocol`]: error codes, request references and the encoder of client
+//!   frames in every build; with the feature `json` (on by default) the serde
+//!   types of every v1 frame and their parsers.
 //! - [`Config`], [`Error`], [`Event`], [`Request`], [`StreamStats`].
 #![forbid(unsafe_code)]
 
 mod config;
 mod error;
 mod event;
-#[cfg(feature = "json")]
 pub mod protocol;
 mod ring;
 mod sequencer;

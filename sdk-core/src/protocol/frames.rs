@@ -1,22 +1,9 @@
-//! Protocol v1: JSON text frames (`docs/protocol.md` is the normative text).
+//! The serde types of every frame, and their parsers (feature `json`).
 //!
-//! Every frame is a JSON object with a `type` field. Seqs are integers in
-//! `0..=2^53-1` (messages from 1), stream names 1 to 256 bytes without control
-//! characters. The payload type `D` is generic: `serde_json::Value`, or any
-//! type of the application's that deserializes from any JSON value. (Frames
-//! are internally tagged, so serde buffers their fields: types that must
-//! borrow the raw text, such as `serde_json::value::RawValue`, do not work.)
-//!
-//! ```
-//! use seqsync_core::protocol::{parse_server_frame, ServerFrame};
-//!
-//! let frame = parse_server_frame::<serde_json::Value>(
-//!     r#"{"type":"msg","stream":"room","seq":7,"data":{"text":"hi"}}"#,
-//!     64 * 1024,
-//! )?;
-//! assert!(matches!(frame, ServerFrame::Msg { seq, .. } if seq.get() == 7));
-//! # Ok::<(), seqsync_core::Error>(())
-//! ```
+//! The payload type `D` is generic: `serde_json::Value`, or any type of the
+//! application's that deserializes from any JSON value. (Frames are
+//! internally tagged, so serde buffers their fields: types that must borrow
+//! the raw text, such as `serde_json::value::RawValue`, do not work.)
 
 use std::collections::BTreeMap;
 
@@ -24,13 +11,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 use crate::event::Request;
+use crate::protocol::RequestRef;
 use crate::types::{Epoch, MAX_SEQ, Seq, SeqRange, StreamName};
-
-/// The protocol version these types speak.
-pub const PROTOCOL_VERSION: u32 = 1;
-
-/// Default largest frame, in bytes.
-pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
 
 /// A frame the client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +29,9 @@ pub enum ClientFrame<D> {
         /// Epoch of `since`; a server whose epoch differs answers `reset`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         epoch: Option<Epoch>,
+        /// Copied into the answer (section 3.8).
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// Stop receiving a stream.
     Unsubscribe {
@@ -60,11 +45,17 @@ pub enum ClientFrame<D> {
         /// The range (`from`, `to` on the wire).
         #[serde(flatten)]
         range: WireRange,
+        /// Copied into the answer (section 3.8).
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// Ask for a fresh snapshot.
     Snapshot {
         /// The stream.
         stream: StreamName,
+        /// Copied into the answer (section 3.8).
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// Append a message. `id` makes retries idempotent: the same id gets the
     /// same seq, never a second message.
@@ -104,6 +95,9 @@ pub enum ServerFrame<D> {
         epoch: Epoch,
         /// The state.
         state: D,
+        /// The `ref` of the request this answers.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// The answer to a resuming subscribe.
     Subscribed {
@@ -114,6 +108,9 @@ pub enum ServerFrame<D> {
         /// The latest seq at the moment the subscription started; everything
         /// after it comes live.
         head: Seq,
+        /// The `ref` of the request this answers.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// The answer to a history request, covering `from..=to` (possibly less
     /// than asked: a page). Seqs of the range not in `messages` are listed in
@@ -132,6 +129,9 @@ pub enum ServerFrame<D> {
         /// Seqs of the range that will never be sent.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         skipped: Vec<WireRange>,
+        /// The `ref` of the request this answers.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// Heartbeat: the latest seq of every subscribed stream.
     Head {
@@ -147,6 +147,9 @@ pub enum ServerFrame<D> {
         /// The earliest seq still held, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         earliest: Option<Seq>,
+        /// The `ref` of the request this answers.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<RequestRef>,
     },
     /// A publish was stored.
     Ack {
@@ -163,7 +166,8 @@ pub enum ServerFrame<D> {
         code: String,
         /// Human-readable explanation.
         message: String,
-        /// The `id` or stream of the offending frame, when known.
+        /// The offending frame's `ref`, else a refused publish's `id`, else
+        /// its stream, when known.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -273,6 +277,28 @@ impl<'de> Deserialize<'de> for StreamName {
     }
 }
 
+impl Serialize for RequestRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for RequestRef {
+    fn deserialize<De: Deserializer<'de>>(deserializer: De) -> Result<RequestRef, De::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RequestRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a request reference")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RequestRef, E> {
+                RequestRef::new(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 impl<D> From<Request> for ClientFrame<D> {
     fn from(request: Request) -> ClientFrame<D> {
         match request {
@@ -284,13 +310,18 @@ impl<D> From<Request> for ClientFrame<D> {
                 stream,
                 since,
                 epoch,
+                reference: None,
             },
             Request::Unsubscribe { stream } => ClientFrame::Unsubscribe { stream },
             Request::FetchHistory { stream, range } => ClientFrame::History {
                 stream,
                 range: WireRange(range),
+                reference: None,
             },
-            Request::FetchSnapshot { stream } => ClientFrame::Snapshot { stream },
+            Request::FetchSnapshot { stream } => ClientFrame::Snapshot {
+                stream,
+                reference: None,
+            },
         }
     }
 }
@@ -453,6 +484,7 @@ impl<P> crate::Sequencer<P> {
                 ref stream,
                 epoch,
                 head,
+                ..
             } => {
                 let Some(id) = self.stream_id(stream.as_str()) else {
                     return Ok(Some(frame));
@@ -485,6 +517,7 @@ impl<P> crate::Sequencer<P> {
                 ref stream,
                 ref reason,
                 earliest,
+                ..
             } => {
                 let Some(id) = self.stream_id(stream.as_str()) else {
                     return Ok(Some(frame));

@@ -1,0 +1,273 @@
+//! Protocol v1: JSON text frames (`docs/protocol.md` is the normative text).
+//!
+//! Every frame is a JSON object with a `type` field. Seqs are integers in
+//! `0..=2^53-1` (messages from 1), stream names 1 to 256 bytes without control
+//! characters.
+//!
+//! What every build has: the [`ErrorCode`]s of an `error` frame, the
+//! [`RequestRef`] that matches answers to requests, and [`encode`], which
+//! writes the frames a client sends without serde (the browser build leaves
+//! serde out). With the `json` feature (on by default) come the serde types
+//! of every frame, [`ClientFrame`] and [`ServerFrame`], and their parsers.
+//!
+//! ```
+//! # #[cfg(feature = "json")] {
+//! use seqsync_core::protocol::{parse_server_frame, ServerFrame};
+//!
+//! let frame = parse_server_frame::<serde_json::Value>(
+//!     r#"{"type":"msg","stream":"room","seq":7,"data":{"text":"hi"}}"#,
+//!     64 * 1024,
+//! )?;
+//! assert!(matches!(frame, ServerFrame::Msg { seq, .. } if seq.get() == 7));
+//! # }
+//! # Ok::<(), seqsync_core::Error>(())
+//! ```
+
+pub mod encode;
+#[cfg(feature = "json")]
+mod frames;
+
+#[cfg(feature = "json")]
+pub use frames::{
+    ClientFrame, HeadEntry, HistoryMessage, ServerFrame, WireRange, parse_client_frame,
+    parse_server_frame,
+};
+
+use crate::error::Error;
+use crate::types::StreamId;
+
+/// The protocol version these types speak.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Default largest frame, in bytes.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Longest request reference, in bytes (section 3.8).
+pub const MAX_REF_LEN: usize = 64;
+
+/// Longest publish id, in bytes (section 3.6).
+pub const MAX_PUBLISH_ID_LEN: usize = 128;
+
+/// The `code` of an `error` frame (section 6).
+///
+/// ```
+/// use seqsync_core::protocol::ErrorCode;
+/// assert_eq!(ErrorCode::from_wire("rate_limited"), ErrorCode::RateLimited);
+/// assert!(ErrorCode::RateLimited.is_retryable());
+/// assert_eq!(ErrorCode::from_wire("from_the_future"), ErrorCode::Unknown);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// Not valid JSON, a missing or mistyped member, a bad publish id or ref.
+    MalformedFrame,
+    /// A `type` that is not a client frame of this version.
+    UnknownType,
+    /// The frame exceeds the server's frame size limit.
+    FrameTooLarge,
+    /// A seq above 2^53 − 1.
+    SeqOutOfRange,
+    /// A `history` range with `from` 0, `from > to`, or a bound too large.
+    InvalidRange,
+    /// A stream name that breaks section 3.3, or no room for a new stream.
+    InvalidStream,
+    /// The token does not allow this stream, or it expired.
+    Unauthorized,
+    /// The connection holds the most subscriptions it may.
+    TooManySubscriptions,
+    /// Publishing too fast: retry later with the same id.
+    RateLimited,
+    /// An `unsubscribe` for a stream not subscribed.
+    NotSubscribed,
+    /// A `history` request starting above the head.
+    RangeBeyondHead,
+    /// The server failed to serve a valid request: retry with the same id.
+    Internal,
+    /// A code this version does not know: a refusal of the frame it names.
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code of section 6, in its order (not `Unknown`).
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::MalformedFrame,
+        ErrorCode::UnknownType,
+        ErrorCode::FrameTooLarge,
+        ErrorCode::SeqOutOfRange,
+        ErrorCode::InvalidRange,
+        ErrorCode::InvalidStream,
+        ErrorCode::Unauthorized,
+        ErrorCode::TooManySubscriptions,
+        ErrorCode::RateLimited,
+        ErrorCode::NotSubscribed,
+        ErrorCode::RangeBeyondHead,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedFrame => "malformed_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::SeqOutOfRange => "seq_out_of_range",
+            ErrorCode::InvalidRange => "invalid_range",
+            ErrorCode::InvalidStream => "invalid_stream",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TooManySubscriptions => "too_many_subscriptions",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::NotSubscribed => "not_subscribed",
+            ErrorCode::RangeBeyondHead => "range_beyond_head",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a wire name; names this version does not know are `Unknown`.
+    pub fn from_wire(name: &str) -> ErrorCode {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == name)
+            .unwrap_or(ErrorCode::Unknown)
+    }
+
+    /// Whether a publish refused with this code is sent again with the same
+    /// id after a backoff (section 8.9): the server either did not store it
+    /// (`rate_limited`) or may have (`internal`), and the id makes a retry
+    /// safe either way.
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, ErrorCode::RateLimited | ErrorCode::Internal)
+    }
+
+    /// The index of the code in [`ErrorCode::ALL`] (`ALL.len()` for
+    /// `Unknown`), for tables of counters.
+    pub const fn index(self) -> usize {
+        match self {
+            ErrorCode::MalformedFrame => 0,
+            ErrorCode::UnknownType => 1,
+            ErrorCode::FrameTooLarge => 2,
+            ErrorCode::SeqOutOfRange => 3,
+            ErrorCode::InvalidRange => 4,
+            ErrorCode::InvalidStream => 5,
+            ErrorCode::Unauthorized => 6,
+            ErrorCode::TooManySubscriptions => 7,
+            ErrorCode::RateLimited => 8,
+            ErrorCode::NotSubscribed => 9,
+            ErrorCode::RangeBeyondHead => 10,
+            ErrorCode::Internal => 11,
+            ErrorCode::Unknown => 12,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Error {
+    /// The code a server answers this parse or validation error with.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::FrameTooLarge { .. } => ErrorCode::FrameTooLarge,
+            Error::UnknownFrameType { .. } => ErrorCode::UnknownType,
+            Error::InvalidStreamName { .. } => ErrorCode::InvalidStream,
+            Error::SeqOutOfRange { .. } => ErrorCode::SeqOutOfRange,
+            Error::InvalidRange { .. } => ErrorCode::InvalidRange,
+            _ => ErrorCode::MalformedFrame,
+        }
+    }
+}
+
+/// A request reference (section 3.8): a client-chosen string of 1 to
+/// [`MAX_REF_LEN`] bytes that the server copies into every answer to the
+/// request.
+///
+/// The clients of this crate derive it from the stream handle, so that it
+/// names one subscription of a stream: [`RequestRef::for_stream`], and back
+/// with [`RequestRef::stream`].
+///
+/// ```
+/// use seqsync_core::protocol::RequestRef;
+/// assert!(RequestRef::new("q1").is_ok());
+/// assert!(RequestRef::new("").is_err());
+/// assert!(RequestRef::new(&"x".repeat(65)).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RequestRef(Box<str>);
+
+impl RequestRef {
+    /// A checked reference.
+    ///
+    /// # Errors
+    /// [`Error::MalformedFrame`] when empty or longer than [`MAX_REF_LEN`].
+    pub fn new(text: &str) -> Result<RequestRef, Error> {
+        if text.is_empty() || text.len() > MAX_REF_LEN {
+            return Err(Error::MalformedFrame {
+                reason: "ref must be a string of 1 to 64 bytes".to_string(),
+            });
+        }
+        Ok(RequestRef(text.into()))
+    }
+
+    /// The reference naming one subscription of a stream: its slot and
+    /// incarnation, as `"<slot>.<incarnation>"`.
+    pub fn for_stream(id: StreamId) -> RequestRef {
+        RequestRef(format!("{}.{}", id.index(), id.generation()).into_boxed_str())
+    }
+
+    /// The stream handle a reference made by [`RequestRef::for_stream`]
+    /// names; `None` for any other text.
+    pub fn stream(&self) -> Option<StreamId> {
+        parse_stream_ref(&self.0)
+    }
+
+    /// The reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The stream handle in a `"<slot>.<incarnation>"` reference.
+pub(crate) fn parse_stream_ref(text: &str) -> Option<StreamId> {
+    let (index, generation) = text.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(index) || !digits(generation) {
+        return None;
+    }
+    Some(StreamId::new(index.parse().ok()?, generation.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_through_its_wire_name() {
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            assert_eq!(ErrorCode::from_wire(code.as_str()), code);
+            assert_eq!(code.index(), i);
+        }
+        assert_eq!(ErrorCode::Unknown.index(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn a_stream_reference_names_its_handle_and_nothing_else() {
+        let id = StreamId::new(7, 3);
+        let r = RequestRef::for_stream(id);
+        assert_eq!(r.as_str(), "7.3");
+        assert_eq!(r.stream(), Some(id));
+        for other in [
+            "7",
+            "7.",
+            ".3",
+            "a.3",
+            "7.3.1",
+            "-7.3",
+            "99999999999.1",
+            "room:42",
+        ] {
+            assert_eq!(parse_stream_ref(other), None, "{other}");
+        }
+    }
+}
