@@ -65,6 +65,26 @@ pub enum Error {
         /// The `type` field as received (cut to 64 characters).
         kind: String,
     },
+    /// A session with no endpoint to connect to.
+    #[error("no endpoint to connect to")]
+    NoEndpoints,
+    /// The session is closed (or closing): it takes no new work.
+    #[error("the session is closed")]
+    Closed,
+    /// More publishes waiting for an ack than `max_pending_publishes`.
+    #[error("too many publishes waiting for an ack (limit {limit})")]
+    TooManyPendingPublishes {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// A publish whose frame would exceed `max_publish_bytes`.
+    #[error("publish of {len} bytes exceeds the limit of {max} bytes")]
+    PublishTooLarge {
+        /// Size of the frame.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A history response whose messages fall outside the range it claims.
     #[error("history for {stream} claims {from}..={to} but holds seq {seq}")]
     HistoryOutOfRange {

@@ -65,17 +65,25 @@ mod config;
 mod error;
 mod event;
 pub mod protocol;
+mod publish;
 mod ring;
+mod rng;
 mod sequencer;
+mod session;
 mod stats;
 mod stream;
 mod timers;
 pub mod types;
 
-pub use config::Config;
+pub use config::{Config, SessionConfig};
 pub use error::Error;
-pub use event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
+pub use event::{
+    CloseReason, ConnId, Event, PublishError, Request, ResetReason, SessionEvent, StalledRequest,
+    StreamPhase, Transmit,
+};
+pub use publish::PublishId;
 pub use sequencer::{Sequencer, SubscribeOptions, idle_stream_bytes};
+pub use session::{Session, SessionStats};
 pub use stats::StreamStats;
 pub use types::{
     DeliveryMode, Epoch, MAX_SEQ, Millis, Seq, SeqRange, StartAt, StreamId, StreamName,

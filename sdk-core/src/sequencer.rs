@@ -130,6 +130,11 @@ impl<P> Sequencer<P> {
         self.get(id).map(StreamState::phase)
     }
 
+    /// How a stream delivers.
+    pub fn delivery_mode(&self, id: StreamId) -> Option<DeliveryMode> {
+        self.get(id).map(StreamState::mode)
+    }
+
     /// Every subscribed stream.
     pub fn streams(&self) -> impl Iterator<Item = (StreamId, &StreamName)> + '_ {
         self.entries.iter().enumerate().filter_map(|(index, e)| {

@@ -194,6 +194,10 @@ impl<P> StreamState<P> {
         self.phase
     }
 
+    pub(crate) fn mode(&self) -> DeliveryMode {
+        self.mode
+    }
+
     /// Marks the stream as heard from (any frame about it arrived).
     pub(crate) fn hear(&mut self) {
         self.heard = true;
