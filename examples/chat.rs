@@ -38,10 +38,7 @@ fn line(data: &Value) -> String {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let config = ClientConfig {
-        endpoints: args.urls.clone(),
-        ..ClientConfig::default()
-    };
+    let config = ClientConfig::with_endpoints(args.urls.clone());
     let client = Client::connect(config).await?;
     let mut room = client.subscribe(&args.room).await?;
     let mut input = BufReader::new(tokio::io::stdin()).lines();

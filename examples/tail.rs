@@ -42,11 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let config = ClientConfig {
-        endpoints: args.urls.clone(),
-        token: args.token.clone(),
-        ..ClientConfig::default()
-    };
+    let mut config = ClientConfig::with_endpoints(args.urls.clone());
+    if let Some(token) = &args.token {
+        config = config.token(token);
+    }
     let client = Client::connect(config).await?;
     let mut events = client.subscribe(&args.stream).await?;
     let mut status = tokio::time::interval(Duration::from_secs(1));

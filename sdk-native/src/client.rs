@@ -26,15 +26,17 @@ pub struct Client {
 impl Client {
     /// Starts the background task and waits for the first connection.
     ///
-    /// Later losses are repaired in the background: reconnect with
-    /// exponential backoff and full jitter across the endpoints, resume every
-    /// subscription after its last contiguous seq, fetch what is missing.
+    /// Later losses are repaired in the background by the core's `Session`:
+    /// reconnect with exponential backoff and full jitter across the
+    /// endpoints, resume every subscription after its last contiguous seq,
+    /// fetch what is missing, resend pending publishes.
     ///
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`ClientError::NoEndpoints`], or [`ClientError::ConnectFailed`] when no
-    /// endpoint answered within `initial_connect_timeout_ms`.
+    /// [`ClientError::NoEndpoints`]; [`ClientError::ConnectFailed`] when no
+    /// endpoint answered within `initial_connect_timeout_ms`;
+    /// [`ClientError::NoRandomness`].
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         if config.endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
@@ -42,12 +44,9 @@ impl Client {
         let (commands, receiver) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(ConnectionState::Closed);
         let (first_tx, first_rx) = oneshot::channel();
-        let driver = Driver::new(config, receiver, state_tx);
-        let span = tracing::info_span!("seqsync_client", client = %driver.client_id());
-        tokio::spawn(tracing::Instrument::instrument(
-            driver.run(Some(first_tx)),
-            span,
-        ));
+        let driver = Driver::new(config, receiver, state_tx, first_tx)?;
+        let span = tracing::info_span!("seqsync_client");
+        tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
         first_rx.await.map_err(|_| ClientError::Closed)??;
         Ok(Client { commands, state })
     }
@@ -88,12 +87,15 @@ impl Client {
 
     /// Appends `data` to `stream` and returns the seq the server assigned.
     ///
-    /// The publish carries an idempotency id and is re-sent with the same id
-    /// after a reconnect, so it is stored exactly once.
+    /// The publish carries a random idempotency id (a UUID) and is sent
+    /// again with the same id after a reconnect and after a `rate_limited`
+    /// or `internal` refusal, so it is stored exactly once.
     ///
     /// # Errors
     /// [`ClientError::PublishRejected`], [`ClientError::PublishTimeout`],
-    /// [`ClientError::TooManyPendingPublishes`], [`ClientError::Closed`].
+    /// [`ClientError::TooManyPendingPublishes`], [`ClientError::InvalidData`],
+    /// [`ClientError::Core`] (invalid stream name, publish too large),
+    /// [`ClientError::Closed`].
     pub async fn publish(&self, stream: &str, data: Value) -> Result<Seq, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Publish {
@@ -130,8 +132,10 @@ impl Client {
         self.state.clone()
     }
 
-    /// Closes cleanly: waits for publishes in flight to be acknowledged (up
-    /// to their timeout), closes the socket, ends every subscription.
+    /// Closes cleanly: ends every subscription, then waits for publishes in
+    /// flight to be acknowledged (each up to its timeout, reconnecting if the
+    /// connection is down meanwhile), then closes the socket. Dropping every
+    /// handle instead closes at once and fails what is pending.
     pub async fn close(self) {
         let (reply, done) = oneshot::channel();
         if self.send(Command::Close { reply }).is_ok() {

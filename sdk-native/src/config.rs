@@ -1,73 +1,80 @@
-//! Client configuration: a plain struct with defaults, plus a small builder.
+//! Client configuration: the core's [`SessionConfig`] (the whole connection
+//! policy, with its defaults) plus what only this client has.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use seqsync_core::SessionConfig;
+
+use crate::positions::PositionStore;
 
 /// How a [`Client`](crate::Client) connects and recovers.
 ///
+/// The connection policy's settings are the fields of
+/// [`SessionConfig`] (endpoints, token, backoff, timeouts, publish limits,
+/// the sequencer's `core` tuning), reachable directly on a `ClientConfig`:
+///
 /// ```
 /// use seqsync::ClientConfig;
-/// let config = ClientConfig::new("ws://127.0.0.1:8080/ws")
+/// let mut config = ClientConfig::new("ws://127.0.0.1:8080/ws")
 ///     .endpoint("ws://127.0.0.1:8081/ws")
 ///     .gap_timeout(std::time::Duration::from_millis(50));
+/// config.publish_timeout_ms = 5_000;
 /// assert_eq!(config.endpoints.len(), 2);
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// WebSocket URLs of the servers, tried in turn (failover).
-    pub endpoints: Vec<String>,
-    /// Access token, sent as the `token` query parameter.
-    pub token: Option<String>,
-    /// The sequencer's tuning (window, gap timeout, request timeouts).
-    pub core: seqsync_core::Config,
-    /// First wait before reconnecting; doubles up to `reconnect_max_ms`,
-    /// each wait drawn uniformly below the bound (full jitter).
-    pub reconnect_initial_ms: u64,
-    /// Longest wait between reconnect attempts.
-    pub reconnect_max_ms: u64,
-    /// A connection that receives nothing (not even a heartbeat) for this
-    /// long is declared dead and replaced.
-    pub heartbeat_timeout_ms: u64,
-    /// Longest wait for one connection attempt.
-    pub connect_timeout_ms: u64,
-    /// How long `Client::connect` keeps trying before giving up.
-    pub initial_connect_timeout_ms: u64,
-    /// Largest frame accepted from the server.
-    pub max_frame_bytes: usize,
-    /// How long a publish waits for its ack, across reconnects.
-    pub publish_timeout_ms: u64,
-    /// Most publishes waiting for an ack at once.
-    pub max_pending_publishes: usize,
+    /// The connection policy, carried out by the core's `Session`.
+    pub session: SessionConfig,
     /// Events buffered per subscription before the client stops reading the
     /// socket (backpressure instead of unbounded memory).
     pub subscription_buffer: usize,
+    /// Where resume positions are kept across runs: loaded at connect,
+    /// saved as they change (every `persist_interval_ms` while messages
+    /// flow, and on unsubscribe and close). `None`: every run starts from
+    /// snapshots, unless a subscription names its own resume point.
+    pub position_store: Option<Arc<dyn PositionStore>>,
 }
 
 impl Default for ClientConfig {
     fn default() -> ClientConfig {
         ClientConfig {
-            endpoints: Vec::new(),
-            token: None,
-            core: seqsync_core::Config::default(),
-            reconnect_initial_ms: 100,
-            reconnect_max_ms: 10_000,
-            heartbeat_timeout_ms: 5_000,
-            connect_timeout_ms: 5_000,
-            initial_connect_timeout_ms: 10_000,
-            max_frame_bytes: 1 << 20,
-            publish_timeout_ms: 30_000,
-            max_pending_publishes: 10_000,
+            session: SessionConfig {
+                persist_interval_ms: 1_000,
+                ..SessionConfig::default()
+            },
             subscription_buffer: 4_096,
+            position_store: None,
         }
+    }
+}
+
+impl std::ops::Deref for ClientConfig {
+    type Target = SessionConfig;
+    fn deref(&self) -> &SessionConfig {
+        &self.session
+    }
+}
+
+impl std::ops::DerefMut for ClientConfig {
+    fn deref_mut(&mut self) -> &mut SessionConfig {
+        &mut self.session
     }
 }
 
 impl ClientConfig {
     /// Defaults with one endpoint.
     pub fn new(endpoint: impl Into<String>) -> ClientConfig {
-        ClientConfig {
-            endpoints: vec![endpoint.into()],
-            ..ClientConfig::default()
-        }
+        let mut config = ClientConfig::default();
+        config.session.endpoints.push(endpoint.into());
+        config
+    }
+
+    /// Defaults with these endpoints, tried in turn.
+    pub fn with_endpoints<S: Into<String>>(endpoints: impl IntoIterator<Item = S>) -> ClientConfig {
+        let mut config = ClientConfig::default();
+        config.session.endpoints = endpoints.into_iter().map(Into::into).collect();
+        config
     }
 
     /// Adds a failover endpoint.
@@ -78,7 +85,7 @@ impl ClientConfig {
 
     /// Sets the access token.
     pub fn token(mut self, token: impl Into<String>) -> ClientConfig {
-        self.token = Some(token.into());
+        self.session.token = Some(token.into());
         self
     }
 
@@ -98,6 +105,13 @@ impl ClientConfig {
     pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> ClientConfig {
         self.reconnect_initial_ms = millis(initial);
         self.reconnect_max_ms = millis(max);
+        self
+    }
+
+    /// Keeps resume positions in `store` (for example a
+    /// [`FilePositionStore`](crate::FilePositionStore)).
+    pub fn position_store(mut self, store: impl PositionStore) -> ClientConfig {
+        self.position_store = Some(Arc::new(store));
         self
     }
 }

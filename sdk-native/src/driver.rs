@@ -1,28 +1,38 @@
-//! The background task: owns the socket, the timers and the core
-//! `Sequencer`, and translates between them. It makes no sequencing
-//! decision of its own.
+//! The background task: the IO shell around the core's `Session`. It owns
+//! the socket, one timer, frame parsing and the channels to the handles,
+//! and carries out what the session asks (open, send, close). Every
+//! decision about the connection is the session's.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use seqsync_core::protocol::{ClientFrame, ServerFrame, parse_server_frame};
-use seqsync_core::{Millis, Seq, Sequencer, StreamId, StreamStats, SubscribeOptions};
+use seqsync_core::protocol::parse_server_frame;
+use seqsync_core::{
+    CloseReason, ConnId, Millis, PublishError, PublishId, Seq, Session, SessionEvent, StreamId,
+    StreamName, StreamStats, SubscribeOptions, Transmit,
+};
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{sleep_until, timeout};
+use tokio::task::JoinHandle;
+use tokio::time::{Sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, warn};
 
-use crate::backoff::Backoff;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
+use crate::positions::{Position, PositionStore, Positions};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Socket, String>> + Send>>;
 
 /// What the handles ask of the task.
 pub(crate) enum Command {
@@ -51,384 +61,245 @@ pub(crate) enum Command {
     },
 }
 
-struct PendingPublish {
-    order: u64,
-    frame: String,
-    deadline: Instant,
-    reply: Reply<Seq>,
+/// The open socket, split.
+struct Open {
+    conn: ConnId,
+    sink: SplitSink<Socket, Message>,
+    stream: SplitStream<Socket>,
 }
 
-/// Why a connection ended.
-enum SessionEnd {
-    Lost(String),
-    Closed,
+/// What woke the task.
+enum Wake {
+    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+    Connected(ConnId, Result<Box<Socket>, String>),
+    Command(Option<Command>),
+    Timer,
+    Saved(Result<std::io::Result<()>, tokio::task::JoinError>),
 }
 
 pub(crate) struct Driver {
-    config: ClientConfig,
-    core: Sequencer<Value>,
+    session: Session<Value>,
     origin: Instant,
+    max_frame_bytes: usize,
+    subscription_buffer: usize,
+    endpoints: Vec<String>,
     commands: mpsc::UnboundedReceiver<Command>,
     subscriptions: HashMap<u64, mpsc::Sender<SubscriptionEvent>>,
-    pending: HashMap<String, PendingPublish>,
-    publish_counter: u64,
-    client_id: String,
-    outbox: Vec<String>,
+    publishes: HashMap<u64, (String, Reply<Seq>)>,
     state: watch::Sender<ConnectionState>,
-    stats: ClientStats,
-    backoff: Backoff,
-    endpoint_index: usize,
-    closing: Option<oneshot::Sender<()>>,
+    first: Option<oneshot::Sender<Result<(), ClientError>>>,
+    closing: Vec<oneshot::Sender<()>>,
+    open: Option<Open>,
+    connecting: Option<(ConnId, Connecting)>,
+    /// The endpoint of the last attempt, for `ConnectFailed`.
+    last_endpoint: usize,
+    outbox: Vec<String>,
+    store: Option<Arc<dyn PositionStore>>,
+    positions: Positions,
+    positions_dirty: bool,
+    saving: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl Driver {
+    /// A driver whose session starts connecting at once. `first` learns
+    /// whether the first connection opened.
     pub(crate) fn new(
         config: ClientConfig,
         commands: mpsc::UnboundedReceiver<Command>,
         state: watch::Sender<ConnectionState>,
-    ) -> Driver {
-        let backoff = Backoff::new(config.reconnect_initial_ms, config.reconnect_max_ms);
-        let client_id = format!("{:016x}", crate::backoff::random_seed());
-        Driver {
-            core: Sequencer::new(config.core.clone()),
-            config,
-            origin: Instant::now(),
+        first: oneshot::Sender<Result<(), ClientError>>,
+    ) -> Result<Driver, ClientError> {
+        let origin = Instant::now();
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| ClientError::NoRandomness {
+            reason: e.to_string(),
+        })?;
+        let mut session = Session::new(config.session.clone(), seed, Millis(0))?;
+        let store = config.position_store.clone();
+        let mut positions = Positions::new();
+        if let Some(store) = &store {
+            match store.load() {
+                Ok(loaded) => positions = loaded,
+                Err(error) => warn!(%error, "resume positions could not be loaded"),
+            }
+            let resume = positions.iter().filter_map(|(stream, p)| {
+                StreamName::new(stream)
+                    .ok()
+                    .map(|name| (name, p.seq, p.epoch))
+            });
+            session.resume_from(resume);
+        }
+        Ok(Driver {
+            session,
+            origin,
+            max_frame_bytes: config.max_frame_bytes,
+            subscription_buffer: config.subscription_buffer.max(1),
+            endpoints: config.endpoints.clone(),
             commands,
             subscriptions: HashMap::new(),
-            pending: HashMap::new(),
-            publish_counter: 0,
-            client_id,
-            outbox: Vec::new(),
+            publishes: HashMap::new(),
             state,
-            stats: ClientStats::default(),
-            backoff,
-            endpoint_index: 0,
-            closing: None,
-        }
-    }
-
-    /// The random id this client's publish ids start with.
-    pub(crate) fn client_id(&self) -> &str {
-        &self.client_id
+            first: Some(first),
+            closing: Vec::new(),
+            open: None,
+            connecting: None,
+            last_endpoint: 0,
+            outbox: Vec::new(),
+            store,
+            positions,
+            positions_dirty: false,
+            saving: None,
+        })
     }
 
     fn now(&self) -> Millis {
         Millis(u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
-    fn instant(&self, at: Millis) -> Instant {
-        self.origin + Duration::from_millis(at.0)
+    fn instant(&self, at: Millis) -> tokio::time::Instant {
+        (self.origin + Duration::from_millis(at.0)).into()
     }
 
-    fn url(&self, endpoint: &str) -> String {
-        match &self.config.token {
-            None => endpoint.to_string(),
-            Some(token) => {
-                let sep = if endpoint.contains('?') { '&' } else { '?' };
-                format!("{endpoint}{sep}token={token}")
-            }
-        }
-    }
-
-    /// Runs until the client is closed. `first` learns whether the first
-    /// connection succeeded within `initial_connect_timeout_ms`.
-    pub(crate) async fn run(mut self, mut first: Option<oneshot::Sender<Result<(), ClientError>>>) {
-        let started = Instant::now();
-        let mut attempt = 0u32;
+    /// Runs until the session closes (`close()`, every handle dropped, or
+    /// the first connection never came).
+    pub(crate) async fn run(mut self) {
+        let timer = sleep_until(far_future());
+        tokio::pin!(timer);
         loop {
-            let endpoint = self.config.endpoints[self.endpoint_index].clone();
-            self.endpoint_index = (self.endpoint_index + 1) % self.config.endpoints.len();
-            self.state.send_replace(ConnectionState::Connecting {
-                endpoint: endpoint.clone(),
-                attempt,
-            });
-            // The socket refuses frames above the limit before buffering them.
-            let limits = WebSocketConfig::default()
-                .max_message_size(Some(self.config.max_frame_bytes))
-                .max_frame_size(Some(self.config.max_frame_bytes));
-            let connect = tokio_tungstenite::connect_async_with_config(
-                self.url(&endpoint),
-                Some(limits),
-                true,
-            );
-            let failure = match timeout(
-                Duration::from_millis(self.config.connect_timeout_ms),
-                connect,
-            )
-            .await
-            {
-                Ok(Ok((socket, _))) => {
-                    attempt = 0;
-                    self.backoff.reset();
-                    if let Some(first) = first.take() {
-                        let _ = first.send(Ok(()));
-                    }
-                    info!(%endpoint, "connected");
-                    self.stats.connects += 1;
-                    self.state.send_replace(ConnectionState::Connected {
-                        endpoint: endpoint.clone(),
-                    });
-                    let span = info_span!("session", %endpoint);
-                    match self.session(socket).instrument(span).await {
-                        SessionEnd::Closed => break,
-                        SessionEnd::Lost(reason) => {
-                            self.stats.disconnects += 1;
-                            warn!(%endpoint, %reason, "connection lost");
-                            reason
-                        }
-                    }
-                }
-                Ok(Err(error)) => error.to_string(),
-                Err(_) => "connect timed out".to_string(),
-            };
-            if let Some(reply) = first.take() {
-                if started.elapsed()
-                    >= Duration::from_millis(self.config.initial_connect_timeout_ms)
-                {
-                    let _ = reply.send(Err(ClientError::ConnectFailed {
-                        endpoint,
-                        reason: failure,
-                    }));
-                    self.finish();
-                    return;
-                }
-                first = Some(reply);
-            }
-            self.state
-                .send_replace(ConnectionState::Disconnected { reason: failure });
-            attempt = attempt.saturating_add(1);
-            let delay = self.backoff.next_delay();
-            if self.idle(Instant::now() + delay).await {
+            self.carry_out().await;
+            if self.session.is_closed() && self.saving.is_none() && !self.positions_dirty {
                 break;
             }
+            let deadline = self
+                .session
+                .poll_timeout()
+                .map_or_else(far_future, |at| self.instant(at));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            let wake = self.wait(timer.as_mut()).await;
+            self.on_wake(wake);
         }
         self.finish();
     }
 
-    /// Serves commands while disconnected until `until`; true when closing.
-    async fn idle(&mut self, until: Instant) -> bool {
-        loop {
-            if self.closing.is_some() {
-                return true;
-            }
-            let publish_deadline = self.publish_deadline().unwrap_or_else(far_future);
-            tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(command) => self.on_command(command),
-                    None => return true,
-                },
-                () = sleep_until(until.into()) => return false,
-                () = sleep_until(publish_deadline.into()) => self.expire_publishes(),
-            }
-            self.outbox.clear();
-            self.dispatch_events().await;
+    /// Waits for the next thing to happen. Frames come first: a peer that
+    /// sent something is not dead, whatever the timer says.
+    async fn wait(&mut self, timer: Pin<&mut Sleep>) -> Wake {
+        let stream = self.open.as_mut().map(|o| &mut o.stream);
+        let connecting = self.connecting.as_mut();
+        let saving = self.saving.as_mut();
+        tokio::select! {
+            biased;
+            frame = next_frame(stream) => Wake::Frame(frame),
+            (conn, result) = attempt(connecting) => Wake::Connected(conn, result.map(Box::new)),
+            command = self.commands.recv() => Wake::Command(command),
+            () = timer => Wake::Timer,
+            saved = wait_saved(saving) => Wake::Saved(saved),
         }
     }
 
-    async fn session(&mut self, socket: Socket) -> SessionEnd {
-        let (mut sink, mut stream) = socket.split();
-        self.core.handle_connected(self.now());
-        let mut resend: Vec<&PendingPublish> = self.pending.values().collect();
-        resend.sort_by_key(|p| p.order);
-        self.outbox = resend.into_iter().map(|p| p.frame.clone()).collect();
-        let heartbeat = Duration::from_millis(self.config.heartbeat_timeout_ms);
-        let mut last_received = Instant::now();
-        // Timers live across iterations and are re-armed only when their
-        // deadline moves: creating timers per frame would cost more than
-        // handling the frame.
-        let never = far_future();
-        let core_timer = sleep_until(never.into());
-        let heartbeat_timer = sleep_until((last_received + heartbeat).into());
-        let publish_timer = sleep_until(never.into());
-        tokio::pin!(core_timer, heartbeat_timer, publish_timer);
-        let end = 'session: loop {
-            if let Err(reason) = self.flush(&mut sink, heartbeat).await {
-                break SessionEnd::Lost(reason);
-            }
-            self.dispatch_events().await;
-            if self.closing.is_some() && self.pending.is_empty() {
-                let _ = sink.send(Message::Close(None)).await;
-                break SessionEnd::Closed;
-            }
-            let core_deadline: tokio::time::Instant = self
-                .core
-                .poll_timeout()
-                .map_or(never, |at| self.instant(at))
-                .into();
-            if core_timer.deadline() != core_deadline {
-                core_timer.as_mut().reset(core_deadline);
-            }
-            let publish_deadline: tokio::time::Instant =
-                self.publish_deadline().unwrap_or(never).into();
-            if publish_timer.deadline() != publish_deadline {
-                publish_timer.as_mut().reset(publish_deadline);
-            }
-            tokio::select! {
-                biased;
-                frame = stream.next() => {
-                    let mut frame = frame;
-                    // Take the frames that are already here (up to a batch)
-                    // before going back to the timers and commands.
-                    let mut taken = 0;
-                    loop {
-                        match frame {
-                            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()),
-                            Some(Ok(Message::Close(_))) | None => {
-                                break 'session SessionEnd::Lost("closed by server".to_string());
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(error)) => break 'session SessionEnd::Lost(error.to_string()),
-                        }
-                        taken += 1;
-                        if taken == FRAME_BATCH {
-                            break;
-                        }
-                        match stream.next().now_or_never() {
-                            Some(next) => frame = next,
-                            None => break,
-                        }
+    fn on_wake(&mut self, wake: Wake) {
+        match wake {
+            Wake::Frame(frame) => {
+                let mut frame = frame;
+                // Take the frames already here (up to a batch) before the
+                // timer and the commands get a turn. A frame is taken off
+                // the socket only to be handled.
+                for taken in 1..=FRAME_BATCH {
+                    if !self.on_frame(frame) || taken == FRAME_BATCH {
+                        break;
                     }
-                    last_received = Instant::now();
-                    // Keep commands flowing under a flood of frames.
-                    for _ in 0..16 {
-                        match self.commands.try_recv() {
-                            Ok(command) => self.on_command(command),
-                            Err(_) => break,
-                        }
+                    match self.open.as_mut().map(|o| o.stream.next().now_or_never()) {
+                        Some(Some(next)) => frame = next,
+                        _ => break,
                     }
                 }
-                command = self.commands.recv() => match command {
-                    Some(command) => self.on_command(command),
-                    None => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        break SessionEnd::Closed;
+                // Keep commands flowing under a flood of frames.
+                for _ in 0..16 {
+                    match self.commands.try_recv() {
+                        Ok(command) => self.on_command(command),
+                        Err(_) => break,
                     }
-                },
-                () = &mut core_timer => self.core.handle_timeout(self.now()),
-                () = &mut heartbeat_timer => {
-                    // Re-armed lazily: only when it fires is the time of the
-                    // last frame looked at.
-                    let due = last_received + heartbeat;
-                    if due <= Instant::now() {
-                        break SessionEnd::Lost("no frame within the heartbeat timeout".to_string());
-                    }
-                    heartbeat_timer.as_mut().reset(due.into());
                 }
-                () = &mut publish_timer => self.expire_publishes(),
             }
-        };
-        self.core.handle_disconnected(self.now());
-        self.outbox.clear();
-        // Drain what the disconnect produced; the requests are void.
-        while self.core.poll_request().is_some() {}
-        self.dispatch_events().await;
-        end
-    }
-
-    /// Sends queued frames and the core's requests.
-    async fn flush<S>(&mut self, sink: &mut S, limit: Duration) -> Result<(), String>
-    where
-        S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
-    {
-        let mut frames = std::mem::take(&mut self.outbox);
-        while let Some(request) = self.core.poll_request() {
-            match ClientFrame::<Value>::from(request).to_json() {
-                Ok(text) => frames.push(text),
-                Err(error) => warn!(%error, "request could not be encoded"),
+            Wake::Connected(conn, result) => {
+                self.connecting = None;
+                let now = self.now();
+                match result {
+                    Ok(socket) => {
+                        let (sink, stream) = (*socket).split();
+                        self.open = Some(Open { conn, sink, stream });
+                        self.session.handle_opened(now, conn);
+                    }
+                    Err(reason) => self.session.handle_closed(now, conn, &reason),
+                }
             }
-        }
-        if frames.is_empty() {
-            return Ok(());
-        }
-        let send = async {
-            for text in frames {
-                sink.feed(Message::text(text)).await?;
+            Wake::Command(Some(command)) => self.on_command(command),
+            Wake::Command(None) => {
+                // Every handle is gone: nobody waits for anything.
+                let now = self.now();
+                self.session.abort(now);
             }
-            sink.flush().await
-        };
-        match timeout(limit, send).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.to_string()),
-            Err(_) => Err("send blocked longer than the heartbeat timeout".to_string()),
-        }
-    }
-
-    /// Hands the core's events to their subscriptions. Waits when a
-    /// subscription's buffer is full: the socket is not read meanwhile, so
-    /// memory stays bounded.
-    async fn dispatch_events(&mut self) {
-        while let Some(event) = self.core.poll_event() {
-            let key = event.stream().to_raw();
-            let Some(sender) = self.subscriptions.get(&key) else {
-                continue;
-            };
-            // The common case, room in the buffer, takes no await point.
-            let undelivered = match sender.try_send(event.into()) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(event)) => sender.send(event).await.is_err(),
-                Err(mpsc::error::TrySendError::Closed(_)) => true,
-            };
-            if undelivered {
-                // The subscription was dropped; its unsubscribe is on its way.
-                self.subscriptions.remove(&key);
+            Wake::Timer => {
+                let now = self.now();
+                self.session.handle_timeout(now);
+            }
+            Wake::Saved(result) => {
+                self.saving = None;
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => warn!(%error, "resume positions could not be saved"),
+                    Err(error) => warn!(%error, "saving resume positions failed"),
+                }
             }
         }
     }
 
-    fn on_text(&mut self, text: &str) {
-        self.stats.frames += 1;
-        self.stats.bytes += text.len() as u64;
-        let frame = match parse_server_frame::<Value>(text, self.config.max_frame_bytes) {
-            Ok(frame) => frame,
-            Err(error) => {
-                self.stats.bad_frames += 1;
-                warn!(%error, "frame dropped");
-                return;
-            }
+    /// One frame from the socket; false when the connection ended.
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> bool {
+        let now = self.now();
+        let Some(conn) = self.open.as_ref().map(|o| o.conn) else {
+            return false;
         };
-        let history = match &frame {
-            ServerFrame::History {
-                stream, messages, ..
-            } => {
-                self.stats.history_frames += 1;
-                self.stats.history_bytes += text.len() as u64;
-                self.stats.history_messages += messages.len() as u64;
-                self.core
-                    .stream_id(stream.as_str())
-                    .and_then(|id| self.core.stats(id).map(|s| (id, s.duplicates)))
+        let ended = match frame {
+            Some(Ok(Message::Text(text))) => {
+                self.on_text(now, text.as_str());
+                None
             }
-            _ => None,
+            Some(Ok(Message::Binary(data))) => {
+                self.session.handle_received(now, data.len());
+                self.session.handle_bad_frame(now);
+                None
+            }
+            Some(Ok(Message::Close(frame))) => Some(match frame {
+                Some(f) => format!("closed by the server ({}: {})", u16::from(f.code), f.reason),
+                None => "closed by the server".to_string(),
+            }),
+            Some(Ok(_)) => None,
+            Some(Err(error)) => Some(error.to_string()),
+            None => Some("connection ended".to_string()),
         };
-        match self.core.handle_frame(self.now(), frame) {
-            Ok(None) => {}
-            Ok(Some(ServerFrame::Ack { id, seq, .. })) => {
-                if let Some(pending) = self.pending.remove(&id) {
-                    self.stats.published += 1;
-                    let _ = pending.reply.send(Ok(seq));
-                }
+        match ended {
+            Some(reason) => {
+                self.open = None;
+                self.session.handle_closed(now, conn, &reason);
+                false
             }
-            Ok(Some(ServerFrame::Error {
-                code,
-                message,
-                reference,
-            })) => match reference.and_then(|r| self.pending.remove(&r)) {
-                Some(pending) => {
-                    let _ = pending
-                        .reply
-                        .send(Err(ClientError::PublishRejected { code, message }));
-                }
-                None => warn!(%code, %message, "server error"),
-            },
-            Ok(Some(other)) => debug!(?other, "frame for no subscription"),
-            Err(error) => {
-                self.stats.bad_frames += 1;
-                warn!(%error, "frame rejected by the sequencer");
-            }
+            None => true,
         }
-        if let Some((id, before)) = history {
-            if let Some(after) = self.core.stats(id) {
-                self.stats.history_duplicates += after.duplicates.saturating_sub(before);
-            }
+    }
+
+    fn on_text(&mut self, now: Millis, text: &str) {
+        self.session.handle_received(now, text.len());
+        let result = parse_server_frame::<Value>(text, self.max_frame_bytes)
+            .and_then(|frame| self.session.handle_frame(now, frame));
+        if let Err(error) = result {
+            self.session.handle_bad_frame(now);
+            warn!(%error, "frame dropped");
         }
     }
 
@@ -440,12 +311,8 @@ impl Driver {
                 options,
                 reply,
             } => {
-                if self.closing.is_some() {
-                    let _ = reply.send(Err(ClientError::Closed));
-                    return;
-                }
-                let result = self.core.subscribe(now, &stream, options).map(|id| {
-                    let (tx, rx) = mpsc::channel(self.config.subscription_buffer.max(1));
+                let result = self.session.subscribe(now, &stream, options).map(|id| {
+                    let (tx, rx) = mpsc::channel(self.subscription_buffer);
                     self.subscriptions.insert(id.to_raw(), tx);
                     (id, rx)
                 });
@@ -453,105 +320,313 @@ impl Driver {
             }
             Command::Unsubscribe { id } => {
                 self.subscriptions.remove(&id.to_raw());
-                let _ = self.core.unsubscribe(now, id);
+                let _ = self.session.unsubscribe(now, id);
             }
             Command::Publish {
                 stream,
                 data,
                 reply,
-            } => self.publish(stream, data, reply),
+            } => {
+                let result = serde_json::to_string(&data)
+                    .map_err(|e| ClientError::InvalidData {
+                        reason: e.to_string(),
+                    })
+                    .and_then(|text| Ok(self.session.publish(now, &stream, &text)?));
+                match result {
+                    Ok(publish) => {
+                        let wire_id = self
+                            .session
+                            .publish_wire_id(publish)
+                            .unwrap_or_default()
+                            .to_string();
+                        self.publishes.insert(publish.to_raw(), (wire_id, reply));
+                    }
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                }
+            }
             Command::StreamStats { stream, reply } => {
-                let stats = self
-                    .core
-                    .stream_id(&stream)
-                    .and_then(|id| self.core.stats(id));
-                let _ = reply.send(stats);
+                let seq = self.session.sequencer();
+                let _ = reply.send(seq.stream_id(&stream).and_then(|id| seq.stats(id)));
             }
             Command::ClientStats { reply } => {
-                let _ = reply.send(self.stats.clone());
+                let _ = reply.send(self.session.stats());
             }
-            Command::Close { reply } => self.closing = Some(reply),
+            Command::Close { reply } => {
+                self.closing.push(reply);
+                self.session.close(now);
+            }
         }
     }
 
-    fn publish(&mut self, stream: String, data: Value, reply: Reply<Seq>) {
-        if self.closing.is_some() {
-            let _ = reply.send(Err(ClientError::Closed));
+    /// Does what the session asks, then hands its events to the handles.
+    async fn carry_out(&mut self) {
+        loop {
+            self.take_transmits().await;
+            // A failed write ends the connection, which may queue more.
+            if self.flush().await {
+                break;
+            }
+        }
+        self.dispatch().await;
+        self.save_positions();
+    }
+
+    async fn take_transmits(&mut self) {
+        while let Some(transmit) = self.session.poll_transmit() {
+            match transmit {
+                Transmit::Connect {
+                    conn,
+                    endpoint,
+                    url,
+                } => {
+                    self.last_endpoint = endpoint;
+                    self.open = None;
+                    self.connecting = Some((conn, Box::pin(connect(url, self.max_frame_bytes))));
+                }
+                Transmit::Send { text } => self.outbox.push(text),
+                Transmit::Disconnect { conn, code, reason } => {
+                    if self.connecting.as_ref().is_some_and(|(c, _)| *c == conn) {
+                        self.connecting = None;
+                    }
+                    if self.open.as_ref().is_some_and(|o| o.conn == conn) {
+                        self.outbox.clear();
+                        if let Some(mut open) = self.open.take() {
+                            close(&mut open.sink, code, reason).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the outbox to the open socket; false when that ended the
+    /// connection. A write that fails, or blocks longer than the heartbeat
+    /// timeout, ends it.
+    async fn flush(&mut self) -> bool {
+        if self.outbox.is_empty() {
+            return true;
+        }
+        let frames = std::mem::take(&mut self.outbox);
+        let limit = Duration::from_millis(self.session.config().heartbeat_timeout_ms.max(1));
+        let Some(open) = self.open.as_mut() else {
+            return true;
+        };
+        let send = async {
+            for text in frames {
+                open.sink.feed(Message::text(text)).await?;
+            }
+            open.sink.flush().await
+        };
+        let failure = match timeout(limit, send).await {
+            Ok(Ok(())) => return true,
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => "send blocked longer than the heartbeat timeout".to_string(),
+        };
+        let conn = open.conn;
+        self.open = None;
+        let now = self.now();
+        self.session.handle_closed(now, conn, &failure);
+        false
+    }
+
+    /// Hands the session's events to whoever waits for them. Waits when a
+    /// subscription's buffer is full: the socket is not read meanwhile, so
+    /// memory stays bounded.
+    async fn dispatch(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                SessionEvent::Stream(event) => {
+                    let key = event.stream().to_raw();
+                    self.deliver(key, event.into()).await;
+                }
+                SessionEvent::Refused {
+                    stream,
+                    code,
+                    message,
+                } => {
+                    warn!(%code, %message, "request refused");
+                    self.deliver(
+                        stream.to_raw(),
+                        SubscriptionEvent::Refused { code, message },
+                    )
+                    .await;
+                }
+                SessionEvent::Connecting { endpoint, attempt } => {
+                    self.state.send_replace(ConnectionState::Connecting {
+                        endpoint: self.endpoint(endpoint),
+                        attempt,
+                    });
+                }
+                SessionEvent::Connected { endpoint } => {
+                    let endpoint = self.endpoint(endpoint);
+                    info!(%endpoint, "connected");
+                    if let Some(first) = self.first.take() {
+                        let _ = first.send(Ok(()));
+                    }
+                    self.state
+                        .send_replace(ConnectionState::Connected { endpoint });
+                }
+                SessionEvent::Disconnected {
+                    reason,
+                    retry_in_ms,
+                } => {
+                    warn!(%reason, retry_in_ms, "disconnected");
+                    self.state
+                        .send_replace(ConnectionState::Disconnected { reason });
+                }
+                SessionEvent::Closed { reason } => {
+                    if let (Some(first), CloseReason::ConnectFailed { reason }) =
+                        (self.first.take(), reason)
+                    {
+                        let _ = first.send(Err(ClientError::ConnectFailed {
+                            endpoint: self.endpoint(self.last_endpoint),
+                            reason,
+                        }));
+                    }
+                    self.open = None;
+                    self.connecting = None;
+                }
+                SessionEvent::PublishAcked { publish, seq } => {
+                    if let Some((_, reply)) = self.publishes.remove(&publish.to_raw()) {
+                        let _ = reply.send(Ok(seq));
+                    }
+                }
+                SessionEvent::PublishFailed { publish, error } => {
+                    self.publish_failed(publish, error);
+                }
+                SessionEvent::Position { stream, seq, epoch } => {
+                    if self.store.is_some() {
+                        self.positions
+                            .insert(stream.to_string(), Position { seq, epoch });
+                        self.positions_dirty = true;
+                    }
+                }
+                SessionEvent::ServerError { code, message } => {
+                    debug!(%code, %message, "server error");
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, key: u64, event: SubscriptionEvent) {
+        let Some(sender) = self.subscriptions.get(&key) else {
+            return;
+        };
+        // The common case, room in the buffer, takes no await point.
+        let undelivered = match sender.try_send(event) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(event)) => sender.send(event).await.is_err(),
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        };
+        if undelivered {
+            // The subscription was dropped; its unsubscribe is on its way.
+            self.subscriptions.remove(&key);
+        }
+    }
+
+    fn publish_failed(&mut self, publish: PublishId, error: PublishError) {
+        let Some((id, reply)) = self.publishes.remove(&publish.to_raw()) else {
+            return;
+        };
+        let error = match error {
+            PublishError::Refused { code, message } => {
+                ClientError::PublishRejected { code, message }
+            }
+            PublishError::TimedOut => ClientError::PublishTimeout { id },
+            PublishError::Closed => ClientError::Closed,
+        };
+        let _ = reply.send(Err(error));
+    }
+
+    /// Starts writing the positions if they changed and no write is under
+    /// way; the next change after a write starts the next.
+    fn save_positions(&mut self) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        if !self.positions_dirty || self.saving.is_some() {
             return;
         }
-        if self.pending.len() >= self.config.max_pending_publishes {
-            let _ = reply.send(Err(ClientError::TooManyPendingPublishes {
-                limit: self.config.max_pending_publishes,
-            }));
-            return;
-        }
-        let stream = match seqsync_core::StreamName::new(&stream) {
-            Ok(stream) => stream,
-            Err(error) => {
-                let _ = reply.send(Err(error.into()));
-                return;
-            }
-        };
-        self.publish_counter += 1;
-        let id = format!("{}-{}", self.client_id, self.publish_counter);
-        let frame = ClientFrame::Publish {
-            stream,
-            id: id.clone(),
-            data,
-        };
-        let text = match frame.to_json() {
-            Ok(text) => text,
-            Err(error) => {
-                let _ = reply.send(Err(error.into()));
-                return;
-            }
-        };
-        self.outbox.push(text.clone());
-        self.pending.insert(
-            id,
-            PendingPublish {
-                order: self.publish_counter,
-                frame: text,
-                deadline: Instant::now() + Duration::from_millis(self.config.publish_timeout_ms),
-                reply,
-            },
-        );
+        self.positions_dirty = false;
+        let positions = self.positions.clone();
+        self.saving = Some(tokio::task::spawn_blocking(move || store.save(&positions)));
     }
 
-    fn publish_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.deadline).min()
-    }
-
-    fn expire_publishes(&mut self) {
-        let now = Instant::now();
-        let expired: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in expired {
-            if let Some(pending) = self.pending.remove(&id) {
-                let _ = pending.reply.send(Err(ClientError::PublishTimeout { id }));
-            }
-        }
+    fn endpoint(&self, index: usize) -> String {
+        self.endpoints.get(index).cloned().unwrap_or_default()
     }
 
     fn finish(&mut self) {
-        for (_, pending) in self.pending.drain() {
-            let _ = pending.reply.send(Err(ClientError::Closed));
+        for (_, (_, reply)) in self.publishes.drain() {
+            let _ = reply.send(Err(ClientError::Closed));
         }
         self.subscriptions.clear();
+        if let Some(first) = self.first.take() {
+            let _ = first.send(Err(ClientError::Closed));
+        }
         self.state.send_replace(ConnectionState::Closed);
-        if let Some(reply) = self.closing.take() {
+        for reply in self.closing.drain(..) {
             let _ = reply.send(());
         }
     }
 }
 
-/// Frames handled in a row before timers and commands get a turn.
+/// Frames handled in a row before the timer and commands get a turn.
 const FRAME_BATCH: usize = 256;
 
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365)
+async fn connect(url: String, max_frame_bytes: usize) -> Result<Socket, String> {
+    // The socket refuses frames above the limit before buffering them.
+    let limits = WebSocketConfig::default()
+        .max_message_size(Some(max_frame_bytes))
+        .max_frame_size(Some(max_frame_bytes));
+    match tokio_tungstenite::connect_async_with_config(url, Some(limits), true).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn close(sink: &mut SplitSink<Socket, Message>, code: u16, reason: &'static str) {
+    let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: code.into(),
+        reason: reason.into(),
+    };
+    // Best effort: a dead peer does not get to hold the task.
+    let _ = timeout(
+        Duration::from_millis(500),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+async fn next_frame(
+    stream: Option<&mut SplitStream<Socket>>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match stream {
+        Some(stream) => stream.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn attempt(
+    connecting: Option<&mut (ConnId, Connecting)>,
+) -> (ConnId, Result<Socket, String>) {
+    match connecting {
+        Some((conn, future)) => (*conn, future.await),
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_saved(
+    saving: Option<&mut JoinHandle<std::io::Result<()>>>,
+) -> Result<std::io::Result<()>, tokio::task::JoinError> {
+    match saving {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }

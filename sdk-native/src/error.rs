@@ -1,13 +1,17 @@
 //! The one error type of the native client.
 
-/// What can go wrong for a caller of the client.
+use seqsync_core::protocol::ErrorCode;
+
+/// What can go wrong for a caller of the client, and when.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The configuration names no endpoint.
+    /// `Client::connect` with a configuration that names no endpoint.
     #[error("no endpoint configured")]
     NoEndpoints,
-    /// `Client::connect` could not reach any endpoint in time.
+    /// `Client::connect`: no endpoint could be reached within
+    /// `initial_connect_timeout_ms` (the attempts went round every endpoint
+    /// with backoff meanwhile).
     #[error("could not connect to any endpoint (last: {endpoint}: {reason})")]
     ConnectFailed {
         /// The endpoint tried last.
@@ -15,31 +19,63 @@ pub enum ClientError {
         /// Why that attempt failed.
         reason: String,
     },
-    /// The client was closed (or its background task ended).
+    /// `Client::connect`: the operating system could not provide the random
+    /// seed that publish ids are drawn from.
+    #[error("no randomness available: {reason}")]
+    NoRandomness {
+        /// What the platform said.
+        reason: String,
+    },
+    /// Any call after `close()` (or after the background task ended); a
+    /// publish still pending when the client was dropped.
     #[error("the client is closed")]
     Closed,
-    /// A publish got no ack within `publish_timeout_ms`. It may still have
-    /// been stored: publishing again with the same id is safe.
+    /// `publish`: no ack within `publish_timeout_ms`, across reconnects and
+    /// retries. It may still have been stored: the server did not say.
     #[error("publish {id} was not acknowledged in time")]
     PublishTimeout {
-        /// The publish's idempotency id.
+        /// The publish's idempotency id (as sent).
         id: String,
     },
-    /// The server refused a publish.
+    /// `publish`: the server refused it with a code a retry cannot fix
+    /// (`unauthorized`, `invalid_stream`, `malformed_frame`, ...).
+    /// `rate_limited` and `internal` never end here: those are sent again
+    /// with the same id until the ack or the timeout.
     #[error("publish rejected: {code}: {message}")]
     PublishRejected {
-        /// The server's error code (`unauthorized`, `rate_limited`, ...).
-        code: String,
+        /// The server's error code.
+        code: ErrorCode,
         /// The server's explanation.
         message: String,
     },
-    /// Too many publishes wait for an ack already.
+    /// `publish`: `max_pending_publishes` publishes wait for an ack already.
     #[error("too many publishes in flight (limit {limit})")]
     TooManyPendingPublishes {
         /// The configured limit.
         limit: usize,
     },
-    /// The input was invalid for the core (stream name, already subscribed, ...).
+    /// `publish`: the payload cannot be written as JSON.
+    #[error("payload cannot be encoded as JSON: {reason}")]
+    InvalidData {
+        /// What the encoder said.
+        reason: String,
+    },
+    /// Input the core refused: an invalid stream name, a stream already
+    /// subscribed by this client, a publish larger than
+    /// `max_publish_bytes`, too many streams.
     #[error(transparent)]
-    Core(#[from] seqsync_core::Error),
+    Core(seqsync_core::Error),
+}
+
+impl From<seqsync_core::Error> for ClientError {
+    fn from(error: seqsync_core::Error) -> ClientError {
+        match error {
+            seqsync_core::Error::Closed => ClientError::Closed,
+            seqsync_core::Error::NoEndpoints => ClientError::NoEndpoints,
+            seqsync_core::Error::TooManyPendingPublishes { limit } => {
+                ClientError::TooManyPendingPublishes { limit }
+            }
+            other => ClientError::Core(other),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! What a [`Subscription`](crate::Subscription) yields.
 
+use seqsync_core::protocol::ErrorCode;
 use seqsync_core::{Epoch, Event, ResetReason, Seq, SeqRange, StalledRequest, StreamPhase};
 use serde_json::Value;
 
@@ -58,6 +59,14 @@ pub enum SubscriptionEvent {
     },
     /// The stream's phase changed (disconnected, subscribing, live, ...).
     Phase(StreamPhase),
+    /// The server refused a request for this stream (for example
+    /// `unauthorized`); it is retried with backoff like an unanswered one.
+    Refused {
+        /// The server's code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
 }
 
 impl From<Event<Value>> for SubscriptionEvent {
@@ -108,27 +117,6 @@ pub enum ConnectionState {
     Closed,
 }
 
-/// Client-wide counters, from [`Client::stats`](crate::Client::stats).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientStats {
-    /// Successful connections (the first one included).
-    pub connects: u64,
-    /// Connections lost (dead peer, closed, heartbeat timeout).
-    pub disconnects: u64,
-    /// Text frames received.
-    pub frames: u64,
-    /// Bytes of text frames received.
-    pub bytes: u64,
-    /// Frames that failed to parse (each logged and dropped).
-    pub bad_frames: u64,
-    /// History frames received.
-    pub history_frames: u64,
-    /// Bytes of history frames received.
-    pub history_bytes: u64,
-    /// Messages inside history frames.
-    pub history_messages: u64,
-    /// Of those, messages the client already had (wasted recovery traffic).
-    pub history_duplicates: u64,
-    /// Publishes acknowledged.
-    pub published: u64,
-}
+/// Client-wide counters, from [`Client::stats`](crate::Client::stats): the
+/// core session's (connections, frames, recovery traffic, publishes).
+pub type ClientStats = seqsync_core::SessionStats;

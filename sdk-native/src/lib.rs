@@ -6,9 +6,10 @@
 //! backoff and jitter, fails over across endpoints, resumes after the last
 //! contiguous seq, and fetches exactly the missing ranges.
 //!
-//! One background task owns the socket and the `seqsync_core::Sequencer`;
-//! this crate only translates and schedules: every sequencing decision is
-//! the core's.
+//! One background task owns the socket and the core's `seqsync_core::Session`
+//! (the connection policy above the `Sequencer`); this crate only carries
+//! out what the session asks and translates: every decision — sequencing,
+//! reconnecting, failover, dead peers, publish retries — is the core's.
 //!
 //! ```no_run
 //! use futures_util::StreamExt;
@@ -33,20 +34,22 @@
 //! ```
 #![forbid(unsafe_code)]
 
-mod backoff;
 mod client;
 mod config;
 mod driver;
 mod error;
 mod event;
 mod ordered;
+mod positions;
 
 pub use client::{Client, Subscription};
 pub use config::ClientConfig;
 pub use error::ClientError;
 pub use event::{ClientStats, ConnectionState, SubscriptionEvent};
 pub use ordered::{Processed, process_ordered};
+pub use positions::{FilePositionStore, Position, PositionStore, Positions};
+pub use seqsync_core::protocol::ErrorCode;
 pub use seqsync_core::{
-    DeliveryMode, Epoch, ResetReason, Seq, SeqRange, StalledRequest, StartAt, StreamPhase,
-    StreamStats, SubscribeOptions,
+    DeliveryMode, Epoch, ResetReason, Seq, SeqRange, SessionConfig, StalledRequest, StartAt,
+    StreamPhase, StreamStats, SubscribeOptions,
 };
