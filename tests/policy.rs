@@ -1,0 +1,214 @@
+//! The connection policy of the core's `Session`, end to end through the
+//! native client against the reference server: publish retries, closing
+//! through an outage, refused requests, resume positions across runs.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use seqsync::{
+    Client, ClientConfig, ConnectionState, ErrorCode, FilePositionStore, PositionStore,
+    SubscriptionEvent,
+};
+use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, TempDb, start, test_config};
+use seqsync_server::Storage;
+use seqsync_server::auth::{Claims, sign};
+use serde_json::json;
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn fast(url: &str) -> ClientConfig {
+    ClientConfig::new(url)
+        .gap_timeout(Duration::from_millis(20))
+        .heartbeat_timeout(Duration::from_millis(1_000))
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
+    let reached = seqsync_e2e::read_until(sub, check, last, LIMIT).await;
+    assert!(
+        reached,
+        "{}: stuck at {} of {last}",
+        sub.stream(),
+        check.last
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_publishes_are_sent_again_until_each_is_stored_once() {
+    let mut config = test_config(Storage::Memory);
+    config.limits.publish_rate = 20;
+    let server = start(config).await;
+    let writer = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("writer");
+    let publishes: Vec<_> = (0..100)
+        .map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.publish("limited", json!({ "i": i })).await })
+        })
+        .collect();
+    let mut seqs = HashSet::new();
+    for publish in publishes {
+        let seq = timeout(LIMIT, publish)
+            .await
+            .expect("in time")
+            .expect("task")
+            .expect("every publish ends acked, none refused");
+        seqs.insert(seq.get());
+    }
+    assert_eq!(seqs, (1..=100).collect::<HashSet<u64>>(), "one seq each");
+    let stats = writer.stats().await.expect("stats");
+    assert!(
+        stats.publish_retries > 0,
+        "the rate limit was hit: {stats:?}"
+    );
+    assert_eq!(stats.publish_failures, 0);
+
+    let reader = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("reader");
+    let mut sub = reader.subscribe("limited").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 100).await;
+    assert_eq!(check.snapshots, [100], "exactly 100 messages in the log");
+    reader.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_during_an_outage_waits_for_the_pending_publish() {
+    let server = start(test_config(Storage::Memory)).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let writer = Client::connect(fast(&proxy.ws_url()))
+        .await
+        .expect("writer");
+    proxy.set(ProxyMode::Down);
+    let mut state = writer.connection_state();
+    // The guard `wait_for` returns is dropped at once: holding it would
+    // stop the client from publishing its next state.
+    let down = timeout(
+        LIMIT,
+        state.wait_for(|s| matches!(s, ConnectionState::Disconnected { .. })),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    assert!(down, "the outage is seen");
+    let publish = {
+        let writer = writer.clone();
+        tokio::spawn(async move { writer.publish("drain", json!("kept")).await })
+    };
+    // Close while the publish cannot go out, then end the outage: close
+    // must have kept the publish alive and finish only after its ack.
+    let closing = tokio::spawn(writer.close());
+    proxy.set(ProxyMode::Forward);
+    timeout(LIMIT, closing)
+        .await
+        .expect("close finishes")
+        .expect("task");
+    let seq = timeout(LIMIT, publish)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("the publish was acked, not failed by close");
+    assert_eq!(seq.get(), 1);
+
+    let reader = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("reader");
+    let mut sub = reader.subscribe("drain").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 1).await;
+    assert_eq!(check.snapshots, [1], "stored exactly once");
+    reader.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_refused_subscription_says_why() {
+    let secret = "policy-secret";
+    let mut config = test_config(Storage::Memory);
+    config.token_secret = Some(secret.into());
+    let server = start(config).await;
+    let token = sign(
+        secret.as_bytes(),
+        &Claims {
+            read: vec!["open:*".into()],
+            write: vec![],
+            exp: None,
+        },
+    );
+    let client = Client::connect(fast(&server.ws_url()).token(token))
+        .await
+        .expect("connect");
+    let mut sub = client.subscribe("closed:1").await.expect("subscribe");
+    let refused = timeout(LIMIT, async {
+        loop {
+            match sub.next().await {
+                Some(SubscriptionEvent::Refused { code, .. }) => return code,
+                Some(_) => {}
+                None => panic!("subscription ended"),
+            }
+        }
+    })
+    .await
+    .expect("a refusal arrives");
+    assert_eq!(refused, ErrorCode::Unauthorized);
+    assert!(client.stats().await.expect("stats").refused_requests >= 1);
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_client_resumes_where_the_last_one_stopped() {
+    let server = start(test_config(Storage::Memory)).await;
+    let writer = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("writer");
+    for i in 1..=10 {
+        writer.publish("kept", json!(i)).await.expect("publish");
+    }
+    let file = TempDb::new("positions");
+    let store = FilePositionStore::new(&file.0);
+
+    let first = Client::connect(fast(&server.ws_url()).position_store(store.clone()))
+        .await
+        .expect("first run");
+    let mut sub = first.subscribe("kept").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    read_until(&mut sub, &mut check, 10).await;
+    drop(sub);
+    first.close().await;
+    let saved = store.load().expect("positions saved");
+    assert_eq!(saved.get("kept").map(|p| p.seq.get()), Some(10));
+
+    for i in 11..=15 {
+        writer.publish("kept", json!(i)).await.expect("publish");
+    }
+    let second = Client::connect(fast(&server.ws_url()).position_store(store.clone()))
+        .await
+        .expect("second run");
+    let mut sub = second.subscribe("kept").await.expect("subscribe");
+    let mut check = StreamCheck::recording();
+    check.last = 10;
+    read_until(&mut sub, &mut check, 15).await;
+    assert!(check.snapshots.is_empty(), "resumed, not a snapshot");
+    let delivered: Vec<u64> = check
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            SubscriptionEvent::Message { seq, .. } => Some(seq.get()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delivered,
+        [11, 12, 13, 14, 15],
+        "nothing repeated, nothing missed"
+    );
+    second.close().await;
+    writer.close().await;
+    server.shutdown().await.expect("shutdown");
+}
