@@ -237,6 +237,14 @@ impl<P> Session<P> {
         }
     }
 
+    /// The open connection, if one is open.
+    pub fn connection(&self) -> Option<ConnId> {
+        match self.link.state {
+            LinkState::Open { conn, .. } => Some(conn),
+            _ => None,
+        }
+    }
+
     /// Whether the session ended ([`SessionEvent::Closed`] was queued).
     pub fn is_closed(&self) -> bool {
         self.link.state == LinkState::Closed
@@ -896,6 +904,10 @@ impl<P> Session<P> {
             reason,
             retry_in_ms: wait,
         });
+        if wait == 0 {
+            // Drawn from the jitter: the next attempt is due now.
+            self.start_attempt(now);
+        }
     }
 
     fn finish_close_if_drained(&mut self) {
@@ -1029,6 +1041,10 @@ impl<P> Session<P> {
             return;
         };
         let Some(epoch) = stats.epoch else {
+            // The stream reset and waits for a snapshot: the position kept
+            // for it is void, and a later subscribe must not resume from it.
+            let name = name.clone();
+            self.positions.remove(&name);
             return;
         };
         let position = (stats.last_seq, epoch);

@@ -10,8 +10,8 @@ mod sim;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use seqsync_core::{Config, DeliveryMode};
-use sim::{Report, Scenario, Sim};
+use seqsync_core::{Config, DeliveryMode, SessionConfig};
+use sim::{Report, Scenario, SessionScenario, Sim};
 
 const CASES: u32 = 5_000;
 
@@ -134,6 +134,69 @@ fn with_resets(mode: DeliveryMode) -> impl Strategy<Value = Scenario> {
         )
 }
 
+/// The session's side: its timing around the scenario's heartbeat, and the
+/// faults only a session meets — refused and stalled attempts, the first
+/// endpoint down, silent peers, publishes answered `internal`, servers that
+/// do or do not echo `ref`.
+fn session_knobs(heartbeat_ms: u64) -> impl Strategy<Value = SessionScenario> {
+    (
+        any::<bool>(),
+        0usize..=40,
+        any::<bool>(),
+        (0u32..=40, 0u32..=20),
+        prop_oneof![Just(0u64), 1_000u64..=6_000],
+        0u32..=25,
+        (10u64..=200, 500u64..=3_000),
+        100u64..=3_000,
+    )
+        .prop_map(
+            move |(
+                echo_ref,
+                client_publishes,
+                first_endpoint_down,
+                (connect_fail_pct, connect_stall_pct),
+                silent_every_ms,
+                internal_pct,
+                (reconnect_initial_ms, reconnect_max_ms),
+                stable_after_ms,
+            )| {
+                let heartbeat_timeout_ms = 5 * heartbeat_ms;
+                SessionScenario {
+                    config: SessionConfig {
+                        reconnect_initial_ms,
+                        reconnect_max_ms,
+                        stable_after_ms,
+                        heartbeat_timeout_ms,
+                        silence_timeout_ms: 8 * heartbeat_ms,
+                        ..SessionScenario::calm().config
+                    },
+                    echo_ref,
+                    client_publishes,
+                    first_endpoint_down,
+                    connect_fail_pct,
+                    connect_stall_pct,
+                    silent_every_ms,
+                    // Some spells outlast the dead-peer check, some do not.
+                    silent_for_ms: heartbeat_timeout_ms / 2
+                        + silent_every_ms % (2 * heartbeat_timeout_ms),
+                    internal_pct,
+                }
+            },
+        )
+}
+
+/// `base` driven through a session.
+fn through_session(base: impl Strategy<Value = Scenario>) -> impl Strategy<Value = Scenario> {
+    base.prop_flat_map(|s| {
+        let heartbeat_ms = s.heartbeat_ms;
+        (Just(s), session_knobs(heartbeat_ms))
+    })
+    .prop_map(|(s, knobs)| Scenario {
+        session: Some(knobs),
+        ..s
+    })
+}
+
 /// Reordering and duplication only, every live message arriving within
 /// the gap timeout (counting the wait behind a control reply) and within
 /// the reorder window (runs have at most 200 messages).
@@ -241,6 +304,91 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(proptest_config())]
+
+    /// (h) Through a session, on a network that drops, duplicates and
+    /// reorders, cuts connections, refuses and stalls attempts, keeps the
+    /// first endpoint down, goes silent, refuses requests and publishes
+    /// (`rate_limited`, `internal`), with the application publishing and
+    /// resubscribing: every stream is exactly the log, every publish ends
+    /// exactly once and is stored once, and once the network heals every
+    /// stream is live and caught up (within the settling time).
+    #[test]
+    fn session_delivers_exactly_and_ends_every_publish_once(scenario in through_session(with_cuts(DeliveryMode::Ordered))) {
+        let report = run(scenario)?;
+        prop_assert_eq!(report.resets, 0);
+        prop_assert!(report.connections >= 1);
+    }
+
+    /// (i) The same with truncation, epoch changes and filtered seqs: a
+    /// reset only when the server no longer has what is needed.
+    #[test]
+    fn session_resets_only_when_history_is_gone(scenario in through_session(with_resets(DeliveryMode::Ordered))) {
+        run(scenario)?;
+    }
+
+    /// (j) A server that never echoes `ref`, with resubscriptions on one
+    /// connection and refused subscribes: a late answer can complete the
+    /// wrong handshake, and the silence check must still bring every stream
+    /// back (liveness is checked at the end of every run).
+    #[test]
+    fn session_without_ref_echo_leaves_no_stream_silent(scenario in through_session(with_cuts(DeliveryMode::Ordered)), refuse_pct in 5u32..=40, resubscribe_every_ms in 100u64..=1_500) {
+        let knobs = scenario.session.clone().map(|k| SessionScenario { echo_ref: false, ..k });
+        let report = run(Scenario { session: knobs, refuse_pct, resubscribe_every_ms, ..scenario })?;
+        prop_assert_eq!(report.stale_answers, 0);
+    }
+
+    /// (k) With `ref` echoed, the same runs drop late answers instead.
+    #[test]
+    fn session_drops_late_answers_to_earlier_subscriptions(scenario in through_session(with_cuts(DeliveryMode::Ordered)), refuse_pct in 5u32..=40, resubscribe_every_ms in 100u64..=1_500) {
+        let knobs = scenario.session.clone().map(|k| SessionScenario { echo_ref: true, ..k });
+        run(Scenario { session: knobs, refuse_pct, resubscribe_every_ms, ..scenario })?;
+    }
+
+    /// (l) Latest mode through a session.
+    #[test]
+    fn session_latest_mode_only_moves_forward(scenario in through_session(with_resets(DeliveryMode::Latest))) {
+        let report = run(scenario)?;
+        prop_assert_eq!(report.history_requests, 0);
+    }
+
+    /// (m) A server that refuses every attempt, or accepts and drops every
+    /// connection at once, for minutes: the session backs off instead of
+    /// reconnecting in a hot loop. Attempts in any virtual minute stay
+    /// within the ramp of the backoff plus twice what waits of half the
+    /// longest bound allow.
+    #[test]
+    fn session_reconnects_back_off_against_a_hostile_server(scenario in through_session(lossy(DeliveryMode::Ordered)), drop_everything in any::<bool>()) {
+        let knobs = scenario.session.clone().map(|k| SessionScenario {
+            connect_fail_pct: if drop_everything { 0 } else { 100 },
+            connect_stall_pct: 0,
+            first_endpoint_down: false,
+            silent_every_ms: 0,
+            config: SessionConfig { stable_after_ms: 5_000, ..k.config },
+            ..k
+        });
+        let config = knobs.as_ref().map(|k| k.config.clone()).unwrap_or_default();
+        let sc = Scenario {
+            session: knobs,
+            messages: 60,
+            publish_gap_ms: 2_000,
+            cut_every_ms: if drop_everything { 5 } else { 0 },
+            reconnect_ms: 1,
+            ..scenario
+        };
+        let report = run(sc)?;
+        let ramp = 64 - (config.reconnect_max_ms / config.reconnect_initial_ms.max(1)).leading_zeros() as u64;
+        let bound = ramp + 2 * 60_000 / (config.reconnect_max_ms / 2).max(1) + 10;
+        prop_assert!(report.end_ms > 60_000);
+        prop_assert!(
+            report.max_attempts_per_minute <= bound,
+            "{} attempts in a minute, bound {bound} ({config:?})",
+            report.max_attempts_per_minute
+        );
+    }
+}
+
 /// 20,000 messages over 5 streams at 1,000 msg/s: drop 5%, duplicate 5%,
 /// reorder 20% by up to 50 ms (about 10 messages of one stream), a cut
 /// about every 2 s of virtual time, default sequencer configuration.
@@ -297,4 +445,97 @@ fn long_runs_fetch_about_only_what_was_missing() {
         assert!(report.missing > 1_000, "{report:?}");
         assert!((1.0..=1.02).contains(&ratio), "ratio {ratio}: {report:?}");
     }
+}
+
+/// A session run with every fault at once: 30 messages a second over 3
+/// streams for 20 virtual seconds, cuts, refused and stalled attempts, the
+/// first endpoint down, silent spells longer than the dead-peer check,
+/// refusals, resubscriptions, publishes through the session.
+fn session_storm(seed: u64, echo_ref: bool) -> Scenario {
+    let lossy = Scenario {
+        streams: 3,
+        messages: 600,
+        publish_gap_ms: 33,
+        drop_pct: 10,
+        dup_pct: 10,
+        reorder_pct: 30,
+        reorder_window_ms: 40,
+        // Without `ref`, cuts are rare: a reconnect would subscribe a
+        // wrongly completed stream again before its silence is noticed.
+        cut_every_ms: if echo_ref { 3_000 } else { 15_000 },
+        refuse_pct: if echo_ref { 15 } else { 30 },
+        resubscribe_every_ms: if echo_ref { 800 } else { 300 },
+        // Slow answers are what arrives late, after a resubscribe.
+        slow_control_pct: 10,
+        control_first: true,
+        ..Scenario::calm(seed)
+    };
+    let heartbeat_timeout_ms = 5 * lossy.heartbeat_ms;
+    Scenario {
+        session: Some(SessionScenario {
+            config: SessionConfig {
+                heartbeat_timeout_ms,
+                silence_timeout_ms: 8 * lossy.heartbeat_ms,
+                ..SessionScenario::calm().config
+            },
+            echo_ref,
+            client_publishes: 40,
+            first_endpoint_down: true,
+            connect_fail_pct: 20,
+            connect_stall_pct: 10,
+            silent_every_ms: if echo_ref { 4_000 } else { 0 },
+            silent_for_ms: heartbeat_timeout_ms + 500,
+            internal_pct: 15,
+        }),
+        ..lossy
+    }
+}
+
+/// The simulator exercises what the properties above claim to cover: over
+/// 60 storm runs, sessions met refused attempts and failed over, declared
+/// silent peers dead, dropped late answers (with `ref`), resubscribed
+/// silent streams (without `ref`), and retried refused publishes, while
+/// every run still delivered exactly and ended every publish once.
+#[test]
+fn session_storms_meet_every_fault_and_stay_exact() {
+    let mut totals = Report::default();
+    for seed in 0..60 {
+        let echo_ref = seed % 2 == 0;
+        let report = Sim::new(session_storm(seed, echo_ref))
+            .run()
+            .unwrap_or_else(|e| panic!("{e}"));
+        totals.attempts_to_down_endpoint += report.attempts_to_down_endpoint;
+        totals.failovers += report.failovers;
+        totals.dead_peers += report.dead_peers;
+        totals.stale_answers += report.stale_answers;
+        totals.silence_resubscribes += report.silence_resubscribes;
+        totals.publish_frames += report.publish_frames;
+        totals.client_publishes += report.client_publishes;
+        totals.publishes_acked += report.publishes_acked;
+        totals.publishes_timed_out += report.publishes_timed_out;
+        totals.silences += report.silences;
+        totals.cuts += report.cuts;
+        totals.refused += report.refused;
+    }
+    eprintln!("session storms: {totals:?}");
+    assert!(
+        totals.attempts_to_down_endpoint > 0 && totals.failovers > 0,
+        "{totals:?}"
+    );
+    assert!(totals.dead_peers > 0, "{totals:?}");
+    assert!(totals.stale_answers > 0, "{totals:?}");
+    assert!(totals.silence_resubscribes > 0, "{totals:?}");
+    assert!(
+        totals.publish_frames > totals.client_publishes,
+        "retries happened: {totals:?}"
+    );
+    assert_eq!(
+        totals.publishes_acked + totals.publishes_timed_out,
+        totals.client_publishes,
+        "every publish ended"
+    );
+    assert!(
+        totals.publishes_acked > 0 && totals.cuts > 0 && totals.refused > 0,
+        "{totals:?}"
+    );
 }

@@ -1,7 +1,15 @@
-//! A deterministic simulator for `Sequencer<u64>`: virtual time in ms, a
+//! A deterministic simulator for the client core: virtual time in ms, a
 //! seeded PRNG, a server that keeps one log per stream, and a lossy network
 //! between them. Time moves only from one scheduled item or core deadline to
 //! the next; nothing sleeps.
+//!
+//! It drives either the bare `Sequencer<u64>` (the simulator opens and cuts
+//! the connection itself) or a `Session<u64>` (`Scenario::session`): then
+//! the session decides when to connect and where, and the simulator only
+//! answers its transmits — attempts that open, are refused or never answer,
+//! an endpoint that is down, a server that goes silent on an open
+//! connection, `ref`s echoed or not — and the application publishes through
+//! the session as well.
 //!
 //! Only live `msg` frames suffer drop, duplication and reordering; control
 //! replies (`snapshot`, `subscribed`, `history`, `reset`, `head`) are never
@@ -22,9 +30,13 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 
+use std::collections::HashMap;
+
+use seqsync_core::protocol::{ClientFrame, ErrorCode, parse_client_frame};
 use seqsync_core::{
-    Config, DeliveryMode, Epoch, Event, MAX_SEQ, Millis, Request, ResetReason, Seq, SeqRange,
-    Sequencer, StartAt, StreamId, StreamPhase, SubscribeOptions,
+    Config, ConnId, DeliveryMode, Epoch, Event, MAX_SEQ, Millis, PublishError, PublishId, Request,
+    ResetReason, Seq, SeqRange, Sequencer, Session, SessionConfig, SessionEvent, StartAt, StreamId,
+    StreamPhase, StreamStats, SubscribeOptions, Transmit,
 };
 
 /// The splitmix64 generator: tiny, fast, and good enough to drive faults.
@@ -79,6 +91,8 @@ pub fn state_value(stream: usize, epoch: u64, seq: u64) -> u64 {
 /// Payload of messages a hostile peer injects.
 pub const HOSTILE: u64 = 1 << 63;
 const STATE_TAG: u64 = 1 << 62;
+/// Marks the payloads the application publishes through the session.
+const CLIENT_TAG: u64 = 1 << 61;
 
 /// Everything a run is made of. Percentages are per live message (drop,
 /// dup, reorder, filtered, hostile) or per control reply (slow control).
@@ -145,6 +159,36 @@ pub struct Scenario {
     /// A live message never overtakes a control reply sent before it (one
     /// ordered connection); live messages still reorder among themselves.
     pub control_first: bool,
+    /// Drive a `Session` with these knobs instead of the bare `Sequencer`.
+    pub session: Option<SessionScenario>,
+}
+
+/// The session's side of a scenario: its configuration and the faults only
+/// a session meets (connection attempts, silent peers, publishes).
+#[derive(Clone, Debug)]
+pub struct SessionScenario {
+    /// The session's configuration; `core` is replaced by `Scenario::config`.
+    pub config: SessionConfig,
+    /// The server copies `ref` into its answers (a server that does not
+    /// predates section 3.8 and names the stream in `error` frames).
+    pub echo_ref: bool,
+    /// Messages the application publishes through the session while the
+    /// faults are on.
+    pub client_publishes: usize,
+    /// The first endpoint refuses every attempt while the faults are on.
+    pub first_endpoint_down: bool,
+    /// Chance that an attempt is refused at once.
+    pub connect_fail_pct: u32,
+    /// Chance that an attempt never answers (the session abandons it).
+    pub connect_stall_pct: u32,
+    /// Mean time between spells of silence of the server on an open
+    /// connection (0: never): nothing arrives, nothing is answered.
+    pub silent_every_ms: u64,
+    /// How long a spell of silence lasts.
+    pub silent_for_ms: u64,
+    /// Chance that a stored publish is answered `internal` instead of
+    /// `ack` (stored all the same: only a retry with the same id can tell).
+    pub internal_pct: u32,
 }
 
 impl Scenario {
@@ -187,6 +231,36 @@ impl Scenario {
             hostile_pct: 0,
             strict_epoch: true,
             control_first: false,
+            session: None,
+        }
+    }
+}
+
+impl SessionScenario {
+    /// A session over two endpoints, tuned to the calm scenario's timing.
+    pub fn calm() -> SessionScenario {
+        SessionScenario {
+            config: SessionConfig {
+                endpoints: vec!["ws://a/ws".into(), "ws://b/ws".into()],
+                reconnect_initial_ms: 50,
+                reconnect_max_ms: 2_000,
+                stable_after_ms: 1_000,
+                connect_timeout_ms: 500,
+                initial_connect_timeout_ms: 0,
+                heartbeat_timeout_ms: 2_500,
+                silence_timeout_ms: 4_000,
+                publish_timeout_ms: 20_000,
+                persist_interval_ms: 300,
+                ..SessionConfig::default()
+            },
+            echo_ref: true,
+            client_publishes: 0,
+            first_endpoint_down: false,
+            connect_fail_pct: 0,
+            connect_stall_pct: 0,
+            silent_every_ms: 0,
+            silent_for_ms: 0,
+            internal_pct: 0,
         }
     }
 }
@@ -246,6 +320,35 @@ pub struct Report {
     pub last_publish_ms: u64,
     /// Time of the last change of any application view.
     pub settled_ms: u64,
+    /// Connection attempts the session made.
+    pub connect_attempts: u64,
+    /// Most attempts in any minute of virtual time.
+    pub max_attempts_per_minute: u64,
+    /// Connections the session opened.
+    pub connections: u64,
+    /// Attempts to the first endpoint while it was down.
+    pub attempts_to_down_endpoint: u64,
+    /// Connections to endpoints other than the first.
+    pub failovers: u64,
+    /// Open connections the session declared dead.
+    pub dead_peers: u64,
+    /// Spells of silence of the server.
+    pub silences: u64,
+    /// Publishes made through the session.
+    pub client_publishes: u64,
+    /// Of those, acknowledged.
+    pub publishes_acked: u64,
+    /// Of those, failed with a timeout.
+    pub publishes_timed_out: u64,
+    /// Publish frames the server received (retries included).
+    pub publish_frames: u64,
+    /// Answers the session dropped because their `ref` named an earlier
+    /// subscription.
+    pub stale_answers: u64,
+    /// Resubscribes after a silence.
+    pub silence_resubscribes: u64,
+    /// Positions the session reported.
+    pub positions: u64,
 }
 
 /// The application's view of one stream, built only from events.
@@ -291,6 +394,8 @@ struct SimStream {
     hostile: HashSet<u64>,
     /// Publishes still to come while the faults are on.
     to_publish: usize,
+    /// Publish ids the server remembers for the current log, with their seq.
+    publish_ids: HashMap<String, u64>,
 }
 
 impl SimStream {
@@ -316,16 +421,19 @@ enum Frame {
         seq: u64,
         epoch: u64,
         state: u64,
+        reference: Option<String>,
     },
     Subscribed {
         epoch: u64,
         head: u64,
+        reference: Option<String>,
     },
     History {
         from: u64,
         to: u64,
         epoch: u64,
         messages: Vec<(u64, u64)>,
+        reference: Option<String>,
     },
     Head {
         seq: u64,
@@ -334,7 +442,19 @@ enum Frame {
     Reset {
         reason: ResetReason,
         earliest: Option<u64>,
+        reference: Option<String>,
     },
+    /// Only a session sees these.
+    Error {
+        code: ErrorCode,
+        reference: Option<String>,
+    },
+    Ack {
+        id: String,
+        seq: u64,
+    },
+    /// A heartbeat naming no stream.
+    Beat,
 }
 
 #[derive(Clone, Debug)]
@@ -356,6 +476,20 @@ enum What {
     FaultsEnd,
     /// Latest mode: once every stream is live, one last message per stream.
     FinalPublish,
+    /// The session's attempt `conn` opens.
+    Opens {
+        conn: u64,
+    },
+    /// The session's attempt `conn` is refused.
+    Refused {
+        conn: u64,
+    },
+    /// The server goes silent on the open connection.
+    Silence,
+    /// The application publishes through the session.
+    ClientPublish {
+        stream: usize,
+    },
 }
 
 struct Item {
@@ -398,12 +532,74 @@ macro_rules! check {
     };
 }
 
+/// The client under test: the bare sequencer, or a session around one.
+enum Client {
+    Seq(Box<Sequencer<u64>>),
+    Session(Box<Session<u64>>),
+}
+
+impl Client {
+    fn seq(&self) -> &Sequencer<u64> {
+        match self {
+            Client::Seq(c) => c,
+            Client::Session(c) => c.sequencer(),
+        }
+    }
+
+    fn stats(&self, id: StreamId) -> Option<StreamStats> {
+        self.seq().stats(id)
+    }
+
+    fn phase(&self, id: StreamId) -> Option<StreamPhase> {
+        self.seq().phase(id)
+    }
+
+    fn stream_id(&self, name: &str) -> Option<StreamId> {
+        self.seq().stream_id(name)
+    }
+
+    fn handle_timeout(&mut self, now: Millis) {
+        match self {
+            Client::Seq(c) => c.handle_timeout(now),
+            Client::Session(c) => c.handle_timeout(now),
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        now: Millis,
+        name: &str,
+        options: SubscribeOptions,
+    ) -> Result<StreamId, seqsync_core::Error> {
+        match self {
+            Client::Seq(c) => c.subscribe(now, name, options),
+            Client::Session(c) => c.subscribe(now, name, options),
+        }
+    }
+
+    fn unsubscribe(&mut self, now: Millis, id: StreamId) -> Result<(), seqsync_core::Error> {
+        match self {
+            Client::Seq(c) => c.unsubscribe(now, id),
+            Client::Session(c) => c.unsubscribe(now, id),
+        }
+    }
+}
+
+/// A publish the application made through the session.
+#[derive(Debug)]
+struct ClientPublish {
+    stream: usize,
+    payload: u64,
+    /// The seq it was acknowledged with, or the failure.
+    outcome: Option<Result<u64, PublishError>>,
+}
+
 /// One simulated client, server and network.
 pub struct Sim {
     scenario: Scenario,
     rng: SplitMix64,
     now: u64,
-    core: Sequencer<u64>,
+    core: Client,
     streams: Vec<SimStream>,
     queue: BinaryHeap<Item>,
     order: u64,
@@ -421,13 +617,35 @@ pub struct Sim {
     /// Prints every step to stderr when `SEQSYNC_SIM_TRACE` is set (for
     /// replaying a failing scenario by hand).
     trace: bool,
+    /// Publishes made through the session.
+    publishes: HashMap<PublishId, ClientPublish>,
+    /// Times of the session's connection attempts.
+    attempts: Vec<u64>,
+    /// The server says nothing on the open connection until then.
+    silent_until: u64,
 }
 
 impl Sim {
     /// Builds the run; nothing happens before [`Sim::run`].
     pub fn new(scenario: Scenario) -> Sim {
         let mut rng = SplitMix64::new(scenario.seed);
-        let mut core = Sequencer::new(scenario.config.clone());
+        let mut core = match &scenario.session {
+            None => Client::Seq(Box::new(Sequencer::new(scenario.config.clone()))),
+            Some(knobs) => {
+                let config = SessionConfig {
+                    core: scenario.config.clone(),
+                    ..knobs.config.clone()
+                };
+                let mut seed = [0u8; 32];
+                for chunk in seed.chunks_exact_mut(8) {
+                    chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+                }
+                match Session::new(config, seed, Millis(0)) {
+                    Ok(session) => Client::Session(Box::new(session)),
+                    Err(e) => panic!("session: {e}"),
+                }
+            }
+        };
         let window = u64::from(scenario.config.effective_window());
         let mut streams = Vec::new();
         for i in 0..scenario.streams {
@@ -478,6 +696,7 @@ impl Sim {
                 unsubscribing: false,
                 to_publish: 0,
                 hostile: HashSet::new(),
+                publish_ids: HashMap::new(),
             });
         }
         Sim {
@@ -498,7 +717,26 @@ impl Sim {
             window,
             report: Report::default(),
             trace: std::env::var_os("SEQSYNC_SIM_TRACE").is_some(),
+            publishes: HashMap::new(),
+            attempts: Vec::new(),
+            silent_until: 0,
         }
+    }
+
+    fn session(&mut self) -> Option<&mut Session<u64>> {
+        match &mut self.core {
+            Client::Session(c) => Some(c),
+            Client::Seq(_) => None,
+        }
+    }
+
+    fn knobs(&self) -> Option<&SessionScenario> {
+        self.scenario.session.as_ref()
+    }
+
+    /// Whether the server says nothing right now (a spell of silence).
+    fn silent(&self) -> bool {
+        self.now < self.silent_until
     }
 
     fn schedule(&mut self, at: u64, what: What) {
@@ -546,10 +784,26 @@ impl Sim {
             let at = self.spaced(sc.resubscribe_every_ms);
             self.schedule(at, What::Resubscribe);
         }
-        self.pump()?;
-        self.conn_up = true;
-        self.core.handle_connected(Millis(0));
-        self.pump()?;
+        if let Some(knobs) = sc.session.clone() {
+            for _ in 0..knobs.client_publishes {
+                let at = self.rng.below(t + 1);
+                let stream = self.rng.below(sc.streams as u64) as usize;
+                self.schedule(at, What::ClientPublish { stream });
+            }
+            if knobs.silent_every_ms > 0 {
+                let at = self.spaced(knobs.silent_every_ms);
+                self.schedule(at, What::Silence);
+            }
+            // The session asked for its first connection when it was made.
+            self.pump()?;
+        } else {
+            self.pump()?;
+            self.conn_up = true;
+            if let Client::Seq(core) = &mut self.core {
+                core.handle_connected(Millis(0));
+            }
+            self.pump()?;
+        }
 
         // Long enough for heartbeats and the longest backoff to play out
         // several times; a hostile run checks safety only and stops sooner.
@@ -604,7 +858,7 @@ impl Sim {
                 stream,
                 frame,
             } => {
-                if conn != self.conn || !self.conn_up {
+                if conn != self.conn || !self.conn_up || self.silent() {
                     self.report.lost_in_cut += 1;
                     return Ok(());
                 }
@@ -613,16 +867,23 @@ impl Sim {
             What::Publish { stream } => self.publish(stream)?,
             What::Heartbeat => {
                 let every = sc.heartbeat_ms;
-                if self.conn_up {
+                if self.conn_up && !self.silent() {
+                    let mut any = false;
                     for i in 0..self.streams.len() {
                         let s = &self.streams[i];
                         if s.subscribed {
+                            any = true;
                             let frame = Frame::Head {
                                 seq: s.head(),
                                 epoch: s.log.epoch,
                             };
                             self.send_control(i, frame);
                         }
+                    }
+                    // `{"heads":{}}`: a session without a registered
+                    // stream still hears that the connection lives.
+                    if !any && self.knobs().is_some() {
+                        self.send_control(0, Frame::Beat);
                     }
                 }
                 self.schedule(self.now + every, What::Heartbeat);
@@ -638,9 +899,53 @@ impl Sim {
             What::Reconnect => {
                 self.conn_up = true;
                 self.control_free_at = self.now;
-                self.core.handle_connected(Millis(self.now));
+                if let Client::Seq(core) = &mut self.core {
+                    core.handle_connected(Millis(self.now));
+                }
                 self.pump()?;
             }
+            What::Opens { conn } => {
+                let now = Millis(self.now);
+                let opened = self.session().map(|session| {
+                    session.handle_opened(now, ConnId(conn));
+                    session.connection() == Some(ConnId(conn))
+                });
+                if opened == Some(true) {
+                    if self.trace {
+                        eprintln!("{:>6} opened {conn}", self.now);
+                    }
+                    self.report.connections += 1;
+                    self.conn = conn;
+                    self.conn_up = true;
+                    self.control_free_at = self.now;
+                    self.silent_until = 0;
+                }
+                self.pump()?;
+            }
+            What::Refused { conn } => {
+                let now = Millis(self.now);
+                if let Some(session) = self.session() {
+                    session.handle_closed(now, ConnId(conn), "refused");
+                }
+                self.pump()?;
+            }
+            What::Silence => {
+                let Some(knobs) = self.knobs().cloned() else {
+                    return Ok(());
+                };
+                if self.faults_on {
+                    if self.conn_up {
+                        if self.trace {
+                            eprintln!("{:>6} silence on {}", self.now, self.conn);
+                        }
+                        self.report.silences += 1;
+                        self.silent_until = self.now + knobs.silent_for_ms;
+                    }
+                    let at = self.now + self.spaced(knobs.silent_every_ms);
+                    self.schedule(at, What::Silence);
+                }
+            }
+            What::ClientPublish { stream } => self.client_publish(stream)?,
             What::Truncate => {
                 let every = sc.truncate_every_ms;
                 if self.faults_on {
@@ -691,6 +996,8 @@ impl Sim {
                     s.past.push(old);
                     s.earliest = 1;
                     s.arrived_live.clear();
+                    // The new log remembers no publish of the old one.
+                    s.publish_ids.clear();
                     self.report.epoch_changes += 1;
                     if self.trace {
                         eprintln!("{:>6} s{i} epoch -> {epoch}", self.now);
@@ -704,6 +1011,7 @@ impl Sim {
             }
             What::FaultsEnd => {
                 self.faults_on = false;
+                self.silent_until = 0;
                 if self.scenario.mode == DeliveryMode::Latest {
                     self.schedule(self.now + 1, What::FinalPublish);
                 }
@@ -747,7 +1055,10 @@ impl Sim {
             self.core.stats(old).is_none() && self.core.stream_id(&self.streams[i].name).is_none(),
             "stream {i} still known after unsubscribe"
         );
-        let from_last = self.rng.percent(50);
+        // A session resumes an ordered stream from the position it reported
+        // at the unsubscribe, whatever the application passes.
+        let resumes = self.knobs().is_some() && self.scenario.mode == DeliveryMode::Ordered;
+        let from_last = self.rng.percent(50) || resumes;
         let s = &mut self.streams[i];
         s.unsubscribing = false;
         s.inflight.clear();
@@ -792,17 +1103,28 @@ impl Sim {
             eprintln!("{:>6} cut", self.now);
         }
         self.report.cuts += 1;
+        let conn = self.conn;
+        self.drop_connection();
+        let now = Millis(self.now);
+        match &mut self.core {
+            Client::Seq(core) => {
+                core.handle_disconnected(now);
+                let at = self.now + self.rng.between(1, self.scenario.reconnect_ms);
+                self.schedule(at, What::Reconnect);
+            }
+            Client::Session(session) => session.handle_closed(now, ConnId(conn), "cut"),
+        }
+        self.pump()
+    }
+
+    /// The server forgets the connection: subscriptions, requests in flight.
+    fn drop_connection(&mut self) {
         self.conn_up = false;
         self.conn += 1;
         for s in &mut self.streams {
             s.subscribed = false;
             s.inflight.clear();
         }
-        self.core.handle_disconnected(Millis(self.now));
-        self.pump()?;
-        let at = self.now + self.rng.between(1, self.scenario.reconnect_ms);
-        self.schedule(at, What::Reconnect);
-        Ok(())
     }
 
     fn publish(&mut self, i: usize) -> Result<(), Failure> {
@@ -926,6 +1248,9 @@ impl Sim {
         }
         let now = Millis(self.now);
         let id = self.streams[i].id;
+        if let Client::Session(session) = &mut self.core {
+            session.handle_received(now, 64);
+        }
         let result = match frame {
             Frame::Msg {
                 seq,
@@ -938,29 +1263,54 @@ impl Sim {
                         *flag = true;
                     }
                 }
-                match Seq::new(seq) {
-                    Ok(seq) => self
-                        .core
-                        .handle_message(now, id, seq, Some(Epoch(epoch)), payload),
-                    Err(e) => Err(e),
+                match (Seq::new(seq), &mut self.core) {
+                    (Ok(seq), Client::Seq(c)) => {
+                        c.handle_message(now, id, seq, Some(Epoch(epoch)), payload)
+                    }
+                    (Ok(seq), Client::Session(c)) => {
+                        c.handle_message(now, id, seq, Some(Epoch(epoch)), payload)
+                    }
+                    (Err(e), _) => Err(e),
                 }
             }
-            Frame::Snapshot { seq, epoch, state } => {
+            Frame::Snapshot {
+                seq,
+                epoch,
+                state,
+                reference,
+            } => {
                 let seq = Seq::new(seq).map_err(|e| e.to_string())?;
-                self.core.handle_snapshot(now, id, seq, Epoch(epoch), state)
+                let epoch = Epoch(epoch);
+                match &mut self.core {
+                    Client::Seq(c) => c.handle_snapshot(now, id, seq, epoch, state),
+                    Client::Session(c) => {
+                        c.handle_snapshot(now, id, seq, epoch, state, reference.as_deref())
+                    }
+                }
             }
-            Frame::Subscribed { epoch, head } => {
+            Frame::Subscribed {
+                epoch,
+                head,
+                reference,
+            } => {
                 let head = Seq::new(head).map_err(|e| e.to_string())?;
-                self.core.handle_subscribed(now, id, Epoch(epoch), head)
+                let epoch = Epoch(epoch);
+                match &mut self.core {
+                    Client::Seq(c) => c.handle_subscribed(now, id, epoch, head),
+                    Client::Session(c) => {
+                        c.handle_subscribed(now, id, epoch, head, reference.as_deref())
+                    }
+                }
             }
             Frame::History {
                 from,
                 to,
                 epoch,
                 messages,
+                reference,
             } => {
-                // The protocol carries no request ids: an answer to an
-                // earlier attempt counts for every request it overlaps.
+                // Without request ids an answer to an earlier attempt counts
+                // for every request it overlaps.
                 self.streams[i]
                     .inflight
                     .retain(|&(a, b, _)| b < from || to < a);
@@ -971,23 +1321,54 @@ impl Sim {
                     .map(|(s, p)| Seq::new(s).map(|s| (s, p)))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| e.to_string())?;
-                let r = self
-                    .core
-                    .handle_history(now, id, range, Some(Epoch(epoch)), messages);
+                let epoch = Some(Epoch(epoch));
+                let r = match &mut self.core {
+                    Client::Seq(c) => c.handle_history(now, id, range, epoch, messages),
+                    Client::Session(c) => {
+                        c.handle_history(now, id, range, epoch, messages, reference.as_deref())
+                    }
+                };
                 check!(self, r.is_ok(), "history answer rejected: {r:?}");
                 r
             }
             Frame::Head { seq, epoch } => {
                 let seq = Seq::new(seq).map_err(|e| e.to_string())?;
-                self.core.handle_head(now, id, seq, Some(Epoch(epoch)))
+                let epoch = Some(Epoch(epoch));
+                match &mut self.core {
+                    Client::Seq(c) => c.handle_head(now, id, seq, epoch),
+                    Client::Session(c) => c.handle_head(now, id, seq, epoch),
+                }
             }
-            Frame::Reset { reason, earliest } => {
+            Frame::Reset {
+                reason,
+                earliest,
+                reference,
+            } => {
                 let earliest = earliest
                     .map(Seq::new)
                     .transpose()
                     .map_err(|e| e.to_string())?;
                 self.feeding_reset = Some(i);
-                self.core.handle_reset(now, id, reason, earliest)
+                match &mut self.core {
+                    Client::Seq(c) => c.handle_reset(now, id, reason, earliest),
+                    Client::Session(c) => {
+                        c.handle_reset(now, id, reason, earliest, reference.as_deref())
+                    }
+                }
+            }
+            Frame::Error { code, reference } => {
+                if let Client::Session(c) = &mut self.core {
+                    c.handle_error(now, code, "refused", reference.as_deref());
+                }
+                Ok(())
+            }
+            Frame::Beat => Ok(()),
+            Frame::Ack { id: wire_id, seq } => {
+                let name = self.streams[i].name.clone();
+                if let (Client::Session(c), Ok(seq)) = (&mut self.core, Seq::new(seq)) {
+                    c.handle_ack(now, &wire_id, &name, seq);
+                }
+                Ok(())
             }
         };
         if result.is_err() {
@@ -1007,25 +1388,71 @@ impl Sim {
     /// events. Events are checked before requests are answered so that a
     /// request is judged against what the application has seen.
     fn pump(&mut self) -> Result<(), Failure> {
+        let core = match &mut self.core {
+            Client::Seq(core) => core,
+            Client::Session(_) => return self.pump_session(),
+        };
         let mut requests = Vec::new();
-        while let Some(r) = self.core.poll_request() {
+        while let Some(r) = core.poll_request() {
             requests.push(r);
         }
-        self.timeout = self.core.poll_timeout();
-        while let Some(e) = self.core.poll_event() {
+        self.timeout = core.poll_timeout();
+        let mut events = Vec::new();
+        while let Some(e) = core.poll_event() {
+            events.push(e);
+        }
+        for e in events {
             self.on_event(e)?;
         }
-        self.report.max_requests_per_call = self.report.max_requests_per_call.max(requests.len());
-        let bound = self.streams.len() * (self.window as usize + 4);
-        check!(
-            self,
-            requests.len() <= bound,
-            "{} requests from one call",
-            requests.len()
-        );
+        self.check_requests(requests.len())?;
         for r in requests {
-            self.on_request(r)?;
+            self.on_request(r, None)?;
         }
+        self.check_buffers()
+    }
+
+    /// Drains the session in its documented order: transmits, timeout,
+    /// events; then answers what it sent, as the server would. Events are
+    /// checked first here too.
+    fn pump_session(&mut self) -> Result<(), Failure> {
+        let mut transmits = Vec::new();
+        let mut events = Vec::new();
+        if let Client::Session(session) = &mut self.core {
+            while let Some(t) = session.poll_transmit() {
+                transmits.push(t);
+            }
+            self.timeout = session.poll_timeout();
+            while let Some(e) = session.poll_event() {
+                events.push(e);
+            }
+        }
+        for e in events {
+            self.on_session_event(e)?;
+        }
+        let sends = transmits
+            .iter()
+            .filter(|t| matches!(t, Transmit::Send { .. }))
+            .count();
+        self.check_requests(sends)?;
+        for t in transmits {
+            self.on_transmit(t)?;
+        }
+        self.check_buffers()
+    }
+
+    fn check_requests(&mut self, count: usize) -> Result<(), Failure> {
+        self.report.max_requests_per_call = self.report.max_requests_per_call.max(count);
+        let bound = self.streams.len() * (self.window as usize + 4)
+            + self
+                .scenario
+                .session
+                .as_ref()
+                .map_or(0, |k| k.client_publishes);
+        check!(self, count <= bound, "{count} requests from one call");
+        Ok(())
+    }
+
+    fn check_buffers(&mut self) -> Result<(), Failure> {
         for i in 0..self.streams.len() {
             let buffered = self
                 .core
@@ -1040,6 +1467,105 @@ impl Sim {
             );
         }
         Ok(())
+    }
+
+    /// What the session asks of the network and the server.
+    fn on_transmit(&mut self, transmit: Transmit) -> Result<(), Failure> {
+        match transmit {
+            Transmit::Connect { conn, endpoint, .. } => {
+                self.connect_attempt(conn.0, endpoint);
+                Ok(())
+            }
+            Transmit::Disconnect { conn, .. } => {
+                if self.trace {
+                    eprintln!("{:>6} session drops {}", self.now, conn.0);
+                }
+                if self.conn_up && conn.0 == self.conn {
+                    self.drop_connection();
+                }
+                Ok(())
+            }
+            Transmit::Send { text } => {
+                check!(self, self.conn_up, "sends while disconnected: {text}");
+                let frame: ClientFrame<serde_json::Value> = match parse_client_frame(&text, 1 << 20)
+                {
+                    Ok(frame) => frame,
+                    Err(e) => return Err(format!("the session sent a bad frame {text}: {e}")),
+                };
+                if self.silent() {
+                    // The server reads nothing during a spell of silence.
+                    return Ok(());
+                }
+                match frame {
+                    ClientFrame::Subscribe {
+                        stream,
+                        since,
+                        epoch,
+                        reference,
+                    } => self.on_request(
+                        Request::Subscribe {
+                            stream,
+                            since,
+                            epoch,
+                        },
+                        reference.map(|r| r.as_str().to_string()),
+                    ),
+                    ClientFrame::History {
+                        stream,
+                        range,
+                        reference,
+                    } => self.on_request(
+                        Request::FetchHistory {
+                            stream,
+                            range: range.0,
+                        },
+                        reference.map(|r| r.as_str().to_string()),
+                    ),
+                    ClientFrame::Snapshot { stream, reference } => self.on_request(
+                        Request::FetchSnapshot { stream },
+                        reference.map(|r| r.as_str().to_string()),
+                    ),
+                    ClientFrame::Unsubscribe { stream } => {
+                        self.on_request(Request::Unsubscribe { stream }, None)
+                    }
+                    ClientFrame::Publish { stream, id, data } => {
+                        self.on_publish_frame(stream.as_str(), id, &data)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connection attempt: it opens, is refused, or never answers.
+    fn connect_attempt(&mut self, conn: u64, endpoint: usize) {
+        let Some(knobs) = self.knobs().cloned() else {
+            return;
+        };
+        self.report.connect_attempts += 1;
+        self.attempts.push(self.now);
+        let down = self.faults_on && knobs.first_endpoint_down && endpoint == 0;
+        if down {
+            self.report.attempts_to_down_endpoint += 1;
+        }
+        let delay = self.rng.between(1, 20);
+        let (fail, stall) = if self.faults_on {
+            (knobs.connect_fail_pct, knobs.connect_stall_pct)
+        } else {
+            (0, 0)
+        };
+        if self.trace {
+            eprintln!("{:>6} attempt {conn} to endpoint {endpoint}", self.now);
+        }
+        if down || self.rng.percent(fail) {
+            self.schedule(self.now + delay, What::Refused { conn });
+        } else if self.rng.percent(stall) {
+            // Nothing: the session gives the attempt up itself.
+        } else {
+            if endpoint != 0 {
+                self.report.failovers += 1;
+            }
+            self.schedule(self.now + delay, What::Opens { conn });
+        }
     }
 
     fn index_of(&self, id: StreamId) -> Option<usize> {
@@ -1216,10 +1742,98 @@ impl Sim {
         Ok(())
     }
 
-    fn on_request(&mut self, request: Request) -> Result<(), Failure> {
-        if self.trace {
-            eprintln!("{:>6} <- {request:?}", self.now);
+    /// One event of the session: stream events go through `on_event`; the
+    /// rest are checked here.
+    fn on_session_event(&mut self, event: SessionEvent<u64>) -> Result<(), Failure> {
+        if self.trace && !matches!(event, SessionEvent::Stream(_)) {
+            eprintln!("{:>6}    session {event:?}", self.now);
         }
+        match event {
+            SessionEvent::Stream(event) => self.on_event(event)?,
+            SessionEvent::PublishAcked { publish, seq } => {
+                let Some(p) = self.publishes.get_mut(&publish) else {
+                    return Err(format!("ack of a publish nobody made: {publish:?}"));
+                };
+                check!(
+                    self,
+                    p.outcome.is_none(),
+                    "publish {publish:?} ends twice: acked after {:?}",
+                    self.publishes.get(&publish).map(|p| &p.outcome)
+                );
+                p.outcome = Some(Ok(seq.get()));
+                let (i, payload) = (p.stream, p.payload);
+                let s = &self.streams[i];
+                let stored = std::iter::once(&s.log)
+                    .chain(s.past.iter())
+                    .any(|log| log.entries.get(seq.get() as usize - 1) == Some(&Some(payload)));
+                check!(
+                    self,
+                    stored,
+                    "publish {publish:?} acked as seq {seq}, which does not hold its payload"
+                );
+                self.report.publishes_acked += 1;
+            }
+            SessionEvent::PublishFailed { publish, error } => {
+                let Some(p) = self.publishes.get_mut(&publish) else {
+                    return Err(format!("failure of a publish nobody made: {publish:?}"));
+                };
+                check!(
+                    self,
+                    p.outcome.is_none(),
+                    "publish {publish:?} ends twice: {error:?} after {:?}",
+                    self.publishes.get(&publish).map(|p| &p.outcome)
+                );
+                // The server refuses only with codes a retry fixes, and
+                // nothing closes the session: only a timeout may end one.
+                check!(
+                    self,
+                    error == PublishError::TimedOut,
+                    "publish {publish:?} failed with {error:?}"
+                );
+                p.outcome = Some(Err(error));
+                self.report.publishes_timed_out += 1;
+            }
+            SessionEvent::Position { stream, seq, epoch } => {
+                self.report.positions += 1;
+                let Some(i) = self.index_by_name(stream.as_str()) else {
+                    return Err(format!("position of an unknown stream {stream}"));
+                };
+                let want = Base::Has {
+                    epoch: epoch.0,
+                    last: seq.get(),
+                };
+                check!(
+                    self,
+                    self.streams[i].base == want,
+                    "stream {i}: position {seq} of epoch {epoch} reported, application has {:?}",
+                    self.streams[i].base
+                );
+            }
+            SessionEvent::Closed { reason } => {
+                return Err(format!("the session closed: {reason:?}"));
+            }
+            SessionEvent::Disconnected { reason, .. } => {
+                if reason.starts_with("no frame") {
+                    self.report.dead_peers += 1;
+                }
+            }
+            SessionEvent::Connecting { .. }
+            | SessionEvent::Connected { .. }
+            | SessionEvent::Refused { .. }
+            | SessionEvent::ServerError { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// A request of the client, with its `ref` (a session's only).
+    fn on_request(&mut self, request: Request, reference: Option<String>) -> Result<(), Failure> {
+        if self.trace {
+            eprintln!("{:>6} <- {request:?} ref {reference:?}", self.now);
+        }
+        let session = self.knobs().is_some();
+        let echo = self.knobs().is_none_or(|k| k.echo_ref);
+        // What the answers carry back: the `ref`, when the server echoes it.
+        let answer_ref = if echo { reference.clone() } else { None };
         check!(
             self,
             self.conn_up,
@@ -1237,24 +1851,27 @@ impl Sim {
                 let Some(i) = self.index_by_name(stream.as_str()) else {
                     return Err(format!("subscribe for unknown stream {stream}"));
                 };
-                // A refused subscribe is invisible to the core, which takes
-                // any later `subscribed` or `snapshot` for the stream as its
-                // answer (replies carry no request id). After a resubscribe on
-                // the same connection, that can be the reply to the dropped
+                // A refused subscribe is invisible to the bare sequencer,
+                // which takes any later `subscribed` or `snapshot` for the
+                // stream as its answer. After a resubscribe on the same
+                // connection that can be the reply to the dropped
                 // subscription, leaving the stream unregistered for good; so
-                // runs with resubscriptions refuse only the other requests.
-                if refused && self.scenario.resubscribe_every_ms == 0 {
+                // sequencer runs with resubscriptions refuse only the other
+                // requests. A session matches answers by `ref`, and without
+                // `ref` its silence check subscribes such a stream again.
+                if refused && (session || self.scenario.resubscribe_every_ms == 0) {
                     self.report.refused += 1;
                     if self.trace {
                         eprintln!("{:>6}    refused", self.now);
                     }
+                    self.refuse(i, ErrorCode::RateLimited, answer_ref);
                     return Ok(());
                 }
                 self.streams[i].subscribed = true;
                 let s = &self.streams[i];
                 let (head, earliest, server_epoch) = (s.head(), s.earliest, s.log.epoch);
                 let Some(since) = since else {
-                    self.send_snapshot(i);
+                    self.send_snapshot(i, answer_ref);
                     return Ok(());
                 };
                 let since = since.get();
@@ -1284,16 +1901,19 @@ impl Sim {
                     Frame::Reset {
                         reason: ResetReason::EpochChanged,
                         earliest: None,
+                        reference: answer_ref,
                     }
                 } else if since + 1 < earliest && since < head {
                     Frame::Reset {
                         reason: ResetReason::HistoryUnavailable,
                         earliest: Some(earliest),
+                        reference: answer_ref,
                     }
                 } else {
                     Frame::Subscribed {
                         epoch: server_epoch,
                         head,
+                        reference: answer_ref,
                     }
                 };
                 self.send_control(i, frame);
@@ -1352,6 +1972,7 @@ impl Sim {
                     if self.trace {
                         eprintln!("{:>6}    refused", self.now);
                     }
+                    self.refuse(i, ErrorCode::RateLimited, answer_ref);
                 } else if from < s.earliest {
                     let earliest = s.earliest;
                     self.send_control(
@@ -1359,11 +1980,14 @@ impl Sim {
                         Frame::Reset {
                             reason: ResetReason::HistoryUnavailable,
                             earliest: Some(earliest),
+                            reference: answer_ref,
                         },
                     );
                 } else if from > head {
-                    // `error {code: "range_beyond_head"}`: nothing for the core.
+                    // `error {code: "range_beyond_head"}`: nothing for the
+                    // bare sequencer.
                     self.report.beyond_head += 1;
+                    self.refuse(i, ErrorCode::RangeBeyondHead, answer_ref);
                 } else {
                     let page = self.rng.between(1, self.scenario.max_page);
                     let covered_to = to.min(head).min(from + page - 1);
@@ -1376,6 +2000,7 @@ impl Sim {
                         to: covered_to,
                         epoch: s.log.epoch,
                         messages,
+                        reference: answer_ref,
                     };
                     self.send_control(i, frame);
                 }
@@ -1389,8 +2014,9 @@ impl Sim {
                     if self.trace {
                         eprintln!("{:>6}    refused", self.now);
                     }
+                    self.refuse(i, ErrorCode::RateLimited, answer_ref);
                 } else {
-                    self.send_snapshot(i);
+                    self.send_snapshot(i, answer_ref);
                 }
             }
             Request::Unsubscribe { stream } => {
@@ -1404,7 +2030,7 @@ impl Sim {
         Ok(())
     }
 
-    fn send_snapshot(&mut self, i: usize) {
+    fn send_snapshot(&mut self, i: usize, reference: Option<String>) {
         self.report.snapshots_sent += 1;
         let s = &self.streams[i];
         let (seq, epoch) = (s.head(), s.log.epoch);
@@ -1412,13 +2038,156 @@ impl Sim {
             seq,
             epoch,
             state: state_value(i, epoch, seq),
+            reference,
         };
         self.send_control(i, frame);
     }
 
+    /// An `error` frame refusing a request of stream `i`; only a session
+    /// gets one (the bare sequencer never sees errors). A server that does
+    /// not echo `ref` names the stream instead.
+    fn refuse(&mut self, i: usize, code: ErrorCode, reference: Option<String>) {
+        if self.knobs().is_none() {
+            return;
+        }
+        let reference = reference.or_else(|| Some(self.streams[i].name.clone()));
+        self.send_control(i, Frame::Error { code, reference });
+    }
+
+    /// A `publish` frame: stored once per id per log, answered with `ack`
+    /// (or, sometimes, `internal` although stored, or `rate_limited` and not
+    /// stored).
+    fn on_publish_frame(
+        &mut self,
+        stream: &str,
+        id: String,
+        data: &serde_json::Value,
+    ) -> Result<(), Failure> {
+        self.report.publish_frames += 1;
+        let Some(i) = self.index_by_name(stream) else {
+            return Err(format!("publish to unknown stream {stream}"));
+        };
+        let Some(payload) = data.as_u64().filter(|p| p & CLIENT_TAG != 0) else {
+            return Err(format!(
+                "publish with a payload the application never gave: {data}"
+            ));
+        };
+        let internal_pct = self.knobs().map_or(0, |k| k.internal_pct);
+        if self.faults_on && self.rng.percent(self.scenario.refuse_pct) {
+            self.report.refused += 1;
+            // A publish is always named by its id: that predates `ref`.
+            self.send_control(
+                i,
+                Frame::Error {
+                    code: ErrorCode::RateLimited,
+                    reference: Some(id),
+                },
+            );
+            return Ok(());
+        }
+        let s = &mut self.streams[i];
+        let seq = match s.publish_ids.get(&id) {
+            Some(&seq) => seq,
+            None => {
+                let seq = s.head() + 1;
+                s.log.entries.push(Some(payload));
+                s.arrived_live.push(false);
+                s.publish_ids.insert(id.clone(), seq);
+                let epoch = s.log.epoch;
+                if self.conn_up && self.streams[i].subscribed {
+                    self.send_live(i, seq, epoch, payload);
+                }
+                seq
+            }
+        };
+        if self.faults_on && self.rng.percent(internal_pct) {
+            self.send_control(
+                i,
+                Frame::Error {
+                    code: ErrorCode::Internal,
+                    reference: Some(id),
+                },
+            );
+        } else {
+            self.send_control(i, Frame::Ack { id, seq });
+        }
+        Ok(())
+    }
+
+    /// The application publishes through the session.
+    fn client_publish(&mut self, i: usize) -> Result<(), Failure> {
+        self.report.client_publishes += 1;
+        let payload = CLIENT_TAG | self.report.client_publishes;
+        let name = self.streams[i].name.clone();
+        let now = Millis(self.now);
+        let Some(session) = self.session() else {
+            return Ok(());
+        };
+        match session.publish(now, &name, &payload.to_string()) {
+            Ok(publish) => {
+                self.publishes.insert(
+                    publish,
+                    ClientPublish {
+                        stream: i,
+                        payload,
+                        outcome: None,
+                    },
+                );
+            }
+            Err(e) => return Err(format!("publish refused by the session: {e}")),
+        }
+        self.pump()
+    }
+
+    /// Every publish ended exactly once, none was stored twice, and the
+    /// session never reconnected in a hot loop.
+    fn finish_session(&mut self) -> Result<(), Failure> {
+        let mut open: Vec<PublishId> = self
+            .publishes
+            .iter()
+            .filter(|(_, p)| p.outcome.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        open.sort_unstable();
+        check!(self, open.is_empty(), "publishes never ended: {open:?}");
+        for (i, s) in self.streams.iter().enumerate() {
+            for log in std::iter::once(&s.log).chain(s.past.iter()) {
+                let mut seen = HashSet::new();
+                for payload in log.entries.iter().flatten() {
+                    if payload & CLIENT_TAG != 0 && payload & HOSTILE == 0 {
+                        check!(
+                            self,
+                            seen.insert(*payload),
+                            "stream {i}: publish {payload:#x} stored twice in epoch {}",
+                            log.epoch
+                        );
+                    }
+                }
+            }
+        }
+        let mut most = 0;
+        let mut first = 0;
+        for (last, &at) in self.attempts.iter().enumerate() {
+            while self.attempts[first] + 60_000 <= at {
+                first += 1;
+            }
+            most = most.max(last + 1 - first);
+        }
+        self.report.max_attempts_per_minute = most as u64;
+        Ok(())
+    }
+
     fn converged(&self) -> bool {
+        // A session always has a timer (the dead-peer and silence checks):
+        // it is at rest when its streams are and no publish is pending.
+        let at_rest = match &self.core {
+            Client::Seq(_) => self.timeout.is_none(),
+            Client::Session(session) => {
+                session.sequencer().poll_timeout().is_none() && session.pending_publishes() == 0
+            }
+        };
         self.conn_up
-            && self.timeout.is_none()
+            && at_rest
             && self.streams.iter().all(|s| {
                 s.base
                     == Base::Has {
@@ -1431,6 +2200,12 @@ impl Sim {
     /// Liveness and counters, after the faults stopped and time settled.
     fn finish(mut self) -> Result<Report, Failure> {
         self.report.end_ms = self.now;
+        if let Client::Session(session) = &self.core {
+            let stats = session.stats();
+            self.report.stale_answers = stats.stale_answers;
+            self.report.silence_resubscribes = stats.resubscribes;
+            self.finish_session()?;
+        }
         let hostile = self.scenario.hostile_pct > 0;
         for i in 0..self.streams.len() {
             let s = &self.streams[i];
