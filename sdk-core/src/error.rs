@@ -13,6 +13,12 @@ pub enum Error {
         /// The offending value.
         seq: u64,
     },
+    /// An epoch above 2^53-1 (protocol section 3.4).
+    #[error("epoch {epoch} is out of range (at most 9007199254740991)")]
+    EpochOutOfRange {
+        /// The offending value.
+        epoch: u64,
+    },
     /// An inclusive range that is inverted or starts at 0.
     #[error("invalid seq range {from}..={to}")]
     InvalidRange {

@@ -9,7 +9,9 @@ use crate::event::{Event, Request, ResetReason, StreamPhase};
 use crate::stats::StreamStats;
 use crate::stream::{Ctx, Recovery, StreamState};
 use crate::timers::{DeadlineQueue, Due};
-use crate::types::{DeliveryMode, Epoch, Millis, Seq, SeqRange, StartAt, StreamId, StreamName};
+use crate::types::{
+    DeliveryMode, Epoch, MAX_SEQ, Millis, Seq, SeqRange, StartAt, StreamId, StreamName,
+};
 
 /// How a stream is subscribed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -159,7 +161,6 @@ impl<P> Sequencer<P> {
         for index in 0..self.entries.len() {
             self.with_index(index, |state, ctx| state.on_connected(now, ctx));
         }
-        self.settle_timers();
     }
 
     /// The transport is down: requests in flight are forgotten, held messages
@@ -169,7 +170,6 @@ impl<P> Sequencer<P> {
         for index in 0..self.entries.len() {
             self.with_index(index, |state, ctx| state.on_disconnected(ctx));
         }
-        self.settle_timers();
     }
 
     /// A live message. The hot path: O(1), no allocation when in order.
@@ -189,6 +189,7 @@ impl<P> Sequencer<P> {
         if seq.get() == 0 {
             return Err(Error::SeqOutOfRange { seq: 0 });
         }
+        check_epoch(epoch)?;
         self.with_stream(stream, |state, ctx| {
             state.on_message(now, seq, epoch, payload, ctx)
         })
@@ -223,6 +224,7 @@ impl<P> Sequencer<P> {
         if seq.get() == 0 {
             return Err(Error::SeqOutOfRange { seq: 0 });
         }
+        check_epoch(epoch)?;
         if self.events.is_empty() {
             // The fast path needs neither the context nor the timer list.
             if let Some(state) = slot_mut(&mut self.entries, stream) {
@@ -247,6 +249,7 @@ impl<P> Sequencer<P> {
         epoch: Epoch,
         state: P,
     ) -> Result<(), Error> {
+        check_epoch(Some(epoch))?;
         self.with_stream(stream, |s, ctx| {
             s.hear();
             s.on_snapshot(now, seq, epoch, state, ctx);
@@ -261,6 +264,7 @@ impl<P> Sequencer<P> {
         epoch: Epoch,
         head: Seq,
     ) -> Result<(), Error> {
+        check_epoch(Some(epoch))?;
         self.with_stream(stream, |s, ctx| {
             s.hear();
             s.on_subscribed(now, epoch, head, ctx);
@@ -283,6 +287,7 @@ impl<P> Sequencer<P> {
         epoch: Option<Epoch>,
         messages: Vec<(Seq, P)>,
     ) -> Result<(), Error> {
+        check_epoch(epoch)?;
         if let Some((seq, _)) = messages.iter().find(|(seq, _)| !range.contains(*seq)) {
             return Err(Error::HistoryOutOfRange {
                 stream: self
@@ -308,6 +313,7 @@ impl<P> Sequencer<P> {
         head: Seq,
         epoch: Option<Epoch>,
     ) -> Result<(), Error> {
+        check_epoch(epoch)?;
         self.with_stream(stream, |s, ctx| {
             s.hear();
             s.on_head(now, head, epoch, ctx);
@@ -359,6 +365,9 @@ impl<P> Sequencer<P> {
         options: SubscribeOptions,
     ) -> Result<StreamId, Error> {
         let name = StreamName::new(name)?;
+        if let StartAt::After { epoch, .. } = options.start {
+            check_epoch(epoch)?;
+        }
         if self.by_name.contains_key(&name) {
             return Err(Error::AlreadySubscribed {
                 stream: name.to_string(),
@@ -386,7 +395,6 @@ impl<P> Sequencer<P> {
         self.by_name.insert(name, id);
         if self.connected {
             self.with_index(index as usize, |state, ctx| state.on_connected(now, ctx));
-            self.settle_timers();
         }
         Ok(id)
     }
@@ -428,7 +436,6 @@ impl<P> Sequencer<P> {
                 self.with_index(index, |state, ctx| state.on_silent(now, ctx));
             }
         }
-        self.settle_timers();
         count
     }
 
@@ -458,17 +465,16 @@ impl<P> Sequencer<P> {
         id: StreamId,
         f: impl FnOnce(&mut StreamState<P>, &mut Ctx<'_, P>) -> R,
     ) -> Result<R, Error> {
-        if slot_mut(&mut self.entries, id).is_none() {
-            return Err(unknown(id));
+        let index = id.index() as usize;
+        match self.entries.get(index) {
+            Some(Some(state)) if state.generation() == id.generation() => {}
+            _ => return Err(unknown(id)),
         }
-        let result = self.with_index(id.index() as usize, f);
-        self.settle_timers();
-        Ok(result)
+        Ok(self.with_index(index, f))
     }
 
     /// Runs `f` on the stream in slot `index` (if any) with its context, and
-    /// schedules the stream's new deadline when `f` moved it. Callers settle
-    /// the timer queue when they are done.
+    /// schedules the stream's new deadline when `f` moved it.
     fn with_index<R: Default>(
         &mut self,
         index: usize,
@@ -490,12 +496,16 @@ impl<P> Sequencer<P> {
         };
         let result = f(state, &mut ctx);
         let after = state.deadline();
-        if let (Some(at), true) = (after, after != before) {
-            self.timers.push(Due {
-                at,
-                index: index as u32,
-                generation,
-            });
+        if after != before {
+            if let Some(at) = after {
+                self.timers.push(Due {
+                    at,
+                    index: index as u32,
+                    generation,
+                });
+            }
+            // The entry for `before` is stale now; it may be the top.
+            self.settle_timers();
         }
         result
     }
@@ -554,6 +564,15 @@ fn slot_mut<P>(
         .get_mut(id.index() as usize)?
         .as_mut()
         .filter(|s| s.generation() == id.generation())
+}
+
+/// Epochs are at most 2^53 - 1 (protocol section 3.4).
+#[inline]
+fn check_epoch(epoch: Option<Epoch>) -> Result<(), Error> {
+    match epoch {
+        Some(e) if e.0 > MAX_SEQ => Err(Error::EpochOutOfRange { epoch: e.0 }),
+        _ => Ok(()),
+    }
 }
 
 fn unknown(id: StreamId) -> Error {

@@ -16,6 +16,7 @@
 //! [`Recovery`] box that exists only while something is pending.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 
 use crate::config::Config;
 use crate::event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
@@ -115,6 +116,26 @@ impl<P> Recovery<P> {
     }
 }
 
+/// An epoch or none, in one word. Epochs are at most 2^53 - 1 (the
+/// sequencer refuses others at its inputs), so `epoch + 1` is never 0 and
+/// `None` costs no extra word: an idle stream stays small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EpochWord(Option<NonZeroU64>);
+
+impl EpochWord {
+    const NONE: EpochWord = EpochWord(None);
+
+    #[inline]
+    fn of(epoch: Option<Epoch>) -> EpochWord {
+        EpochWord(epoch.and_then(|e| NonZeroU64::new(e.0.wrapping_add(1))))
+    }
+
+    #[inline]
+    fn get(self) -> Option<Epoch> {
+        self.0.map(|word| Epoch(word.get() - 1))
+    }
+}
+
 /// How a frame's epoch relates to the stream's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum EpochCheck {
@@ -135,10 +156,10 @@ pub(crate) struct StreamState<P> {
     /// Highest seq known to exist.
     high: u64,
     /// The log incarnation `next` and `high` belong to, once known.
-    epoch: Option<Epoch>,
+    epoch: EpochWord,
     /// The epoch of the last `EpochChanged` reset: late frames of it are
     /// dropped instead of resetting the stream again.
-    left_epoch: Option<Epoch>,
+    left_epoch: EpochWord,
     counters: Counters,
     recovery: Option<Box<Recovery<P>>>,
     generation: u32,
@@ -163,8 +184,8 @@ impl<P> StreamState<P> {
             name,
             next: 1,
             high: 0,
-            epoch: None,
-            left_epoch: None,
+            epoch: EpochWord::NONE,
+            left_epoch: EpochWord::NONE,
             counters: Counters::default(),
             recovery: None,
             generation,
@@ -177,7 +198,7 @@ impl<P> StreamState<P> {
             state.next = seq.get() + 1;
             state.high = seq.get();
             state.has_base = true;
-            state.epoch = epoch;
+            state.epoch = EpochWord::of(epoch);
         }
         state
     }
@@ -226,9 +247,9 @@ impl<P> StreamState<P> {
     }
 
     fn check_epoch(&self, epoch: Option<Epoch>) -> EpochCheck {
-        match (epoch, self.epoch) {
+        match (epoch, self.epoch.get()) {
             (Some(epoch), Some(known)) if epoch != known => {
-                if self.left_epoch == Some(epoch) {
+                if self.left_epoch.get() == Some(epoch) {
                     EpochCheck::Stale
                 } else {
                     EpochCheck::Changed
@@ -261,7 +282,7 @@ impl<P> StreamState<P> {
             last_seq: Seq::from_trusted(self.next - 1),
             head: Seq::from_trusted(self.high.max(self.next - 1)),
             lag: self.high.saturating_sub(self.next - 1),
-            epoch: self.epoch,
+            epoch: self.epoch.get(),
             phase: self.phase,
         }
     }
@@ -288,7 +309,7 @@ impl<P> StreamState<P> {
         ctx.requests.push_back(Request::Subscribe {
             stream: self.name.clone(),
             since,
-            epoch: if resume { self.epoch } else { None },
+            epoch: if resume { self.epoch.get() } else { None },
         });
         let timeout = ctx.config.backoff(0);
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
@@ -348,7 +369,7 @@ impl<P> StreamState<P> {
             && self.recovery.is_none()
             && self.has_base
             && self.phase != StreamPhase::Snapshotting
-            && (epoch.is_none() || epoch == self.epoch)
+            && (epoch.is_none() || EpochWord::of(epoch) == self.epoch)
         {
             self.next = s + 1;
             if s > self.high {
@@ -410,8 +431,8 @@ impl<P> StreamState<P> {
                 return;
             }
             EpochCheck::Current => {
-                if self.epoch.is_none() {
-                    self.epoch = epoch;
+                if self.epoch == EpochWord::NONE {
+                    self.epoch = EpochWord::of(epoch);
                 }
             }
         }
@@ -731,12 +752,12 @@ impl<P> StreamState<P> {
             .as_mut()
             .and_then(|rec| rec.wait.take())
             .map_or(self.next - 1, |wait| wait.since);
-        match self.epoch {
+        match self.epoch.get() {
             Some(known) if known != epoch => {
                 self.start_over(now, ResetReason::EpochChanged, None, ctx);
                 return;
             }
-            _ => self.epoch = Some(epoch),
+            _ => self.epoch = EpochWord::of(Some(epoch)),
         }
         if head.get() < since {
             self.start_over(now, ResetReason::ServerBehind, None, ctx);
@@ -774,9 +795,9 @@ impl<P> StreamState<P> {
         };
         let newer = self.mode == DeliveryMode::Ordered
             || !self.has_base
-            || self.epoch != Some(epoch)
+            || self.epoch.get() != Some(epoch)
             || s >= self.next;
-        self.epoch = Some(epoch);
+        self.epoch = EpochWord::of(Some(epoch));
         self.has_base = true;
         self.set_phase(StreamPhase::Live, ctx);
         if newer {
@@ -836,7 +857,7 @@ impl<P> StreamState<P> {
             // Nothing to reset: the stream already waits for a snapshot.
             return;
         }
-        if reason == ResetReason::EpochChanged && self.epoch.is_some() {
+        if reason == ResetReason::EpochChanged && self.epoch != EpochWord::NONE {
             self.left_epoch = self.epoch;
         }
         bump(&mut self.counters.resets);
@@ -845,7 +866,7 @@ impl<P> StreamState<P> {
             reason,
             earliest,
         });
-        self.epoch = None;
+        self.epoch = EpochWord::NONE;
         self.has_base = false;
         let timeout = ctx.config.backoff(0);
         let connected = ctx.connected;
@@ -907,7 +928,7 @@ impl<P> StreamState<P> {
                     // `wait.since` keeps the first (lowest) since, which any
                     // answer's head is at least.
                     since: Some(Seq::from_trusted(self.next - 1)),
-                    epoch: self.epoch,
+                    epoch: self.epoch.get(),
                 },
                 StalledRequest::Subscribe,
             )),
