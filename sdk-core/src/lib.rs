@@ -49,12 +49,39 @@
 //! # Ok::<(), seqsync_core::Error>(())
 //! ```
 //!
+//! ## The session: a whole client, still without IO
+//!
+//! Above the sequencer, a [`Session`] holds the connection policy both
+//! client builds share: endpoints and failover, backoff with full jitter,
+//! connect and dead-peer deadlines, publish ids and pending publishes,
+//! request references, the silence check, resume positions. Its shell opens
+//! sockets and sends frames when [`Session::poll_transmit`] says so, feeds
+//! back what arrives, and sleeps until [`Session::poll_timeout`]:
+//!
+//! ```
+//! use seqsync_core::{Millis, Session, SessionConfig, SessionEvent, Transmit};
+//!
+//! let mut session = Session::<String>::new(SessionConfig::new("ws://h/ws"), [9; 32], Millis(0))?;
+//! session.subscribe(Millis(0), "room", Default::default())?;
+//! let Some(Transmit::Connect { conn, .. }) = session.poll_transmit() else { unreachable!() };
+//! // The socket failed: the session waits (full jitter) and tries again.
+//! session.handle_closed(Millis(3), conn, "refused");
+//! let retry_at = session.poll_timeout().expect("a retry is scheduled");
+//! assert!(retry_at <= Millis(3 + 100));
+//! assert!(std::iter::from_fn(|| session.poll_event())
+//!     .any(|e| matches!(e, SessionEvent::Disconnected { .. })));
+//! # Ok::<(), seqsync_core::Error>(())
+//! ```
+//!
 //! ## What lives where
 //!
 //! - [`types`]: `Seq`, `SeqRange`, `Epoch`, `Millis`, `StreamName`, `StreamId`.
 //! - [`Sequencer`] (`sequencer.rs`) routes by stream; the per-stream state
 //!   machine (`stream.rs`) holds every rule of the contract; the reorder ring
-//!   (`ring.rs`) buffers messages ahead of a gap.
+//!   (`ring.rs`) buffers messages ahead of a gap; `timers.rs` keeps the
+//!   deadlines.
+//! - [`Session`] (`session.rs`) is the connection policy; `publish.rs` its
+//!   pending publishes, `rng.rs` its seeded randomness.
 //! - [`protocol`]: error codes, request references and the encoder of client
 //!   frames in every build; with the feature `json` (on by default) the serde
 //!   types of every v1 frame and their parsers.
