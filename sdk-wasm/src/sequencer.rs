@@ -121,7 +121,20 @@ impl Core {
             let id = handle_id(handle).ok_or_else(unknown_stream)?;
             let seq = message_seq(seq)?;
             let epoch = optional_epoch(epoch)?;
-            self.inner.handle_message(millis(now), id, seq, epoch, data)
+            if self.next.is_some() {
+                return self.inner.handle_message(millis(now), id, seq, epoch, data);
+            }
+            // Nothing is waiting: a message delivered at once goes straight
+            // to the lookahead instead of through the sequencer's queue.
+            let direct = self
+                .inner
+                .handle_message_direct(millis(now), id, seq, epoch, data)?;
+            self.next = direct.map(|payload| Event::Message {
+                stream: id,
+                seq,
+                payload,
+            });
+            Ok(())
         })();
         self.finish(result)
     }
