@@ -233,7 +233,7 @@ export class Client {
     if (typeof globalThis.crypto?.getRandomValues !== 'function') throw new SeqsyncError('no_crypto', random);
     this._seed = globalThis.crypto.getRandomValues(new Uint8Array(32));
     this._options = options;
-    this._endpoints = [url, ...(options.endpoints ?? [])];
+    this._endpoints = [url, ...(options.endpoints ?? [])].map(String);
     this._storage = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._persistPrefix = typeof options.persist === 'string' ? options.persist : 'seqsync:';
     this._session = this._view = this._ws = this._closing = null;
