@@ -251,8 +251,8 @@ export class Client {
       this._rejectReady = reject;
     });
     this.ready.catch(() => {});
-    if (memory !== null) this._loaded = Promise.resolve(this._start());
-    else this._loaded = init(options.wasm).then(() => this._start(), (error) => this._finish(error));
+    // Started after the constructor returns (callbacks may name the client), and after the module loads.
+    this._loaded = init(options.wasm).then(() => this._start()).catch((error) => this._finish(error));
   }
 
   get connectionState() { return this._state; }
@@ -263,7 +263,7 @@ export class Client {
 
   subscribe(stream, handlers = {}) {
     if (this._closed || this._closing !== null) throw closedError();
-    // The core checks names too, but it may still be loading.
+    // The core checks names too, but it has not started yet when `subscribe` follows `new Client`.
     if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
       throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
     }
