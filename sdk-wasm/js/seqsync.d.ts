@@ -24,10 +24,13 @@ export function init(source?: WasmSource): Promise<void>;
 export class SeqsyncError extends Error {
   /**
    * What was wrong: `closed`, `connect_failed`, `publish_timeout`,
-   * `too_many_pending`, `invalid_stream`, `already_subscribed`,
-   * `invalid_subscription`, `invalid_data`, `invalid_input`,
-   * `not_initialized`, `no_websocket`, or an error code of the server
-   * (`unauthorized`, `rate_limited`, ...).
+   * `too_many_pending`, `publish_too_large`, `invalid_stream`,
+   * `already_subscribed`, `too_many_streams`, `invalid_subscription`,
+   * `invalid_data`, `invalid_input`, `not_initialized`, `no_websocket`,
+   * `no_crypto`, or the error code of the server that refused a publish
+   * (`unauthorized`, `invalid_stream`, ...; codes this version does not
+   * know read as `unknown`). `rate_limited` and `internal` never reach
+   * the application: such publishes are sent again with the same id.
    */
   readonly code: string;
   constructor(code: string, message: string);
@@ -122,6 +125,12 @@ export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
   onGap?: (event: GapEvent) => void;
   /** The stream's phase changed. */
   onState?: (phase: StreamPhase) => void;
+  /**
+   * The server refused a request for this stream (`code` is its error
+   * code, e.g. `unauthorized`). The request is retried with backoff, like
+   * an unanswered one.
+   */
+  onRefused?: (code: string, message: string) => void;
 }
 
 /** One subscribed stream. */
@@ -138,7 +147,7 @@ export interface Subscription {
 export type ConnectionState =
   | { state: 'connecting'; endpoint: string; attempt: number }
   | { state: 'connected'; endpoint: string }
-  | { state: 'disconnected'; reason: string }
+  | { state: 'disconnected'; reason: string; retryInMs: number }
   | { state: 'closed' };
 
 /** A key-value store for resume points (`localStorage` by default). */
@@ -153,7 +162,7 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 /** The part of a WebSocket the client uses. */
 export interface WebSocketLike {
   send(data: string): void;
-  close(code?: number): void;
+  close(code?: number, reason?: string): void;
   onopen: ((event: unknown) => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number }) => void) | null;
@@ -164,32 +173,41 @@ export interface WebSocketLike {
 export interface ClientOptions {
   /** More server URLs, tried in turn after the first. */
   endpoints?: string[];
-  /** Access token, sent as the `token` query parameter. */
+  /** Access token, sent percent-encoded as the `token` query parameter. */
   token?: string;
   /** The sequencer's tuning. */
   core?: CoreOptions;
-  /** First wait before reconnecting; doubles up to `reconnectMaxMs`, full jitter. Default 100. */
+  /** Bound of the first reconnect wait; doubles up to `reconnectMaxMs`, each wait drawn between 0 and it. Default 100. */
   reconnectInitialMs?: number;
-  /** Longest wait between reconnect attempts. Default 10000. */
+  /** Largest bound of a reconnect wait. Default 10000. */
   reconnectMaxMs?: number;
-  /** A connection silent for this long (not even a heartbeat) is replaced. Default 5000. */
+  /** A connection that lasted this long resets the backoff; one that ends sooner counts as a failure. Default 5000. */
+  stableAfterMs?: number;
+  /** A connection on which nothing arrived for this long, while subscribed or publishing, is replaced. Default 5000. */
   heartbeatTimeoutMs?: number;
+  /** A live stream that heard nothing (no message, no heartbeat naming it) for this long subscribes again; 0: never. Default 10000. */
+  silenceTimeoutMs?: number;
   /** Longest wait for one connection attempt. Default 5000. */
   connectTimeoutMs?: number;
-  /** How long `ready` waits for the first connection before the client gives up. Default 10000. */
+  /** How long `ready` waits for the first connection before the client gives up (0: forever). Default 10000. */
   initialConnectTimeoutMs?: number;
-  /** Largest frame accepted from the server, in characters. Default 1 MiB. */
+  /** Largest frame accepted from the server, in bytes of UTF-8. Default 1 MiB. */
   maxFrameBytes?: number;
-  /** How long a publish waits for its ack, across reconnects. Default 30000. */
+  /** Largest publish frame, in bytes of UTF-8 (the server's limit); larger publishes reject with `publish_too_large`. Default 65536. */
+  maxPublishBytes?: number;
+  /** How long a publish waits for its ack, across reconnects and retries. Default 30000. */
   publishTimeoutMs?: number;
   /** Most publishes waiting for an ack at once. Default 10000. */
   maxPendingPublishes?: number;
   /**
    * Resume across page loads: each stream's last delivered seq and epoch are
    * kept in `storage` (a string is the key prefix, default `"seqsync:"`),
-   * written at most every 250 ms and when the page is hidden.
+   * written every `persistIntervalMs` while messages flow, when the page is
+   * hidden, and on `unsubscribe` and `close`.
    */
   persist?: boolean | string;
+  /** How often resume positions are written while messages flow. Default 250 with `persist`. */
+  persistIntervalMs?: number;
   /** Where resume points are kept. Default `localStorage`. */
   storage?: PositionStorage;
   /** The WebSocket to use. Default `globalThis.WebSocket`. */
@@ -204,24 +222,42 @@ export interface ClientOptions {
 export interface ClientStats {
   /** Successful connections. */
   connects: number;
-  /** Connections lost. */
+  /** Connections that ended (lost, dead peer, closed by the server). */
   disconnects: number;
+  /** Connection attempts that never opened. */
+  connectFailures: number;
   /** Frames received. */
   frames: number;
-  /** Characters of frames received. */
+  /** Characters (UTF-16 code units) of frames received. */
   bytes: number;
-  /** Frames dropped as malformed or rejected by the sequencer. */
+  /** Frames dropped as malformed, too large or rejected by the sequencer. */
   badFrames: number;
+  /** Frames sent. */
+  framesSent: number;
+  /** Bytes (UTF-8) of frames sent. */
+  bytesSent: number;
   /** History frames received. */
   historyFrames: number;
   /** Characters of history frames received. */
   historyBytes: number;
   /** Messages inside history frames. */
   historyMessages: number;
+  /** Of those, messages the client had already (wasted recovery traffic). */
+  historyDuplicates: number;
   /** Publishes acknowledged. */
   published: number;
+  /** Publishes sent again after a `rate_limited` or `internal` refusal. */
+  publishRetries: number;
+  /** Publishes that failed (refused, timed out, closed). */
+  publishFailures: number;
   /** Publishes waiting for their ack. */
   pendingPublishes: number;
+  /** Subscribes sent again because a live stream went silent. */
+  resubscribes: number;
+  /** Answers dropped because they belong to an earlier subscription of their stream. */
+  staleAnswers: number;
+  /** Requests the server refused (see `onRefused`). */
+  refusedRequests: number;
 }
 
 /**
@@ -237,6 +273,11 @@ export interface ClientStats {
  * ```
  */
 export class Client {
+  /**
+   * Starts connecting at once. Throws `SeqsyncError` `no_websocket` without
+   * a WebSocket, and `no_crypto` without `crypto.getRandomValues` (publish
+   * ids are drawn from it).
+   */
   constructor(url: string, options?: ClientOptions);
   /** Resolves on the first connection; rejects if `initialConnectTimeoutMs` passes first. */
   readonly ready: Promise<void>;
@@ -244,11 +285,19 @@ export class Client {
   readonly connectionState: ConnectionState;
   /** Follows a stream. Throws `SeqsyncError` for an invalid or duplicate stream name. */
   subscribe<T = Json, S = Json>(stream: string, handlers?: SubscribeHandlers<T, S>): Subscription;
-  /** Appends `data` (anything `JSON.stringify` accepts) to `stream`; resolves to its seq. Retried with the same id across reconnects. */
+  /**
+   * Appends `data` (anything `JSON.stringify` accepts) to `stream`; resolves
+   * to its seq. Sent again with the same id after every reconnect (after the
+   * subscribes) and after `rate_limited` or `internal` refusals, until acked
+   * or `publishTimeoutMs` passes.
+   */
   publish<T = Json>(stream: string, data: T): Promise<number>;
   /** Client-wide counters. */
   stats(): ClientStats;
-  /** Waits for publishes in flight (up to their timeout), then closes. */
+  /**
+   * Unsubscribes every stream, waits for publishes in flight (up to their
+   * timeout, reconnecting through an outage if need be), then closes.
+   */
   close(): Promise<void>;
 }
 
@@ -262,8 +311,8 @@ export type ClientFrame =
 /** A protocol v1 server frame, as `JSON.parse` returns it. */
 export type ServerFrame<T = Json> =
   | { type: 'msg'; stream: string; seq: number; epoch?: number; data: T }
-  | { type: 'snapshot'; stream: string; seq: number; epoch: number; state: T }
-  | { type: 'subscribed'; stream: string; epoch: number; head: number }
+  | { type: 'snapshot'; stream: string; seq: number; epoch: number; state: T; ref?: string }
+  | { type: 'subscribed'; stream: string; epoch: number; head: number; ref?: string }
   | {
       type: 'history';
       stream: string;
@@ -272,9 +321,10 @@ export type ServerFrame<T = Json> =
       epoch?: number;
       messages: { seq: number; data: T }[];
       skipped?: { from: number; to: number }[];
+      ref?: string;
     }
   | { type: 'head'; heads: { [stream: string]: { seq: number; epoch: number } } }
-  | { type: 'reset'; stream: string; reason: string; earliest?: number }
+  | { type: 'reset'; stream: string; reason: string; earliest?: number; ref?: string }
   | { type: 'ack'; id: string; stream: string; seq: number }
   | { type: 'error'; code: string; message: string; ref?: string };
 

@@ -1,65 +1,58 @@
-// seqsync for browsers and Node: exact real-time sequenced streams.
-//
-// This module is the JavaScript half of the package. The sequencing itself
-// (ordering, dedupe, gap detection, recovery requests, resets) runs in the
-// WASM core; this file owns the WebSocket, the timers and the callbacks, and
-// only translates between them and the core.
+// seqsync for browsers and Node: the JavaScript half of the package (its API
+// is documented in seqsync.d.ts). Every decision (the order of messages,
+// recovery, when and where to reconnect, when a peer is dead, publish ids,
+// retries and timeouts, resume positions) is made by the WASM core. This file
+// owns the WebSocket, one timer, JSON.parse, the callbacks and the storage.
 
-import initWasm, { Core } from './seqsync_wasm.js';
+import initWasm, { Core, Session, errorCodeName } from './seqsync_wasm.js';
 
-// Flags returned by every input of the core (see sdk-wasm/src/lib.rs).
-const READY_REQUESTS = 1;
-const READY_EVENTS = 2;
-const READY_TIMEOUT = 4;
-const READY_ERROR = 8;
-
-const EVENT_MESSAGE = 1;
-const EVENT_SNAPSHOT = 2;
-const EVENT_RESET = 3;
-const EVENT_SKIPPED = 4;
-const EVENT_GAP_DETECTED = 5;
-const EVENT_GAP_HEALED = 6;
-const EVENT_STALLED = 7;
-const EVENT_PHASE = 8;
+// The core's calling convention (sdk-wasm/src/lib.rs): flags returned by its inputs, the kinds
+// of its events and transmits, and a scratch area of SLOTS numbers in WASM memory for their numbers.
+const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8;
+const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
+const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
+const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
+const EVENT_PUBLISH_ACKED = 13, EVENT_PUBLISH_FAILED = 14, EVENT_POSITION = 15, EVENT_REFUSED = 16;
+const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, SLOTS = 12;
 
 const RESET_REASONS = ['history_unavailable', 'epoch_changed', 'server_behind'];
 const PHASES = ['disconnected', 'subscribing', 'snapshotting', 'live'];
 const STALLED_REQUESTS = ['history', 'snapshot', 'subscribe'];
+// By event kind: the `type` of a bare Sequencer's event, and of an `onGap` event.
+const SEQUENCER_EVENTS = [, 'message', 'snapshot', 'reset', 'skipped', 'gapDetected', 'gapHealed', 'stalled', 'phase'];
+const GAP_EVENTS = [, , , , 'skipped', 'detected', 'healed', 'stalled'];
+// The order of the core's counters, and of the numeric options a Session's constructor reads.
+const STREAM_STATS = `delivered duplicates dropped skipped gaps gapsHealed resyncs resets buffered lastSeq head
+  lag`.split(/\s+/);
+const CLIENT_STATS = `connects disconnects connectFailures frames bytes badFrames framesSent bytesSent historyFrames
+  historyBytes historyMessages historyDuplicates published publishRetries publishFailures pendingPublishes
+  resubscribes staleAnswers refusedRequests`.split(/\s+/);
+const SESSION_OPTIONS = `reconnectInitialMs reconnectMaxMs stableAfterMs connectTimeoutMs initialConnectTimeoutMs
+  heartbeatTimeoutMs silenceTimeoutMs publishTimeoutMs maxPendingPublishes maxPublishBytes maxFrameBytes
+  persistIntervalMs`.split(/\s+/);
+const CORE_OPTIONS = 'window gapTimeoutMs requestTimeoutMs maxBackoffMs stallAfterAttempts maxFetch maxStreams'.split(' ');
+const NAME_CONTROL = /\p{Cc}/u;
 
 let loading = null;
 let memory = null;
 
-/**
- * Loads the WASM core. `Client` calls it by itself; call it (and await it)
- * before `new Sequencer()`. Safe to call many times.
- */
+/** Loads the WASM core (once; `Client` does it by itself). */
 export function init(source) {
-  if (loading === null) {
-    loading = (async () => {
-      let input = source;
-      if (input === undefined) {
-        const url = new URL('./seqsync_wasm_bg.wasm', import.meta.url);
-        if (url.protocol === 'file:') {
-          // Node: no fetch for file URLs. The name is indirect so that
-          // bundlers for the browser leave this branch alone.
-          const fsModule = 'node:fs/promises';
-          const { readFile } = await import(/* @vite-ignore */ fsModule);
-          input = await readFile(url);
-        } else {
-          input = url;
-        }
-      }
-      const exports = await initWasm({ module_or_path: input });
-      memory = exports.memory;
-    })();
-    loading.catch(() => {
-      loading = null;
-    });
-  }
+  loading ??= (async () => {
+    let input = source ?? new URL('./seqsync_wasm_bg.wasm', import.meta.url);
+    if (input instanceof URL && input.protocol === 'file:') {
+      // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
+      const fsModule = 'node:fs/promises';
+      input = await (await import(/* @vite-ignore */ fsModule)).readFile(input);
+    }
+    memory = (await initWasm({ module_or_path: input })).memory;
+  })().catch((error) => {
+    loading = null; // a later call tries again
+    throw error;
+  });
   return loading;
 }
 
-/** The error type of this package: `code` says what was wrong. */
 export class SeqsyncError extends Error {
   constructor(code, message) {
     super(message);
@@ -68,971 +61,459 @@ export class SeqsyncError extends Error {
   }
 }
 
-function requireCore() {
-  if (memory === null) {
-    throw new SeqsyncError('not_initialized', 'call `await init()` before creating a Sequencer');
+const closedError = () => new SeqsyncError('closed', 'the client is closed');
+const epochOrNone = (value) => (value === undefined || value === null ? -1 : value);
+const stringOrNone = (value) => (typeof value === 'string' ? value : undefined);
+
+/** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
+function scratch(owner) {
+  if (owner._view.length === 0) owner._view = new Float64Array(memory.buffer, owner._ptr, SLOTS);
+  return owner._view;
+}
+
+const statsObject = (raw) => raw && {
+  ...Object.fromEntries(STREAM_STATS.map((name, i) => [name, raw[i]])),
+  epoch: raw[12] < 0 ? undefined : raw[12],
+  phase: PHASES[raw[13]],
+};
+
+/** A stream event's numbers (and payload) from the scratch area, as a plain object. */
+function eventFields(kind, s, payload) {
+  switch (kind) {
+    case EVENT_MESSAGE: return { seq: s[3], data: payload };
+    case EVENT_SNAPSHOT: return { seq: s[3], epoch: s[4], state: payload };
+    case EVENT_RESET: return s[4] < 0 ? { reason: RESET_REASONS[s[3]] } : { reason: RESET_REASONS[s[3]], earliest: s[4] };
+    case EVENT_SKIPPED: case EVENT_GAP_DETECTED: return { from: s[3], to: s[4] };
+    case EVENT_GAP_HEALED: return { through: s[3] };
+    case EVENT_STALLED: return s[3] === 0
+      ? { request: 'history', from: s[4], to: s[5], attempts: s[6] }
+      : { request: STALLED_REQUESTS[s[3]], attempts: s[6] };
+    default: return { phase: PHASES[s[3]] };
   }
 }
 
-function newCore(o = {}) {
-  return new Core(
-    o.window,
-    o.gapTimeoutMs,
-    o.requestTimeoutMs,
-    o.maxBackoffMs,
-    o.stallAfterAttempts,
-    o.maxFetch,
-    o.maxStreams,
-  );
-}
-
-function statsObject(raw) {
-  if (raw === undefined) return undefined;
-  return {
-    delivered: raw[0],
-    duplicates: raw[1],
-    dropped: raw[2],
-    skipped: raw[3],
-    gaps: raw[4],
-    gapsHealed: raw[5],
-    resyncs: raw[6],
-    resets: raw[7],
-    buffered: raw[8],
-    lastSeq: raw[9],
-    head: raw[10],
-    lag: raw[11],
-    epoch: raw[12] < 0 ? undefined : raw[12],
-    phase: PHASES[raw[13]],
-  };
-}
-
-function epochOrNone(value) {
-  return value === undefined || value === null ? -1 : value;
-}
-
-/**
- * Feeds one parsed server frame to the core. Returns the core's flags, or -1
- * when the frame is not for the core (ack, error, an unknown type, or a
- * stream that is not subscribed).
- */
-function feed(core, now, f, handles) {
-  let h;
+// Feeds a parsed server frame to a `Core` or a `Session`: their inputs take
+// the same arguments, but a `Session`'s also the frame's `ref` (a `Core`
+// ignores it). Returns the flags, or -1 for a frame not for a subscribed stream.
+function feed(core, now, f, handleOf) {
+  const h = f.type === 'head' ? 0 : handleOf(f.stream);
+  if (h === undefined) return -1;
+  const ref = stringOrNone(f.ref);
   switch (f.type) {
-    case 'msg':
-      h = handles.get(f.stream);
-      if (h === undefined) return -1;
-      if (f.data === undefined) return READY_ERROR;
-      return core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
-    case 'snapshot':
-      h = handles.get(f.stream);
-      if (h === undefined) return -1;
-      return core.snapshot(now, h, f.seq, f.epoch, f.state);
-    case 'subscribed':
-      h = handles.get(f.stream);
-      if (h === undefined) return -1;
-      return core.subscribed(now, h, f.epoch, f.head);
+    case 'msg': return f.data === undefined ? READY_ERROR : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
+    case 'snapshot': return core.snapshot(now, h, f.seq, f.epoch, f.state, ref);
+    case 'subscribed': return core.subscribed(now, h, f.epoch, f.head, ref);
+    case 'reset': return core.reset(now, h, String(f.reason), epochOrNone(f.earliest), ref);
     case 'history': {
-      h = handles.get(f.stream);
-      if (h === undefined) return -1;
-      const messages = f.messages;
-      if (!Array.isArray(messages)) return READY_ERROR;
-      const n = messages.length;
-      const seqs = new Float64Array(n);
-      const data = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const m = messages[i];
-        if (m === null || typeof m !== 'object') return READY_ERROR;
-        seqs[i] = m.seq;
-        data[i] = m.data;
-      }
-      return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, data);
+      const m = f.messages;
+      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return READY_ERROR;
+      const seqs = Float64Array.from(m, (x) => x.seq);
+      return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, m.map((x) => x.data), ref);
     }
     case 'head': {
-      const heads = f.heads;
-      if (heads === null || typeof heads !== 'object') return READY_ERROR;
+      if (f.heads === null || typeof f.heads !== 'object') return READY_ERROR;
       let flags = 0;
-      for (const name of Object.keys(heads)) {
-        h = handles.get(name);
-        const entry = heads[name];
-        if (h === undefined || entry === null || typeof entry !== 'object') continue;
-        flags |= core.head(now, h, entry.seq, epochOrNone(entry.epoch));
+      for (const [name, entry] of Object.entries(f.heads)) {
+        const stream = handleOf(name);
+        if (stream === undefined || entry === null || typeof entry !== 'object') continue;
+        flags |= core.head(now, stream, entry.seq, epochOrNone(entry.epoch));
       }
       return flags;
     }
-    case 'reset':
-      h = handles.get(f.stream);
-      if (h === undefined) return -1;
-      return core.reset(now, h, typeof f.reason === 'string' ? f.reason : '', epochOrNone(f.earliest));
-    default:
-      return -1;
+    default: return -1;
   }
 }
 
-function reportHandlerError(error) {
-  if (typeof globalThis.reportError === 'function') {
-    globalThis.reportError(error);
-  } else {
-    setTimeout(() => {
-      throw error;
-    }, 0);
+/** Calls an application callback; what it throws is reported, never passed on. */
+function call(handler, a, b, c) {
+  try {
+    handler?.(a, b, c);
+  } catch (error) {
+    if (typeof globalThis.reportError === 'function') globalThis.reportError(error);
+    else setTimeout(() => { throw error; }, 0);
   }
 }
 
-function now() {
-  return performance.now();
+/** The length of `text` in UTF-8 bytes (a surrogate pair is 2 + 2). */
+function utf8Length(text) {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
+  }
+  return n;
 }
 
-// ---- Sequencer ------------------------------------------------------------------
+/** A frame's JSON object, or undefined for a bad frame. */
+function parse(text, max) {
+  const n = typeof text === 'string' ? text.length : 0;
+  // The limit is in UTF-8 bytes, 1 to 3 per UTF-16 unit: only frames in between need their exact length.
+  if (n === 0 || n > max || (3 * n > max && utf8Length(text) > max)) return undefined;
+  let f;
+  try { f = JSON.parse(text); } catch { return undefined; }
+  return f !== null && typeof f === 'object' ? f : undefined;
+}
 
-/**
- * The bare sequencer, for apps with their own transport. Every input takes
- * the current time in milliseconds (any monotonic origin, e.g.
- * `performance.now()`); after each input drain `pollRequest()`,
- * `pollTimeout()` and `pollEvent()` until they return `undefined`.
- */
+// ---- Sequencer: the bare core, for apps with their own transport -------------
 export class Sequencer {
   constructor(options = {}) {
-    requireCore();
-    this._core = newCore(options);
+    if (memory === null) throw new SeqsyncError('not_initialized', 'call `await init()` before creating a Sequencer');
+    this._core = new Core(...CORE_OPTIONS.map((name) => options[name]));
     this._ptr = this._core.scratchPtr();
-    this._view = new Float64Array(memory.buffer, this._ptr, 9);
+    this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
     this._handles = new Map();
-    this._deadline = undefined;
   }
 
-  _scratch() {
-    if (this._view.length === 0) this._view = new Float64Array(memory.buffer, this._ptr, 9);
-    return this._view;
-  }
+  _check(flags) { if (flags & READY_ERROR) throw new SeqsyncError('invalid_input', this._core.lastError()); }
 
-  _check(flags) {
-    if (flags & READY_TIMEOUT) {
-      const d = this._scratch()[7];
-      this._deadline = d < 0 ? undefined : d;
-    }
-    if (flags & READY_ERROR) throw new SeqsyncError('invalid_input', this._core.lastError());
-  }
-
-  /** Starts following a stream; returns its handle (a number). */
   subscribe(now, stream, options = {}) {
-    let handle;
     try {
-      handle = this._core.subscribe(now, stream, options.since, options.epoch, options.mode === 'latest');
+      const handle = this._core.subscribe(now, stream, options.since, options.epoch, options.mode === 'latest');
+      this._handles.set(stream, handle);
+      return handle;
     } catch (e) {
-      throw new SeqsyncError('invalid_subscription', e instanceof Error ? e.message : String(e));
+      throw new SeqsyncError('invalid_subscription', e.message);
     }
-    this._handles.set(stream, handle);
-    this._check(this._core.pending());
-    return handle;
   }
 
-  /** Stops following a stream; its pending events are dropped. */
   unsubscribe(now, handle) {
-    const name = this._core.streamName(handle);
-    if (name !== undefined) this._handles.delete(name);
+    this._handles.delete(this._core.streamName(handle));
     this._check(this._core.unsubscribe(now, handle));
   }
 
-  handleConnected(now) {
-    this._check(this._core.connected(now));
-  }
-
-  handleDisconnected(now) {
-    this._check(this._core.disconnected(now));
-  }
-
-  handleMessage(now, handle, seq, epoch, data) {
-    this._check(this._core.message(now, handle, seq, epochOrNone(epoch), data));
-  }
-
-  handleSnapshot(now, handle, seq, epoch, state) {
-    this._check(this._core.snapshot(now, handle, seq, epoch, state));
-  }
-
-  handleSubscribed(now, handle, epoch, head) {
-    this._check(this._core.subscribed(now, handle, epoch, head));
-  }
-
-  handleHistory(now, handle, from, to, epoch, messages) {
+  handleConnected(now) { this._check(this._core.connected(now)); }
+  handleDisconnected(now) { this._check(this._core.disconnected(now)); }
+  handleMessage(now, h, seq, epoch, data) { this._check(this._core.message(now, h, seq, epochOrNone(epoch), data)); }
+  handleSnapshot(now, h, seq, epoch, state) { this._check(this._core.snapshot(now, h, seq, epoch, state)); }
+  handleSubscribed(now, h, epoch, head) { this._check(this._core.subscribed(now, h, epoch, head)); }
+  handleHead(now, h, head, epoch) { this._check(this._core.head(now, h, head, epochOrNone(epoch))); }
+  handleReset(now, h, reason, earliest) { this._check(this._core.reset(now, h, reason, epochOrNone(earliest))); }
+  handleTimeout(now) { this._check(this._core.timeout(now)); }
+  handleHistory(now, h, from, to, epoch, messages) {
     const seqs = messages.map((m) => m.seq);
-    const data = messages.map((m) => m.data);
-    this._check(this._core.history(now, handle, from, to, epochOrNone(epoch), seqs, data));
+    this._check(this._core.history(now, h, from, to, epochOrNone(epoch), seqs, messages.map((m) => m.data)));
   }
 
-  handleHead(now, handle, head, epoch) {
-    this._check(this._core.head(now, handle, head, epochOrNone(epoch)));
-  }
-
-  handleReset(now, handle, reason, earliest) {
-    this._check(this._core.reset(now, handle, reason, epochOrNone(earliest)));
-  }
-
-  handleTimeout(now) {
-    this._check(this._core.timeout(now));
-  }
-
-  /**
-   * Feeds a parsed protocol v1 server frame. Returns the frame back when it
-   * is not the sequencer's (`ack`, `error`, or a stream not subscribed).
-   */
+  /** Returns the frame back when it is not the sequencer's (`ack`, `error`, a stream not subscribed). */
   handleFrame(now, frame) {
-    const flags = feed(this._core, now, frame, this._handles);
-    if (flags === -1) return frame;
-    this._check(flags);
-    return undefined;
+    const flags = feed(this._core, now, frame, (name) => this._handles.get(name));
+    if (flags !== -1) this._check(flags);
+    return flags === -1 ? frame : undefined;
   }
 
-  /** The next frame to send, as a plain object (`JSON.stringify` it). */
   pollRequest() {
     const text = this._core.pollRequest();
     return text === undefined ? undefined : JSON.parse(text);
   }
-
-  /** When to call `handleTimeout` next (same clock as the inputs). */
   pollTimeout() {
-    return this._deadline;
+    const deadline = scratch(this)[7]; // kept current by the core
+    return deadline < 0 ? undefined : deadline;
   }
-
-  /** The next event, as a plain object. */
   pollEvent() {
     const payload = this._core.pollEvent();
-    const s = this._scratch();
-    const stream = s[2];
-    switch (s[0]) {
-      case EVENT_MESSAGE:
-        return { type: 'message', stream, seq: s[3], data: payload };
-      case EVENT_SNAPSHOT:
-        return { type: 'snapshot', stream, seq: s[3], epoch: s[4], state: payload };
-      case EVENT_RESET:
-        return s[4] < 0
-          ? { type: 'reset', stream, reason: RESET_REASONS[s[3]] }
-          : { type: 'reset', stream, reason: RESET_REASONS[s[3]], earliest: s[4] };
-      case EVENT_SKIPPED:
-        return { type: 'skipped', stream, from: s[3], to: s[4] };
-      case EVENT_GAP_DETECTED:
-        return { type: 'gapDetected', stream, from: s[3], to: s[4] };
-      case EVENT_GAP_HEALED:
-        return { type: 'gapHealed', stream, through: s[3] };
-      case EVENT_STALLED:
-        return s[3] === 0
-          ? { type: 'stalled', stream, request: 'history', from: s[4], to: s[5], attempts: s[6] }
-          : { type: 'stalled', stream, request: STALLED_REQUESTS[s[3]], attempts: s[6] };
-      case EVENT_PHASE:
-        return { type: 'phase', stream, phase: PHASES[s[3]] };
-      default:
-        return undefined;
-    }
+    const s = scratch(this);
+    if (s[0] === EVENT_MESSAGE) return { type: 'message', stream: s[2], seq: s[3], data: payload };
+    return s[0] === 0 ? undefined : { type: SEQUENCER_EVENTS[s[0]], stream: s[2], ...eventFields(s[0], s, payload) };
   }
 
-  /** Counters and position of a stream. */
-  stats(handle) {
-    return statsObject(this._core.stats(handle));
-  }
-
-  /** The handle of a subscribed stream. */
-  streamHandle(stream) {
-    return this._handles.get(stream);
-  }
-
-  /** The name of a subscribed stream. */
-  streamName(handle) {
-    return this._core.streamName(handle);
-  }
-
-  /** Frees the WASM memory now instead of at garbage collection. */
-  free() {
-    this._core.free();
-  }
+  stats(handle) { return statsObject(this._core.stats(handle)); }
+  streamHandle(stream) { return this._handles.get(stream); }
+  streamName(handle) { return this._core.streamName(handle); }
+  free() { this._core.free(); }
 }
 
-// ---- Client ---------------------------------------------------------------------
-
-const CLIENT_DEFAULTS = {
-  reconnectInitialMs: 100,
-  reconnectMaxMs: 10_000,
-  heartbeatTimeoutMs: 5_000,
-  connectTimeoutMs: 5_000,
-  initialConnectTimeoutMs: 10_000,
-  maxFrameBytes: 1 << 20,
-  publishTimeoutMs: 30_000,
-  maxPendingPublishes: 10_000,
-};
-
-const NAME_CONTROL = /\p{Cc}/u;
-
-function checkStreamName(name) {
-  if (typeof name !== 'string' || name.length === 0 || NAME_CONTROL.test(name)) {
-    throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(name))}`);
-  }
-  if (name.length > 64 && new TextEncoder().encode(name).length > 256) {
-    throw new SeqsyncError('invalid_stream', 'stream names are at most 256 bytes');
-  }
-}
-
-function randomId() {
-  const c = globalThis.crypto;
-  if (c !== undefined && typeof c.getRandomValues === 'function') {
-    const b = c.getRandomValues(new Uint32Array(2));
-    return b[0].toString(16).padStart(8, '0') + b[1].toString(16).padStart(8, '0');
-  }
-  return Math.floor(Math.random() * 2 ** 52).toString(16);
-}
-
-/** One subscribed stream, returned by `Client.subscribe`. */
-class Subscription {
-  constructor(client, stream, handlers) {
-    this._client = client;
-    this._handle = -1;
-    this._active = true;
-    this.stream = stream;
-    this._onMessage = handlers.onMessage;
-    this._onSnapshot = handlers.onSnapshot;
-    this._onReset = handlers.onReset;
-    this._onGap = handlers.onGap;
-    this._onState = handlers.onState;
-    this._options = handlers;
-  }
-
-  /** Counters and position of the stream (undefined before the core loads). */
-  stats() {
-    return this._client._streamStats(this);
-  }
-
-  /** Stops the stream. No callback runs after this returns. */
-  unsubscribe() {
-    this._client._unsubscribe(this);
-  }
-}
-
-/**
- * A connection to a seqsync server that stays up by itself: reconnects with
- * exponential backoff and full jitter, resumes every stream after its last
- * delivered seq, and fetches whatever was missed.
- */
+// ---- Client: the WASM Session's IO --------------------------------------------
 export class Client {
   constructor(url, options = {}) {
     if (typeof url !== 'string') throw new TypeError('Client: url must be a string');
-    this._options = { ...CLIENT_DEFAULTS, ...options };
-    this._endpoints = [url, ...(options.endpoints ?? [])];
-    this._endpointIndex = 0;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
-    if (typeof this._WebSocket !== 'function') {
-      throw new SeqsyncError(
-        'no_websocket',
-        'no WebSocket in this environment: pass options.WebSocket (Node 20: run with --experimental-websocket)',
-      );
-    }
-    this._onConnection = options.onConnection;
+    const hint = 'pass options.WebSocket (Node 20: --experimental-websocket)';
+    if (typeof this._WebSocket !== 'function') throw new SeqsyncError('no_websocket', `no WebSocket here: ${hint}`);
+    const random = 'no crypto.getRandomValues in this environment: publish ids need a secure random source';
+    if (typeof globalThis.crypto?.getRandomValues !== 'function') throw new SeqsyncError('no_crypto', random);
+    this._seed = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    this._options = options;
+    this._endpoints = [url, ...(options.endpoints ?? [])].map(String);
     this._storage = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._persistPrefix = typeof options.persist === 'string' ? options.persist : 'seqsync:';
-    this._core = null;
-    this._view = null;
-    this._ptr = 0;
+    this._session = this._view = this._ws = this._closing = null;
+    this._ptr = this._maxFrame = this._timer = this._clock = 0;
+    this._timerAt = -1; // when the armed timer fires
+    this._closed = this._dispatching = this._reentered = false;
     this._subs = new Map(); // stream name -> Subscription
-    this._byHandle = new Map(); // handle -> Subscription
-    this._handles = new Map(); // stream name -> handle
-    this._ws = null;
-    this._open = false;
-    this._closed = false;
-    this._closing = null;
+    this._byHandle = new Map(); // stream handle -> Subscription
+    this._waiting = new Map(); // publish handle -> { resolve, reject } of its promise
     this._state = { state: 'connecting', endpoint: url, attempt: 0 };
-    this._attempt = 0;
-    this._timers = { core: 0, reconnect: 0, connect: 0, heartbeat: 0, persist: 0 };
-    this._timerAt = -1;
-    this._clock = 0;
-    this._lastReceived = 0;
-    this._dispatching = false;
-    this._reentered = false;
-    this._clientId = randomId();
-    this._publishCounter = 0;
-    this._pending = new Map(); // id -> { frame, resolve, reject, deadline }
-    this._publishTimer = 0;
-    this._stats = {
-      connects: 0,
-      disconnects: 0,
-      frames: 0,
-      bytes: 0,
-      badFrames: 0,
-      historyFrames: 0,
-      historyBytes: 0,
-      historyMessages: 0,
-      published: 0,
-    };
-    this._onPageHide = () => this._persistNow();
-    if (this._storage !== undefined && typeof globalThis.addEventListener === 'function') {
-      globalThis.addEventListener('pagehide', this._onPageHide);
-    }
-    let resolveReady;
-    let rejectReady;
-    /** Resolves on the first connection; rejects when `initialConnectTimeoutMs` passes first. */
+    this._onPageHide = () => this._input((s, t) => s.checkpoint(t));
+    if (this._storage !== undefined) globalThis.addEventListener?.('pagehide', this._onPageHide);
     this.ready = new Promise((resolve, reject) => {
-      resolveReady = resolve;
-      rejectReady = reject;
+      this._resolveReady = resolve;
+      this._rejectReady = reject;
     });
     this.ready.catch(() => {});
-    this._resolveReady = resolveReady;
-    this._rejectReady = rejectReady;
-    this._started = now();
-    init(options.wasm).then(
-      () => this._start(),
-      (error) => {
-        this._rejectReady(error);
-        this._finish();
-      },
-    );
+    // Started after the constructor returns (callbacks may name the client), and after the module loads.
+    this._loaded = init(options.wasm).then(() => this._start()).catch((error) => this._finish(error));
   }
 
-  /** The connection's state: `{ state: 'connecting' | 'connected' | 'disconnected' | 'closed', ... }`. */
-  get connectionState() {
-    return this._state;
-  }
-
-  /** Client-wide counters. */
+  get connectionState() { return this._state; }
   stats() {
-    return { ...this._stats, pendingPublishes: this._pending.size };
+    const raw = this._session?.stats() ?? [];
+    return Object.fromEntries(CLIENT_STATS.map((name, i) => [name, raw[i] ?? 0]));
   }
 
-  /**
-   * Follows a stream: first a snapshot (or, with `since`, everything after
-   * it), then every message once, in order.
-   */
   subscribe(stream, handlers = {}) {
-    if (this._closed || this._closing !== null) throw new SeqsyncError('closed', 'the client is closed');
-    checkStreamName(stream);
-    if (this._subs.has(stream)) {
-      throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
+    if (this._closed || this._closing !== null) throw closedError();
+    // The core checks names too, but it has not started yet when `subscribe` follows `new Client`.
+    if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
+      throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
     }
-    const sub = new Subscription(this, stream, handlers);
+    if (this._subs.has(stream)) throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
+    const sub = {
+      stream, _handle: -1, _active: true, _handlers: handlers, _onMessage: handlers.onMessage,
+      stats: () => (sub._active && sub._handle >= 0 ? statsObject(this._session.streamStats(sub._handle)) : undefined),
+      unsubscribe: () => this._unsubscribe(sub),
+    };
     this._subs.set(stream, sub);
-    if (this._core !== null) this._attach(sub);
+    if (this._session !== null) this._attach(sub);
     return sub;
   }
 
-  /** Appends `data` (any JSON value) to `stream`; resolves to the seq the server assigned. */
   publish(stream, data) {
     return new Promise((resolve, reject) => {
-      if (this._closed || this._closing !== null) {
-        reject(new SeqsyncError('closed', 'the client is closed'));
-        return;
-      }
-      if (this._pending.size >= this._options.maxPendingPublishes) {
-        reject(
-          new SeqsyncError('too_many_pending', `too many publishes in flight (limit ${this._options.maxPendingPublishes})`),
-        );
-        return;
-      }
-      try {
-        checkStreamName(stream);
-      } catch (e) {
-        reject(e);
-        return;
-      }
-      const id = `${this._clientId}-${++this._publishCounter}`;
-      let frame;
-      try {
-        frame = JSON.stringify({ type: 'publish', stream, id, data });
-      } catch (e) {
-        reject(new SeqsyncError('invalid_data', `data is not JSON: ${e instanceof Error ? e.message : String(e)}`));
-        return;
-      }
-      const deadline = now() + this._options.publishTimeoutMs;
-      this._pending.set(id, { frame, resolve, reject, deadline });
-      if (this._open) this._ws.send(frame);
-      this._armPublishTimer();
+      if (this._closed || this._closing !== null) return reject(closedError());
+      let text;
+      try { text = JSON.stringify(data); } catch { text = undefined; }
+      if (text === undefined) return reject(new SeqsyncError('invalid_data', 'data is not JSON'));
+      const send = () => {
+        if (this._closed) return reject(closedError());
+        const handle = this._session.publish(this._now(), stream, text);
+        if (handle < 0) return reject(this._refusal(stream));
+        this._waiting.set(handle, { resolve, reject });
+        this._drain(scratch(this)[8]);
+      };
+      this._session !== null ? send() : this._loaded.then(send);
     });
   }
 
-  /**
-   * Closes cleanly: waits for publishes in flight (up to their timeout),
-   * then closes the socket. No callback runs after the promise resolves.
-   */
   close() {
-    if (this._closing !== null) return this._closing;
-    this._closing = new Promise((resolve) => {
+    this._closing ??= new Promise((resolve) => {
       this._closeResolve = resolve;
+      this._loaded.then(() => (this._closed ? resolve() : this._input((s, t) => s.close(t))));
     });
-    this._maybeFinishClose();
     return this._closing;
   }
 
-  // ---- internals ------------------------------------------------------------------
-
   _start() {
-    if (this._closed) return;
-    if (this._closing !== null && this._pending.size === 0) {
-      this._finish();
-      return;
-    }
-    this._core = newCore(this._options.core ?? {});
-    this._ptr = this._core.scratchPtr();
-    this._view = new Float64Array(memory.buffer, this._ptr, 9);
-    for (const sub of this._subs.values()) this._attach(sub);
-    this._connect();
+    // With `persist`, positions are written at most every 250 ms unless told otherwise.
+    const o = { persistIntervalMs: this._storage !== undefined ? 250 : 0, ...this._options };
+    const options = [...SESSION_OPTIONS.map((k) => o[k] ?? NaN), ...CORE_OPTIONS.map((k) => o.core?.[k] ?? NaN)];
+    const s = (this._session = new Session(this._now(), this._seed, this._endpoints, o.token, options));
+    this._ptr = s.scratchPtr();
+    this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
+    this._maxFrame = s.maxFrameBytes();
+    for (const sub of this._subs.values()) call(() => this._attach(sub));
+    this._drain(s.pending());
   }
 
-  _scratch() {
-    if (this._view.length === 0) this._view = new Float64Array(memory.buffer, this._ptr, 9);
-    return this._view;
-  }
-
-  /** The time for the core: `performance.now()`, never earlier than a time given before. */
-  _now() {
-    const t = performance.now();
-    if (t > this._clock) this._clock = t;
+  /** The time for the core (`performance.now()` or an event's), never earlier than one given before. */
+  _now(stamp = performance.now()) {
+    if (stamp > this._clock) this._clock = stamp;
     return this._clock;
+  }
+  /** Calls an input of the session with the time, then carries out what it asks. */
+  _input(fn) {
+    if (this._session !== null && !this._closed) this._drain(fn(this._session, this._now()));
+  }
+  /** Why the session refused a subscribe or publish. */
+  _refusal(stream) {
+    const code = this._session.lastError();
+    return new SeqsyncError(code, `${stream}: ${code.replaceAll('_', ' ')}`);
   }
 
   _attach(sub) {
-    let since = sub._options.since;
-    let epoch = sub._options.epoch;
-    const saved = this._loadPosition(sub.stream);
-    if (since === undefined && saved !== undefined) {
-      since = saved.seq;
-      epoch = saved.epoch;
-    }
-    const t = this._now();
-    let handle;
-    try {
-      handle = this._core.subscribe(t, sub.stream, since, epoch, sub._options.mode === 'latest');
-    } catch (e) {
+    this._resume(sub.stream);
+    const o = sub._handlers;
+    sub._handle = this._session.subscribe(this._now(), sub.stream, o.since, o.epoch, o.mode === 'latest');
+    if (sub._handle < 0) {
       this._subs.delete(sub.stream);
       sub._active = false;
-      reportHandlerError(new SeqsyncError('invalid_subscription', e instanceof Error ? e.message : String(e)));
-      return;
+      throw this._refusal(sub.stream);
     }
-    sub._handle = handle;
-    this._handles.set(sub.stream, handle);
-    this._byHandle.set(handle, sub);
-    this._drain(this._core.pending());
+    this._byHandle.set(sub._handle, sub);
+    this._drain(scratch(this)[8]);
   }
 
   _unsubscribe(sub) {
     if (!sub._active) return;
     sub._active = false;
-    if (this._subs.get(sub.stream) === sub) this._subs.delete(sub.stream);
-    if (sub._handle < 0 || this._core === null) return;
-    this._persistOne(sub);
-    this._handles.delete(sub.stream);
+    this._subs.delete(sub.stream);
     this._byHandle.delete(sub._handle);
-    this._drain(this._core.unsubscribe(this._now(), sub._handle));
-  }
-
-  _streamStats(sub) {
-    if (this._core === null || sub._handle < 0 || !sub._active) return undefined;
-    return statsObject(this._core.stats(sub._handle));
+    if (sub._handle >= 0) this._input((s, t) => s.unsubscribe(t, sub._handle));
   }
 
   _setState(state) {
     this._state = state;
-    if (this._onConnection !== undefined) {
-      try {
-        this._onConnection(state);
-      } catch (e) {
-        reportHandlerError(e);
-      }
-    }
+    call(this._options.onConnection, state);
   }
 
-  _url(endpoint) {
-    const token = this._options.token;
-    if (token === undefined) return endpoint;
-    const sep = endpoint.includes('?') ? '&' : '?';
-    return `${endpoint}${sep}token=${encodeURIComponent(token)}`;
-  }
-
-  _connect() {
-    if (this._closed) return;
-    const endpoint = this._endpoints[this._endpointIndex];
-    this._endpointIndex = (this._endpointIndex + 1) % this._endpoints.length;
-    this._setState({ state: 'connecting', endpoint, attempt: this._attempt });
-    let ws;
-    try {
-      ws = new this._WebSocket(this._url(endpoint));
-    } catch (e) {
-      this._lost(null, e instanceof Error ? e.message : String(e));
-      return;
-    }
-    this._ws = ws;
-    this._timers.connect = setTimeout(() => this._lost(ws, 'connect timed out'), this._options.connectTimeoutMs);
-    ws.onopen = () => this._opened(ws, endpoint);
-    ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
-    ws.onclose = (event) => this._lost(ws, `closed (${event.code})`);
-    ws.onerror = () => this._lost(ws, 'socket error');
-  }
-
-  _opened(ws, endpoint) {
-    if (ws !== this._ws) return;
-    clearTimeout(this._timers.connect);
-    this._open = true;
-    this._attempt = 0;
-    this._stats.connects++;
-    this._lastReceived = now();
-    this._armHeartbeat();
-    this._resolveReady();
-    this._setState({ state: 'connected', endpoint });
-    this._drain(this._core.connected(this._now()));
-    for (const p of this._pending.values()) ws.send(p.frame);
-  }
-
-  _lost(ws, reason) {
-    if (ws !== this._ws || this._closed) return;
-    const wasOpen = this._open;
-    this._ws = null;
-    this._open = false;
-    clearTimeout(this._timers.connect);
-    clearTimeout(this._timers.heartbeat);
-    if (ws !== null) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try {
-        ws.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    if (wasOpen) {
-      this._stats.disconnects++;
-      this._drain(this._core.disconnected(this._now()));
-    }
-    if (this._closing !== null) {
-      this._finish();
-      return;
-    }
-    if (!wasOpen && now() - this._started >= this._options.initialConnectTimeoutMs && this._stats.connects === 0) {
-      this._rejectReady(new SeqsyncError('connect_failed', `could not connect: ${reason}`));
-      this._finish();
-      return;
-    }
-    this._setState({ state: 'disconnected', reason });
-    const bound = Math.min(this._options.reconnectMaxMs, this._options.reconnectInitialMs * 2 ** Math.min(this._attempt, 32));
-    this._attempt++;
-    const delay = Math.random() * bound;
-    this._timers.reconnect = setTimeout(() => this._connect(), delay);
-  }
-
-  _armHeartbeat() {
-    const limit = this._options.heartbeatTimeoutMs;
-    const check = () => {
-      const ws = this._ws;
-      if (!this._open) return;
-      const idle = now() - this._lastReceived;
-      if (idle >= limit) {
-        this._lost(ws, 'no frame within the heartbeat timeout');
-      } else {
-        this._timers.heartbeat = setTimeout(check, limit - idle);
-      }
-    };
-    this._timers.heartbeat = setTimeout(check, limit);
-  }
-
-  /**
-   * One frame. `stamp` is the event's `timeStamp`: the same clock as
-   * `performance.now()`, read when the frame arrived, and free, where
-   * `performance.now()` costs several hundred nanoseconds in browsers.
-   */
-  _frame(text, stamp) {
-    const stats = this._stats;
-    stats.frames++;
-    if (typeof text !== 'string') {
-      stats.badFrames++;
-      return;
-    }
-    stats.bytes += text.length;
-    if (text.length > this._options.maxFrameBytes) {
-      stats.badFrames++;
-      return;
-    }
-    // Never earlier than a time already given to the core.
-    let t;
-    if (typeof stamp !== 'number') t = this._now();
-    else if (stamp > this._clock) t = this._clock = stamp;
-    else t = this._clock;
-    this._lastReceived = t;
-    let f;
-    try {
-      f = JSON.parse(text);
-    } catch {
-      stats.badFrames++;
-      return;
-    }
-    if (f === null || typeof f !== 'object') {
-      stats.badFrames++;
-      return;
-    }
-    if (f.type === 'msg') {
-      // The hot path: one crossing delivers the message in the common case.
-      const h = this._handles.get(f.stream);
-      if (h !== undefined && f.data !== undefined) {
-        const payload = this._core.deliver(t, h, f.seq, epochOrNone(f.epoch), f.data);
-        let s = this._view;
-        if (s.length === 0) s = this._scratch();
-        const flags = s[8];
-        if (flags & READY_ERROR) stats.badFrames++;
-        if (flags & (READY_REQUESTS | READY_TIMEOUT)) this._drain(flags & ~READY_EVENTS);
-        if (s[0] !== 0) this._dispatch(payload, true);
-        return;
-      }
-    }
-    if (f.type === 'history') {
-      stats.historyFrames++;
-      stats.historyBytes += text.length;
-      if (Array.isArray(f.messages)) stats.historyMessages += f.messages.length;
-    }
-    const flags = feed(this._core, t, f, this._handles);
-    if (flags === -1) {
-      this._other(f);
-      return;
-    }
-    if (flags & READY_ERROR) stats.badFrames++;
-    this._drain(flags);
-  }
-
-  _other(f) {
-    if (f.type === 'ack') {
-      const p = this._pending.get(f.id);
-      if (p !== undefined) {
-        this._pending.delete(f.id);
-        this._stats.published++;
-        p.resolve(f.seq);
-        this._maybeFinishClose();
-      }
-    } else if (f.type === 'error') {
-      const p = f.ref === undefined ? undefined : this._pending.get(f.ref);
-      if (p !== undefined) {
-        this._pending.delete(f.ref);
-        p.reject(new SeqsyncError(String(f.code), String(f.message)));
-        this._maybeFinishClose();
-      }
-    }
-  }
-
+  /** Carries out what the session asks after an input: transmits, then the timer, then events. */
   _drain(flags) {
-    const core = this._core;
-    if (flags & READY_REQUESTS) {
-      let text;
-      while ((text = core.pollRequest()) !== undefined) {
-        // While disconnected the requests are void: the core asks again on connect.
-        if (this._open) this._ws.send(text);
-      }
-    }
-    if (flags & READY_TIMEOUT) this._armCoreTimer();
+    const s = this._session;
+    let text;
+    while (flags & READY_TRANSMIT && (text = s.pollTransmit()) !== undefined) this._transmit(text, scratch(this));
+    if (flags & READY_TIMEOUT) this._armTimer();
     if (flags & READY_EVENTS) this._dispatch();
   }
 
-  // Timers are dear in browsers (a few microseconds to set and clear), and
-  // holes that heal within the gap timeout would otherwise cost one of each.
-  // So an armed timer is kept when the deadline goes away or moves later:
-  // it fires, hands the core the time (nothing is due, nothing happens), and
-  // is armed again for the deadline then current.
-  _armCoreTimer() {
-    const deadline = this._scratch()[7];
-    if (deadline < 0) return;
-    if (this._timerAt >= 0 && this._timerAt <= deadline) return;
-    clearTimeout(this._timers.core);
-    this._timerAt = deadline;
-    this._timers.core = setTimeout(() => {
-      this._timerAt = -1;
-      if (this._core !== null && !this._closed) {
-        this._drain(this._core.timeout(this._now()) | READY_TIMEOUT);
-      }
-    }, Math.max(0, Math.ceil(deadline - now())));
+  /** Opens, writes to or closes the socket. */
+  _transmit(text, v) {
+    const ws = this._ws;
+    if (v[9] === TRANSMIT_SEND) ws?.send(text);
+    else if (v[9] === TRANSMIT_CONNECT) this._connect(v[10], text);
+    else if (ws !== null) {
+      // Always the socket of the connection named: the session asks for one at a time.
+      this._ws = null;
+      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+      try { ws.close(v[11], text); } catch { /* already closed */ }
+    }
   }
 
-  /** Hands the core's events to their subscriptions; `polled`: the first is in the scratch area already. */
+  _connect(conn, url) {
+    this._ws = null;
+    const closed = (reason) => this._input((s, t) => s.closed(t, conn, reason));
+    let ws;
+    try {
+      ws = this._ws = new this._WebSocket(url);
+    } catch (e) {
+      return closed(String(e?.message ?? e));
+    }
+    ws.onopen = () => this._input((s, t) => s.opened(t, conn));
+    ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
+    ws.onclose = (event) => closed(`closed (${event.code})`);
+    ws.onerror = () => closed('socket error');
+  }
+
+  // One frame. `stamp` is the event's `timeStamp`: the clock of `performance.now()`, read when the
+  // frame arrived, and free, where `performance.now()` costs several hundred nanoseconds in browsers.
+  _frame(text, stamp) {
+    if (this._closed) return;
+    const s = this._session;
+    const t = this._now(stamp);
+    const n = typeof text === 'string' ? text.length : 0;
+    const f = parse(text, this._maxFrame);
+    if (f?.type === 'msg') {
+      // The hot path: one crossing delivers the message in the common case.
+      const h = this._subs.get(f.stream)?._handle;
+      if (h >= 0 && f.data !== undefined) {
+        const payload = s.deliver(t, h, f.seq, epochOrNone(f.epoch), f.data, n);
+        const v = scratch(this);
+        const flags = v[8];
+        if (flags & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(flags & ~READY_EVENTS);
+        if (v[0] !== 0) this._dispatch(payload, true);
+        return;
+      }
+    }
+    s.received(t, n);
+    let flags;
+    if (f === undefined) flags = READY_ERROR;
+    else if (f.type === 'ack') flags = typeof f.id === 'string' ? s.ack(t, f.id, String(f.stream), f.seq) : READY_ERROR;
+    else if (f.type === 'error') flags = s.error(t, String(f.code), String(f.message), stringOrNone(f.ref));
+    else if ((flags = feed(s, t, f, (name) => this._subs.get(name)?._handle)) === -1) return;
+    if (flags & READY_ERROR) s.badFrame(t);
+    this._drain(flags);
+  }
+
+  // Timers are dear in browsers (a few microseconds to set and clear; holes that heal within
+  // the gap timeout would each cost one), so an armed timer is kept when the deadline goes away
+  // or moves later: it fires, hands the core the time, and is armed again for the deadline then.
+  _armTimer() {
+    const deadline = scratch(this)[7];
+    if (deadline < 0 || this._closed || (this._timerAt >= 0 && this._timerAt <= deadline)) return;
+    clearTimeout(this._timer);
+    this._timerAt = deadline;
+    this._timer = setTimeout(() => {
+      this._timerAt = -1;
+      this._input((s, t) => s.timeout(t) | READY_TIMEOUT);
+    }, Math.max(0, Math.ceil(deadline - performance.now())));
+  }
+
+  // Hands the session's events out; `polled`: the first is in the scratch area already. Events
+  // caused by a callback wait until it has returned (callbacks run through `call`: nothing throws).
   _dispatch(first, polled) {
     if (this._dispatching) {
       this._reentered = true;
       return;
     }
+    const session = this._session;
     this._dispatching = true;
-    const core = this._core;
-    let dirty = false;
-    try {
-      for (let payload = polled === true ? first : core.pollEvent(); ; payload = core.pollEvent()) {
-        let s = this._view;
-        if (s.length === 0) s = this._scratch();
-        const kind = s[0];
-        if (kind === 0) break;
-        const more = s[1];
-        const sub = this._byHandle.get(s[2]);
-        if (sub !== undefined) {
-          if (kind === EVENT_MESSAGE) {
-            dirty = true;
-            if (sub._onMessage !== undefined) {
-              try {
-                sub._onMessage(payload, s[3]);
-              } catch (e) {
-                reportHandlerError(e);
-              }
-            }
-          } else {
-            if (kind === EVENT_SNAPSHOT) dirty = true;
-            this._event(sub, kind, payload, s);
-          }
-        }
-        if (more === 0 && !this._reentered) break;
-        this._reentered = false;
-      }
-    } finally {
-      this._dispatching = false;
+    for (let payload = polled === true ? first : session.pollEvent(); ; payload = session.pollEvent()) {
+      const s = scratch(this);
+      const kind = s[0];
+      if (kind === 0) break;
+      const more = s[1];
+      if (kind === EVENT_MESSAGE) call(this._byHandle.get(s[2])?._onMessage, payload, s[3]);
+      else this._event(kind, payload, s);
+      if (this._closed || (more === 0 && !this._reentered)) break;
+      this._reentered = false;
     }
-    if (dirty && this._storage !== undefined) this._schedulePersist();
+    this._dispatching = false;
   }
 
-  _event(sub, kind, payload, s) {
-    let handler;
-    let args;
-    switch (kind) {
-      case EVENT_SKIPPED:
-      case EVENT_GAP_DETECTED:
-      case EVENT_GAP_HEALED:
-      case EVENT_STALLED:
-        if (sub._onGap === undefined) return;
-        break;
-      default:
-        break;
-    }
-    switch (kind) {
-      case EVENT_SNAPSHOT:
-        handler = sub._onSnapshot;
-        args = [payload, s[3], s[4]];
-        break;
-      case EVENT_RESET:
-        handler = sub._onReset;
-        args = [RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]];
-        break;
-      case EVENT_SKIPPED:
-        handler = sub._onGap;
-        args = [{ type: 'skipped', from: s[3], to: s[4] }];
-        break;
-      case EVENT_GAP_DETECTED:
-        handler = sub._onGap;
-        args = [{ type: 'detected', from: s[3], to: s[4] }];
-        break;
-      case EVENT_GAP_HEALED:
-        handler = sub._onGap;
-        args = [{ type: 'healed', through: s[3] }];
-        break;
-      case EVENT_STALLED:
-        handler = sub._onGap;
-        args = [
-          s[3] === 0
-            ? { type: 'stalled', request: 'history', from: s[4], to: s[5], attempts: s[6] }
-            : { type: 'stalled', request: STALLED_REQUESTS[s[3]], attempts: s[6] },
-        ];
-        break;
-      case EVENT_PHASE:
-        handler = sub._onState;
-        args = [PHASES[s[3]]];
-        break;
-      default:
-        return;
-    }
-    if (handler === undefined) return;
-    try {
-      handler(...args);
-    } catch (e) {
-      reportHandlerError(e);
-    }
+  _event(kind, payload, s) {
+    if (kind <= EVENT_PHASE || kind === EVENT_REFUSED) {
+      const h = this._byHandle.get(s[2])?._handlers;
+      if (h === undefined) return;
+      if (kind === EVENT_SNAPSHOT) call(h.onSnapshot, payload, s[3], s[4]);
+      else if (kind === EVENT_RESET) call(h.onReset, RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]);
+      else if (kind === EVENT_PHASE) call(h.onState, PHASES[s[3]]);
+      else if (kind === EVENT_REFUSED) call(h.onRefused, errorCodeName(s[3]), payload);
+      else if (h.onGap !== undefined) call(h.onGap, { type: GAP_EVENTS[kind], ...eventFields(kind, s) });
+    } else if (kind === EVENT_CONNECTING) {
+      this._setState({ state: 'connecting', endpoint: this._endpoints[s[3]], attempt: s[4] });
+    } else if (kind === EVENT_CONNECTED) {
+      this._resolveReady();
+      this._setState({ state: 'connected', endpoint: this._endpoints[s[3]] });
+    } else if (kind === EVENT_DISCONNECTED) {
+      this._setState({ state: 'disconnected', reason: payload, retryInMs: s[3] });
+    } else if (kind === EVENT_PUBLISH_ACKED || kind === EVENT_PUBLISH_FAILED) {
+      const waiting = this._waiting.get(s[3]);
+      this._waiting.delete(s[3]);
+      if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
+      else if (s[4] === 0) waiting?.reject(new SeqsyncError(errorCodeName(s[5]), payload));
+      else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
+      else waiting?.reject(closedError());
+    } else if (kind === EVENT_POSITION) {
+      this._savePosition(payload, s[3], s[4]);
+    } else if (kind === EVENT_CLOSED) {
+      this._finish(s[3] === 1 ? new SeqsyncError('connect_failed', `could not connect: ${payload}`) : closedError());
+    } // else a server error about nothing pending: diagnostics only
   }
 
-  _armPublishTimer() {
-    if (this._publishTimer !== 0 || this._pending.size === 0) return;
-    let first = Infinity;
-    for (const p of this._pending.values()) first = Math.min(first, p.deadline);
-    this._publishTimer = setTimeout(() => {
-      this._publishTimer = 0;
-      const t = now();
-      for (const [id, p] of this._pending) {
-        if (p.deadline <= t) {
-          this._pending.delete(id);
-          p.reject(new SeqsyncError('publish_timeout', `publish ${id} was not acknowledged in time`));
-        }
-      }
-      this._armPublishTimer();
-      this._maybeFinishClose();
-    }, Math.max(0, first - now()));
-  }
-
-  _maybeFinishClose() {
-    if (this._closing === null || this._closed || this._pending.size > 0) return;
-    this._finish();
-  }
-
-  _finish() {
-    if (this._closed) return;
-    this._persistNow();
+  /** The session ended (or never started); it stays for `stats()`. */
+  _finish(error) {
     this._closed = true;
-    for (const t of Object.values(this._timers)) clearTimeout(t);
-    clearTimeout(this._publishTimer);
-    const ws = this._ws;
-    this._ws = null;
-    this._open = false;
-    if (ws !== null) {
-      ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try {
-        ws.close(1000);
-      } catch {
-        // Already closed.
-      }
-    }
-    for (const p of this._pending.values()) p.reject(new SeqsyncError('closed', 'the client is closed'));
-    this._pending.clear();
+    clearTimeout(this._timer);
     for (const sub of this._subs.values()) sub._active = false;
-    this._subs.clear();
-    this._byHandle.clear();
-    this._handles.clear();
-    if (typeof globalThis.removeEventListener === 'function') {
-      globalThis.removeEventListener('pagehide', this._onPageHide);
-    }
-    if (this._core !== null) {
-      this._core.free();
-      this._core = null;
-    }
-    this._rejectReady(new SeqsyncError('closed', 'the client is closed'));
+    globalThis.removeEventListener?.('pagehide', this._onPageHide);
+    this._rejectReady(error);
     this._setState({ state: 'closed' });
-    if (this._closeResolve !== undefined) this._closeResolve();
+    this._closeResolve?.();
   }
 
-  // ---- resume across page loads -------------------------------------------------
+  // ---- resume across page loads: the session reports positions, storage keeps them. An unreadable
+  // entry, or storage that is full or forbidden, means a snapshot instead of a resume.
 
-  _key(stream) {
-    return `${this._persistPrefix}${this._endpoints[0]}#${stream}`;
-  }
+  _key(stream) { return `${this._persistPrefix}${this._endpoints[0]}#${stream}`; }
 
-  _loadPosition(stream) {
-    if (this._storage === undefined) return undefined;
-    try {
-      const text = this._storage.getItem(this._key(stream));
-      if (text === null) return undefined;
-      const saved = JSON.parse(text);
-      if (Number.isSafeInteger(saved.seq) && saved.seq >= 0 && Number.isSafeInteger(saved.epoch)) return saved;
-    } catch {
-      // Unreadable entries are ignored: the stream starts from a snapshot.
+  _resume(stream) {
+    let saved;
+    try { saved = JSON.parse(this._storage?.getItem(this._key(stream)) ?? 'null'); } catch { saved = null; }
+    if (Number.isSafeInteger(saved?.seq) && Number.isSafeInteger(saved.epoch)) {
+      this._session.resumeFrom(stream, saved.seq, saved.epoch);
     }
-    return undefined;
   }
 
-  _schedulePersist() {
-    if (this._timers.persist !== 0) return;
-    this._timers.persist = setTimeout(() => {
-      this._timers.persist = 0;
-      this._persistNow();
-    }, 250);
-  }
-
-  _persistNow() {
-    if (this._storage === undefined || this._core === null) return;
-    for (const sub of this._subs.values()) this._persistOne(sub);
-  }
-
-  _persistOne(sub) {
-    if (this._storage === undefined || this._core === null || sub._handle < 0) return;
-    const stats = this._core.stats(sub._handle);
-    if (stats === undefined || stats[12] < 0) return;
-    try {
-      this._storage.setItem(this._key(sub.stream), JSON.stringify({ seq: stats[9], epoch: stats[12] }));
-    } catch {
-      // Storage full or forbidden: resuming falls back to a snapshot.
-    }
+  _savePosition(stream, seq, epoch) {
+    try { this._storage?.setItem(this._key(stream), JSON.stringify({ seq, epoch })); } catch { /* see above */ }
   }
 }

@@ -1,13 +1,16 @@
-//! The `Core` binding in a real browser (`wasm-pack test --headless --chrome`):
-//! JavaScript payloads pass through the core untouched, numbers from
-//! JavaScript are checked, and the flags and scratch area say what is ready.
+//! The `Core` and `Session` bindings in a real browser (`wasm-pack test
+//! --headless --chrome`): JavaScript payloads pass through the core
+//! untouched, numbers from JavaScript are checked, and the flags and scratch
+//! area say what is ready.
 #![cfg(target_arch = "wasm32")]
 // `allow-unwrap-in-tests` knows `#[test]`, not `#[wasm_bindgen_test]`.
 #![allow(clippy::unwrap_used)]
 
 use seqsync_wasm::{
-    Core, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE, EVENT_PHASE, EVENT_RESET,
-    EVENT_SNAPSHOT, READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT,
+    Core, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE,
+    EVENT_PHASE, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_RESET, EVENT_SNAPSHOT,
+    READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT, Session,
+    TRANSMIT_CONNECT, TRANSMIT_SEND, error_code_name,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -218,4 +221,157 @@ fn deliver_hands_back_the_message_and_reports_flags() {
     let data = core.deliver(4.0, room, 11.0, 3.0, JsValue::from_str("again"));
     assert!(data.is_undefined());
     assert_eq!(scratch(&core)[0], 0.0);
+}
+
+// ---- Session ---------------------------------------------------------------------
+
+fn session_scratch(session: &Session) -> [f64; 12] {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().into();
+    let view = js_sys::Float64Array::new_with_byte_offset_and_length(
+        &memory.buffer(),
+        session.scratch_ptr(),
+        12,
+    );
+    let mut out = [0.0; 12];
+    view.copy_to(&mut out);
+    out
+}
+
+/// Drains every transmit as (kind, connection, endpoint or close code, text).
+fn transmits(session: &mut Session) -> Vec<(u32, f64, f64, String)> {
+    std::iter::from_fn(|| {
+        let text = session.poll_transmit()?;
+        let s = session_scratch(session);
+        Some((s[9] as u32, s[10], s[11], text))
+    })
+    .collect()
+}
+
+/// Drains every event as (kind, stream, a, b, c, payload).
+fn session_events(session: &mut Session) -> Vec<(u32, f64, f64, f64, f64, JsValue)> {
+    let mut out = Vec::new();
+    loop {
+        let payload = session.poll_event();
+        let s = session_scratch(session);
+        if s[0] == 0.0 {
+            return out;
+        }
+        out.push((s[0] as u32, s[2], s[3], s[4], s[5], payload));
+        if s[1] == 0.0 {
+            return out;
+        }
+    }
+}
+
+/// A session connected to one endpoint, with `room` live at seq 10.
+fn live_session() -> (Session, f64) {
+    let endpoints = vec!["ws://h/ws".to_string()];
+    let mut session = Session::new(0.0, &[7; 32], endpoints, None, &[]).unwrap();
+    session.pending();
+    let conn = transmits(&mut session)[0].1;
+    let room = session.subscribe(0.0, "room", None, None, false);
+    session.opened(1.0, conn);
+    transmits(&mut session);
+    session.snapshot(2.0, room, 10.0, 3.0, JsValue::NULL, Some("0.0".into()));
+    session_events(&mut session);
+    (session, room)
+}
+
+#[wasm_bindgen_test]
+fn a_session_connects_with_the_token_encoded_then_subscribes_with_a_ref() {
+    let endpoints = vec!["ws://h/ws".to_string()];
+    let mut session = Session::new(0.0, &[7; 32], endpoints, Some("a+b".into()), &[]).unwrap();
+    let flags = session.pending();
+    assert_ne!(flags & READY_TRANSMIT, 0);
+    let connect = transmits(&mut session);
+    assert_eq!(connect.len(), 1);
+    let (kind, conn, endpoint, url) = &connect[0];
+    assert_eq!((*kind, *endpoint), (TRANSMIT_CONNECT, 0.0));
+    assert_eq!(url, "ws://h/ws?token=a%2Bb");
+    assert_eq!(
+        session_scratch(&session)[7],
+        5_000.0,
+        "the connect deadline"
+    );
+    assert_eq!(session_events(&mut session)[0].0, EVENT_CONNECTING);
+
+    let room = session.subscribe(0.0, "room", None, None, false);
+    assert!(room >= 0.0);
+    session.opened(1.0, *conn);
+    let sent = transmits(&mut session);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, TRANSMIT_SEND);
+    assert_eq!(
+        sent[0].3,
+        r#"{"type":"subscribe","stream":"room","ref":"0.0"}"#
+    );
+    assert!(
+        session_events(&mut session)
+            .iter()
+            .any(|e| e.0 == EVENT_CONNECTED)
+    );
+}
+
+#[wasm_bindgen_test]
+fn deliver_hands_the_payload_back_in_one_call() {
+    let (mut session, room) = live_session();
+    let payload = js_sys::Object::new();
+    let data = session.deliver(3.0, room, 11.0, 3.0, payload.clone().into(), 40.0);
+    let s = session_scratch(&session);
+    assert!(js_sys::Object::is(&data, &payload), "the very same object");
+    assert_eq!((s[0] as u32, s[2], s[3]), (EVENT_MESSAGE, room, 11.0));
+    assert_eq!(s[1], 0.0, "nothing else queued");
+    // A stale answer (another subscription's ref) is dropped and counted.
+    session.snapshot(4.0, room, 50.0, 3.0, JsValue::NULL, Some("9.9".into()));
+    assert!(session_events(&mut session).is_empty());
+    let stats = session.stats();
+    assert_eq!(stats[3], 1.0, "frames");
+    assert_eq!(stats[4], 40.0, "bytes");
+    assert_eq!(stats[17], 1.0, "stale answers");
+}
+
+#[wasm_bindgen_test]
+fn a_publish_goes_out_with_a_random_id_and_its_ack_resolves_it() {
+    let (mut session, _) = live_session();
+    let handle = session.publish(5.0, "room", r#"{"n":1}"#);
+    assert!(handle >= 1.0);
+    let sent = transmits(&mut session);
+    let text = &sent[0].3;
+    let id = text
+        .split(r#""id":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert_eq!(id.len(), 36, "a UUID: {text}");
+    assert!(text.ends_with(r#","data":{"n":1}}"#), "{text}");
+    session.ack(6.0, id, "room", 12.0);
+    let events = session_events(&mut session);
+    let acked = events.iter().find(|e| e.0 == EVENT_PUBLISH_ACKED).unwrap();
+    assert_eq!((acked.2, acked.3), (handle, 12.0));
+}
+
+#[wasm_bindgen_test]
+fn refusals_come_as_codes() {
+    let (mut session, _) = live_session();
+    assert_eq!(session.publish(5.0, "bad\nname", "1"), -1.0);
+    assert_eq!(session.last_error(), "invalid_stream");
+    assert_eq!(session.subscribe(5.0, "room", None, None, false), -1.0);
+    assert_eq!(session.last_error(), "already_subscribed");
+
+    let handle = session.publish(5.0, "room", "1");
+    let text = transmits(&mut session).remove(0).3;
+    let id = text.split('"').nth(11).unwrap().to_string();
+    session.error(6.0, "unauthorized", "not for you", Some(id));
+    let events = session_events(&mut session);
+    let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
+    assert_eq!((failed.2, failed.3), (handle, 0.0), "refused");
+    assert_eq!(error_code_name(failed.4 as u32), "unauthorized");
+    assert_eq!(failed.5.as_string().as_deref(), Some("not for you"));
+}
+
+#[wasm_bindgen_test]
+fn a_seed_that_is_not_32_bytes_is_refused() {
+    let endpoints = vec!["ws://h/ws".to_string()];
+    assert!(Session::new(0.0, &[7; 16], endpoints, None, &[]).is_err());
+    assert!(Session::new(0.0, &[7; 32], Vec::new(), None, &[]).is_err());
 }

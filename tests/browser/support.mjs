@@ -1,7 +1,9 @@
 // Shared helpers of the browser and Node checks: a reference server on a
-// free loopback port, and waiting on real state with a deadline.
+// free loopback port, a TCP proxy in front of it for network faults, and
+// waiting on real state with a deadline.
 
 import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
 
 /**
  * Starts the reference server (binary from SEQSYNC_SERVER_BIN) on
@@ -59,4 +61,66 @@ export async function waitFor(check, what, ms = 30_000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * A TCP proxy on a free loopback port in front of `target` (a ws:// URL),
+ * for faults a server does not make by itself. `setMode` switches it:
+ * - `'pass'`: forwards both ways (what was stalled is dropped first);
+ * - `'stall'`: keeps every connection open and forwards nothing, new ones
+ *   included: a peer that is there and says nothing;
+ * - `'down'`: drops every connection and closes new ones as they come.
+ * Resolves to `{ url, setMode, stop }`, `url` the proxy's ws:// URL.
+ */
+export async function startProxy(target) {
+  const { hostname, port, pathname } = new URL(target);
+  let mode = 'pass';
+  const pairs = new Set();
+  const dropAll = () => {
+    for (const pair of pairs) pair.forEach((socket) => socket.destroy());
+    pairs.clear();
+  };
+  const server = createServer((client) => {
+    client.on('error', () => {});
+    if (mode === 'down') return client.destroy();
+    const pair = [client];
+    pairs.add(pair);
+    if (mode === 'stall') return client.pause();
+    const upstream = connect(Number(port), hostname);
+    pair.push(upstream);
+    upstream.on('error', () => client.destroy());
+    client.once('close', () => upstream.destroy());
+    upstream.once('close', () => client.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${server.address().port}${pathname}`,
+    setMode(next) {
+      if (next === 'stall') {
+        for (const pair of pairs) {
+          pair.forEach((socket) => socket.unpipe());
+          pair.forEach((socket) => socket.pause());
+        }
+      } else {
+        dropAll();
+      }
+      mode = next;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        dropAll();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A ws:// URL on a loopback port that nothing listens on (bound, then released). */
+export async function closedPortUrl() {
+  const probe = createServer();
+  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  return `ws://127.0.0.1:${port}/ws`;
 }

@@ -7,10 +7,13 @@ import {
   SeqsyncError,
   init,
   type ClientStats,
+  type ConnectionState,
   type GapEvent,
   type Json,
   type SequencerEvent,
+  type ServerFrame,
   type StreamStats,
+  type WebSocketLike,
 } from '../../../sdk-wasm/js/seqsync.js';
 
 interface Chat {
@@ -48,6 +51,51 @@ export async function usage(): Promise<number> {
   await client.ready;
   await client.close();
 
+  // Options, handlers, states and counters the session brought.
+  const tuned = new Client('ws://127.0.0.1:1/ws', {
+    endpoints: ['ws://127.0.0.1:2/ws'],
+    token: 'a+b/c=',
+    stableAfterMs: 5_000,
+    silenceTimeoutMs: 10_000,
+    maxPublishBytes: 65_536,
+    maxFrameBytes: 1 << 20,
+    persistIntervalMs: 500,
+    onConnection: (s: ConnectionState) => {
+      if (s.state === 'disconnected') console.log(s.reason, s.retryInMs + 1);
+    },
+  });
+  tuned.subscribe('guarded', {
+    onRefused: (code: string, message: string) => console.log(code.length, message.length),
+  });
+  const counters: ClientStats = tuned.stats();
+  const added: number[] = [
+    counters.connectFailures,
+    counters.framesSent,
+    counters.bytesSent,
+    counters.historyDuplicates,
+    counters.publishRetries,
+    counters.publishFailures,
+    counters.resubscribes,
+    counters.staleAnswers,
+    counters.refusedRequests,
+    counters.pendingPublishes,
+  ];
+  console.log(added.length);
+  const socket: WebSocketLike = {
+    send: (_data: string) => {},
+    close: (_code?: number, _reason?: string) => {},
+    onopen: null,
+    onmessage: null,
+    onclose: null,
+    onerror: null,
+  };
+  socket.close(4000, 'no frame within the heartbeat timeout');
+  const answer: ServerFrame = { type: 'subscribed', stream: 'room', epoch: 1, head: 0, ref: '0.0' };
+  console.log(answer.type);
+  await tuned.close();
+
+  // @ts-expect-error: onRefused gets the code as a string
+  client.subscribe('z', { onRefused: (code: number) => code });
   // @ts-expect-error: handlers get data, then a numeric seq
   client.subscribe<Chat>('x', { onMessage: (_d: Chat, s: string) => s });
   // @ts-expect-error: mode is 'ordered' or 'latest'

@@ -1,0 +1,124 @@
+// What the packed npm package does on the wire, one defined behaviour per
+// test, through a stand-in WebSocket (`options.WebSocket`) that records
+// what the client sends and lets the test play the server.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client, SeqsyncError } from 'seqsync';
+import { waitFor } from './support.mjs';
+
+/** A WebSocket that records and is driven by the test. */
+class StandIn {
+  static opened = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.closedWith = null;
+    this.onopen = this.onmessage = this.onclose = this.onerror = null;
+    StandIn.opened.push(this);
+  }
+  send(text) {
+    this.sent.push(JSON.parse(text));
+  }
+  close(code, reason) {
+    this.closedWith = { code, reason };
+  }
+  open() {
+    this.onopen?.({});
+  }
+  receive(frame) {
+    this.onmessage?.({ data: typeof frame === 'string' ? frame : JSON.stringify(frame) });
+  }
+  drop() {
+    this.onclose?.({ code: 1006 });
+  }
+}
+
+const clients = [];
+
+/** A client on stand-in sockets, with quick retries; resolves once its first socket exists. */
+async function client(options = {}) {
+  const before = StandIn.opened.length;
+  const c = new Client('ws://stand.in/ws', { WebSocket: StandIn, reconnectInitialMs: 5, reconnectMaxMs: 10, ...options });
+  clients.push(c);
+  await waitFor(() => StandIn.opened.length > before, 'a socket');
+  return { c, socket: () => StandIn.opened[StandIn.opened.length - 1] };
+}
+
+after(() => {
+  // Nothing is pending on these clients: each closes at once.
+  for (const c of clients) c.close();
+});
+
+test('the token is percent-encoded into the URL by the core', async () => {
+  const { socket } = await client({ token: 'a+b/c= é' });
+  assert.equal(socket().url, 'ws://stand.in/ws?token=a%2Bb%2Fc%3D%20%C3%A9');
+});
+
+test('the frame limit counts UTF-8 bytes, not UTF-16 units', async () => {
+  const { c, socket } = await client({ maxFrameBytes: 200 });
+  const snapshots = [];
+  c.subscribe('room', { onSnapshot: (state) => snapshots.push(state) });
+  socket().open();
+  const frame = (text) => ({ type: 'snapshot', stream: 'room', seq: 0, epoch: 1, state: text });
+  // 80 two-byte characters: about 140 UTF-16 units, but over 200 bytes.
+  socket().receive(frame('é'.repeat(80)));
+  assert.deepEqual(snapshots, []);
+  assert.equal(c.stats().badFrames, 1);
+  socket().receive(frame('e'.repeat(80)));
+  assert.deepEqual(snapshots, ['e'.repeat(80)]);
+  assert.equal(c.stats().badFrames, 1);
+});
+
+test('after a reconnect a pending publish goes out again after the subscribes, with the same id', async () => {
+  const { c, socket } = await client();
+  c.subscribe('room');
+  const first = socket();
+  first.open();
+  const published = c.publish('room', { n: 1 });
+  await waitFor(() => first.sent.some((f) => f.type === 'publish'), 'the publish');
+  const id = first.sent.find((f) => f.type === 'publish').id;
+  assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a random UUID');
+
+  first.drop();
+  await waitFor(() => socket() !== first, 'a new socket');
+  const second = socket();
+  second.open();
+  assert.deepEqual(
+    second.sent.map((f) => f.type),
+    ['subscribe', 'publish'],
+  );
+  assert.equal(second.sent[1].id, id);
+  second.receive({ type: 'ack', id, stream: 'room', seq: 7 });
+  assert.equal(await published, 7);
+});
+
+test('a rate_limited publish is sent again with the same id; other refusals reject with the code', async () => {
+  const { c, socket } = await client();
+  socket().open();
+  const retried = c.publish('room', 1);
+  await waitFor(() => socket().sent.length === 1, 'the publish');
+  const id = socket().sent[0].id;
+  socket().receive({ type: 'error', code: 'rate_limited', message: 'slow down', ref: id });
+  await waitFor(() => socket().sent.length === 2, 'the retry');
+  assert.equal(socket().sent[1].id, id);
+  socket().receive({ type: 'ack', id, stream: 'room', seq: 3 });
+  assert.equal(await retried, 3);
+  assert.equal(c.stats().publishRetries, 1);
+
+  const refused = c.publish('room', 2);
+  await waitFor(() => socket().sent.length === 3, 'the second publish');
+  socket().receive({ type: 'error', code: 'unauthorized', message: 'not for you', ref: socket().sent[2].id });
+  await assert.rejects(refused, (e) => e instanceof SeqsyncError && e.code === 'unauthorized');
+});
+
+test('a refused subscribe reaches onRefused with the code', async () => {
+  const { c, socket } = await client();
+  const refusals = [];
+  c.subscribe('secret', { onRefused: (code, message) => refusals.push([code, message]) });
+  socket().open();
+  const subscribe = socket().sent.find((f) => f.type === 'subscribe');
+  socket().receive({ type: 'error', code: 'unauthorized', message: 'no', ref: subscribe.ref });
+  assert.deepEqual(refusals, [['unauthorized', 'no']]);
+  assert.equal(c.stats().refusedRequests, 1);
+});
