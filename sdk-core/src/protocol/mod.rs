@@ -26,6 +26,11 @@
 pub mod encode;
 #[cfg(feature = "json")]
 mod frames;
+#[cfg(feature = "json")]
+mod raw;
+
+#[cfg(feature = "json")]
+pub use raw::{RawServerFrame, parse_server_frame_raw};
 
 #[cfg(feature = "json")]
 pub use frames::{
