@@ -326,7 +326,8 @@ mod tests {
 
     #[test]
     fn bad_frames_are_typed_errors() {
-        let cases: [(&str, fn(&Error) -> bool); 8] = [
+        type Expect = fn(&Error) -> bool;
+        let cases: [(&str, Expect); 8] = [
             ("nope", |e| matches!(e, Error::MalformedFrame { .. })),
             (r#"{"type":"msg","stream":"r","seq":0,"data":1}"#, |e| {
                 matches!(e, Error::SeqOutOfRange { seq: 0 })
