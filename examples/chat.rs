@@ -1,5 +1,6 @@
 //! `chat`: a terminal chat room. Lines typed are published; everyone's lines
-//! are printed in the room's order.
+//! are printed in the room's order. A room is the stream `chat:<room>`, as
+//! on the demo page, so the terminal and the browser chat together.
 //!
 //! ```sh
 //! cargo run -p seqsync-examples --bin chat -- --room lobby --name ada
@@ -8,7 +9,7 @@
 use clap::Parser;
 use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, SubscriptionEvent};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Chat in a seqsync stream.
@@ -21,7 +22,7 @@ struct Args {
         default_value = "ws://127.0.0.1:8080/ws"
     )]
     urls: Vec<String>,
-    /// The room (stream) to join.
+    /// The room to join: the stream `chat:<room>`.
     #[arg(long, default_value = "lobby")]
     room: String,
     /// Your name.
@@ -29,10 +30,26 @@ struct Args {
     name: String,
 }
 
-fn line(data: &Value) -> String {
-    let from = data.get("from").and_then(Value::as_str).unwrap_or("?");
-    let text = data.get("text").and_then(Value::as_str).unwrap_or("");
-    format!("<{from}> {text}")
+/// One chat line, as the demo page writes it too.
+#[derive(Serialize, Deserialize)]
+struct Line {
+    from: String,
+    text: String,
+}
+
+/// The reference server's snapshot state: the last messages.
+#[derive(Deserialize)]
+struct Recent {
+    messages: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    data: Line,
+}
+
+fn show(line: &Line) {
+    println!("<{}> {}", line.from, line.text);
 }
 
 #[tokio::main]
@@ -40,7 +57,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let config = ClientConfig::with_endpoints(args.urls.clone());
     let client = Client::connect(config).await?;
-    let mut room = client.subscribe(&args.room).await?;
+    let stream = format!("chat:{}", args.room);
+    let mut room = client.subscribe_as::<Line>(&stream).await?;
     let mut input = BufReader::new(tokio::io::stdin()).lines();
     println!(
         "# joined {} as {} (type, Enter to send, Ctrl-D to leave)",
@@ -50,21 +68,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             event = room.next() => match event {
                 Some(SubscriptionEvent::Snapshot { state, .. }) => {
-                    let recent = state.get("messages").and_then(Value::as_array).cloned().unwrap_or_default();
-                    for message in recent {
-                        if let Some(data) = message.get("data") {
-                            println!("{}", line(data));
-                        }
+                    match state.parse::<Recent>() {
+                        Ok(recent) => recent.messages.iter().for_each(|m| show(&m.data)),
+                        Err(error) => eprintln!("# unreadable history: {error}"),
                     }
                 }
-                Some(SubscriptionEvent::Message { data, .. }) => println!("{}", line(&data)),
+                Some(SubscriptionEvent::Message { data, .. }) => show(&data),
+                Some(SubscriptionEvent::Undecodable { seq, data, .. }) => {
+                    eprintln!("# message {seq} is not a chat line: {data}");
+                }
                 Some(SubscriptionEvent::Reset { .. }) => println!("# history was trimmed; reloading"),
                 Some(_) => {}
                 None => break,
             },
             typed = input.next_line() => match typed? {
                 Some(text) if !text.trim().is_empty() => {
-                    if let Err(error) = client.publish(&args.room, json!({"from": args.name, "text": text})).await {
+                    let line = Line { from: args.name.clone(), text };
+                    if let Err(error) = client.publish(&stream, &line).await {
                         eprintln!("# not sent: {error}");
                     }
                 }

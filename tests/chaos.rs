@@ -255,6 +255,8 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
                 "snapshot after the trimmed range, got {seq}"
             );
             let held = state
+                .to_value()
+                .expect("the state is JSON")
                 .get("messages")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);

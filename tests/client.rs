@@ -315,7 +315,10 @@ async fn ordered_processing_completes_in_seq_order() {
     let client = Client::connect(fast(&server.ws_url()))
         .await
         .expect("connect");
-    let sub = client.subscribe("work").await.expect("subscribe");
+    let sub = client
+        .subscribe_as::<serde_json::Value>("work")
+        .await
+        .expect("subscribe");
     for i in 1..=20u64 {
         client.publish("work", json!(i)).await.expect("publish");
     }

@@ -212,3 +212,67 @@ async fn a_new_client_resumes_where_the_last_one_stopped() {
     writer.close().await;
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn a_typed_subscription_reports_a_payload_that_does_not_fit_and_goes_on() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Line {
+        from: String,
+        text: String,
+    }
+    let server = start(test_config(Storage::Memory)).await;
+    let client = Client::connect(fast(&server.ws_url()))
+        .await
+        .expect("connect");
+    let mut room = client
+        .subscribe_as::<Line>("typed")
+        .await
+        .expect("subscribe");
+    client
+        .publish("typed", json!({"from": "ada", "text": "hi"}))
+        .await
+        .expect("publish");
+    client
+        .publish("typed", json!({"from": "bob", "text": 42}))
+        .await
+        .expect("publish");
+    client
+        .publish("typed", json!({"from": "cy", "text": "bye"}))
+        .await
+        .expect("publish");
+    let mut seen = Vec::new();
+    let done = timeout(LIMIT, async {
+        while seen.len() < 3 {
+            match room.next().await {
+                Some(SubscriptionEvent::Message { seq, data }) => {
+                    seen.push((seq.get(), Ok(data)));
+                }
+                Some(SubscriptionEvent::Undecodable { seq, data, error }) => {
+                    assert_eq!(data, json!({"from": "bob", "text": 42}), "the raw payload");
+                    assert!(!error.is_empty());
+                    seen.push((seq.get(), Err(())));
+                }
+                Some(_) => {}
+                None => panic!("subscription ended"),
+            }
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "three messages in time: {seen:?}");
+    let line = |from: &str, text: &str| Line {
+        from: from.into(),
+        text: text.into(),
+    };
+    assert_eq!(
+        seen,
+        [
+            (1, Ok(line("ada", "hi"))),
+            (2, Err(())),
+            (3, Ok(line("cy", "bye")))
+        ],
+        "in order, the misfit reported in its place"
+    );
+    drop(room);
+    client.close().await;
+    server.shutdown().await.expect("shutdown");
+}

@@ -523,13 +523,14 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
         .expect("reset");
     for e in &events[..reset_at] {
         if let SubscriptionEvent::Message { data, .. } = e {
+            let data = data.to_value().expect("JSON");
             assert_eq!(data["phase"], "before", "new-log message before the reset");
         }
     }
-    let after_snapshot: Vec<&Value> = events[reset_at..]
+    let after_snapshot: Vec<Value> = events[reset_at..]
         .iter()
         .filter_map(|e| match e {
-            SubscriptionEvent::Message { data, .. } => Some(data),
+            SubscriptionEvent::Message { data, .. } => data.to_value().ok(),
             _ => None,
         })
         .collect();

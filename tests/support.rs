@@ -210,7 +210,8 @@ impl StreamCheck {
                     self.last + 1
                 );
                 self.last = seq.get();
-                self.delivered.insert(seq.get(), data);
+                self.delivered
+                    .insert(seq.get(), data.to_value().unwrap_or_default());
             }
             SubscriptionEvent::Snapshot { seq, .. } => {
                 self.reset_pending = false;

@@ -3,14 +3,18 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::marker::PhantomData;
+
 use seqsync_core::{Seq, StreamId, StreamStats, SubscribeOptions};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ClientConfig;
 use crate::driver::{Command, Driver};
 use crate::error::ClientError;
 use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
+use crate::payload::Payload;
 
 /// A connection to a seqsync server, kept alive in a background task.
 ///
@@ -51,7 +55,9 @@ impl Client {
         Ok(Client { commands, state })
     }
 
-    /// Subscribes to `stream`: a snapshot first, then every message in order.
+    /// Subscribes to `stream`: a snapshot first, then every message in order,
+    /// each payload as the raw [`Payload`] it came as (decode it with
+    /// [`Payload::parse`] when needed).
     ///
     /// # Errors
     /// [`ClientError::Core`] for an invalid name or a stream already
@@ -59,6 +65,41 @@ impl Client {
     pub async fn subscribe(&self, stream: &str) -> Result<Subscription, ClientError> {
         self.subscribe_with(stream, SubscribeOptions::default())
             .await
+    }
+
+    /// Subscribes to `stream` with every message decoded into `T`. A
+    /// message that does not decode comes as
+    /// [`SubscriptionEvent::Undecodable`] with its seq and raw payload; the
+    /// stream goes on after it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: seqsync::Client) -> Result<(), seqsync::ClientError> {
+    /// use futures_util::StreamExt;
+    /// use seqsync::SubscriptionEvent;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Chat { from: String, text: String }
+    ///
+    /// let mut room = client.subscribe_as::<Chat>("chat:lobby").await?;
+    /// while let Some(event) = room.next().await {
+    ///     match event {
+    ///         SubscriptionEvent::Message { seq, data } => println!("{seq} <{}> {}", data.from, data.text),
+    ///         SubscriptionEvent::Undecodable { seq, error, .. } => eprintln!("{seq}: {error}"),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`subscribe`](Client::subscribe).
+    pub async fn subscribe_as<T: DeserializeOwned>(
+        &self,
+        stream: &str,
+    ) -> Result<Subscription<T>, ClientError> {
+        let raw = self.subscribe(stream).await?;
+        Ok(raw.typed())
     }
 
     /// Subscribes with explicit options: resume point, delivery mode.
@@ -82,6 +123,10 @@ impl Client {
             id,
             events,
             commands: self.commands.clone(),
+            decode: decode_raw,
+            scratch: Vec::new(),
+            owns: true,
+            _type: PhantomData,
         })
     }
 
@@ -91,12 +136,19 @@ impl Client {
     /// again with the same id after a reconnect and after a `rate_limited`
     /// or `internal` refusal, so it is stored exactly once.
     ///
+    /// `data` is anything serde can write as JSON (a `serde_json::Value`, a
+    /// struct of the application's...); it is encoded here, before it
+    /// leaves the caller.
+    ///
     /// # Errors
     /// [`ClientError::PublishRejected`], [`ClientError::PublishTimeout`],
     /// [`ClientError::TooManyPendingPublishes`], [`ClientError::InvalidData`],
     /// [`ClientError::Core`] (invalid stream name, publish too large),
     /// [`ClientError::Closed`].
-    pub async fn publish(&self, stream: &str, data: Value) -> Result<Seq, ClientError> {
+    pub async fn publish(&self, stream: &str, data: impl Serialize) -> Result<Seq, ClientError> {
+        let data = serde_json::to_string(&data).map_err(|e| ClientError::InvalidData {
+            reason: e.to_string(),
+        })?;
         let (reply, answer) = oneshot::channel();
         self.send(Command::Publish {
             stream: stream.to_string(),
@@ -149,24 +201,55 @@ impl Client {
 }
 
 /// The events of one subscribed stream: a [`futures_core::Stream`] of
-/// [`SubscriptionEvent`]. Dropping it unsubscribes.
+/// [`SubscriptionEvent<T>`] (`T` = [`Payload`] unless made with
+/// [`Client::subscribe_as`]). Dropping it unsubscribes.
 #[derive(Debug)]
-pub struct Subscription {
+pub struct Subscription<T = Payload> {
     stream: String,
     id: StreamId,
     events: mpsc::Receiver<SubscriptionEvent>,
     commands: mpsc::UnboundedSender<Command>,
+    decode: fn(SubscriptionEvent) -> SubscriptionEvent<T>,
+    /// Reused by `next_batch`.
+    scratch: Vec<SubscriptionEvent>,
+    /// False once the subscription moved to a typed handle.
+    owns: bool,
+    _type: PhantomData<fn() -> T>,
+}
+
+fn decode_raw(event: SubscriptionEvent) -> SubscriptionEvent {
+    event
 }
 
 impl Subscription {
+    /// The same subscription with every message decoded into `T`.
+    pub fn typed<T: DeserializeOwned>(mut self) -> Subscription<T> {
+        let (_, placeholder) = mpsc::channel(1);
+        // The raw handle goes without unsubscribing: the typed one holds
+        // the subscription now.
+        self.owns = false;
+        Subscription {
+            stream: std::mem::take(&mut self.stream),
+            id: self.id,
+            events: std::mem::replace(&mut self.events, placeholder),
+            commands: self.commands.clone(),
+            decode: SubscriptionEvent::decode::<T>,
+            scratch: Vec::new(),
+            owns: true,
+            _type: PhantomData,
+        }
+    }
+}
+
+impl<T> Subscription<T> {
     /// The stream's name.
     pub fn stream(&self) -> &str {
         &self.stream
     }
 
     /// The next event; `None` once the client is closed.
-    pub async fn next_event(&mut self) -> Option<SubscriptionEvent> {
-        self.events.recv().await
+    pub async fn next_event(&mut self) -> Option<SubscriptionEvent<T>> {
+        self.events.recv().await.map(self.decode)
     }
 
     /// Waits for at least one event, then moves every event already waiting
@@ -184,21 +267,32 @@ impl Subscription {
     /// }
     /// # }
     /// ```
-    pub async fn next_batch(&mut self, batch: &mut Vec<SubscriptionEvent>, limit: usize) -> usize {
-        self.events.recv_many(batch, limit.max(1)).await
+    pub async fn next_batch(
+        &mut self,
+        batch: &mut Vec<SubscriptionEvent<T>>,
+        limit: usize,
+    ) -> usize {
+        let mut raw = std::mem::take(&mut self.scratch);
+        let n = self.events.recv_many(&mut raw, limit.max(1)).await;
+        batch.extend(raw.drain(..).map(self.decode));
+        self.scratch = raw;
+        n
     }
 }
 
-impl futures_core::Stream for Subscription {
-    type Item = SubscriptionEvent;
+impl<T> futures_core::Stream for Subscription<T> {
+    type Item = SubscriptionEvent<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.events.poll_recv(cx)
+        let decode = self.decode;
+        self.events.poll_recv(cx).map(|event| event.map(decode))
     }
 }
 
-impl Drop for Subscription {
+impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::Unsubscribe { id: self.id });
+        if self.owns {
+            let _ = self.commands.send(Command::Unsubscribe { id: self.id });
+        }
     }
 }

@@ -11,22 +11,23 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use seqsync_core::protocol::parse_server_frame;
+use seqsync_core::protocol::{ErrorCode, RawServerFrame, parse_server_frame_raw};
 use seqsync_core::{
-    CloseReason, ConnId, Millis, PublishError, PublishId, Seq, Session, SessionEvent, StreamId,
-    StreamName, StreamStats, SubscribeOptions, Transmit,
+    CloseReason, ConnId, Millis, PublishError, PublishId, ResetReason, Seq, Session, SessionEvent,
+    StreamId, StreamName, StreamStats, SubscribeOptions, Transmit,
 };
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
 
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
+use crate::payload::Payload;
 use crate::positions::{Position, PositionStore, Positions};
 
 type Socket =
@@ -46,7 +47,8 @@ pub(crate) enum Command {
     },
     Publish {
         stream: String,
-        data: Value,
+        /// The payload's JSON text.
+        data: String,
         reply: Reply<Seq>,
     },
     StreamStats {
@@ -78,7 +80,7 @@ enum Wake {
 }
 
 pub(crate) struct Driver {
-    session: Session<Value>,
+    session: Session<Payload>,
     origin: Instant,
     max_frame_bytes: usize,
     subscription_buffer: usize,
@@ -267,7 +269,7 @@ impl Driver {
         };
         let ended = match frame {
             Some(Ok(Message::Text(text))) => {
-                self.on_text(now, text.as_str());
+                self.on_text(now, &text);
                 None
             }
             Some(Ok(Message::Binary(data))) => {
@@ -293,13 +295,113 @@ impl Driver {
         }
     }
 
-    fn on_text(&mut self, now: Millis, text: &str) {
+    fn on_text(&mut self, now: Millis, text: &Utf8Bytes) {
         self.session.handle_received(now, text.len());
-        let result = parse_server_frame::<Value>(text, self.max_frame_bytes)
-            .and_then(|frame| self.session.handle_frame(now, frame));
+        let result = parse_server_frame_raw(text.as_str(), self.max_frame_bytes)
+            .and_then(|frame| self.feed(now, text, frame));
         if let Err(error) = result {
             self.session.handle_bad_frame(now);
             warn!(%error, "frame dropped");
+        }
+    }
+
+    /// Hands one frame to the session, payloads as slices of `text`.
+    /// Frames for streams not subscribed (late after an unsubscribe) are
+    /// ignored.
+    fn feed(
+        &mut self,
+        now: Millis,
+        text: &Utf8Bytes,
+        frame: RawServerFrame<'_>,
+    ) -> Result<(), seqsync_core::Error> {
+        let session = &mut self.session;
+        match frame {
+            RawServerFrame::Msg {
+                stream,
+                seq,
+                epoch,
+                data,
+            } => match session.stream_id(&stream) {
+                Some(id) => session.handle_message(now, id, seq, epoch, Payload::slice(text, data)),
+                None => Ok(()),
+            },
+            RawServerFrame::Snapshot {
+                stream,
+                seq,
+                epoch,
+                state,
+                reference,
+            } => match session.stream_id(&stream) {
+                Some(id) => {
+                    let state = Payload::slice(text, state);
+                    session.handle_snapshot(now, id, seq, epoch, state, reference.as_deref())
+                }
+                None => Ok(()),
+            },
+            RawServerFrame::Subscribed {
+                stream,
+                epoch,
+                head,
+                reference,
+            } => match session.stream_id(&stream) {
+                Some(id) => session.handle_subscribed(now, id, epoch, head, reference.as_deref()),
+                None => Ok(()),
+            },
+            RawServerFrame::History {
+                stream,
+                range,
+                epoch,
+                messages,
+                reference,
+            } => match session.stream_id(&stream) {
+                Some(id) => {
+                    let messages = messages
+                        .into_iter()
+                        .map(|(seq, data)| (seq, Payload::slice(text, data)))
+                        .collect();
+                    session.handle_history(now, id, range, epoch, messages, reference.as_deref())
+                }
+                None => Ok(()),
+            },
+            RawServerFrame::Head { heads } => {
+                let mut result = Ok(());
+                for (stream, seq, epoch) in heads {
+                    if let Some(id) = session.stream_id(&stream) {
+                        result = result.and(session.handle_head(now, id, seq, Some(epoch)));
+                    }
+                }
+                result
+            }
+            RawServerFrame::Reset {
+                stream,
+                reason,
+                earliest,
+                reference,
+            } => match session.stream_id(&stream) {
+                Some(id) => {
+                    let reason = ResetReason::from_wire(&reason);
+                    session.handle_reset(now, id, reason, earliest, reference.as_deref())
+                }
+                None => Ok(()),
+            },
+            RawServerFrame::Ack { id, stream, seq } => {
+                session.handle_ack(now, &id, &stream, seq);
+                Ok(())
+            }
+            RawServerFrame::Error {
+                code,
+                message,
+                reference,
+            } => {
+                let known = ErrorCode::from_wire(&code);
+                let message = if known == ErrorCode::Unknown {
+                    format!("{code}: {message}")
+                } else {
+                    message.into_owned()
+                };
+                session.handle_error(now, known, &message, reference.as_deref());
+                Ok(())
+            }
         }
     }
 
@@ -327,11 +429,7 @@ impl Driver {
                 data,
                 reply,
             } => {
-                let result = serde_json::to_string(&data)
-                    .map_err(|e| ClientError::InvalidData {
-                        reason: e.to_string(),
-                    })
-                    .and_then(|text| Ok(self.session.publish(now, &stream, &text)?));
+                let result = self.session.publish(now, &stream, &data);
                 match result {
                     Ok(publish) => {
                         let wire_id = self
@@ -342,7 +440,7 @@ impl Driver {
                         self.publishes.insert(publish.to_raw(), (wire_id, reply));
                     }
                     Err(error) => {
-                        let _ = reply.send(Err(error));
+                        let _ = reply.send(Err(error.into()));
                     }
                 }
             }

@@ -2,21 +2,38 @@
 
 use seqsync_core::protocol::ErrorCode;
 use seqsync_core::{Epoch, Event, ResetReason, Seq, SeqRange, StalledRequest, StreamPhase};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
-/// One event of a subscribed stream, in the order it happened.
+use crate::payload::Payload;
+
+/// One event of a subscribed stream, in the order it happened. `T` is what
+/// a message's payload is handed over as: the raw [`Payload`] by default,
+/// or the application's own type for a subscription made with
+/// [`Client::subscribe_as`](crate::Client::subscribe_as).
 ///
 /// `Message` seqs are strictly increasing and contiguous, except across a
-/// `Skipped` range (seqs the server will never send) or a `Reset` followed by
-/// a `Snapshot`.
+/// `Skipped` range (seqs the server will never send), an `Undecodable`
+/// message (typed subscriptions only), or a `Reset` followed by a
+/// `Snapshot`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SubscriptionEvent {
+pub enum SubscriptionEvent<T = Payload> {
     /// The next message.
     Message {
         /// Its seq.
         seq: Seq,
         /// Its payload.
-        data: Value,
+        data: T,
+    },
+    /// The next message, whose payload does not decode into the type the
+    /// subscription asked for. The stream goes on after it: the message is
+    /// accounted for, not lost silently, and its raw payload is here.
+    Undecodable {
+        /// Its seq.
+        seq: Seq,
+        /// The payload as it came.
+        data: Payload,
+        /// What the decoder said.
+        error: String,
     },
     /// The stream's state at `seq`; replaces whatever the application held.
     Snapshot {
@@ -24,8 +41,9 @@ pub enum SubscriptionEvent {
         seq: Seq,
         /// The log's epoch.
         epoch: Epoch,
-        /// The state.
-        state: Value,
+        /// The state (its shape is the application's: the reference server
+        /// sends `{"messages": [{"seq", "data"}, ...]}`).
+        state: Payload,
     },
     /// The server no longer has what is missing: drop the state, a
     /// `Snapshot` follows.
@@ -69,8 +87,53 @@ pub enum SubscriptionEvent {
     },
 }
 
-impl From<Event<Value>> for SubscriptionEvent {
-    fn from(event: Event<Value>) -> SubscriptionEvent {
+impl<T> SubscriptionEvent<T> {
+    /// The same event with the message's payload turned into `U`.
+    fn map<U>(
+        self,
+        decode: impl FnOnce(T) -> Result<U, (Payload, String)>,
+    ) -> SubscriptionEvent<U> {
+        match self {
+            SubscriptionEvent::Message { seq, data } => match decode(data) {
+                Ok(data) => SubscriptionEvent::Message { seq, data },
+                Err((data, error)) => SubscriptionEvent::Undecodable { seq, data, error },
+            },
+            SubscriptionEvent::Undecodable { seq, data, error } => {
+                SubscriptionEvent::Undecodable { seq, data, error }
+            }
+            SubscriptionEvent::Snapshot { seq, epoch, state } => {
+                SubscriptionEvent::Snapshot { seq, epoch, state }
+            }
+            SubscriptionEvent::Reset { reason, earliest } => {
+                SubscriptionEvent::Reset { reason, earliest }
+            }
+            SubscriptionEvent::Skipped { range } => SubscriptionEvent::Skipped { range },
+            SubscriptionEvent::GapDetected { range } => SubscriptionEvent::GapDetected { range },
+            SubscriptionEvent::GapHealed { through } => SubscriptionEvent::GapHealed { through },
+            SubscriptionEvent::Stalled { request, attempts } => {
+                SubscriptionEvent::Stalled { request, attempts }
+            }
+            SubscriptionEvent::Phase(phase) => SubscriptionEvent::Phase(phase),
+            SubscriptionEvent::Refused { code, message } => {
+                SubscriptionEvent::Refused { code, message }
+            }
+        }
+    }
+}
+
+impl SubscriptionEvent<Payload> {
+    /// The event with the message's payload decoded into `T`; a payload
+    /// that does not fit becomes [`SubscriptionEvent::Undecodable`].
+    pub fn decode<T: DeserializeOwned>(self) -> SubscriptionEvent<T> {
+        self.map(|data| match data.parse::<T>() {
+            Ok(value) => Ok(value),
+            Err(error) => Err((data, error.to_string())),
+        })
+    }
+}
+
+impl From<Event<Payload>> for SubscriptionEvent {
+    fn from(event: Event<Payload>) -> SubscriptionEvent {
         match event {
             Event::Message { seq, payload, .. } => {
                 SubscriptionEvent::Message { seq, data: payload }

@@ -40,6 +40,7 @@ mod driver;
 mod error;
 mod event;
 mod ordered;
+mod payload;
 mod positions;
 
 pub use client::{Client, Subscription};
@@ -47,6 +48,7 @@ pub use config::ClientConfig;
 pub use error::ClientError;
 pub use event::{ClientStats, ConnectionState, SubscriptionEvent};
 pub use ordered::{Processed, process_ordered};
+pub use payload::Payload;
 pub use positions::{FilePositionStore, Position, PositionStore, Positions};
 pub use seqsync_core::protocol::ErrorCode;
 pub use seqsync_core::{

@@ -8,13 +8,12 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 use futures_util::future::{Either, ready};
 use seqsync_core::Seq;
-use serde_json::Value;
 
 use crate::event::SubscriptionEvent;
 
 /// What [`process_ordered`] yields, in the subscription's order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Processed<T> {
+pub enum Processed<T, D = crate::Payload> {
     /// The handler finished for message `seq`.
     Done {
         /// The message's seq.
@@ -28,7 +27,7 @@ pub enum Processed<T> {
         seq: Seq,
     },
     /// Any other event, passed through in place.
-    Event(SubscriptionEvent),
+    Event(SubscriptionEvent<D>),
 }
 
 /// Runs `handler` on up to `concurrency` messages at once while keeping the
@@ -52,15 +51,15 @@ pub enum Processed<T> {
 /// }
 /// # }
 /// ```
-pub fn process_ordered<S, F, Fut, T>(
+pub fn process_ordered<S, F, Fut, T, D>(
     events: S,
     concurrency: usize,
     timeout: Duration,
     mut handler: F,
-) -> impl Stream<Item = Processed<T>>
+) -> impl Stream<Item = Processed<T, D>>
 where
-    S: Stream<Item = SubscriptionEvent>,
-    F: FnMut(Seq, Value) -> Fut,
+    S: Stream<Item = SubscriptionEvent<D>>,
+    F: FnMut(Seq, D) -> Fut,
     Fut: Future<Output = T>,
 {
     events

@@ -1,0 +1,161 @@
+//! Payloads as they arrived: a slice of the frame's own bytes, decoded only
+//! when the application asks, into the type it asks for.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// A message payload (or snapshot state): its JSON text, shared with the
+/// frame it came in. Cloning it is a reference count; nothing is decoded
+/// until [`parse`](Payload::parse) or [`to_value`](Payload::to_value).
+///
+/// ```
+/// use seqsync::Payload;
+/// #[derive(serde::Deserialize)]
+/// struct Chat { text: String }
+///
+/// let payload = Payload::from_json(r#"{"text":"hi","from":"ada"}"#)?;
+/// assert_eq!(payload.parse::<Chat>()?.text, "hi");
+/// assert_eq!(payload.to_value()?["from"], "ada");
+/// assert_eq!(payload, serde_json::json!({"from": "ada", "text": "hi"}));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Payload {
+    frame: Utf8Bytes,
+    start: usize,
+    end: usize,
+}
+
+impl Payload {
+    /// The payload `raw` of the frame `frame` (which `raw` borrows from):
+    /// no copy, one reference to the frame.
+    pub(crate) fn slice(frame: &Utf8Bytes, raw: &RawValue) -> Payload {
+        let text = raw.get();
+        let base = frame.as_str().as_ptr() as usize;
+        let start = (text.as_ptr() as usize).wrapping_sub(base);
+        let end = start.wrapping_add(text.len());
+        if frame.as_str().get(start..end) == Some(text) {
+            Payload {
+                frame: frame.clone(),
+                start,
+                end,
+            }
+        } else {
+            // `raw` is not part of `frame`: keep its own copy.
+            Payload::owned(text)
+        }
+    }
+
+    fn owned(text: &str) -> Payload {
+        Payload {
+            frame: Utf8Bytes::from(text),
+            start: 0,
+            end: text.len(),
+        }
+    }
+
+    /// A payload from JSON text, checked.
+    ///
+    /// # Errors
+    /// When `text` is not one JSON value.
+    pub fn from_json(text: &str) -> Result<Payload, serde_json::Error> {
+        let raw: &RawValue = serde_json::from_str(text)?;
+        Ok(Payload::owned(raw.get()))
+    }
+
+    /// The JSON text, exactly as the server sent it.
+    pub fn as_str(&self) -> &str {
+        self.frame
+            .as_str()
+            .get(self.start..self.end)
+            .unwrap_or("null")
+    }
+
+    /// Decodes the payload into the application's type.
+    ///
+    /// # Errors
+    /// When the JSON does not fit `T` (the payload stays usable).
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.as_str())
+    }
+
+    /// The payload as a `serde_json::Value`.
+    ///
+    /// # Errors
+    /// Only past serde_json's nesting limit (128 levels).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        self.parse()
+    }
+}
+
+impl fmt::Display for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Payload({})", self.as_str())
+    }
+}
+
+/// Two payloads are equal when they are the same JSON value (member order
+/// and number spelling aside).
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.as_str() == other.as_str() || self.to_value().ok() == other.to_value().ok()
+    }
+}
+
+impl PartialEq<Value> for Payload {
+    fn eq(&self, other: &Value) -> bool {
+        self.to_value().is_ok_and(|v| &v == other)
+    }
+}
+
+impl serde::Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<&RawValue>(self.as_str()) {
+            Ok(raw) => raw.serialize(serializer),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_is_a_slice_of_its_frame() {
+        let frame = Utf8Bytes::from(r#"{"type":"msg","data":{"a":[1,2]},"seq":1}"#);
+        let raw: &RawValue = {
+            #[derive(serde::Deserialize)]
+            struct F<'a> {
+                #[serde(borrow)]
+                data: &'a RawValue,
+            }
+            let f: F<'_> = serde_json::from_str(frame.as_str()).unwrap_or_else(|e| panic!("{e}"));
+            f.data
+        };
+        let payload = Payload::slice(&frame, raw);
+        assert_eq!(payload.as_str(), r#"{"a":[1,2]}"#);
+        assert_eq!(
+            payload.parse::<serde_json::Value>().ok(),
+            Some(serde_json::json!({"a": [1, 2]}))
+        );
+        // A raw value from elsewhere is copied, not mis-sliced.
+        let elsewhere: Box<RawValue> =
+            serde_json::from_str("[3]").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(Payload::slice(&frame, &elsewhere).as_str(), "[3]");
+        assert!(
+            payload.parse::<Vec<u8>>().is_err(),
+            "a type that does not fit is an error"
+        );
+    }
+}
