@@ -2,15 +2,21 @@
 //!
 //! 1. Receive throughput: a WebSocket source sends the same pre-encoded `msg`
 //!    frames as fast as it can to (a) a raw tokio-tungstenite client that
-//!    only reads and parses them and (b) the seqsync client, which also
-//!    sequences them and hands them to the application. Rounds alternate;
-//!    medians are reported with their ratio (target: seqsync >= 0.9x raw).
+//!    reads each frame and parses it into a `serde_json::Value`, and (b) the
+//!    seqsync client, which also sequences each message and hands it to the
+//!    application: as the raw payload (the application parses what it
+//!    needs), or decoded into the application's struct (`subscribe_as`).
+//!    Rounds alternate; medians are reported with their ratios (target:
+//!    seqsync >= 1.0x raw). A counting allocator gives the heap allocations
+//!    per message of each round, next to a client that only reads frames.
 //! 2. Recovery: a reader behind a proxy misses K messages during an outage;
 //!    time from the proxy coming back to the reader holding all of them, and
 //!    history bytes fetched vs the bytes of the missed `msg` frames.
 //!
 //! `cargo bench -p seqsync-e2e --bench client_throughput`
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -24,6 +30,72 @@ use tokio_tungstenite::tungstenite::Message;
 
 const FRAMES: u64 = 200_000;
 const ROUNDS: usize = 5;
+
+/// Counts every heap allocation of the process.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// One round's time and the allocations made during it, per frame.
+#[derive(Clone, Copy)]
+struct Round {
+    time: Duration,
+    allocations: f64,
+}
+
+async fn counted(round: impl std::future::Future<Output = Duration>) -> Round {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let time = round.await;
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    Round {
+        time,
+        allocations: (after - before) as f64 / FRAMES as f64,
+    }
+}
+
+/// The payload of every bench message, as an application would decode it.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct Chat {
+    user: String,
+    text: String,
+    n: u64,
+}
+
+/// How the seqsync client is read.
+#[derive(Clone, Copy)]
+enum Consumer {
+    /// Raw payloads, one event per wake-up.
+    Raw,
+    /// Raw payloads, many events per wake-up (`next_batch`).
+    RawBatched,
+    /// Every payload decoded into `Chat` (`subscribe_as`, `next_batch`).
+    Typed,
+}
 
 /// Serves one connection per accept: waits for the first client frame, then
 /// sends a snapshot at 0 and `FRAMES` msg frames.
@@ -86,40 +158,88 @@ async fn raw_round(url: &str) -> Duration {
     elapsed
 }
 
-async fn seqsync_round(url: &str, batched: bool) -> Duration {
+/// Reads the frames and does nothing with them: what the source and the
+/// socket cost alone.
+async fn drain_round(url: &str) -> Duration {
+    let started = Instant::now();
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
+    ws.send(Message::text(r#"{"type":"subscribe","stream":"bench"}"#))
+        .await
+        .expect("send");
+    let mut seen = 0u64;
+    while seen <= FRAMES {
+        match ws.next().await {
+            Some(Ok(Message::Text(_))) => seen += 1,
+            Some(Ok(_)) => {}
+            _ => panic!("lost the source at {seen}"),
+        }
+    }
+    let elapsed = started.elapsed();
+    let _ = ws.close(None).await;
+    elapsed
+}
+
+async fn seqsync_round(url: &str, consumer: Consumer) -> Duration {
     let started = Instant::now();
     let client = Client::connect(ClientConfig::new(url))
         .await
         .expect("connect");
-    let mut sub = client.subscribe("bench").await.expect("subscribe");
     let mut last = 0u64;
-    let mut batch = Vec::with_capacity(256);
-    while last < FRAMES {
-        if batched {
-            if sub.next_batch(&mut batch, 256).await == 0 {
-                panic!("seqsync client ended at {last}");
-            }
-            for event in batch.drain(..) {
-                if let SubscriptionEvent::Message { seq, .. } = event {
-                    last = seq.get();
+    match consumer {
+        Consumer::Raw => {
+            let mut sub = client.subscribe("bench").await.expect("subscribe");
+            while last < FRAMES {
+                match sub.next().await {
+                    Some(SubscriptionEvent::Message { seq, .. }) => last = seq.get(),
+                    Some(_) => {}
+                    None => panic!("seqsync client ended at {last}"),
                 }
             }
-            continue;
         }
-        match sub.next().await {
-            Some(SubscriptionEvent::Message { seq, .. }) => last = seq.get(),
-            Some(_) => {}
-            None => panic!("seqsync client ended at {last}"),
+        Consumer::RawBatched => {
+            let mut sub = client.subscribe("bench").await.expect("subscribe");
+            let mut batch = Vec::with_capacity(256);
+            while last < FRAMES {
+                assert!(sub.next_batch(&mut batch, 256).await > 0, "ended at {last}");
+                for event in batch.drain(..) {
+                    if let SubscriptionEvent::Message { seq, .. } = event {
+                        last = seq.get();
+                    }
+                }
+            }
+        }
+        Consumer::Typed => {
+            let mut sub = client
+                .subscribe_as::<Chat>("bench")
+                .await
+                .expect("subscribe");
+            let mut batch = Vec::with_capacity(256);
+            while last < FRAMES {
+                assert!(sub.next_batch(&mut batch, 256).await > 0, "ended at {last}");
+                for event in batch.drain(..) {
+                    match event {
+                        SubscriptionEvent::Message { seq, data } => {
+                            assert_eq!(data.n, seq.get(), "decoded payload of {seq}");
+                            last = seq.get();
+                        }
+                        SubscriptionEvent::Undecodable { seq, error, .. } => {
+                            panic!("{seq}: {error}")
+                        }
+                        _ => {}
+                    }
+                }
+            }
         }
     }
     let elapsed = started.elapsed();
-    drop(sub);
     client.close().await;
     elapsed
 }
 
-fn median(mut values: Vec<Duration>) -> Duration {
-    values.sort();
+fn median(mut values: Vec<Round>) -> Round {
+    values.sort_by_key(|r| r.time);
     values[values.len() / 2]
 }
 
@@ -134,49 +254,72 @@ async fn throughput() {
     let bytes: usize = frames.iter().map(String::len).sum();
     let addr = source(std::sync::Arc::new(frames)).await;
     let url = format!("ws://{addr}/ws");
-    let (mut raw, mut ours, mut batched) = (Vec::new(), Vec::new(), Vec::new());
     // One warm-up of each, then alternating rounds.
+    drain_round(&url).await;
     raw_round(&url).await;
-    seqsync_round(&url, false).await;
-    seqsync_round(&url, true).await;
-    for _ in 0..ROUNDS {
-        // The raw client reads in a task of the runtime, as the seqsync
-        // client's background task does, not on the thread that waits.
-        let task = tokio::spawn({
-            let url = url.clone();
-            async move { raw_round(&url).await }
-        });
-        raw.push(task.await.expect("raw round"));
-        ours.push(seqsync_round(&url, false).await);
-        batched.push(seqsync_round(&url, true).await);
+    for consumer in [Consumer::Raw, Consumer::RawBatched, Consumer::Typed] {
+        seqsync_round(&url, consumer).await;
     }
-    let (raw, ours, batched) = (median(raw), median(ours), median(batched));
-    let rate = |d: Duration| FRAMES as f64 / d.as_secs_f64();
+    let mut rounds: [Vec<Round>; 5] = Default::default();
+    for _ in 0..ROUNDS {
+        // The baselines read in a task of the runtime, as the seqsync
+        // client's background task does, not on the thread that waits.
+        let url_drain = url.clone();
+        rounds[0].push(
+            counted(async move {
+                tokio::spawn(async move { drain_round(&url_drain).await })
+                    .await
+                    .expect("drain round")
+            })
+            .await,
+        );
+        let url_raw = url.clone();
+        rounds[1].push(
+            counted(async move {
+                tokio::spawn(async move { raw_round(&url_raw).await })
+                    .await
+                    .expect("raw round")
+            })
+            .await,
+        );
+        for (i, consumer) in [Consumer::Raw, Consumer::RawBatched, Consumer::Typed]
+            .into_iter()
+            .enumerate()
+        {
+            rounds[2 + i].push(counted(seqsync_round(&url, consumer)).await);
+        }
+    }
+    let [drain, raw, ours, batched, typed] = rounds.map(median);
+    let rate = |r: Round| FRAMES as f64 / r.time.as_secs_f64();
+    let ns = |r: Round| r.time.as_nanos() as f64 / FRAMES as f64;
     println!(
-        "receive throughput: {FRAMES} msg frames ({} bytes) per round, median of {ROUNDS}",
-        bytes
+        "receive throughput: {FRAMES} msg frames ({bytes} bytes) per round, median of {ROUNDS}"
     );
-    println!("| client | msgs/s | ns/msg |");
-    println!("| --- | ---: | ---: |");
+    println!("| client | msgs/s | ns/msg | allocations/msg | vs raw |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (name, r) in [
+        ("read only (no parse: the source and the socket)", drain),
+        ("raw tokio-tungstenite read + parse into `Value`", raw),
+        ("seqsync, raw payloads, `next()`", ours),
+        ("seqsync, raw payloads, `next_batch`", batched),
+        (
+            "seqsync, decoded into a struct (`subscribe_as`, `next_batch`)",
+            typed,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.2} | {:.2}x |",
+            rate(r),
+            ns(r),
+            r.allocations,
+            rate(r) / rate(raw)
+        );
+    }
     println!(
-        "| raw tokio-tungstenite read + parse | {:.0} | {:.0} |",
-        rate(raw),
-        raw.as_nanos() as f64 / FRAMES as f64
-    );
-    println!(
-        "| seqsync client (parse + sequence + deliver) | {:.0} | {:.0} |",
-        rate(ours),
-        ours.as_nanos() as f64 / FRAMES as f64
-    );
-    println!(
-        "| seqsync client, read with `next_batch` | {:.0} | {:.0} |",
-        rate(batched),
-        batched.as_nanos() as f64 / FRAMES as f64
-    );
-    println!(
-        "ratio seqsync / raw throughput: {:.2}x; with next_batch: {:.2}x",
-        rate(ours) / rate(raw),
-        rate(batched) / rate(raw)
+        "seqsync's own allocations per message (over the read-only client): raw payloads {:.2}, next_batch {:.2}, decoded {:.2}",
+        ours.allocations - drain.allocations,
+        batched.allocations - drain.allocations,
+        typed.allocations - drain.allocations
     );
 }
 
@@ -263,8 +406,15 @@ fn main() {
             .build()
     }
     .expect("runtime");
+    // SEQSYNC_BENCH_ONLY=throughput or =recovery runs one part.
+    let only = std::env::var("SEQSYNC_BENCH_ONLY").unwrap_or_default();
     runtime.block_on(async {
-        throughput().await;
+        if only != "recovery" {
+            throughput().await;
+        }
+        if only == "throughput" {
+            return;
+        }
         println!();
         println!("recovery after an outage (reference server, in-memory log, loopback proxy):");
         println!("| messages missed | reconnect to caught up | history bytes fetched | bytes missed (as msg frames) | fetched / missed |");

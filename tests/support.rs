@@ -141,6 +141,10 @@ async fn pipe(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Rece
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
+    // As a real proxy does: small frames are not held back waiting for
+    // acknowledgements (Nagle), which would add tens of ms per round trip.
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
     loop {
         let current = *mode.borrow_and_update();
         match current {

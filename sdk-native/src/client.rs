@@ -14,6 +14,7 @@ use crate::config::ClientConfig;
 use crate::driver::{Command, Driver};
 use crate::error::ClientError;
 use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
+use crate::mailbox::Inbox;
 use crate::payload::Payload;
 
 /// A connection to a seqsync server, kept alive in a background task.
@@ -122,9 +123,9 @@ impl Client {
             stream: stream.to_string(),
             id,
             events,
+            scratch: Vec::new(),
             commands: self.commands.clone(),
             decode: decode_raw,
-            scratch: Vec::new(),
             owns: true,
             _type: PhantomData,
         })
@@ -207,11 +208,11 @@ impl Client {
 pub struct Subscription<T = Payload> {
     stream: String,
     id: StreamId,
-    events: mpsc::Receiver<SubscriptionEvent>,
-    commands: mpsc::UnboundedSender<Command>,
-    decode: fn(SubscriptionEvent) -> SubscriptionEvent<T>,
+    events: Inbox,
     /// Reused by `next_batch`.
     scratch: Vec<SubscriptionEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+    decode: fn(SubscriptionEvent) -> SubscriptionEvent<T>,
     /// False once the subscription moved to a typed handle.
     owns: bool,
     _type: PhantomData<fn() -> T>,
@@ -224,17 +225,16 @@ fn decode_raw(event: SubscriptionEvent) -> SubscriptionEvent {
 impl Subscription {
     /// The same subscription with every message decoded into `T`.
     pub fn typed<T: DeserializeOwned>(mut self) -> Subscription<T> {
-        let (_, placeholder) = mpsc::channel(1);
         // The raw handle goes without unsubscribing: the typed one holds
         // the subscription now.
         self.owns = false;
         Subscription {
             stream: std::mem::take(&mut self.stream),
             id: self.id,
-            events: std::mem::replace(&mut self.events, placeholder),
+            events: self.events.take(),
+            scratch: Vec::new(),
             commands: self.commands.clone(),
             decode: SubscriptionEvent::decode::<T>,
-            scratch: Vec::new(),
             owns: true,
             _type: PhantomData,
         }
@@ -249,7 +249,12 @@ impl<T> Subscription<T> {
 
     /// The next event; `None` once the client is closed.
     pub async fn next_event(&mut self) -> Option<SubscriptionEvent<T>> {
-        self.events.recv().await.map(self.decode)
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SubscriptionEvent<T>>> {
+        let decode = self.decode;
+        self.events.poll_next(cx).map(|event| event.map(decode))
     }
 
     /// Waits for at least one event, then moves every event already waiting
@@ -273,7 +278,7 @@ impl<T> Subscription<T> {
         limit: usize,
     ) -> usize {
         let mut raw = std::mem::take(&mut self.scratch);
-        let n = self.events.recv_many(&mut raw, limit.max(1)).await;
+        let n = self.events.next_batch(&mut raw, limit).await;
         batch.extend(raw.drain(..).map(self.decode));
         self.scratch = raw;
         n
@@ -284,8 +289,7 @@ impl<T> futures_core::Stream for Subscription<T> {
     type Item = SubscriptionEvent<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let decode = self.decode;
-        self.events.poll_recv(cx).map(|event| event.map(decode))
+        self.poll_event(cx)
     }
 }
 

@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
+use crate::mailbox::{Inbox, Outbox, mailbox};
 use crate::payload::Payload;
 use crate::positions::{Position, PositionStore, Positions};
 
@@ -40,7 +41,7 @@ pub(crate) enum Command {
     Subscribe {
         stream: String,
         options: SubscribeOptions,
-        reply: Reply<(StreamId, mpsc::Receiver<SubscriptionEvent>)>,
+        reply: Reply<(StreamId, Inbox)>,
     },
     Unsubscribe {
         id: StreamId,
@@ -62,6 +63,16 @@ pub(crate) enum Command {
         reply: oneshot::Sender<()>,
     },
 }
+
+/// A subscription's side of the channel: the events of the current turn,
+/// handed over together.
+struct Outlet {
+    outbox: Outbox,
+    batch: Vec<SubscriptionEvent>,
+}
+
+/// Most events handed to a subscription at once.
+const EVENT_BATCH: usize = 256;
 
 /// The open socket, split.
 struct Open {
@@ -86,7 +97,9 @@ pub(crate) struct Driver {
     subscription_buffer: usize,
     endpoints: Vec<String>,
     commands: mpsc::UnboundedReceiver<Command>,
-    subscriptions: HashMap<u64, mpsc::Sender<SubscriptionEvent>>,
+    subscriptions: HashMap<u64, Outlet>,
+    /// Subscriptions with events waiting in their outlet's batch.
+    filled: Vec<u64>,
     publishes: HashMap<u64, (String, Reply<Seq>)>,
     state: watch::Sender<ConnectionState>,
     first: Option<oneshot::Sender<Result<(), ClientError>>>,
@@ -139,6 +152,7 @@ impl Driver {
             endpoints: config.endpoints.clone(),
             commands,
             subscriptions: HashMap::new(),
+            filled: Vec::new(),
             publishes: HashMap::new(),
             state,
             first: Some(first),
@@ -269,7 +283,7 @@ impl Driver {
         };
         let ended = match frame {
             Some(Ok(Message::Text(text))) => {
-                self.on_text(now, &text);
+                self.on_text(now, text);
                 None
             }
             Some(Ok(Message::Binary(data))) => {
@@ -295,10 +309,27 @@ impl Driver {
         }
     }
 
-    fn on_text(&mut self, now: Millis, text: &Utf8Bytes) {
+    fn on_text(&mut self, now: Millis, text: Utf8Bytes) {
         self.session.handle_received(now, text.len());
-        let result = parse_server_frame_raw(text.as_str(), self.max_frame_bytes)
-            .and_then(|frame| self.feed(now, text, frame));
+        let result = match parse_server_frame_raw(text.as_str(), self.max_frame_bytes) {
+            // The hot path: a message's payload takes the frame itself
+            // along, without even a reference count.
+            Ok(RawServerFrame::Msg {
+                stream,
+                seq,
+                epoch,
+                data,
+            }) => match self.session.stream_id(&stream) {
+                Some(id) => {
+                    let range = Payload::range(&text, data);
+                    let payload = Payload::from_frame(text, range);
+                    self.session.handle_message(now, id, seq, epoch, payload)
+                }
+                None => Ok(()),
+            },
+            Ok(frame) => self.feed(now, &text, frame),
+            Err(error) => Err(error),
+        };
         if let Err(error) = result {
             self.session.handle_bad_frame(now);
             warn!(%error, "frame dropped");
@@ -322,7 +353,10 @@ impl Driver {
                 epoch,
                 data,
             } => match session.stream_id(&stream) {
-                Some(id) => session.handle_message(now, id, seq, epoch, Payload::slice(text, data)),
+                Some(id) => {
+                    let payload = Payload::from_frame(text.clone(), Payload::range(text, data));
+                    session.handle_message(now, id, seq, epoch, payload)
+                }
                 None => Ok(()),
             },
             RawServerFrame::Snapshot {
@@ -333,7 +367,7 @@ impl Driver {
                 reference,
             } => match session.stream_id(&stream) {
                 Some(id) => {
-                    let state = Payload::slice(text, state);
+                    let state = Payload::from_frame(text.clone(), Payload::range(text, state));
                     session.handle_snapshot(now, id, seq, epoch, state, reference.as_deref())
                 }
                 None => Ok(()),
@@ -357,7 +391,12 @@ impl Driver {
                 Some(id) => {
                     let messages = messages
                         .into_iter()
-                        .map(|(seq, data)| (seq, Payload::slice(text, data)))
+                        .map(|(seq, data)| {
+                            (
+                                seq,
+                                Payload::from_frame(text.clone(), Payload::range(text, data)),
+                            )
+                        })
                         .collect();
                     session.handle_history(now, id, range, epoch, messages, reference.as_deref())
                 }
@@ -414,9 +453,15 @@ impl Driver {
                 reply,
             } => {
                 let result = self.session.subscribe(now, &stream, options).map(|id| {
-                    let (tx, rx) = mpsc::channel(self.subscription_buffer);
-                    self.subscriptions.insert(id.to_raw(), tx);
-                    (id, rx)
+                    let (outbox, inbox) = mailbox(self.subscription_buffer);
+                    self.subscriptions.insert(
+                        id.to_raw(),
+                        Outlet {
+                            outbox,
+                            batch: Vec::new(),
+                        },
+                    );
+                    (id, inbox)
                 });
                 let _ = reply.send(result.map_err(ClientError::from));
             }
@@ -468,6 +513,7 @@ impl Driver {
             }
         }
         self.dispatch().await;
+        self.hand_over_all().await;
         self.save_positions();
     }
 
@@ -608,17 +654,39 @@ impl Driver {
         }
     }
 
+    /// Adds an event to its subscription's batch; a full batch goes out.
     async fn deliver(&mut self, key: u64, event: SubscriptionEvent) {
-        let Some(sender) = self.subscriptions.get(&key) else {
+        let Some(outlet) = self.subscriptions.get_mut(&key) else {
             return;
         };
-        // The common case, room in the buffer, takes no await point.
-        let undelivered = match sender.try_send(event) {
-            Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(event)) => sender.send(event).await.is_err(),
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        if outlet.batch.is_empty() {
+            self.filled.push(key);
+            outlet.batch.reserve(EVENT_BATCH.min(64));
+        }
+        outlet.batch.push(event);
+        if outlet.batch.len() >= EVENT_BATCH {
+            self.hand_over(key).await;
+        }
+    }
+
+    /// Hands every waiting batch to its subscription: one wake-up of the
+    /// application per batch, not per event. Waits when a subscription's
+    /// channel is full: the socket is not read meanwhile, so memory stays
+    /// bounded.
+    async fn hand_over_all(&mut self) {
+        while let Some(key) = self.filled.pop() {
+            self.hand_over(key).await;
+        }
+    }
+
+    async fn hand_over(&mut self, key: u64) {
+        let Some(outlet) = self.subscriptions.get_mut(&key) else {
+            return;
         };
-        if undelivered {
+        if outlet.batch.is_empty() {
+            return;
+        }
+        if !outlet.outbox.send(&mut outlet.batch).await {
             // The subscription was dropped; its unsubscribe is on its way.
             self.subscriptions.remove(&key);
         }

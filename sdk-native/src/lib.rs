@@ -39,6 +39,7 @@ mod config;
 mod driver;
 mod error;
 mod event;
+mod mailbox;
 mod ordered;
 mod payload;
 mod positions;

@@ -31,22 +31,26 @@ pub struct Payload {
 }
 
 impl Payload {
-    /// The payload `raw` of the frame `frame` (which `raw` borrows from):
-    /// no copy, one reference to the frame.
-    pub(crate) fn slice(frame: &Utf8Bytes, raw: &RawValue) -> Payload {
+    /// Where `raw` lies in `frame`, when it is a slice of it.
+    pub(crate) fn range(frame: &Utf8Bytes, raw: &RawValue) -> Result<(usize, usize), Box<str>> {
         let text = raw.get();
         let base = frame.as_str().as_ptr() as usize;
         let start = (text.as_ptr() as usize).wrapping_sub(base);
         let end = start.wrapping_add(text.len());
         if frame.as_str().get(start..end) == Some(text) {
-            Payload {
-                frame: frame.clone(),
-                start,
-                end,
-            }
+            Ok((start, end))
         } else {
-            // `raw` is not part of `frame`: keep its own copy.
-            Payload::owned(text)
+            Err(text.into())
+        }
+    }
+
+    /// The payload at `range` of `frame` (from [`Payload::range`]): no copy
+    /// when it is a slice of the frame.
+    pub(crate) fn from_frame(frame: Utf8Bytes, range: Result<(usize, usize), Box<str>>) -> Payload {
+        match range {
+            Ok((start, end)) => Payload { frame, start, end },
+            // Not part of the frame: keep its own copy.
+            Err(text) => Payload::owned(&text),
         }
     }
 
@@ -143,7 +147,7 @@ mod tests {
             let f: F<'_> = serde_json::from_str(frame.as_str()).unwrap_or_else(|e| panic!("{e}"));
             f.data
         };
-        let payload = Payload::slice(&frame, raw);
+        let payload = Payload::from_frame(frame.clone(), Payload::range(&frame, raw));
         assert_eq!(payload.as_str(), r#"{"a":[1,2]}"#);
         assert_eq!(
             payload.parse::<serde_json::Value>().ok(),
@@ -152,7 +156,8 @@ mod tests {
         // A raw value from elsewhere is copied, not mis-sliced.
         let elsewhere: Box<RawValue> =
             serde_json::from_str("[3]").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(Payload::slice(&frame, &elsewhere).as_str(), "[3]");
+        let copied = Payload::from_frame(frame.clone(), Payload::range(&frame, &elsewhere));
+        assert_eq!(copied.as_str(), "[3]");
         assert!(
             payload.parse::<Vec<u8>>().is_err(),
             "a type that does not fit is an error"

@@ -123,7 +123,7 @@ pub enum RawServerFrame<'a> {
 struct Members<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "text")]
     stream: Option<Cow<'a, str>>,
     #[serde(default)]
     seq: Option<u64>,
@@ -143,17 +143,17 @@ struct Members<'a> {
     messages: Option<Vec<Item<'a>>>,
     #[serde(borrow, default)]
     heads: Option<BTreeMap<Cow<'a, str>, HeadMember>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "text")]
     reason: Option<Cow<'a, str>>,
     #[serde(default)]
     earliest: Option<u64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "text")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "text")]
     code: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "text")]
     message: Option<Cow<'a, str>>,
-    #[serde(rename = "ref", borrow, default)]
+    #[serde(rename = "ref", borrow, default, deserialize_with = "text")]
     reference: Option<Cow<'a, str>>,
 }
 
@@ -252,6 +252,31 @@ pub fn parse_server_frame_raw(text: &str, max_bytes: usize) -> Result<RawServerF
         }
     };
     Ok(frame)
+}
+
+/// A text member, borrowed from the frame unless it has escapes (serde's
+/// own borrowing does not reach through `Option`).
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_str(Text)
 }
 
 /// A payload member that is there, `null` included (a plain `Option` would
