@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use seqsync::{Client, ClientConfig, ConnectionState, SubscriptionEvent};
 use seqsync_core::protocol::{ServerFrame, parse_server_frame};
-use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, start, test_config};
-use seqsync_server::Storage;
+use seqsync_test_support::{Proxy, ProxyMode, StreamCheck, TestServer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -181,7 +180,7 @@ async fn throughput() {
 }
 
 async fn recovery(missed: u64) {
-    let server = start(test_config(Storage::Memory)).await;
+    let server = TestServer::new().start().await;
     let proxy = Proxy::start(server.local_addr()).await;
     let config = ClientConfig::new(proxy.ws_url())
         .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20));
@@ -245,7 +244,7 @@ async fn recovery(missed: u64) {
     drop(sub);
     reader.close().await;
     writer.close().await;
-    let _ = server.shutdown().await;
+    server.stop().await;
 }
 
 fn main() {
