@@ -25,7 +25,7 @@ use crate::auth::Claims;
 use crate::decide::{self, History, PageLimits, Resume};
 use crate::faults::FaultSpec;
 use crate::frame::{Refused, error_frame, parse_request, text};
-use crate::log::{LogError, Payload, StreamInfo, call, now_ms, random_epoch};
+use crate::log::{LogError, Page, Payload, StreamInfo, call, now_ms, random_epoch};
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use crate::state::AppState;
@@ -505,12 +505,11 @@ impl Conn {
             bytes: self.state.config.limits.history_max_bytes,
         };
         let name = stream.clone();
-        let (from, to, page) = (range.start(), range.end(), limits.seqs);
-        let read = match call(self.state.hubs.log(), move |log| {
-            log.read(&name, from, to, page)
-        })
-        .await
-        {
+        let page = Page {
+            range,
+            max: limits.seqs,
+        };
+        let read = match call(self.state.hubs.log(), move |log| log.read(&name, page)).await {
             Ok(read) => read,
             Err(e) => return self.internal(req, &e),
         };
@@ -522,7 +521,7 @@ impl Conn {
         match decide::history(range, &info, &stored, limits) {
             History::BeyondHead { head } => self.error(
                 ErrorCode::RangeBeyondHead,
-                format!("from {from} is beyond the head {head}"),
+                format!("from {} is beyond the head {head}", range.start()),
                 req.about(),
             ),
             History::Gone { earliest } => {

@@ -220,47 +220,44 @@ mod tests {
         )
     }
 
-    #[test]
-    fn resume_in_the_same_epoch_within_retention_is_subscribed() {
-        assert_eq!(
-            resume(seq(5), Some(Epoch(7)), &info(7, 1, 9)),
-            Resume::Subscribed
-        );
-        assert_eq!(resume(seq(0), None, &info(7, 1, 0)), Resume::Subscribed);
+    const SUBSCRIBED: Resume = Resume::Subscribed;
+    const EPOCH_CHANGED: Resume = Resume::Reset {
+        reason: ResetReason::EpochChanged,
+        earliest: None,
+    };
+
+    fn gone(earliest: u64) -> Resume {
+        Resume::Reset {
+            reason: ResetReason::HistoryUnavailable,
+            earliest: Some(seq(earliest)),
+        }
     }
 
     #[test]
-    fn resume_in_another_epoch_is_reset_epoch_changed() {
-        assert_eq!(
-            resume(seq(5), Some(Epoch(8)), &info(7, 1, 9)),
-            Resume::Reset {
-                reason: ResetReason::EpochChanged,
-                earliest: None
-            }
-        );
-    }
-
-    #[test]
-    fn resume_before_retention_is_reset_history_unavailable() {
-        assert_eq!(
-            resume(seq(3), None, &info(7, 8, 12)),
-            Resume::Reset {
-                reason: ResetReason::HistoryUnavailable,
-                earliest: Some(seq(8))
-            }
-        );
-        // The seq just before earliest is the edge: everything after it is held.
-        assert_eq!(resume(seq(7), None, &info(7, 8, 12)), Resume::Subscribed);
-    }
-
-    #[test]
-    fn resume_beyond_the_head_is_subscribed_and_left_to_the_client() {
-        assert_eq!(
-            resume(seq(50), Some(Epoch(7)), &info(7, 1, 9)),
-            Resume::Subscribed
-        );
-        // Retention emptied the log and the client has it all.
-        assert_eq!(resume(seq(12), None, &info(7, 13, 12)), Resume::Subscribed);
+    fn resume_follows_section_4_1() {
+        let cases = [
+            // Same epoch, within retention: subscribed.
+            (5, Some(7), info(7, 1, 9), SUBSCRIBED),
+            (0, None, info(7, 1, 0), SUBSCRIBED),
+            // Another epoch: reset, the log is another one.
+            (5, Some(8), info(7, 1, 9), EPOCH_CHANGED),
+            // Before retention: reset with the earliest seq held; the seq
+            // just before earliest is the edge.
+            (3, None, info(7, 8, 12), gone(8)),
+            (7, None, info(7, 8, 12), SUBSCRIBED),
+            // Beyond the head: subscribed, the client sees the head and
+            // resets itself (server_behind); also when retention emptied
+            // the log and the client has it all.
+            (50, Some(7), info(7, 1, 9), SUBSCRIBED),
+            (12, None, info(7, 13, 12), SUBSCRIBED),
+        ];
+        for (since, epoch, info, answer) in cases {
+            assert_eq!(
+                resume(seq(since), epoch.map(Epoch), &info),
+                answer,
+                "since {since}, epoch {epoch:?}, {info:?}"
+            );
+        }
     }
 
     #[test]

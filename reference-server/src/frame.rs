@@ -14,6 +14,9 @@ use seqsync_core::protocol::{
     ClientFrame, ErrorCode, MAX_PUBLISH_ID_LEN, MAX_REF_LEN, RequestRef, ServerFrame, WireRange,
 };
 use seqsync_core::{Epoch, MAX_SEQ, Seq, SeqRange, StreamName};
+use std::borrow::Cow;
+
+use serde::de::{Error as _, IgnoredAny, MapAccess};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -55,33 +58,41 @@ impl From<seqsync_core::Error> for Refused {
     }
 }
 
-/// The members of a client frame, each as its raw JSON text; unknown
-/// members are ignored and a repeated member is a malformed frame.
-#[derive(Deserialize)]
-struct Members<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    stream: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    since: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    epoch: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    from: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    to: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(rename = "ref", borrow, default)]
-    reference: Option<&'a RawValue>,
-    /// `null` is a payload here, not an absent member.
-    #[serde(borrow, default, deserialize_with = "present")]
-    data: Option<&'a RawValue>,
-}
+/// The members a client frame may have, by name.
+const NAMES: [&str; 9] = [
+    "type", "stream", "since", "epoch", "from", "to", "id", "ref", "data",
+];
 
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
+/// The members of a client frame this protocol knows, each as its raw JSON
+/// text (`null` included); unknown members are skipped, and a known member
+/// given twice is a malformed frame.
+struct Members<'a>([Option<&'a RawValue>; NAMES.len()]);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members<'de>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Members([None; NAMES.len()]);
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    let Some(i) = NAMES.iter().position(|n| *n == name) else {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    };
+                    if members.0[i].is_some() {
+                        return Err(A::Error::custom(format!("member {name:?} given twice")));
+                    }
+                    members.0[i] = Some(map.next_value()?);
+                }
+                Ok(members)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Parses one client frame of at most `max_bytes`.
@@ -171,10 +182,17 @@ fn string(raw: Option<&RawValue>) -> Option<String> {
     raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
 }
 
-impl Members<'_> {
+impl<'a> Members<'a> {
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        NAMES
+            .iter()
+            .position(|n| *n == name)
+            .and_then(|i| self.0[i])
+    }
+
     fn request(&self) -> Result<Request, Refused> {
-        let kind =
-            string(self.kind).ok_or_else(|| malformed("missing or non-string \"type\" member"))?;
+        let kind = string(self.get("type"))
+            .ok_or_else(|| malformed("missing or non-string \"type\" member"))?;
         match kind.as_str() {
             "subscribe" => Ok(ClientFrame::Subscribe {
                 stream: self.stream()?,
@@ -205,7 +223,7 @@ impl Members<'_> {
             }),
             "publish" => {
                 let stream = self.stream()?;
-                let id = string(self.id)
+                let id = string(self.get("id"))
                     .filter(|id| !id.is_empty() && id.len() <= MAX_PUBLISH_ID_LEN)
                     .ok_or_else(|| {
                         malformed(format!(
@@ -213,7 +231,7 @@ impl Members<'_> {
                         ))
                     })?;
                 let data = self
-                    .data
+                    .get("data")
                     .ok_or_else(|| malformed("publish needs \"data\""))?;
                 if nesting(data.get()) > MAX_DEPTH {
                     return Err(malformed(format!(
@@ -237,19 +255,14 @@ impl Members<'_> {
     }
 
     fn stream(&self) -> Result<StreamName, Refused> {
-        let name =
-            string(self.stream).ok_or_else(|| malformed("missing or non-string \"stream\""))?;
+        let name = string(self.get("stream"))
+            .ok_or_else(|| malformed("missing or non-string \"stream\""))?;
         StreamName::new(&name).map_err(Refused::from)
     }
 
     /// An optional seq member: `None` when absent or `null`.
     fn seq(&self, member: &str) -> Result<Option<Seq>, Refused> {
-        let raw = match member {
-            "since" => self.since,
-            "from" => self.from,
-            _ => self.to,
-        };
-        let Some(raw) = raw else {
+        let Some(raw) = self.get(member) else {
             return Ok(None);
         };
         match number(raw) {
@@ -266,7 +279,7 @@ impl Members<'_> {
     }
 
     fn epoch(&self) -> Result<Option<Epoch>, Refused> {
-        let Some(raw) = self.epoch else {
+        let Some(raw) = self.get("epoch") else {
             return Ok(None);
         };
         match number(raw) {
@@ -279,7 +292,7 @@ impl Members<'_> {
     }
 
     fn reference(&self) -> Result<Option<RequestRef>, Refused> {
-        let Some(raw) = self.reference else {
+        let Some(raw) = self.get("ref") else {
             return Ok(None);
         };
         if raw.get() == "null" {
@@ -298,12 +311,12 @@ impl Members<'_> {
     /// length its kind allows.
     fn about(&self) -> Option<String> {
         [
-            (self.reference, MAX_REF_LEN),
-            (self.id, MAX_PUBLISH_ID_LEN),
-            (self.stream, seqsync_core::types::MAX_STREAM_NAME_LEN),
+            ("ref", MAX_REF_LEN),
+            ("id", MAX_PUBLISH_ID_LEN),
+            ("stream", seqsync_core::types::MAX_STREAM_NAME_LEN),
         ]
         .into_iter()
-        .find_map(|(raw, max)| string(raw).filter(|s| !s.is_empty() && s.len() <= max))
+        .find_map(|(name, max)| string(self.get(name)).filter(|s| !s.is_empty() && s.len() <= max))
     }
 }
 

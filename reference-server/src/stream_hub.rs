@@ -39,7 +39,8 @@ use tokio::time::Instant;
 use crate::frame::{error_frame, text};
 use crate::log::redis::follow::{Follower, Sink};
 use crate::log::{
-    Log, LogError, NewMessage, Payload, StoredMessage, StreamInfo, call, now_ms, random_epoch,
+    Batch, Log, LogError, NewMessage, Payload, StoredMessage, StreamInfo, call, now_ms,
+    random_epoch,
 };
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
@@ -474,7 +475,12 @@ async fn commit(
     let stream = hub.name.clone();
     let epoch = hub.epoch();
     let result = call(log, move |log| {
-        let appended = log.append(&stream, epoch, &messages, now_ms())?;
+        let batch = Batch {
+            epoch,
+            now_ms: now_ms(),
+            messages: &messages,
+        };
+        let appended = log.append(&stream, &batch)?;
         Ok((appended, messages))
     })
     .await;

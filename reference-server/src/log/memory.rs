@@ -4,11 +4,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use seqsync_core::{Epoch, Seq, StreamName};
+use seqsync_core::{Epoch, StreamName};
 
 use super::{
-    Appended, IdWindow, Log, LogError, NewMessage, Payload, ReadResult, Retention, StoredMessage,
-    StreamInfo, seq,
+    Appended, Batch, IdWindow, Log, LogError, LogResult, Page, Payload, ReadResult, Retention,
+    StoredMessage, StreamInfo, seq,
 };
 
 struct Entry {
@@ -101,42 +101,34 @@ impl MemoryLog {
 
 impl std::fmt::Debug for MemoryLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryLog")
-            .field("retention", &self.retention)
-            .field("ids", &self.ids)
-            .finish_non_exhaustive()
+        let (streams, retention, ids) = (self.lock().len(), self.retention, self.ids);
+        write!(
+            f,
+            "MemoryLog {{ streams: {streams}, retention: {retention:?}, ids: {ids:?} }}"
+        )
     }
 }
 
 impl Log for MemoryLog {
-    fn info(&self, stream: &StreamName) -> Result<Option<StreamInfo>, LogError> {
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>> {
         self.view(stream, |s| s.info(stream))
     }
 
-    fn append(
-        &self,
-        stream: &StreamName,
-        epoch: Epoch,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError> {
-        let window = self.ids;
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {
+        let (window, now_ms) = (self.ids, batch.now_ms);
         let mut streams = self.lock();
         let s = streams.entry(stream.clone()).or_insert_with(|| MemStream {
-            epoch,
+            epoch: batch.epoch,
             head: 0,
             messages: VecDeque::new(),
             ids: HashMap::new(),
             id_order: VecDeque::new(),
         });
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
+        let mut out = Vec::with_capacity(batch.messages.len());
+        for m in batch.messages {
             s.forget_ids(&window, now_ms);
             if let Some(&(known, _)) = s.ids.get(m.id.as_str()) {
-                out.push(Appended {
-                    seq: seq(known, stream)?,
-                    duplicate: true,
-                });
+                out.push(Appended::known(seq(known, stream)?));
                 continue;
             }
             let next = seq(s.head + 1, stream)?;
@@ -153,10 +145,7 @@ impl Log for MemoryLog {
                 ts_ms: now_ms,
                 data: m.data.clone(),
             });
-            out.push(Appended {
-                seq: next,
-                duplicate: false,
-            });
+            out.push(Appended::stored(next));
         }
         if let Some(max) = self.retention.max_count {
             while s.messages.len() as u64 > max {
@@ -166,17 +155,12 @@ impl Log for MemoryLog {
         Ok(out)
     }
 
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<Option<ReadResult>, LogError> {
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>> {
+        let max = page.max;
         self.view(stream, |s| {
             let info = s.info(stream)?;
-            let start = from.get().max(info.earliest.get());
-            let end = to.get().min(s.head);
+            let start = page.range.start().get().max(info.earliest.get());
+            let end = page.range.end().get().min(s.head);
             let mut messages = Vec::new();
             if start <= end {
                 let offset = (start - info.earliest.get()) as usize;
@@ -194,7 +178,7 @@ impl Log for MemoryLog {
         })
     }
 
-    fn last(&self, stream: &StreamName, count: usize) -> Result<Option<ReadResult>, LogError> {
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>> {
         self.view(stream, |s| {
             let info = s.info(stream)?;
             let skip = s.messages.len().saturating_sub(count);
@@ -209,7 +193,7 @@ impl Log for MemoryLog {
         })
     }
 
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
+    fn trim(&self, now_ms: u64) -> LogResult<u64> {
         let window = self.ids;
         let cutoff = self
             .retention

@@ -30,7 +30,7 @@ pub use memory::MemoryLog;
 pub use redis::{RedisLog, RedisOptions};
 pub use sqlite::SqliteLog;
 
-use seqsync_core::{Epoch, MAX_SEQ, Seq, StreamName};
+use seqsync_core::{Epoch, MAX_SEQ, Seq, SeqRange, StreamName};
 use serde_json::value::RawValue;
 
 use crate::faults::SplitMix64;
@@ -47,6 +47,33 @@ pub struct NewMessage {
     pub data: Payload,
 }
 
+/// Messages to append to one stream in one atomic step, with what the
+/// append needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// The epoch the stream's log gets if this append creates it (a shared
+    /// log may draw its own).
+    pub epoch: Epoch,
+    /// Wall-clock Unix milliseconds: the messages' time, for age retention
+    /// and the [`IdWindow`].
+    pub now_ms: u64,
+    /// The messages, in order.
+    pub messages: &'a [NewMessage],
+}
+
+/// What a read asks for: the retained messages of `range`, at most `max`
+/// of them (the first ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// The seqs wanted.
+    pub range: SeqRange,
+    /// Most messages returned.
+    pub max: u64,
+}
+
+/// What a log call gives, or why it failed.
+pub type LogResult<T> = Result<T, LogError>;
+
 /// The outcome of one appended message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -55,6 +82,24 @@ pub struct Appended {
     /// True when the id was known: `seq` is the earlier message's and nothing
     /// was stored.
     pub duplicate: bool,
+}
+
+impl Appended {
+    /// A message stored with `seq`.
+    pub const fn stored(seq: Seq) -> Appended {
+        Appended {
+            seq,
+            duplicate: false,
+        }
+    }
+
+    /// A publish whose id was known: its message has `seq` already.
+    pub const fn known(seq: Seq) -> Appended {
+        Appended {
+            seq,
+            duplicate: true,
+        }
+    }
 }
 
 /// Where a stream's log stands.
@@ -66,6 +111,31 @@ pub struct StreamInfo {
     pub head: Seq,
     /// The first retained seq; `head + 1` when nothing is retained.
     pub earliest: Seq,
+}
+
+impl<'a> Batch<'a> {
+    /// `messages` appended at `now_ms`, creating the log in `epoch` if
+    /// needed.
+    pub const fn new(epoch: Epoch, now_ms: u64, messages: &'a [NewMessage]) -> Batch<'a> {
+        Batch {
+            epoch,
+            now_ms,
+            messages,
+        }
+    }
+}
+
+impl Page {
+    /// At most `max` messages of `from..=to`.
+    ///
+    /// # Errors
+    /// As [`SeqRange::from_u64`].
+    pub fn new(from: u64, to: u64, max: u64) -> Result<Page, seqsync_core::Error> {
+        Ok(Page {
+            range: SeqRange::from_u64(from, to)?,
+            max,
+        })
+    }
 }
 
 impl StreamInfo {
@@ -174,46 +244,31 @@ pub enum LogError {
 pub trait Log: Send + Sync + 'static {
     /// The stream's state; `None` when the stream has no log (nothing was
     /// ever appended to it). Creates nothing.
-    fn info(&self, stream: &StreamName) -> Result<Option<StreamInfo>, LogError>;
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>>;
 
     /// The stream's state, or, when it has no log, the state it will have:
     /// empty, in `epoch`. A log shared by several servers (Redis) records
     /// the epoch for a while, so that every server names the same one for
     /// an empty stream its clients subscribe to; the others record nothing.
-    fn reserve(&self, stream: &StreamName, epoch: Epoch) -> Result<StreamInfo, LogError> {
+    fn reserve(&self, stream: &StreamName, epoch: Epoch) -> LogResult<StreamInfo> {
         Ok(self.info(stream)?.unwrap_or(StreamInfo::empty(epoch)))
     }
 
-    /// Appends `batch` in order, in one atomic step, creating the stream's
-    /// log in `epoch` when it has none (a shared log may draw its own);
-    /// `now_ms` is wall-clock Unix milliseconds (for age retention and the
-    /// [`IdWindow`]). Returns one outcome per message.
-    fn append(
-        &self,
-        stream: &StreamName,
-        epoch: Epoch,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError>;
+    /// Appends the batch's messages in order, in one atomic step, creating
+    /// the stream's log when it has none. Returns one outcome per message.
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>>;
 
-    /// The retained messages with seq in `from..=to`, at most `max` of them
-    /// (the first `max`), with the stream's state in the same view; `None`
-    /// when the stream has no log.
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<Option<ReadResult>, LogError>;
+    /// The retained messages of the page, with the stream's state in the
+    /// same view; `None` when the stream has no log.
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>>;
 
     /// The latest `count` retained messages, with the stream's state; `None`
     /// when the stream has no log.
-    fn last(&self, stream: &StreamName, count: usize) -> Result<Option<ReadResult>, LogError>;
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>>;
 
     /// Applies age retention as of `now_ms` (Unix milliseconds) to every
     /// stream; returns how many messages were removed.
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError>;
+    fn trim(&self, now_ms: u64) -> LogResult<u64>;
 
     /// Whether calls may block on IO (the server then calls them through
     /// `spawn_blocking`).
@@ -298,6 +353,15 @@ mod tests {
 
     const E: Epoch = Epoch(77);
 
+    /// `messages` appended at `now_ms`, creating logs in epoch `E`.
+    fn batch(now_ms: u64, messages: &[NewMessage]) -> Batch<'_> {
+        Batch::new(E, now_ms, messages)
+    }
+
+    fn page(from: u64, to: u64, max: u64) -> Page {
+        Page::new(from, to, max).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Runs `check` on a memory log and on an SQLite log in a fresh file.
     fn each_backend(
         retention: Retention,
@@ -326,7 +390,7 @@ mod tests {
         each_backend(Retention::default(), IdWindow::default(), |log| {
             let s = name("ghost");
             assert_eq!(log.info(&s)?, None);
-            assert!(log.read(&s, at(1), at(9), 10)?.is_none());
+            assert!(log.read(&s, page(1, 9, 10))?.is_none());
             assert!(log.last(&s, 10)?.is_none());
             assert_eq!(log.reserve(&s, E)?, StreamInfo::empty(E));
             assert_eq!(log.info(&s)?, None, "a local log keeps no reservation");
@@ -338,7 +402,7 @@ mod tests {
     fn seqs_are_contiguous_from_one_and_ids_are_idempotent() -> Result<(), LogError> {
         each_backend(Retention::default(), IdWindow::default(), |log| {
             let s = name("a");
-            let out = log.append(&s, E, &[msg("x", 1), msg("y", 2), msg("x", 3)], 0)?;
+            let out = log.append(&s, &batch(0, &[msg("x", 1), msg("y", 2), msg("x", 3)]))?;
             assert_eq!(seqs(&out), [(1, false), (2, false), (1, true)]);
             let info = log.info(&s)?.unwrap_or(StreamInfo::empty(Epoch(0)));
             assert_eq!(
@@ -349,10 +413,14 @@ mod tests {
                     earliest: at(1)
                 }
             );
-            let again = log.append(&s, Epoch(5), &[msg("y", 9), msg("z", 4)], 0)?;
+            // Another epoch for a log that exists changes nothing.
+            let more = [msg("y", 9), msg("z", 4)];
+            let mut later = batch(0, &more);
+            later.epoch = Epoch(5);
+            let again = log.append(&s, &later)?;
             assert_eq!(seqs(&again), [(2, true), (3, false)]);
             let read = log
-                .read(&s, at(1), at(10), 100)?
+                .read(&s, page(1, 10, 100))?
                 .map(|r| (r.info, r.messages));
             let (info, messages) = read.unwrap_or((StreamInfo::empty(Epoch(0)), Vec::new()));
             assert_eq!(
@@ -363,7 +431,7 @@ mod tests {
             let got: Vec<u64> = messages.iter().map(|m| m.seq.get()).collect();
             assert_eq!(got, [1, 2, 3]);
             assert_eq!(messages[1].data.get(), "{\"n\":2}");
-            let paged = log.read(&s, at(2), at(10), 1)?.map(|r| r.messages);
+            let paged = log.read(&s, page(2, 10, 1))?.map(|r| r.messages);
             let paged: Vec<u64> = paged
                 .unwrap_or_default()
                 .iter()
@@ -382,26 +450,26 @@ mod tests {
         };
         each_backend(Retention::default(), window, |log| {
             let s = name("ids");
-            log.append(&s, E, &[msg("a", 1), msg("b", 2)], 10_000)?;
+            log.append(&s, &batch(10_000, &[msg("a", 1), msg("b", 2)]))?;
             // Within both bounds: the first seq comes back.
             assert_eq!(
-                seqs(&log.append(&s, E, &[msg("a", 9)], 10_500)?),
+                seqs(&log.append(&s, &batch(10_500, &[msg("a", 9)]))?),
                 [(1, true)]
             );
             // Three messages later, "a" is out of the count window.
-            log.append(&s, E, &[msg("c", 3), msg("d", 4)], 10_500)?;
+            log.append(&s, &batch(10_500, &[msg("c", 3), msg("d", 4)]))?;
             assert_eq!(
-                seqs(&log.append(&s, E, &[msg("a", 9)], 10_600)?),
+                seqs(&log.append(&s, &batch(10_600, &[msg("a", 9)]))?),
                 [(5, false)]
             );
             // "d" is recent by count, but a second old.
             assert_eq!(
-                seqs(&log.append(&s, E, &[msg("d", 9)], 11_500)?),
+                seqs(&log.append(&s, &batch(11_500, &[msg("d", 9)]))?),
                 [(6, false)]
             );
             // The new "a" is remembered in its turn.
             assert_eq!(
-                seqs(&log.append(&s, E, &[msg("a", 0)], 11_550)?),
+                seqs(&log.append(&s, &batch(11_550, &[msg("a", 0)]))?),
                 [(5, true)]
             );
             Ok(())
@@ -412,8 +480,11 @@ mod tests {
     fn streams_have_their_own_seqs_and_epochs() -> Result<(), LogError> {
         each_backend(Retention::default(), IdWindow::default(), |log| {
             let (a, b) = (name("a"), name("b"));
-            log.append(&a, Epoch(1), &[msg("1", 1), msg("2", 2)], 0)?;
-            let out = log.append(&b, Epoch(2), &[msg("1", 1)], 0)?;
+            let (one, two) = ([msg("1", 1), msg("2", 2)], [msg("1", 1)]);
+            let (mut first, mut second) = (batch(0, &one), batch(0, &two));
+            (first.epoch, second.epoch) = (Epoch(1), Epoch(2));
+            log.append(&a, &first)?;
+            let out = log.append(&b, &second)?;
             assert_eq!(out[0].seq.get(), 1);
             assert_eq!(log.info(&a)?.map(|i| i.epoch), Some(Epoch(1)));
             assert_eq!(log.info(&b)?.map(|i| i.epoch), Some(Epoch(2)));
@@ -429,8 +500,8 @@ mod tests {
         };
         each_backend(retention, IdWindow::default(), |log| {
             let s = name("r");
-            let batch: Vec<NewMessage> = (1..=10).map(|i| msg(&i.to_string(), i)).collect();
-            log.append(&s, E, &batch, 0)?;
+            let messages: Vec<NewMessage> = (1..=10).map(|i| msg(&i.to_string(), i)).collect();
+            log.append(&s, &batch(0, &messages))?;
             let info = log.info(&s)?.map(|i| (i.earliest.get(), i.head.get()));
             assert_eq!(info, Some((8, 10)));
             let last = log.last(&s, 100)?.map(|r| r.messages).unwrap_or_default();
@@ -448,8 +519,8 @@ mod tests {
         };
         each_backend(retention, IdWindow::default(), |log| {
             let s = name("age");
-            log.append(&s, E, &[msg("1", 1), msg("2", 2)], 10_000)?;
-            log.append(&s, E, &[msg("3", 3)], 10_500)?;
+            log.append(&s, &batch(10_000, &[msg("1", 1), msg("2", 2)]))?;
+            log.append(&s, &batch(10_500, &[msg("3", 3)]))?;
             assert_eq!(log.trim(11_200)?, 2);
             let bounds = |log: &dyn Log| -> Result<_, LogError> {
                 Ok(log.info(&s)?.map(|i| (i.earliest.get(), i.head.get())))
@@ -457,7 +528,7 @@ mod tests {
             assert_eq!(bounds(log)?, Some((3, 3)));
             assert_eq!(log.trim(20_000)?, 1);
             assert_eq!(bounds(log)?, Some((4, 3)));
-            let out = log.append(&s, E, &[msg("4", 4)], 20_000)?;
+            let out = log.append(&s, &batch(20_000, &[msg("4", 4)]))?;
             assert_eq!(out[0].seq.get(), 4);
             Ok(())
         })
@@ -467,8 +538,8 @@ mod tests {
     fn last_returns_the_latest_messages() -> Result<(), LogError> {
         each_backend(Retention::default(), IdWindow::default(), |log| {
             let s = name("l");
-            let batch: Vec<NewMessage> = (1..=5).map(|i| msg(&i.to_string(), i)).collect();
-            log.append(&s, E, &batch, 0)?;
+            let messages: Vec<NewMessage> = (1..=5).map(|i| msg(&i.to_string(), i)).collect();
+            log.append(&s, &batch(0, &messages))?;
             let last = log.last(&s, 2)?.map(|r| (r.info.head.get(), r.messages));
             let (head, messages) = last.unwrap_or((0, Vec::new()));
             let got: Vec<u64> = messages.iter().map(|m| m.seq.get()).collect();

@@ -24,12 +24,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use seqsync_core::{Epoch, Seq, StreamName};
+use seqsync_core::{Epoch, StreamName};
 use serde_json::value::RawValue;
 
 use super::{
-    Appended, IdWindow, Log, LogError, NewMessage, ReadResult, Retention, StoredMessage,
-    StreamInfo, seq,
+    Appended, Batch, IdWindow, Log, LogError, LogResult, Page, ReadResult, Retention,
+    StoredMessage, StreamInfo, seq,
 };
 
 const SCHEMA: &str = "
@@ -199,30 +199,25 @@ impl SqliteLog {
 }
 
 impl Log for SqliteLog {
-    fn info(&self, stream: &StreamName) -> Result<Option<StreamInfo>, LogError> {
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>> {
         load(&self.reader(), stream)?
             .map(|row| row.info(stream))
             .transpose()
     }
 
-    fn append(
-        &self,
-        stream: &StreamName,
-        epoch: Epoch,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError> {
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {
+        let now_ms = batch.now_ms;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut row = load_or_create(&tx, stream, epoch)?;
-        let mut out = Vec::with_capacity(batch.len());
+        let mut row = load_or_create(&tx, stream, batch.epoch)?;
+        let mut out = Vec::with_capacity(batch.messages.len());
         let mut in_batch: HashMap<&str, u64> = HashMap::new();
         {
             let mut find = tx.prepare_cached(FIND_ID)?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (stream_id, seq, pub_id, ts_ms, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for m in batch {
+            for m in batch.messages {
                 let known = match in_batch.get(m.id.as_str()) {
                     Some(&s) => Some(s),
                     None => find
@@ -234,10 +229,7 @@ impl Log for SqliteLog {
                         .map(|(s, _)| s),
                 };
                 if let Some(s) = known {
-                    out.push(Appended {
-                        seq: seq(s, stream)?,
-                        duplicate: true,
-                    });
+                    out.push(Appended::known(seq(s, stream)?));
                     continue;
                 }
                 let next = seq(row.head + 1, stream)?;
@@ -250,10 +242,7 @@ impl Log for SqliteLog {
                     m.data.get()
                 ])?;
                 in_batch.insert(m.id.as_str(), row.head);
-                out.push(Appended {
-                    seq: next,
-                    duplicate: false,
-                });
+                out.push(Appended::stored(next));
             }
         }
         if let Some(max) = self.retention.max_count {
@@ -270,13 +259,8 @@ impl Log for SqliteLog {
         Ok(out)
     }
 
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<Option<ReadResult>, LogError> {
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>> {
+        let (from, to, max) = (page.range.start(), page.range.end(), page.max);
         self.read_view(stream, |conn, row| {
             let info = row.info(stream)?;
             let mut stmt = conn.prepare_cached(
@@ -300,7 +284,7 @@ impl Log for SqliteLog {
         })
     }
 
-    fn last(&self, stream: &StreamName, count: usize) -> Result<Option<ReadResult>, LogError> {
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>> {
         self.read_view(stream, |conn, row| {
             let info = row.info(stream)?;
             let from = row.head.saturating_sub(count as u64) + 1;
@@ -321,7 +305,7 @@ impl Log for SqliteLog {
         })
     }
 
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
+    fn trim(&self, now_ms: u64) -> LogResult<u64> {
         let Some(max_age) = self.retention.max_age_ms else {
             return Ok(0);
         };

@@ -44,12 +44,12 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Connection, ConnectionLike, Script, Value};
-use seqsync_core::{Epoch, MAX_SEQ, Seq, StreamName};
+use seqsync_core::{Epoch, MAX_SEQ, StreamName};
 use serde_json::value::RawValue;
 
 use super::{
-    Appended, IdWindow, Log, LogError, NewMessage, ReadResult, Retention, StoredMessage,
-    StreamInfo, random_epoch, seq,
+    Appended, Batch, IdWindow, Log, LogError, LogResult, Page, ReadResult, Retention,
+    StoredMessage, StreamInfo, random_epoch, seq,
 };
 
 /// Connections kept per log (calls beyond it wait for one).
@@ -592,7 +592,7 @@ pub(crate) fn reserve_script() -> Script {
 }
 
 impl Log for RedisLog {
-    fn info(&self, stream: &StreamName) -> Result<Option<StreamInfo>, LogError> {
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>> {
         let keys = Keys::of(stream);
         let reply: Value = self.with(|conn| {
             redis::cmd("HMGET")
@@ -608,7 +608,7 @@ impl Log for RedisLog {
     /// Reserves an epoch of its own drawing, never the caller's: a meta
     /// that vanished may have belonged to a log with messages, and its epoch
     /// must not come back with other messages under the same seqs.
-    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> Result<StreamInfo, LogError> {
+    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> LogResult<StreamInfo> {
         self.touch(stream);
         let keys = Keys::of(stream);
         let reply: Value = self.with(|conn| {
@@ -622,21 +622,16 @@ impl Log for RedisLog {
         parse_meta(stream, &reply)?.ok_or_else(|| corrupt(stream, "stream meta missing"))
     }
 
-    fn append(
-        &self,
-        stream: &StreamName,
-        _epoch: Epoch,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError> {
-        if batch.is_empty() {
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {
+        let (messages, now_ms) = (batch.messages, batch.now_ms);
+        if messages.is_empty() {
             return Ok(Vec::new());
         }
         self.touch(stream);
         let keys = Keys::of(stream);
         let mut call = self.append.key(&keys.log);
         call.key(&keys.meta);
-        for m in batch {
+        for m in messages {
             call.key(keys.id(&m.id));
         }
         // A fresh epoch, never the caller's: when the meta is gone (a Redis
@@ -647,11 +642,11 @@ impl Log for RedisLog {
             .arg(self.options.ids.ttl_ms.max(1))
             .arg(self.options.ids.max_count)
             .arg(self.options.retention.max_count.unwrap_or(0));
-        for m in batch {
+        for m in messages {
             call.arg(m.data.get());
         }
         let reply: Vec<i64> = self.with(|conn| call.invoke(conn))?;
-        if reply.len() != batch.len() {
+        if reply.len() != messages.len() {
             return Err(corrupt(stream, "append answered the wrong count"));
         }
         reply
@@ -665,20 +660,14 @@ impl Log for RedisLog {
             .collect()
     }
 
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<Option<ReadResult>, LogError> {
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>> {
         let Some((info, reply)) = self.view(stream, |pipe, keys| {
             pipe.cmd("XRANGE")
                 .arg(&keys.log)
-                .arg(format!("{}-0", from.get()))
-                .arg(format!("{}-0", to.get()))
+                .arg(format!("{}-0", page.range.start()))
+                .arg(format!("{}-0", page.range.end()))
                 .arg("COUNT")
-                .arg(max.max(1));
+                .arg(page.max.max(1));
         })?
         else {
             return Ok(None);
@@ -693,7 +682,7 @@ impl Log for RedisLog {
         Ok(Some(ReadResult { info, messages }))
     }
 
-    fn last(&self, stream: &StreamName, count: usize) -> Result<Option<ReadResult>, LogError> {
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>> {
         let Some((info, reply)) = self.view(stream, |pipe, keys| {
             pipe.cmd("XREVRANGE")
                 .arg(&keys.log)
@@ -722,7 +711,7 @@ impl Log for RedisLog {
         Ok(Some(ReadResult { info, messages }))
     }
 
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
+    fn trim(&self, now_ms: u64) -> LogResult<u64> {
         let Some(max_age) = self.options.retention.max_age_ms else {
             return Ok(0);
         };
