@@ -12,7 +12,8 @@ use futures_util::StreamExt;
 use seqsync::{Client, ConnectionState, SubscriptionEvent};
 use seqsync_server::{Retention, Storage};
 use seqsync_test_support::{
-    Proxy, ProxyMode, StreamCheck, TempDir, TestServer, client_config, read_until, watch_streams,
+    ProxyMode, StreamCheck, TempDir, TestServer, client_config, publish_numbers, read_until,
+    watch_streams,
 };
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -180,16 +181,11 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
         })
         .start()
         .await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let reader = Client::connect(client_config(&proxy.ws_url()))
-        .await
-        .expect("reader");
+    let (proxy, reader) = server.client_behind_proxy(|_| {}).await;
     let writer = server.client().await;
     let mut sub = reader.subscribe("trim").await.expect("subscribe");
     let mut check = StreamCheck::recording();
-    for i in 1..=10 {
-        writer.publish("trim", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "trim", 1..=10).await;
     assert!(
         read_until(&mut sub, &mut check, 10, READ_LIMIT).await,
         "first ten"
@@ -204,9 +200,7 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
     .await
     .expect("outage noticed")
     .expect("state");
-    for i in 11..=400 {
-        writer.publish("trim", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "trim", 11..=400).await;
     proxy.set(ProxyMode::Forward);
     assert!(
         read_until(&mut sub, &mut check, 400, READ_LIMIT).await,
@@ -242,5 +236,4 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
     assert!((11..=299).all(|seq| !check.delivered.contains_key(&seq)));
     reader.close().await;
     writer.close().await;
-    server.stop().await;
 }

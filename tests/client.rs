@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, ClientError, ConnectionState, SubscriptionEvent};
-use seqsync_test_support::{Proxy, ProxyMode, StreamCheck, TestServer, client_config};
+use seqsync_test_support::{
+    ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, ws_server,
+};
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -53,16 +55,13 @@ async fn subscribe_gets_snapshot_then_messages_in_order() {
         assert_eq!(check.delivered[&i], json!({ "i": i }));
     }
     client.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn snapshot_of_existing_stream_then_only_newer_messages() {
     let server = TestServer::new().start().await;
     let client = server.client().await;
-    for i in 1..=5 {
-        client.publish("feed", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&client, "feed", 1..=5).await;
     let mut sub = client.subscribe("feed").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 5).await;
@@ -75,7 +74,6 @@ async fn snapshot_of_existing_stream_then_only_newer_messages() {
     read_until(&mut sub, &mut check, 6).await;
     assert_eq!(check.delivered.len(), 1);
     client.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -110,22 +108,16 @@ async fn fails_over_to_the_next_endpoint() {
     let seq = client.publish("s", json!("x")).await.expect("publish");
     assert_eq!(seq.get(), 1);
     client.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn resume_after_outage_fetches_only_what_is_missing() {
     let server = TestServer::new().start().await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let reader = Client::connect(client_config(&proxy.ws_url()))
-        .await
-        .expect("reader");
+    let (proxy, reader) = server.client_behind_proxy(|_| {}).await;
     let writer = server.client().await;
     let mut sub = reader.subscribe("log").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    for i in 1..=10 {
-        writer.publish("log", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "log", 1..=10).await;
     read_until(&mut sub, &mut check, 10).await;
 
     proxy.set(ProxyMode::Down);
@@ -133,9 +125,7 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
         matches!(s, ConnectionState::Disconnected { .. })
     })
     .await;
-    for i in 11..=210 {
-        writer.publish("log", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "log", 11..=210).await;
     proxy.set(ProxyMode::Forward);
     read_until(&mut sub, &mut check, 210).await;
 
@@ -153,16 +143,14 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
     assert!(stats.connects >= 2);
     reader.close().await;
     writer.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn dead_peer_is_detected_and_replaced() {
     let server = TestServer::new().start().await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let mut config = client_config(&proxy.ws_url());
-    config.heartbeat_timeout_ms = 600;
-    let reader = Client::connect(config).await.expect("reader");
+    let (proxy, reader) = server
+        .client_behind_proxy(|c| c.heartbeat_timeout_ms = 600)
+        .await;
     let writer = server.client().await;
     let mut sub = reader.subscribe("beat").await.expect("subscribe");
     let mut check = StreamCheck::default();
@@ -183,16 +171,12 @@ async fn dead_peer_is_detected_and_replaced() {
     assert!(reader.stats().await.expect("stats").disconnects >= 1);
     reader.close().await;
     writer.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn publish_during_outage_is_sent_once_after_reconnect() {
     let server = TestServer::new().start().await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let writer = Client::connect(client_config(&proxy.ws_url()))
-        .await
-        .expect("writer");
+    let (proxy, writer) = server.client_behind_proxy(|_| {}).await;
     writer
         .publish("once", json!("first"))
         .await
@@ -221,16 +205,14 @@ async fn publish_during_outage_is_sent_once_after_reconnect() {
     assert_eq!(check.snapshots, [2], "exactly two messages in the log");
     reader.close().await;
     writer.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn publish_waiting_for_a_server_times_out() {
     let server = TestServer::new().start().await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let mut config = client_config(&proxy.ws_url());
-    config.publish_timeout_ms = 200;
-    let writer = Client::connect(config).await.expect("writer");
+    let (proxy, writer) = server
+        .client_behind_proxy(|c| c.publish_timeout_ms = 200)
+        .await;
     proxy.set(ProxyMode::Down);
     wait_state(&writer, |s| {
         matches!(s, ConnectionState::Disconnected { .. })
@@ -241,7 +223,6 @@ async fn publish_waiting_for_a_server_times_out() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     writer.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -268,7 +249,6 @@ async fn invalid_stream_name_is_a_typed_error() {
         ))
     ));
     client.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -284,7 +264,6 @@ async fn close_ends_subscriptions_and_rejects_new_work() {
         other.publish("c", json!(1)).await.err(),
         Some(ClientError::Closed)
     );
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -326,7 +305,6 @@ async fn ordered_processing_completes_in_seq_order() {
         .collect();
     assert_eq!(outcomes, expected);
     client.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -342,16 +320,13 @@ async fn lost_tail_is_recovered_through_heartbeats() {
     let mut sub = reader.subscribe("tail").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 0).await;
-    for i in 1..=3 {
-        writer.publish("tail", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "tail", 1..=3).await;
     read_until(&mut sub, &mut check, 3).await;
     assert_eq!(check.delivered[&3], json!(3));
     let stats = reader.stats().await.expect("stats");
     assert!(stats.history_messages >= 3, "the tail came from history");
     reader.close().await;
     writer.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -373,9 +348,7 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
         .subscribe_with("cursor", options)
         .await
         .expect("subscribe");
-    for i in 1..=500 {
-        writer.publish("cursor", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "cursor", 1..=500).await;
     let mut last = 0u64;
     let reached = timeout(LIMIT, async {
         while last < 400 {
@@ -397,7 +370,6 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
     assert_eq!(stats.history_frames, 0, "latest mode never fetches history");
     reader.close().await;
     writer.close().await;
-    server.stop().await;
 }
 
 /// A server that answers the subscribe with garbage, an oversized frame and
@@ -405,17 +377,7 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
 async fn hostile_server() -> std::net::SocketAddr {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-            return;
-        };
+    ws_server(1, |mut ws| async move {
         let _ = ws.next().await;
         // Everything the client must survive, then what it must still take.
         // The oversized frame comes last: the socket refuses it and the
@@ -439,8 +401,8 @@ async fn hostile_server() -> std::net::SocketAddr {
             }
         }
         while let Some(Ok(_)) = ws.next().await {}
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test]
@@ -476,17 +438,7 @@ async fn hostile_frames_are_counted_and_dropped_without_harm() {
 async fn burst_source(count: u64) -> std::net::SocketAddr {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-            return;
-        };
+    ws_server(1, move |mut ws| async move {
         let _ = ws.next().await;
         let snapshot = r#"{"type":"snapshot","stream":"burst","seq":0,"epoch":1,"state":null}"#;
         if ws.feed(Message::text(snapshot)).await.is_err() {
@@ -501,8 +453,8 @@ async fn burst_source(count: u64) -> std::net::SocketAddr {
         }
         let _ = ws.flush().await;
         while let Some(Ok(_)) = ws.next().await {}
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

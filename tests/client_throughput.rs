@@ -16,9 +16,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use seqsync::{Client, ClientConfig, ConnectionState, SubscriptionEvent};
 use seqsync_core::protocol::{ServerFrame, parse_server_frame};
-use seqsync_test_support::{Proxy, ProxyMode, StreamCheck, TestServer};
+use seqsync_test_support::{Proxy, ProxyMode, StreamCheck, TestServer, ws_server};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const FRAMES: u64 = 200_000;
@@ -27,34 +26,26 @@ const ROUNDS: usize = 5;
 /// Serves one connection per accept: waits for the first client frame, then
 /// sends a snapshot at 0 and `FRAMES` msg frames.
 async fn source(frames: std::sync::Arc<Vec<String>>) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let frames = frames.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                // The first frame is the client's subscribe.
-                let _ = ws.next().await;
-                let snapshot =
-                    r#"{"type":"snapshot","stream":"bench","seq":0,"epoch":1,"state":null}"#;
-                if ws.feed(Message::text(snapshot)).await.is_err() {
+    ws_server(usize::MAX, move |mut ws| {
+        let frames = frames.clone();
+        async move {
+            // The first frame is the client's subscribe.
+            let _ = ws.next().await;
+            let snapshot = r#"{"type":"snapshot","stream":"bench","seq":0,"epoch":1,"state":null}"#;
+            if ws.feed(Message::text(snapshot)).await.is_err() {
+                return;
+            }
+            for frame in frames.iter() {
+                if ws.feed(Message::text(frame.as_str())).await.is_err() {
                     return;
                 }
-                for frame in frames.iter() {
-                    if ws.feed(Message::text(frame.as_str())).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = ws.flush().await;
-                // Keep the socket open until the client goes.
-                while let Some(Ok(_)) = ws.next().await {}
-            });
+            }
+            let _ = ws.flush().await;
+            // Keep the socket open until the client goes.
+            while let Some(Ok(_)) = ws.next().await {}
         }
-    });
-    addr
+    })
+    .await
 }
 
 async fn raw_round(url: &str) -> Duration {

@@ -11,8 +11,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use seqsync::{Client, ResetReason, SubscriptionEvent};
-use seqsync_core::{Epoch, Seq, StreamName};
-use seqsync_server::log::{IdWindow, Log, NewMessage, RedisLog, RedisOptions, StreamInfo};
+use seqsync_core::{Epoch, StreamName};
+use seqsync_server::log::{
+    Batch, IdWindow, Log, NewMessage, Page, RedisLog, RedisOptions, StreamInfo,
+};
 use seqsync_server::{Retention, Storage};
 use seqsync_test_support::{
     Proxy, ProxyMode, RedisCluster, RedisServer, Running, StreamCheck, TestServer, client_config,
@@ -31,15 +33,18 @@ async fn instance(redis: &RedisServer) -> Running {
         .await
 }
 
-/// Any epoch: a new log's epoch is Redis's to draw.
-const ANY: Epoch = Epoch(1);
+/// `messages` appended at `now_ms` (the epoch asked for a new log does not
+/// matter: Redis draws its own).
+fn at(now_ms: u64, messages: &[NewMessage]) -> Batch<'_> {
+    Batch::new(Epoch(1), now_ms, messages)
+}
+
+fn page(from: u64, to: u64, max: u64) -> Page {
+    Page::new(from, to, max).unwrap_or_else(|e| panic!("{e}"))
+}
 
 fn name(s: &str) -> StreamName {
     StreamName::new(s).unwrap_or_else(|e| panic!("stream name {s}: {e}"))
-}
-
-fn seq(n: u64) -> Seq {
-    Seq::new(n).unwrap_or_else(|e| panic!("seq {n}: {e}"))
 }
 
 fn message(id: &str, n: u64) -> NewMessage {
@@ -68,7 +73,7 @@ fn info(log: &RedisLog, s: &StreamName) -> StreamInfo {
 }
 
 fn seqs(log: &RedisLog, s: &StreamName, from: u64, to: u64) -> Vec<u64> {
-    let read = log.read(s, seq(from), seq(to), 100).expect("read");
+    let read = log.read(s, page(from, to, 100)).expect("read");
     read.map(|r| r.messages.iter().map(|m| m.seq.get()).collect())
         .unwrap_or_default()
 }
@@ -82,36 +87,27 @@ fn check_log(log: &RedisLog, other: &RedisLog) {
         None,
         "nothing before the first append"
     );
-    assert!(log.read(&s, seq(1), seq(9), 10).expect("read").is_none());
+    assert!(log.read(&s, page(1, 9, 10)).expect("read").is_none());
     assert!(log.last(&s, 10).expect("last").is_none());
-    let out = log
-        .append(
-            &s,
-            ANY,
-            &[message("x", 1), message("y", 2), message("x", 3)],
-            0,
-        )
-        .expect("append");
+    let first = [message("x", 1), message("y", 2), message("x", 3)];
+    let out = log.append(&s, &at(0, &first)).expect("append");
     let got: Vec<(u64, bool)> = out.iter().map(|a| (a.seq.get(), a.duplicate)).collect();
     assert_eq!(got, [(1, false), (2, false), (1, true)]);
     let again = log
-        .append(&s, ANY, &[message("y", 9), message("z", 4)], 0)
+        .append(&s, &at(0, &[message("y", 9), message("z", 4)]))
         .expect("append");
     assert_eq!((again[0].seq.get(), again[0].duplicate), (2, true));
     assert_eq!((again[1].seq.get(), again[1].duplicate), (3, false));
 
     let read = log
-        .read(&s, seq(1), seq(10), 100)
+        .read(&s, page(1, 10, 100))
         .expect("read")
         .expect("a log");
     assert_eq!(read.info, info(log, &s));
     assert_eq!(read.info.head.get(), 3);
     assert_eq!(seqs(log, &s, 1, 10), [1, 2, 3]);
     assert_eq!(read.messages[1].data.get(), r#"{"n":2}"#);
-    let paged = log
-        .read(&s, seq(2), seq(10), 1)
-        .expect("read")
-        .expect("a log");
+    let paged = log.read(&s, page(2, 10, 1)).expect("read").expect("a log");
     assert_eq!(paged.messages.len(), 1);
     assert_eq!(paged.messages[0].seq.get(), 2);
     let last = log.last(&s, 2).expect("last").expect("a log");
@@ -124,7 +120,7 @@ fn check_log(log: &RedisLog, other: &RedisLog) {
     for i in 0..20 {
         let stream = name(&format!("many-{i}"));
         let out = log
-            .append(&stream, ANY, &[message("a", i)], 0)
+            .append(&stream, &at(0, &[message("a", i)]))
             .expect("append");
         assert_eq!(out[0].seq.get(), 1);
     }
@@ -164,12 +160,12 @@ fn redis_log_forgets_publish_ids_past_their_window() {
     )
     .expect("log");
     let s = name("window");
-    log.append(&s, ANY, &[message("a", 1), message("b", 2)], 0)
+    log.append(&s, &at(0, &[message("a", 1), message("b", 2)]))
         .expect("append");
-    let dup = log.append(&s, ANY, &[message("a", 1)], 0).expect("append");
+    let dup = log.append(&s, &at(0, &[message("a", 1)])).expect("append");
     assert_eq!((dup[0].seq.get(), dup[0].duplicate), (1, true));
-    log.append(&s, ANY, &[message("c", 3)], 0).expect("append");
-    let again = log.append(&s, ANY, &[message("a", 1)], 0).expect("append");
+    log.append(&s, &at(0, &[message("c", 3)])).expect("append");
+    let again = log.append(&s, &at(0, &[message("a", 1)])).expect("append");
     assert_eq!(
         (again[0].seq.get(), again[0].duplicate),
         (4, false),
@@ -200,8 +196,7 @@ fn redis_log_reserves_an_empty_streams_epoch_for_every_instance_until_it_is_used
     );
     let ttl = redis.command(&["PTTL", "seqsync:{empty}:meta"]);
     assert!(!ttl.starts_with(":-"), "a reservation expires: {ttl}");
-    b.append(&s, Epoch(7), &[message("1", 1)], 0)
-        .expect("append");
+    b.append(&s, &at(0, &[message("1", 1)])).expect("append");
     assert_eq!(
         info(&a, &s).epoch,
         reserved.epoch,
@@ -220,13 +215,23 @@ fn redis_log_that_lost_its_meta_starts_a_new_epoch_without_old_entries_or_ids() 
     let log = redis_log(&redis, Retention::default());
     let s = name("lost");
     let before = log
-        .append(&s, ANY, &[message("x", 1), message("y", 2)], 0)
+        .append(&s, &at(0, &[message("x", 1), message("y", 2)]))
         .expect("append");
     assert_eq!(before[1].seq.get(), 2);
     let old = info(&log, &s).epoch;
     assert_eq!(redis.command(&["DEL", "seqsync:{lost}:meta"]), ":1\r\n");
     assert_eq!(log.info(&s).expect("info"), None);
-    let out = log.append(&s, old, &[message("x", 3)], 0).expect("append");
+    // Even asked for the old epoch, the new log gets another.
+    let retry = [message("x", 3)];
+    let out = log
+        .append(
+            &s,
+            &Batch {
+                epoch: old,
+                ..at(0, &retry)
+            },
+        )
+        .expect("append");
     assert_eq!(
         (out[0].seq.get(), out[0].duplicate),
         (1, false),
@@ -238,7 +243,7 @@ fn redis_log_that_lost_its_meta_starts_a_new_epoch_without_old_entries_or_ids() 
         "a new incarnation, never the old epoch"
     );
     let read = log
-        .read(&s, seq(1), seq(10), 100)
+        .read(&s, page(1, 10, 100))
         .expect("read")
         .expect("a log");
     assert_eq!(read.messages.len(), 1);
@@ -252,9 +257,9 @@ fn redis_log_streams_are_apart_even_with_braces_in_their_names() {
     // Without escaping, stream "a}:id:b" and the id "b}:log" of stream "a"
     // would name the same key.
     let (a, b) = (name("a"), name("a}:id:b"));
-    log.append(&a, ANY, &[message("b}:log", 1)], 0)
+    log.append(&a, &at(0, &[message("b}:log", 1)]))
         .expect("append");
-    let out = log.append(&b, ANY, &[message("1", 1)], 0).expect("append");
+    let out = log.append(&b, &at(0, &[message("1", 1)])).expect("append");
     assert_eq!(out[0].seq.get(), 1);
     assert_eq!(info(&log, &a).head.get(), 1);
     assert_ne!(info(&log, &a).epoch, info(&log, &b).epoch);
@@ -272,7 +277,7 @@ fn redis_log_retention_trims_a_prefix_by_count_and_by_age() {
     );
     let s = name("count");
     let batch: Vec<NewMessage> = (1..=10).map(|i| message(&i.to_string(), i)).collect();
-    by_count.append(&s, ANY, &batch, 0).expect("append");
+    by_count.append(&s, &at(0, &batch)).expect("append");
     let now = info(&by_count, &s);
     assert_eq!((now.earliest.get(), now.head.get()), (8, 10));
     assert_eq!(seqs(&by_count, &s, 1, 10), [8, 9, 10]);
@@ -286,10 +291,10 @@ fn redis_log_retention_trims_a_prefix_by_count_and_by_age() {
     );
     let s = name("age");
     by_age
-        .append(&s, ANY, &[message("1", 1), message("2", 2)], 10_000)
+        .append(&s, &at(10_000, &[message("1", 1), message("2", 2)]))
         .expect("append");
     by_age
-        .append(&s, ANY, &[message("3", 3)], 10_500)
+        .append(&s, &at(10_500, &[message("3", 3)]))
         .expect("append");
     assert_eq!(by_age.trim(11_200).expect("trim"), 2);
     let now = info(&by_age, &s);
@@ -298,7 +303,7 @@ fn redis_log_retention_trims_a_prefix_by_count_and_by_age() {
     let now = info(&by_age, &s);
     assert_eq!((now.earliest.get(), now.head.get()), (4, 3));
     let out = by_age
-        .append(&s, ANY, &[message("4", 4)], 20_000)
+        .append(&s, &at(20_000, &[message("4", 4)]))
         .expect("append");
     assert_eq!(out[0].seq.get(), 4);
 }
@@ -319,7 +324,7 @@ fn redis_logs_appending_concurrently_never_share_a_seq() {
                         .iter()
                         .map(|i| message(&format!("{w}-{i}"), *i))
                         .collect();
-                    let out = log.append(&s, ANY, &batch, 0).expect("append");
+                    let out = log.append(&s, &at(0, &batch)).expect("append");
                     seqs.extend(out.iter().map(|a| a.seq.get()));
                 }
                 seqs
@@ -555,14 +560,7 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
         read_until(&mut sub, &mut check, 100, LIMIT).await,
         "first 100 delivered"
     );
-    let old_epoch = check
-        .events()
-        .iter()
-        .find_map(|e| match e {
-            SubscriptionEvent::Snapshot { epoch, .. } => Some(*epoch),
-            _ => None,
-        })
-        .expect("the first snapshot names the epoch");
+    let old_epoch = check.snapshot_epochs[0];
 
     tokio::task::block_in_place(|| redis.restart());
 
@@ -588,15 +586,7 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
     .await
     .expect("a reset and a snapshot of the new log");
     assert_ne!(new_epoch, old_epoch);
-    let reset = check
-        .events()
-        .iter()
-        .find_map(|e| match e {
-            SubscriptionEvent::Reset { reason, .. } => Some(*reason),
-            _ => None,
-        })
-        .expect("reset");
-    assert_eq!(reset, ResetReason::EpochChanged);
+    assert_eq!(check.reset_reasons, [ResetReason::EpochChanged]);
     assert!(
         read_until(&mut sub, &mut check, 20, LIMIT).await,
         "the new log is followed to its head"

@@ -3,147 +3,77 @@
 //! and a flood of refused frames (1008) close it.
 
 use futures_util::SinkExt;
-use seqsync_server::ErrorCode;
-use seqsync_test_support::{Read, TestServer, WsClient};
+use seqsync_server::{ErrorCode, Limits};
+use seqsync_test_support::{Read, TestServer, WsClient, served};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
-/// (frame, expected error code). Each row is sent on one connection in turn;
-/// after the whole table the same connection must still work.
-const TABLE: &[(&str, ErrorCode)] = &[
-    // Not JSON, not an object, no type, a repeated member.
-    ("{not json", ErrorCode::MalformedFrame),
-    ("[1,2,3]", ErrorCode::MalformedFrame),
-    (r#"{"stream":"s"}"#, ErrorCode::MalformedFrame),
-    (r#"{"type":7}"#, ErrorCode::MalformedFrame),
-    (
-        r#"{"type":"subscribe","stream":"s","stream":"t"}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    // A type this protocol does not know.
-    (
-        r#"{"type":"teleport","stream":"s"}"#,
-        ErrorCode::UnknownType,
-    ),
-    // Missing or mistyped members.
-    (r#"{"type":"subscribe"}"#, ErrorCode::MalformedFrame),
-    (
-        r#"{"type":"publish","stream":"s","data":1}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"subscribe","stream":5}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"s","since":"3"}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    // Stream names: empty, control characters.
-    (
-        r#"{"type":"subscribe","stream":""}"#,
-        ErrorCode::InvalidStream,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"a\u0001b"}"#,
-        ErrorCode::InvalidStream,
-    ),
-    // Negative, fractional or exponent seqs are malformed (sections 3.1, 6).
-    (
-        r#"{"type":"history","stream":"s","from":-1,"to":3}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"history","stream":"s","from":1.5,"to":3}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"s","since":-4}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"s","since":1.5}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"s","since":1e3}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    // Epochs that are not integers in 0..=2^53-1.
-    (
-        r#"{"type":"subscribe","stream":"s","since":0,"epoch":-1}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"s","since":0,"epoch":9007199254740992}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    // Seqs above 2^53-1, history bounds included, are out of range.
-    (
-        r#"{"type":"history","stream":"s","from":1,"to":9007199254740992}"#,
-        ErrorCode::SeqOutOfRange,
-    ),
-    (
-        r#"{"type":"history","stream":"s","from":18446744073709551615,"to":18446744073709551615}"#,
-        ErrorCode::SeqOutOfRange,
-    ),
-    (
-        r#"{"type":"history","stream":"s","from":9007199254740992,"to":3}"#,
-        ErrorCode::SeqOutOfRange,
-    ),
-    (
-        r#"{"type":"subscribe","stream":"s","since":9007199254740992}"#,
-        ErrorCode::SeqOutOfRange,
-    ),
-    // Ranges: seq 0 (messages start at 1) and inverted.
-    (
-        r#"{"type":"history","stream":"s","from":0,"to":3}"#,
-        ErrorCode::InvalidRange,
-    ),
-    (
-        r#"{"type":"history","stream":"s","from":5,"to":2}"#,
-        ErrorCode::InvalidRange,
-    ),
-    // Beyond the head (the stream has 3 messages; "never" has none).
-    (
-        r#"{"type":"history","stream":"s","from":4,"to":9}"#,
-        ErrorCode::RangeBeyondHead,
-    ),
-    (
-        r#"{"type":"history","stream":"never","from":1,"to":9}"#,
-        ErrorCode::RangeBeyondHead,
-    ),
-    // Unsubscribing what is not subscribed.
-    (
-        r#"{"type":"unsubscribe","stream":"never"}"#,
-        ErrorCode::NotSubscribed,
-    ),
-    // Publish ids: empty.
-    (
-        r#"{"type":"publish","stream":"s","id":"","data":1}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    // Request references: empty, not a string, longer than 64 bytes.
-    (
-        r#"{"type":"subscribe","stream":"s","ref":""}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"snapshot","stream":"s","ref":7}"#,
-        ErrorCode::MalformedFrame,
-    ),
-    (
-        r#"{"type":"history","stream":"s","from":1,"to":2,"ref":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#,
-        ErrorCode::MalformedFrame,
-    ),
-];
+/// One bad frame a line, then `=>` and the error code it gets (lines
+/// starting with `--` say what follows). Each is sent on one connection in
+/// turn; after the whole table the same connection must still work.
+const TABLE: &str = r#"
+-- Not JSON, not an object, no type, a repeated member.
+{not json} => malformed_frame
+[1,2,3] => malformed_frame
+{"stream":"s"} => malformed_frame
+{"type":7} => malformed_frame
+{"type":"subscribe","stream":"s","stream":"t"} => malformed_frame
+-- A type this protocol does not know.
+{"type":"teleport","stream":"s"} => unknown_type
+-- Missing or mistyped members.
+{"type":"subscribe"} => malformed_frame
+{"type":"publish","stream":"s","data":1} => malformed_frame
+{"type":"subscribe","stream":5} => malformed_frame
+{"type":"subscribe","stream":"s","since":"3"} => malformed_frame
+-- Stream names: empty, control characters.
+{"type":"subscribe","stream":""} => invalid_stream
+{"type":"subscribe","stream":"a\u0001b"} => invalid_stream
+-- Negative, fractional or exponent seqs are malformed (sections 3.1, 6).
+{"type":"history","stream":"s","from":-1,"to":3} => malformed_frame
+{"type":"history","stream":"s","from":1.5,"to":3} => malformed_frame
+{"type":"subscribe","stream":"s","since":-4} => malformed_frame
+{"type":"subscribe","stream":"s","since":1.5} => malformed_frame
+{"type":"subscribe","stream":"s","since":1e3} => malformed_frame
+-- Epochs that are not integers in 0..=2^53-1.
+{"type":"subscribe","stream":"s","since":0,"epoch":-1} => malformed_frame
+{"type":"subscribe","stream":"s","since":0,"epoch":9007199254740992} => malformed_frame
+-- Seqs above 2^53-1, history bounds included, are out of range.
+{"type":"history","stream":"s","from":1,"to":9007199254740992} => seq_out_of_range
+{"type":"history","stream":"s","from":18446744073709551615,"to":18446744073709551615} => seq_out_of_range
+{"type":"history","stream":"s","from":9007199254740992,"to":3} => seq_out_of_range
+{"type":"subscribe","stream":"s","since":9007199254740992} => seq_out_of_range
+-- Ranges: seq 0 (messages start at 1) and inverted.
+{"type":"history","stream":"s","from":0,"to":3} => invalid_range
+{"type":"history","stream":"s","from":5,"to":2} => invalid_range
+-- Beyond the head (the stream has 3 messages; "never" has none).
+{"type":"history","stream":"s","from":4,"to":9} => range_beyond_head
+{"type":"history","stream":"never","from":1,"to":9} => range_beyond_head
+-- Unsubscribing what is not subscribed.
+{"type":"unsubscribe","stream":"never"} => not_subscribed
+-- Publish ids: empty.
+{"type":"publish","stream":"s","id":"","data":1} => malformed_frame
+-- Request references: empty, not a string, longer than 64 bytes.
+{"type":"subscribe","stream":"s","ref":""} => malformed_frame
+{"type":"snapshot","stream":"s","ref":7} => malformed_frame
+{"type":"history","stream":"s","from":1,"to":2,"ref":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"} => malformed_frame
+"#;
+
+/// The rows of [`TABLE`].
+fn table() -> impl Iterator<Item = (String, ErrorCode)> {
+    TABLE
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with("--"))
+        .map(|line| {
+            let (frame, code) = line.rsplit_once(" => ").expect("frame => code");
+            (frame.to_string(), ErrorCode::from_wire(code))
+        })
+}
 
 #[tokio::test]
 async fn every_bad_frame_gets_its_error_code_and_the_connection_survives() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (server, mut client) = served(|_| {}).await;
     client.publish_many("s", "seed", 3).await;
     let built = [
         (
@@ -175,11 +105,8 @@ async fn every_bad_frame_gets_its_error_code_and_the_connection_survives() {
             ErrorCode::MalformedFrame,
         ),
     ];
-    let rows: Vec<(String, ErrorCode)> = TABLE
-        .iter()
-        .map(|(frame, code)| (frame.to_string(), *code))
-        .chain(built)
-        .collect();
+    let rows: Vec<(String, ErrorCode)> = table().chain(built).collect();
+    assert!(rows.iter().all(|(_, code)| *code != ErrorCode::Unknown));
     for (frame, code) in &rows {
         client.expect_error(frame, code.as_str()).await;
     }
@@ -198,65 +125,41 @@ async fn every_bad_frame_gets_its_error_code_and_the_connection_survives() {
             + usize::from(code == ErrorCode::MalformedFrame);
         assert_eq!(metrics.errors_with(code), sent as u64, "{code} counted");
     }
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn frame_over_the_limit_is_refused_and_the_connection_survives() {
-    let server = TestServer::new()
-        .limits(|l| {
-            l.max_frame_bytes = 1024;
-            l.hard_frame_bytes = 64 * 1024;
-        })
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let limits = |l: &mut Limits| (l.max_frame_bytes, l.hard_frame_bytes) = (1024, 64 * 1024);
+    let (_server, mut client) = served(|c| limits(&mut c.limits)).await;
     let big = json!({"type": "publish", "stream": "s", "id": "big", "data": "x".repeat(2000)});
     client
         .expect_error(&big.to_string(), "frame_too_large")
         .await;
     assert_eq!(client.publish("s", "small", json!("ok")).await, 1);
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn frame_over_the_hard_limit_closes_with_1009() {
-    let server = TestServer::new()
-        .limits(|l| {
-            l.max_frame_bytes = 1024;
-            l.hard_frame_bytes = 8 * 1024;
-        })
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let limits = |l: &mut Limits| (l.max_frame_bytes, l.hard_frame_bytes) = (1024, 8 * 1024);
+    let (_server, mut client) = served(|c| limits(&mut c.limits)).await;
     let huge = json!({"type": "publish", "stream": "s", "id": "huge", "data": "x".repeat(20_000)});
     client.send_text(&huge.to_string()).await;
     assert_eq!(client.closed().await, Some(1009));
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn text_that_is_not_utf8_closes_with_1007_at_once() {
-    let server = TestServer::new()
-        .config(|c| c.shutdown_grace_ms = 60_000)
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|c| c.shutdown_grace_ms = 60_000).await;
     client.subscribe("s").await;
     let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
     client.ws.send(Message::Frame(bad)).await.expect("send");
     // Well within the shutdown grace the server would otherwise wait.
     assert_eq!(client.closed().await, Some(1007));
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn too_many_subscriptions_are_refused() {
-    let server = TestServer::new()
-        .limits(|l| l.max_subscriptions = 2)
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|c| c.limits.max_subscriptions = 2).await;
     client.subscribe("a").await;
     client.subscribe("b").await;
     let err = client
@@ -268,16 +171,11 @@ async fn too_many_subscriptions_are_refused() {
     assert_eq!(err["ref"], "c");
     // Resubscribing a stream already held is not a new subscription.
     client.subscribe("a").await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn publish_beyond_the_rate_is_refused_then_allowed_again() {
-    let server = TestServer::new()
-        .limits(|l| l.publish_rate = 5)
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|c| c.limits.publish_rate = 5).await;
     for i in 0..8 {
         client
             .send(json!({"type": "publish", "stream": "s", "id": format!("r{i}"), "data": i}))
@@ -313,7 +211,6 @@ async fn publish_beyond_the_rate_is_refused_then_allowed_again() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    server.stop().await;
 }
 
 /// Sends `count` bad frames at once and reads until the close: the close
@@ -340,38 +237,25 @@ async fn flood(client: &mut WsClient, count: usize) -> (Option<u16>, usize) {
 
 #[tokio::test]
 async fn a_flood_of_bad_frames_closes_with_1008() {
-    let server = TestServer::new()
-        .limits(|l| l.max_errors_per_sec = 50)
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|c| c.limits.max_errors_per_sec = 50).await;
     let (closed, errors) = flood(&mut client, 500).await;
     assert_eq!(closed, Some(1008));
     assert!(errors <= 51, "{errors} error frames before the close");
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn the_default_error_budget_closes_a_flood_even_with_a_high_publish_rate() {
     // The defaults: 1,000 errors a second, 10,000 publishes a second. The
     // error budget is its own; the publish rate does not widen it.
-    let server = TestServer::new()
-        .limits(|l| *l = seqsync_server::Limits::default())
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|c| c.limits = Limits::default()).await;
     let (closed, errors) = flood(&mut client, 3_000).await;
     assert_eq!(closed, Some(1008));
     assert!(errors <= 1_001, "{errors} error frames before the close");
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn client_faults_can_be_refused_and_bad_specs_are_rejected() {
-    let server = TestServer::new()
-        .config(|c| c.allow_client_faults = false)
-        .start()
-        .await;
+    let server = TestServer::with_config(|c| c.allow_client_faults = false).await;
     let refused = tokio_tungstenite::connect_async(server.url_with("faults=drop=0.5")).await;
     assert!(
         matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403),
@@ -384,5 +268,4 @@ async fn client_faults_can_be_refused_and_bad_specs_are_rejected() {
         matches!(bad, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 400),
         "{bad:?}"
     );
-    server.stop().await;
 }

@@ -32,7 +32,6 @@ async fn acked_publishes_survive_a_restart_with_the_same_seq_and_epoch() {
     // Idempotency ids are durable too; new publishes continue the seqs.
     assert_eq!(client.publish("d", "id7", json!("retry")).await, 8);
     assert_eq!(client.publish("d", "new", json!("next")).await, 301);
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -81,7 +80,6 @@ async fn shutdown_during_a_publish_burst_loses_no_acked_message() {
     for (seq, data) in &acked {
         assert_eq!(got.get(seq), Some(data), "acked seq {seq} lost");
     }
-    server.stop().await;
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use seqsync::Subscription;
+use seqsync::Client;
 use seqsync_test_support::{
     Running, StreamCheck, TestServer, WsClient, client_config, connect, eventually, read_until,
     read_until_snapshot,
@@ -23,10 +23,7 @@ async fn live_seqs(client: &mut WsClient, count: usize) -> Vec<u64> {
 
 #[tokio::test]
 async fn same_seed_gives_the_same_pattern() {
-    let server = TestServer::new()
-        .config(|c| c.heartbeat_ms = 5_000)
-        .start()
-        .await;
+    let server = TestServer::with_config(|c| c.heartbeat_ms = 5_000).await;
     let spec = "faults=seed=5,drop=0.1,dup=0.1,reorder=0.3,window=6";
     let mut a = WsClient::connect(&server.url_with(spec)).await;
     let mut b = WsClient::connect(&server.url_with(spec)).await;
@@ -49,16 +46,12 @@ async fn same_seed_gives_the_same_pattern() {
         "faults changed the flow"
     );
     assert!(server.metrics().fault_dropped > 0);
-    server.stop().await;
 }
 
-/// A native client reading `stream` through the faults of `query`, past its
-/// first snapshot.
-async fn faulty_reader(
-    server: &Running,
-    query: &str,
-    stream: &str,
-) -> (seqsync::Client, Subscription, StreamCheck) {
+/// Publishes `{"i": 0..n}` to `stream` while a native client reads it
+/// through the faults of `query` (from its first snapshot on); checks that
+/// the client got exactly the log, and returns it for more checks.
+async fn read_through_faults(server: &Running, query: &str, stream: &str, n: u64) -> Client {
     let reader = connect(client_config(&server.url_with(query))).await;
     let mut sub = reader.subscribe(stream).await.expect("subscribe");
     let mut check = StreamCheck::default();
@@ -66,61 +59,42 @@ async fn faulty_reader(
         read_until_snapshot(&mut sub, &mut check, LIMIT).await,
         "a snapshot"
     );
-    (reader, sub, check)
+    server
+        .ws()
+        .await
+        .publish_many(stream, "p", n as usize)
+        .await;
+    let read = read_until(&mut sub, &mut check, n, LIMIT).await;
+    assert!(read, "{stream}: at {} of {n}", check.last);
+    check.assert_exact(stream, n, |seq| json!({ "i": seq - 1 }));
+    reader
 }
 
 #[tokio::test]
 async fn the_client_gets_the_exact_log_through_drop_dup_reorder() {
-    const N: u64 = 2000;
     let server = TestServer::new().start().await;
     let faults = "faults=seed=42,drop=0.05,dup=0.05,reorder=0.2,window=10,delay_ms=0..3";
-    let (reader, mut sub, mut check) = faulty_reader(&server, faults, "exact").await;
-    server
-        .ws()
-        .await
-        .publish_many("exact", "p", N as usize)
-        .await;
-    assert!(
-        read_until(&mut sub, &mut check, N, LIMIT).await,
-        "at {}",
-        check.last
-    );
-    check.assert_exact("exact", N, |seq| json!({ "i": seq - 1 }));
+    let reader = read_through_faults(&server, faults, "exact", 2000).await;
     assert!(server.metrics().fault_dropped > 0);
     reader.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn the_client_gets_the_exact_log_across_cut_connections() {
-    const N: u64 = 1500;
     let server = TestServer::new().start().await;
     let faults = "faults=seed=3,drop=0.05,dup=0.05,reorder=0.2,window=8,cut_every_frames=400";
-    let (reader, mut sub, mut check) = faulty_reader(&server, faults, "cuts").await;
-    server
-        .ws()
-        .await
-        .publish_many("cuts", "p", N as usize)
-        .await;
-    assert!(
-        read_until(&mut sub, &mut check, N, LIMIT).await,
-        "at {}",
-        check.last
-    );
-    check.assert_exact("cuts", N, |seq| json!({ "i": seq - 1 }));
+    let reader = read_through_faults(&server, faults, "cuts", 1500).await;
     let stats = reader.stats().await.expect("stats");
     assert!(stats.connects >= 2, "the connection was cut at least once");
     assert!(server.metrics().cuts >= 1);
     reader.close().await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn server_wide_faults_apply_to_every_connection() {
-    let server = TestServer::new()
-        .config(|c| c.faults = Some("seed=1,drop=0.5".parse().expect("spec")))
-        .start()
-        .await;
+    let server =
+        TestServer::with_config(|c| c.faults = Some("seed=1,drop=0.5".parse().expect("spec")))
+            .await;
     let mut reader = server.ws().await;
     reader.subscribe("w").await;
     server.ws().await.publish_many("w", "p", 200).await;
@@ -129,7 +103,6 @@ async fn server_wide_faults_apply_to_every_connection() {
     })
     .await;
     assert!(server.metrics().fault_dropped < 200);
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -143,5 +116,4 @@ async fn cut_every_ms_drops_the_connection_without_a_close_frame() {
         "a cut is abrupt, not a close handshake"
     );
     eventually("the cut is counted", || server.metrics().cuts == 1).await;
-    server.stop().await;
 }

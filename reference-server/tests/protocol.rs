@@ -1,15 +1,12 @@
 //! Every frame type and flow of protocol v1 against a live server.
 
 use seqsync_server::Retention;
-use seqsync_test_support::{TempDir, TestServer, eventually, http_get};
+use seqsync_test_support::{TempDir, TestServer, eventually, http_get, message_seqs, served};
 use serde_json::json;
 
 #[tokio::test]
 async fn subscribe_without_since_answers_snapshot_of_last_k_messages() {
-    let server = TestServer::new()
-        .config(|c| c.snapshot_messages = 3)
-        .start()
-        .await;
+    let server = TestServer::with_config(|c| c.snapshot_messages = 3).await;
     let mut publisher = server.ws().await;
     publisher.publish_many("room", "p", 5).await;
     let mut reader = server.ws().await;
@@ -17,15 +14,9 @@ async fn subscribe_without_since_answers_snapshot_of_last_k_messages() {
     assert_eq!(snap["stream"], "room");
     assert_eq!(snap["seq"], 5);
     assert!(snap["epoch"].as_u64().is_some_and(|e| e > 0));
-    let seqs: Vec<u64> = snap["state"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap_or(0))
-        .collect();
+    let seqs = message_seqs(&snap["state"]);
     assert_eq!(seqs, [3, 4, 5]);
     assert_eq!(snap["state"]["messages"][2]["data"], json!({"i": 4}));
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -46,7 +37,6 @@ async fn publish_is_acked_and_fanned_out_live_with_epoch() {
         assert_eq!(msg["data"], json!({"text": "hi"}));
     }
     assert_eq!(server.metrics().publishes, 1);
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -65,7 +55,6 @@ async fn retried_publish_id_gets_the_same_seq_and_no_second_message() {
     assert_eq!(m1["data"], json!(1));
     let snapshot = server.metrics();
     assert_eq!((snapshot.publishes, snapshot.publish_duplicates), (2, 1));
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -86,13 +75,11 @@ async fn subscribe_with_since_answers_subscribed_with_head_then_live() {
     publisher.publish("s", "p-next", json!("five")).await;
     let msg = client.next_of("msg").await;
     assert_eq!(msg["seq"], 5);
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn subscribe_with_another_epoch_is_reset_epoch_changed() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|_| {}).await;
     let epoch = client.subscribe("s").await["epoch"].as_u64().unwrap_or(0);
     client
         .send(json!({"type": "subscribe", "stream": "s", "since": 0, "epoch": epoch ^ 1}))
@@ -101,13 +88,11 @@ async fn subscribe_with_another_epoch_is_reset_epoch_changed() {
     assert_eq!(reset["type"], "reset");
     assert_eq!(reset["reason"], "epoch_changed");
     assert_eq!(reset["stream"], "s");
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn resubscribing_is_idempotent() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (server, mut client) = served(|_| {}).await;
     client.subscribe("s").await;
     client.subscribe("s").await;
     let mut publisher = server.ws().await;
@@ -120,16 +105,11 @@ async fn resubscribing_is_idempotent() {
         (first["seq"].as_u64(), second["seq"].as_u64()),
         (Some(1), Some(2))
     );
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn history_covers_pages_and_stops_at_head() {
-    let server = TestServer::new()
-        .limits(|l| l.history_page = 4)
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (server, mut client) = served(|c| c.limits.history_page = 4).await;
     client.publish_many("h", "p", 10).await;
     client
         .send(json!({"type": "history", "stream": "h", "from": 2, "to": 100}))
@@ -140,12 +120,7 @@ async fn history_covers_pages_and_stops_at_head() {
         (page["from"].as_u64(), page["to"].as_u64()),
         (Some(2), Some(5))
     );
-    let seqs: Vec<u64> = page["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap_or(0))
-        .collect();
+    let seqs = message_seqs(&page);
     assert_eq!(seqs, [2, 3, 4, 5]);
     assert_eq!(page["messages"][0]["data"], json!({"i": 1}));
     assert!(
@@ -162,16 +137,11 @@ async fn history_covers_pages_and_stops_at_head() {
         (Some(9), Some(10))
     );
     assert_eq!(server.metrics().history_requests, 2);
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
-    let server = TestServer::new()
-        .limits(|l| l.history_max_bytes = 400)
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|c| c.limits.history_max_bytes = 400).await;
     for i in 0..10 {
         client
             .publish("big", &format!("b{i}"), json!("y".repeat(100)))
@@ -185,12 +155,7 @@ async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
             .await;
         let page = client.next().await;
         let to = page["to"].as_u64().expect("to");
-        let seqs: Vec<u64> = page["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .map(|m| m["seq"].as_u64().unwrap_or(0))
-            .collect();
+        let seqs = message_seqs(&page);
         assert_eq!(
             seqs,
             (from..=to).collect::<Vec<u64>>(),
@@ -205,13 +170,11 @@ async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
         pages += 1;
     }
     assert!(pages >= 4);
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn snapshot_request_answers_current_state() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|_| {}).await;
     client.publish("snap", "a", json!("x")).await;
     client
         .send(json!({"type": "snapshot", "stream": "snap"}))
@@ -220,13 +183,11 @@ async fn snapshot_request_answers_current_state() {
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(snap["seq"], 1);
     assert_eq!(snap["state"]["messages"][0]["data"], "x");
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn heartbeat_names_every_subscribed_stream() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|_| {}).await;
     let epoch = client.subscribe("a").await["epoch"].clone();
     client.subscribe("b").await;
     client.publish("a", "1", json!(1)).await;
@@ -239,13 +200,11 @@ async fn heartbeat_names_every_subscribed_stream() {
             break;
         }
     }
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn unsubscribe_stops_live_messages() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|_| {}).await;
     client.subscribe("u").await;
     client.subscribe("other").await;
     client
@@ -265,16 +224,11 @@ async fn unsubscribe_stops_live_messages() {
             break;
         }
     }
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn count_retention_resets_history_and_resume_before_earliest() {
-    let server = TestServer::new()
-        .config(|c| c.retention.max_count = Some(5))
-        .start()
-        .await;
-    let mut client = server.ws().await;
+    let (server, mut client) = served(|c| c.retention.max_count = Some(5)).await;
     client.publish_many("r", "p", 12).await;
     client
         .send(json!({"type": "history", "stream": "r", "from": 2, "to": 12}))
@@ -303,7 +257,6 @@ async fn count_retention_resets_history_and_resume_before_earliest() {
         .await;
     assert_eq!(client.next().await["type"], "subscribed");
     assert!(server.metrics().resets >= 2);
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -330,7 +283,6 @@ async fn age_retention_trims_in_the_background() {
     let reset = client.next().await;
     assert_eq!(reset["type"], "reset", "{reset}");
     assert_eq!(reset["earliest"], 4);
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -338,10 +290,7 @@ async fn healthz_metrics_and_static_files() {
     let dir = TempDir::new("static");
     std::fs::write(dir.0.join("index.html"), "<h1>chat</h1>").expect("write");
     let static_dir = dir.0.clone();
-    let server = TestServer::new()
-        .config(|c| c.static_dir = Some(static_dir))
-        .start()
-        .await;
+    let server = TestServer::with_config(|c| c.static_dir = Some(static_dir)).await;
     let addr = server.local_addr();
     let (status, body) = http_get(addr, "/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok"));
@@ -363,13 +312,11 @@ async fn healthz_metrics_and_static_files() {
     assert_eq!((status, body.as_str()), (200, "<h1>chat</h1>"));
     let (status, _) = http_get(addr, "/../Cargo.toml").await;
     assert_eq!(status, 404);
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn shutdown_closes_connections_with_going_away() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (server, mut client) = served(|_| {}).await;
     client.subscribe("s").await;
     let stop = tokio::spawn(server.stop());
     assert_eq!(client.closed().await, Some(1001));
@@ -378,8 +325,7 @@ async fn shutdown_closes_connections_with_going_away() {
 
 #[tokio::test]
 async fn request_refs_come_back_on_every_answer_and_on_errors_only() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|_| {}).await;
     client.publish_many("r", "p", 3).await;
     client
         .send(json!({"type": "subscribe", "stream": "r", "ref": "1.0"}))
@@ -431,14 +377,11 @@ async fn request_refs_come_back_on_every_answer_and_on_errors_only() {
     client.publish("r", "live", json!("x")).await;
     assert!(client.next_of("msg").await.get("ref").is_none());
     assert!(client.next_of("head").await.get("ref").is_none());
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn heartbeat_goes_out_without_subscriptions_too() {
-    let server = TestServer::new().start().await;
-    let mut client = server.ws().await;
+    let (_server, mut client) = served(|_| {}).await;
     let head = client.next_of("head").await;
     assert_eq!(head["heads"], json!({}));
-    server.stop().await;
 }

@@ -7,19 +7,20 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use seqsync_server::Storage;
-use seqsync_test_support::{Read, RedisServer, TestServer, WAIT, WsClient, eventually};
+use seqsync_test_support::{Read, RedisServer, Running, TestServer, WAIT, WsClient, eventually};
 use serde_json::json;
 use tokio::time::Instant;
 
-fn on(redis: &RedisServer) -> TestServer {
-    TestServer::new().storage(Storage::Redis(redis.url()))
+/// Two instances over `redis`.
+async fn two_instances(redis: &RedisServer) -> (Running, Running) {
+    let on = || TestServer::new().storage(Storage::Redis(redis.url()));
+    (on().start().await, on().start().await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_and_messages_on_another_instance_follow_redis() {
     let redis = RedisServer::start();
-    let a = on(&redis).start().await;
-    let b = on(&redis).start().await;
+    let (a, b) = two_instances(&redis).await;
     let mut reader = b.ws().await;
     let snapshot = reader.subscribe("hb").await;
     assert_eq!(snapshot["seq"], 0);
@@ -64,8 +65,7 @@ async fn heartbeats_and_messages_on_another_instance_follow_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_follows_only_the_streams_its_clients_subscribe_to() {
     let redis = RedisServer::start();
-    let a = on(&redis).start().await;
-    let b = on(&redis).start().await;
+    let (a, b) = two_instances(&redis).await;
     let mut writer = a.ws().await;
     for stream in ["x", "y", "z"] {
         writer.publish(stream, "1", json!(1)).await;

@@ -14,10 +14,7 @@ async fn slow_reader_is_bounded_then_recovers_everything() {
     const N: u64 = 3000;
     const LIVE_QUEUE: usize = 64;
     const LIMIT: Duration = Duration::from_secs(60);
-    let server = TestServer::new()
-        .limits(|l| l.live_queue = LIVE_QUEUE)
-        .start()
-        .await;
+    let server = TestServer::with_limits(|l| l.live_queue = LIVE_QUEUE).await;
     // A small buffer: once it is full the client stops reading its socket,
     // as an application that stops reading makes it do.
     let mut config = client_config(&server.ws_url());
@@ -64,5 +61,4 @@ async fn slow_reader_is_bounded_then_recovers_everything() {
     assert!(stats.history_frames > 0, "recovery went through history");
     assert!(server.metrics().history_requests > 0);
     reader.close().await;
-    server.stop().await;
 }

@@ -1,7 +1,7 @@
 //! Tokens (section 10): what they allow, refusal at the upgrade, expiry.
 
 use seqsync_server::auth::{Claims, sign};
-use seqsync_test_support::{TestServer, WsClient};
+use seqsync_test_support::{TestServer, WsClient, upgrade_refusal};
 use serde_json::json;
 
 const SECRET: &str = "s3cret";
@@ -17,17 +17,6 @@ fn token(read: &[&str], write: &[&str], exp: Option<u64>) -> String {
 
 fn with_tokens() -> TestServer {
     TestServer::new().config(|c| c.token_secret = Some(SECRET.into()))
-}
-
-/// The HTTP status an upgrade to `url` is refused with (`None`: accepted).
-async fn refused_with(url: &str) -> Option<u16> {
-    match tokio_tungstenite::connect_async(url).await {
-        Ok(_) => None,
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            Some(response.status().as_u16())
-        }
-        Err(e) => panic!("upgrade failed otherwise: {e}"),
-    }
 }
 
 fn now_secs() -> u64 {
@@ -63,26 +52,28 @@ async fn unauthorized_streams_get_unauthorized_and_allowed_ones_work() {
     client
         .expect_error(r#"{"type":"snapshot","stream":"lobby"}"#, "unauthorized")
         .await;
-    server.stop().await;
 }
 
 #[tokio::test]
 async fn an_upgrade_without_a_valid_token_is_refused_with_401() {
     let server = with_tokens().start().await;
-    assert_eq!(refused_with(&server.ws_url()).await, Some(401), "no token");
+    assert_eq!(
+        upgrade_refusal(&server.ws_url()).await,
+        Some(401),
+        "no token"
+    );
     let forged = sign(b"other", &Claims::allow_all());
     assert_eq!(
-        refused_with(&server.url_with(&format!("token={forged}"))).await,
+        upgrade_refusal(&server.url_with(&format!("token={forged}"))).await,
         Some(401),
         "another secret"
     );
     let expired = token(&["*"], &[], Some(now_secs().saturating_sub(1)));
     assert_eq!(
-        refused_with(&server.url_with(&format!("token={expired}"))).await,
+        upgrade_refusal(&server.url_with(&format!("token={expired}"))).await,
         Some(401),
         "expired"
     );
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -91,10 +82,9 @@ async fn a_padded_token_is_accepted() {
     // An HMAC-SHA256 tag is 32 bytes: padded base64url ends in one `=`.
     let padded = format!("{}=", token(&["*"], &[], None));
     assert_eq!(
-        refused_with(&server.url_with(&format!("token={padded}"))).await,
+        upgrade_refusal(&server.url_with(&format!("token={padded}"))).await,
         None
     );
-    server.stop().await;
 }
 
 #[tokio::test]
@@ -110,5 +100,4 @@ async fn a_connection_is_closed_with_1008_when_its_token_expires() {
     assert_eq!(close, Some((1008, "token expired".to_string())));
     assert!(now_secs() >= exp, "not before the expiry");
     assert_eq!(server.metrics().tokens_expired, 1);
-    server.stop().await;
 }

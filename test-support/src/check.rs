@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use seqsync::{Client, SubscriptionEvent};
+use seqsync::{Client, ResetReason, SubscriptionEvent};
+use seqsync_core::Epoch;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
@@ -20,6 +21,10 @@ pub struct StreamCheck {
     pub resets: u64,
     /// Snapshots seen, with their seq.
     pub snapshots: Vec<u64>,
+    /// The epoch of each snapshot seen.
+    pub snapshot_epochs: Vec<Epoch>,
+    /// The reason of each reset seen.
+    pub reset_reasons: Vec<ResetReason>,
     /// Seqs skipped.
     pub skipped: u64,
     /// Every event applied, in order, when made with [`StreamCheck::recording`].
@@ -61,13 +66,15 @@ impl StreamCheck {
                 self.last = seq.get();
                 self.delivered.insert(seq.get(), data);
             }
-            SubscriptionEvent::Snapshot { seq, .. } => {
+            SubscriptionEvent::Snapshot { seq, epoch, .. } => {
                 self.reset_pending = false;
                 self.last = seq.get();
                 self.snapshots.push(seq.get());
+                self.snapshot_epochs.push(epoch);
             }
-            SubscriptionEvent::Reset { .. } => {
+            SubscriptionEvent::Reset { reason, .. } => {
                 self.resets += 1;
+                self.reset_reasons.push(reason);
                 self.reset_pending = true;
             }
             SubscriptionEvent::Skipped { range } => {

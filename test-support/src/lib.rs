@@ -40,9 +40,9 @@ use tokio::time::Instant;
 pub use check::{StreamCheck, read_until, read_until_snapshot, watch_streams};
 pub use proxy::{Proxy, ProxyMode};
 pub use redis::{RedisCluster, RedisServer};
-pub use server::{Running, TestServer, client_config, connect};
+pub use server::{Running, TestServer, client_config, connect, publish_numbers, served};
 pub use temp::TempDir;
-pub use ws::{CloseFrame, Read, WsClient, http_get};
+pub use ws::{CloseFrame, Read, WsClient, http_get, message_seqs, upgrade_refusal, ws_server};
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use seqsync::{Client, ClientConfig};
 use seqsync_server::{Limits, RunningServer, Server, ServerConfig, Storage};
 
+use crate::proxy::Proxy;
 use crate::ws::WsClient;
 
 /// The native client's configuration for tests at `url`: a short gap
@@ -17,6 +18,19 @@ pub fn client_config(url: &str) -> ClientConfig {
         .gap_timeout(Duration::from_millis(30))
         .heartbeat_timeout(Duration::from_millis(2_000))
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(300))
+}
+
+/// Starts a test server with `change` made to its configuration, and
+/// connects a raw JSON client to it: the start of most protocol tests.
+///
+/// ```no_run
+/// # async fn demo() {
+/// let (server, mut client) = seqsync_test_support::served(|c| c.limits.history_page = 4).await;
+/// # let _ = (server, &mut client);
+/// # }
+/// ```
+pub async fn served(change: impl FnOnce(&mut ServerConfig)) -> (Running, WsClient) {
+    TestServer::new().config(change).connected().await
 }
 
 /// A server to start: in memory, on a free loopback port, heartbeats every
@@ -75,6 +89,16 @@ impl TestServer {
         self
     }
 
+    /// Starts a test server with `change` made to its limits.
+    pub async fn with_limits(change: impl FnOnce(&mut Limits)) -> Running {
+        TestServer::new().limits(change).start().await
+    }
+
+    /// Starts a test server with `change` made to its configuration.
+    pub async fn with_config(change: impl FnOnce(&mut ServerConfig)) -> Running {
+        TestServer::new().config(change).start().await
+    }
+
     /// The configuration as it stands.
     pub fn into_config(self) -> ServerConfig {
         self.config
@@ -89,6 +113,13 @@ impl TestServer {
             },
             Err(e) => panic!("server failed to start: {e}"),
         }
+    }
+
+    /// Starts the server and connects a raw JSON client to it.
+    pub async fn connected(self) -> (Running, WsClient) {
+        let server = self.start().await;
+        let client = server.ws().await;
+        (server, client)
     }
 
     /// Starts the server on exactly `addr` (after a restart), retrying
@@ -113,7 +144,9 @@ impl TestServer {
 }
 
 /// A started test server (the [`RunningServer`] it derefs to), with what
-/// it was started with.
+/// it was started with. Dropping it shuts the server down (its connections
+/// are closed as the shutdown signal goes); [`Running::stop`] also waits
+/// for the shutdown to finish and checks that it went well.
 #[derive(Debug)]
 pub struct Running {
     server: RunningServer,
@@ -160,6 +193,33 @@ impl Running {
     /// A native client connected to the server, tuned for tests.
     pub async fn client(&self) -> Client {
         connect(client_config(&self.server.ws_url())).await
+    }
+
+    /// A loopback proxy in front of the server, and a native client
+    /// (the test configuration, with `change` made to it) connected through
+    /// it: the proxy can cut it off from the server.
+    pub async fn client_behind_proxy(
+        &self,
+        change: impl FnOnce(&mut ClientConfig),
+    ) -> (Proxy, Client) {
+        let proxy = Proxy::start(self.server.local_addr()).await;
+        let mut config = client_config(&proxy.ws_url());
+        change(&mut config);
+        (proxy, connect(config).await)
+    }
+}
+
+/// Publishes `n` as the payload of each `n` in `numbers` to `stream`, one
+/// after the other, each waiting for its ack; panics when one fails.
+pub async fn publish_numbers(
+    client: &Client,
+    stream: &str,
+    numbers: std::ops::RangeInclusive<u64>,
+) {
+    for n in numbers {
+        if let Err(e) = client.publish(stream, serde_json::json!(n)).await {
+            panic!("publish {n} to {stream}: {e}");
+        }
     }
 }
 

@@ -181,10 +181,67 @@ impl WsClient {
     }
 }
 
+/// The seqs of the messages in a `history` frame or a snapshot's state
+/// (`{"messages": [{"seq": .., "data": ..}, ..]}`), in their order.
+pub fn message_seqs(holder: &Value) -> Vec<u64> {
+    holder["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(seq_of)
+        .collect()
+}
+
 fn seq_of(frame: &Value) -> u64 {
     frame["seq"]
         .as_u64()
         .unwrap_or_else(|| panic!("no seq in {frame}"))
+}
+
+/// A WebSocket server on a free loopback port that hands each of the first
+/// `accept` connections to `serve`, in a task of its own (later ones are
+/// refused: the port closes). Returns its address.
+pub async fn ws_server<F, Fut>(accept: usize, serve: F) -> std::net::SocketAddr
+where
+    F: Fn(WebSocketStream<TcpStream>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(e) => panic!("bind: {e}"),
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => panic!("local address: {e}"),
+    };
+    let serve = std::sync::Arc::new(serve);
+    tokio::spawn(async move {
+        for _ in 0..accept {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let serve = serve.clone();
+            tokio::spawn(async move {
+                if let Ok(ws) = tokio_tungstenite::accept_async(tcp).await {
+                    serve(ws).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// The HTTP status a WebSocket upgrade to `url` is refused with; `None`
+/// when it is accepted. Panics on any other failure.
+pub async fn upgrade_refusal(url: &str) -> Option<u16> {
+    match tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            Some(response.status().as_u16())
+        }
+        Ok(Err(e)) => panic!("upgrade to {url} failed otherwise: {e}"),
+        Err(_) => panic!("upgrade to {url} timed out"),
+    }
 }
 
 /// A GET over plain HTTP/1.1; returns the status and body.
