@@ -41,13 +41,7 @@ use bench_common::{Params, PhaseResult, Target, load_average, run_phases};
 const NAME_WIDTH: usize = 28;
 
 fn params() -> Params {
-    Params::parse(Params {
-        subscribers: 1000,
-        burst: 3000,
-        rates: vec![200, 600],
-        secs: 3,
-        live_queue: 4096,
-    })
+    Params::parse(Params::with(1000, 3000))
 }
 
 fn target(server: &ChildServer, kind: Kind) -> Target {

@@ -38,13 +38,7 @@ mod bench_common;
 const NAME_WIDTH: usize = 24;
 
 fn params() -> Params {
-    Params::parse(Params {
-        subscribers: 300,
-        burst: 2000,
-        rates: vec![200, 600],
-        secs: 3,
-        live_queue: 4096,
-    })
+    Params::parse(Params::with(300, 2000))
 }
 
 /// Runs every phase against `servers`: the publisher on the first, the

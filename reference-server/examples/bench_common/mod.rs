@@ -31,6 +31,18 @@ pub struct Params {
 }
 
 impl Params {
+    /// `subscribers` and a burst of `burst` messages, paced phases at 200
+    /// and 600 messages/s for 3 s, a live queue of 4096.
+    pub fn with(subscribers: usize, burst: u64) -> Params {
+        Params {
+            subscribers,
+            burst,
+            rates: vec![200, 600],
+            secs: 3,
+            live_queue: 4096,
+        }
+    }
+
     /// Parses the command line over the given defaults.
     pub fn parse(defaults: Params) -> Params {
         let mut p = defaults;

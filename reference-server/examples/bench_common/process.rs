@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use seqsync_server::{Limits, Server, ServerConfig, Storage};
-use tokio::net::TcpListener;
+use seqsync_test_support::ws_server;
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -160,52 +160,39 @@ pub fn bench_server_config(live_queue: usize) -> ServerConfig {
 /// whatever is ready, then flushes). Returns the subscriber and publisher
 /// URLs.
 pub async fn start_baseline() -> (String, String) {
-    let subs = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let pubs = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let sub_url = format!("ws://{}/", subs.local_addr().expect("addr"));
-    let pub_url = format!("ws://{}/", pubs.local_addr().expect("addr"));
     let (tx, _) = broadcast::channel::<Message>(65_536);
-    let tx2 = tx.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = subs.accept().await {
-            let mut rx = tx.subscribe();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+    let subscribers = tx.clone();
+    let sub_addr = ws_server(usize::MAX, move |mut ws| {
+        let mut rx = subscribers.subscribe();
+        async move {
+            while let Ok(m) = rx.recv().await {
+                if ws.feed(m).await.is_err() {
                     return;
-                };
-                loop {
-                    let Ok(m) = rx.recv().await else { break };
+                }
+                while let Ok(m) = rx.try_recv() {
                     if ws.feed(m).await.is_err() {
-                        break;
-                    }
-                    while let Ok(m) = rx.try_recv() {
-                        if ws.feed(m).await.is_err() {
-                            return;
-                        }
-                    }
-                    if ws.flush().await.is_err() {
-                        break;
+                        return;
                     }
                 }
-            });
-        }
-    });
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = pubs.accept().await {
-            let tx = tx2.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                if ws.flush().await.is_err() {
                     return;
-                };
-                while let Some(Ok(m)) = ws.next().await {
-                    if m.is_text() {
-                        let _ = tx.send(m);
-                    }
                 }
-            });
+            }
         }
-    });
-    (sub_url, pub_url)
+    })
+    .await;
+    let pub_addr = ws_server(usize::MAX, move |mut ws| {
+        let tx = tx.clone();
+        async move {
+            while let Some(Ok(m)) = ws.next().await {
+                if m.is_text() {
+                    let _ = tx.send(m);
+                }
+            }
+        }
+    })
+    .await;
+    (format!("ws://{sub_addr}/"), format!("ws://{pub_addr}/"))
 }
 
 /// User + system CPU time of process `pid` (`"self"` for this one) so far
