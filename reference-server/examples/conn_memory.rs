@@ -1,8 +1,10 @@
 //! Memory per idle subscribed connection: opens N WebSocket connections to
 //! a server in another process, each subscribed to one of a few streams and
 //! then idle (heartbeats only), and reports the server's resident memory
-//! per connection, against a raw tokio-tungstenite server holding the same
-//! connections, in the same run.
+//! per connection, against a raw tokio-tungstenite server (default
+//! configuration) holding the same connections, in the same run: it reads
+//! each subscribe, answers it with a snapshot-shaped frame, and waits for
+//! the next frame.
 //!
 //! ```text
 //! cargo run --release -p seqsync-server --example conn_memory

@@ -25,6 +25,10 @@ pub enum Kind {
     /// A raw tokio-tungstenite server that forwards every frame from its
     /// publisher port to every connection on its subscriber port.
     Baseline,
+    /// A raw tokio-tungstenite server that answers every frame with a
+    /// snapshot-shaped frame and holds the connection until the client
+    /// goes: the least a server of idle subscribed connections does.
+    Holder,
 }
 
 impl Kind {
@@ -32,6 +36,7 @@ impl Kind {
         match self {
             Kind::Seqsync => "seqsync",
             Kind::Baseline => "baseline",
+            Kind::Holder => "holder",
         }
     }
 }
@@ -103,7 +108,8 @@ pub fn serve_if_asked() -> bool {
     let kind = match args.get(at + 1).map(String::as_str) {
         Some("seqsync") => Kind::Seqsync,
         Some("baseline") => Kind::Baseline,
-        other => panic!("--serve takes seqsync or baseline, not {other:?}"),
+        Some("holder") => Kind::Holder,
+        other => panic!("--serve takes seqsync, baseline or holder, not {other:?}"),
     };
     let live_queue = args
         .iter()
@@ -122,6 +128,10 @@ pub fn serve_if_asked() -> bool {
             Kind::Baseline => {
                 let (sub, publish) = start_baseline().await;
                 (sub, publish, None)
+            }
+            Kind::Holder => {
+                let url = start_holder().await;
+                (url.clone(), url, None)
             }
         };
         println!("READY {sub_url} {pub_url}");
@@ -193,6 +203,22 @@ pub async fn start_baseline() -> (String, String) {
     })
     .await;
     (format!("ws://{sub_addr}/"), format!("ws://{pub_addr}/"))
+}
+
+/// The holder: answers each frame with a snapshot-shaped frame, holds
+/// every connection until its client goes. Returns its URL.
+pub async fn start_holder() -> String {
+    let addr = ws_server(usize::MAX, |mut ws| async move {
+        let snapshot =
+            r#"{"type":"snapshot","stream":"s","seq":0,"epoch":1,"state":{"messages":[]}}"#;
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_text() && ws.send(Message::text(snapshot)).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    format!("ws://{addr}/")
 }
 
 /// User + system CPU time of process `pid` (`"self"` for this one) so far
