@@ -173,6 +173,22 @@ async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
 }
 
 #[tokio::test]
+async fn a_snapshot_holds_the_newest_messages_that_fit_its_byte_limit() {
+    let (_server, mut client) = served(|c| c.snapshot_max_bytes = 300).await;
+    for i in 0..5 {
+        let data = json!(format!("{i}{}", "z".repeat(99)));
+        client.publish("fat", &format!("f{i}"), data).await;
+    }
+    let snap = client.subscribe("fat").await;
+    assert_eq!(snap["seq"], 5, "the snapshot is still at the head");
+    assert_eq!(
+        message_seqs(&snap["state"]),
+        [4, 5],
+        "two 100-byte payloads fit in 300 bytes"
+    );
+}
+
+#[tokio::test]
 async fn snapshot_request_answers_current_state() {
     let (_server, mut client) = served(|_| {}).await;
     client.publish("snap", "a", json!("x")).await;
