@@ -61,7 +61,8 @@ pub struct Limits {
     /// it below the process's limit (`ulimit -n`).
     pub max_connections: usize,
     /// Most TCP connections open at once from one address (IPv6: one /64);
-    /// beyond it a new one gets HTTP 429.
+    /// beyond it a new one gets HTTP 429. Behind a reverse proxy every
+    /// client has the proxy's address: raise it there.
     pub max_connections_per_ip: usize,
     /// How long a connection may take to send its HTTP request head (the
     /// WebSocket upgrade), in milliseconds; a slower one is closed.

@@ -217,9 +217,10 @@ impl Conn {
         writer: &mut JoinHandle<()>,
     ) -> bool {
         let mut shutdown = self.state.shutdown.clone();
-        let expiry = self
-            .expires_ms
-            .map(|exp| Instant::now() + Duration::from_millis(exp.saturating_sub(now_ms())));
+        // An expiry too far away for the clock is no expiry at all.
+        let expiry = self.expires_ms.and_then(|exp| {
+            Instant::now().checked_add(Duration::from_millis(exp.saturating_sub(now_ms())))
+        });
         loop {
             tokio::select! {
                 _ = &mut *writer => return true,

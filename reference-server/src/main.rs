@@ -119,7 +119,8 @@ struct Cli {
     #[arg(long, env = "SEQSYNC_MAX_CONNECTIONS", default_value_t = 10_000)]
     max_connections: usize,
 
-    /// Most TCP connections at once from one address, IPv6 per /64 (beyond: HTTP 429).
+    /// Most TCP connections at once from one address, IPv6 per /64 (beyond: HTTP 429). Behind a
+    /// reverse proxy every client has the proxy's address: raise it there.
     #[arg(long, env = "SEQSYNC_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     max_connections_per_ip: usize,
 

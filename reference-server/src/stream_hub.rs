@@ -49,6 +49,9 @@ use crate::outbound::Outbound;
 const MAX_BATCH: usize = 512;
 /// Publishes waiting for a stream's sequencing point before publishers wait.
 const QUEUE: usize = 4096;
+/// How long a full table in which every stream is held is taken as full
+/// without another search, in milliseconds.
+const FULL_RETRY_MS: u64 = 100;
 
 /// The streams one connection subscribes to, with their hubs.
 pub(crate) type Subscriptions = Arc<Mutex<HashMap<StreamName, Arc<StreamHub>>>>;
@@ -224,6 +227,9 @@ pub(crate) struct Hubs {
     streams: Mutex<HashMap<StreamName, Arc<StreamHub>>>,
     follower: Option<Follower>,
     clock: Instant,
+    /// Until when (on `clock`) a full table is not searched again for
+    /// streams to let go, because the last search found none.
+    full_until_ms: AtomicU64,
     commits: Arc<Commits>,
     stopping: AtomicBool,
 }
@@ -246,6 +252,7 @@ impl Hubs {
             streams: Mutex::new(HashMap::new()),
             follower,
             clock: Instant::now(),
+            full_until_ms: AtomicU64::new(0),
             commits: Arc::new(Commits::default()),
             stopping: AtomicBool::new(false),
         }
@@ -290,7 +297,7 @@ impl Hubs {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(HubError::Stopping);
         }
-        if self.live() >= self.max_streams && self.evict(0) == 0 {
+        if self.live() >= self.max_streams && !self.make_room() {
             return Err(HubError::Full(self.max_streams));
         }
         let stream = name.clone();
@@ -314,6 +321,22 @@ impl Hubs {
         streams.insert(name.clone(), hub.clone());
         Metrics::set(&self.metrics.streams, streams.len() as u64);
         Ok(hub)
+    }
+
+    /// Lets go of every hub nobody holds, to make room in a full table.
+    /// A search that finds none is not repeated for a while: with every
+    /// stream held, requests for new ones are refused without a scan each.
+    fn make_room(&self) -> bool {
+        let now = self.now_ms();
+        if now < self.full_until_ms.load(Ordering::Relaxed) {
+            return false;
+        }
+        if self.evict(0) > 0 {
+            return true;
+        }
+        self.full_until_ms
+            .store(now + FULL_RETRY_MS, Ordering::Relaxed);
+        false
     }
 
     /// Lets go of the hubs nobody holds (no subscriber, no request or

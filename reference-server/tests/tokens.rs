@@ -101,3 +101,12 @@ async fn a_connection_is_closed_with_1008_when_its_token_expires() {
     assert!(now_secs() >= exp, "not before the expiry");
     assert_eq!(server.metrics().tokens_expired, 1);
 }
+
+#[tokio::test]
+async fn a_token_that_expires_beyond_the_clock_is_served() {
+    let server = with_tokens().start().await;
+    let url = server.url_with(&format!("token={}", token(&["*"], &["*"], Some(u64::MAX))));
+    let mut client = WsClient::connect(&url).await;
+    assert_eq!(client.subscribe("far").await["seq"], 0);
+    assert_eq!(client.publish("far", "p", json!(1)).await, 1);
+}
