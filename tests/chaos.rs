@@ -9,11 +9,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use seqsync::{Client, ClientConfig, ConnectionState, SubscriptionEvent};
-use seqsync_e2e::{
-    Proxy, ProxyMode, StreamCheck, TempDb, read_until, start, start_on, test_config,
-};
+use seqsync::{Client, ConnectionState, SubscriptionEvent};
 use seqsync_server::{Retention, Storage};
+use seqsync_test_support::{
+    ProxyMode, StreamCheck, TempDir, TestServer, client_config, publish_numbers, read_until,
+    watch_streams,
+};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -28,22 +29,16 @@ fn messages() -> u64 {
         .unwrap_or(100_000)
 }
 
-fn client_config(url: &str) -> ClientConfig {
-    ClientConfig::new(url)
-        .gap_timeout(Duration::from_millis(30))
-        .heartbeat_timeout(Duration::from_millis(2_000))
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(300))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exact_delivery_through_faults_cuts_and_a_restart() {
     let total = messages();
     let per_stream = total / STREAMS as u64;
-    let db = TempDb::new("chaos");
-    let config = test_config(Storage::Sqlite(db.0.clone()));
-    let server = start(config.clone()).await;
-    let addr = server.local_addr();
-    let url = format!("ws://{addr}/ws");
+    let dir = TempDir::new("chaos");
+    let server = TestServer::new()
+        .storage(Storage::Sqlite(dir.join("log.db")))
+        .start()
+        .await;
+    let url = server.ws_url();
     // Readers ask the server to mistreat their connection; the writer does not.
     let faulty =
         format!("{url}?faults=seed=7,drop=0.05,dup=0.05,reorder=0.2,window=10,cut_every_ms=2000");
@@ -53,19 +48,7 @@ async fn exact_delivery_through_faults_cuts_and_a_restart() {
         .await
         .expect("reader");
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    for name in &names {
-        let mut sub = reader.subscribe(name).await.expect("subscribe");
-        let done = done_tx.clone();
-        let name = name.clone();
-        tokio::spawn(async move {
-            let mut check = StreamCheck::default();
-            while check.last < per_stream {
-                let Some(event) = sub.next().await else { break };
-                check.apply(&name, event);
-            }
-            let _ = done.send((name, check));
-        });
-    }
+    watch_streams(&reader, &names, per_stream, &done_tx).await;
     drop(done_tx);
 
     let writer = Client::connect(client_config(&url)).await.expect("writer");
@@ -110,8 +93,7 @@ async fn exact_delivery_through_faults_cuts_and_a_restart() {
     })
     .await;
     assert!(wait.is_ok(), "publishing stalled before the restart");
-    server.shutdown().await.expect("shutdown");
-    let server = start_on(config, addr).await;
+    let server = server.restart().await;
 
     // Every publish is acknowledged exactly once, with distinct contiguous seqs.
     let mut acked: HashMap<String, HashMap<u64, u64>> = HashMap::new();
@@ -149,18 +131,11 @@ async fn exact_delivery_through_faults_cuts_and_a_restart() {
         let check = checks
             .get(name)
             .unwrap_or_else(|| panic!("{name}: reader ended early"));
-        assert_eq!(check.resets, 0, "{name}: nothing was lost, so no reset");
-        assert_eq!(check.skipped, 0, "{name}: nothing was skipped");
-        assert_eq!(check.last, per_stream);
-        let first = check.snapshots.first().copied().unwrap_or(0);
-        for seq in first + 1..=per_stream {
-            let i = acked[name][&seq];
-            assert_eq!(
-                check.delivered[&seq],
-                json!({ "s": name, "i": i }),
-                "{name} seq {seq}"
-            );
-        }
+        check.assert_exact(
+            name,
+            per_stream,
+            |seq| json!({ "s": name, "i": acked[name][&seq] }),
+        );
     }
 
     let stats = reader.stats().await.expect("stats");
@@ -192,29 +167,25 @@ async fn exact_delivery_through_faults_cuts_and_a_restart() {
     );
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn history_truncated_during_outage_gives_reset_then_snapshot() {
-    let mut config = test_config(Storage::Memory);
-    config.retention = Retention {
-        max_count: Some(100),
-        max_age_ms: None,
-    };
-    let server = start(config).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let reader = Client::connect(client_config(&proxy.ws_url()))
-        .await
-        .expect("reader");
-    let writer = Client::connect(client_config(&server.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new()
+        .config(|c| {
+            c.retention = Retention {
+                max_count: Some(100),
+                max_age_ms: None,
+            }
+        })
+        .start()
+        .await;
+    let (proxy, reader) = server.client_behind_proxy(|_| {}).await;
+    let writer = server.client().await;
     let mut sub = reader.subscribe("trim").await.expect("subscribe");
     let mut check = StreamCheck::recording();
-    for i in 1..=10 {
-        writer.publish("trim", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "trim", 1..=10).await;
     assert!(
         read_until(&mut sub, &mut check, 10, READ_LIMIT).await,
         "first ten"
@@ -229,9 +200,7 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
     .await
     .expect("outage noticed")
     .expect("state");
-    for i in 11..=400 {
-        writer.publish("trim", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "trim", 11..=400).await;
     proxy.set(ProxyMode::Forward);
     assert!(
         read_until(&mut sub, &mut check, 400, READ_LIMIT).await,
@@ -269,5 +238,4 @@ async fn history_truncated_during_outage_gives_reset_then_snapshot() {
     assert!((11..=299).all(|seq| !check.delivered.contains_key(&seq)));
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }

@@ -4,23 +4,17 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, ClientError, ConnectionState, SubscriptionEvent};
-use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, start, test_config};
-use seqsync_server::Storage;
+use seqsync_test_support::{
+    ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, ws_server,
+};
 use serde_json::json;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn fast(url: &str) -> ClientConfig {
-    ClientConfig::new(url)
-        .gap_timeout(Duration::from_millis(20))
-        .heartbeat_timeout(Duration::from_millis(1_000))
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-}
-
 /// Reads events into `check` until it holds `last`, failing after LIMIT.
 async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
-    let reached = seqsync_e2e::read_until(sub, check, last, LIMIT).await;
+    let reached = seqsync_test_support::read_until(sub, check, last, LIMIT).await;
     assert!(
         reached,
         "{}: stuck at {} of {last}",
@@ -40,10 +34,8 @@ async fn wait_state(client: &Client, wanted: impl Fn(&ConnectionState) -> bool) 
 
 #[tokio::test]
 async fn subscribe_gets_snapshot_then_messages_in_order() {
-    let server = start(test_config(Storage::Memory)).await;
-    let client = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("connect");
+    let server = TestServer::new().start().await;
+    let client = server.client().await;
     let mut sub = client.subscribe("room").await.expect("subscribe");
     match timeout(LIMIT, sub.next()).await.expect("in time") {
         Some(SubscriptionEvent::Phase(_)) => {}
@@ -63,18 +55,13 @@ async fn subscribe_gets_snapshot_then_messages_in_order() {
         assert_eq!(check.delivered[&i], json!({ "i": i }));
     }
     client.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn snapshot_of_existing_stream_then_only_newer_messages() {
-    let server = start(test_config(Storage::Memory)).await;
-    let client = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("connect");
-    for i in 1..=5 {
-        client.publish("feed", json!(i)).await.expect("publish");
-    }
+    let server = TestServer::new().start().await;
+    let client = server.client().await;
+    publish_numbers(&client, "feed", 1..=5).await;
     let mut sub = client.subscribe("feed").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 5).await;
@@ -87,7 +74,6 @@ async fn snapshot_of_existing_stream_then_only_newer_messages() {
     read_until(&mut sub, &mut check, 6).await;
     assert_eq!(check.delivered.len(), 1);
     client.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
@@ -95,7 +81,7 @@ async fn connect_fails_clearly_when_no_server_answers() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let mut config = fast(&format!("ws://{addr}/ws"));
+    let mut config = client_config(&format!("ws://{addr}/ws"));
     config.initial_connect_timeout_ms = 300;
     match Client::connect(config).await {
         Err(ClientError::ConnectFailed { endpoint, .. }) => {
@@ -111,35 +97,27 @@ async fn connect_fails_clearly_when_no_server_answers() {
 
 #[tokio::test]
 async fn fails_over_to_the_next_endpoint() {
-    let server = start(test_config(Storage::Memory)).await;
+    let server = TestServer::new().start().await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead = listener.local_addr().expect("addr");
     drop(listener);
-    let config = fast(&format!("ws://{dead}/ws")).endpoint(server.ws_url());
+    let config = client_config(&format!("ws://{dead}/ws")).endpoint(server.ws_url());
     let client = Client::connect(config)
         .await
         .expect("second endpoint answers");
     let seq = client.publish("s", json!("x")).await.expect("publish");
     assert_eq!(seq.get(), 1);
     client.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn resume_after_outage_fetches_only_what_is_missing() {
-    let server = start(test_config(Storage::Memory)).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let reader = Client::connect(fast(&proxy.ws_url()))
-        .await
-        .expect("reader");
-    let writer = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new().start().await;
+    let (proxy, reader) = server.client_behind_proxy(|_| {}).await;
+    let writer = server.client().await;
     let mut sub = reader.subscribe("log").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    for i in 1..=10 {
-        writer.publish("log", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "log", 1..=10).await;
     read_until(&mut sub, &mut check, 10).await;
 
     proxy.set(ProxyMode::Down);
@@ -147,9 +125,7 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
         matches!(s, ConnectionState::Disconnected { .. })
     })
     .await;
-    for i in 11..=210 {
-        writer.publish("log", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "log", 11..=210).await;
     proxy.set(ProxyMode::Forward);
     read_until(&mut sub, &mut check, 210).await;
 
@@ -167,19 +143,15 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
     assert!(stats.connects >= 2);
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn dead_peer_is_detected_and_replaced() {
-    let server = start(test_config(Storage::Memory)).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let mut config = fast(&proxy.ws_url());
-    config.heartbeat_timeout_ms = 600;
-    let reader = Client::connect(config).await.expect("reader");
-    let writer = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new().start().await;
+    let (proxy, reader) = server
+        .client_behind_proxy(|c| c.heartbeat_timeout_ms = 600)
+        .await;
+    let writer = server.client().await;
     let mut sub = reader.subscribe("beat").await.expect("subscribe");
     let mut check = StreamCheck::default();
     writer.publish("beat", json!(1)).await.expect("publish");
@@ -199,16 +171,12 @@ async fn dead_peer_is_detected_and_replaced() {
     assert!(reader.stats().await.expect("stats").disconnects >= 1);
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn publish_during_outage_is_sent_once_after_reconnect() {
-    let server = start(test_config(Storage::Memory)).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let writer = Client::connect(fast(&proxy.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new().start().await;
+    let (proxy, writer) = server.client_behind_proxy(|_| {}).await;
     writer
         .publish("once", json!("first"))
         .await
@@ -230,25 +198,21 @@ async fn publish_during_outage_is_sent_once_after_reconnect() {
         .expect("acked");
     assert_eq!(seq.get(), 2);
 
-    let reader = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("reader");
+    let reader = server.client().await;
     let mut sub = reader.subscribe("once").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 2).await;
     assert_eq!(check.snapshots, [2], "exactly two messages in the log");
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn publish_waiting_for_a_server_times_out() {
-    let server = start(test_config(Storage::Memory)).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let mut config = fast(&proxy.ws_url());
-    config.publish_timeout_ms = 200;
-    let writer = Client::connect(config).await.expect("writer");
+    let server = TestServer::new().start().await;
+    let (proxy, writer) = server
+        .client_behind_proxy(|c| c.publish_timeout_ms = 200)
+        .await;
     proxy.set(ProxyMode::Down);
     wait_state(&writer, |s| {
         matches!(s, ConnectionState::Disconnected { .. })
@@ -259,15 +223,12 @@ async fn publish_waiting_for_a_server_times_out() {
         other => panic!("expected a timeout, got {other:?}"),
     }
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn invalid_stream_name_is_a_typed_error() {
-    let server = start(test_config(Storage::Memory)).await;
-    let client = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("connect");
+    let server = TestServer::new().start().await;
+    let client = server.client().await;
     assert!(matches!(
         client.subscribe("").await,
         Err(ClientError::Core(
@@ -288,15 +249,12 @@ async fn invalid_stream_name_is_a_typed_error() {
         ))
     ));
     client.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn close_ends_subscriptions_and_rejects_new_work() {
-    let server = start(test_config(Storage::Memory)).await;
-    let client = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("connect");
+    let server = TestServer::new().start().await;
+    let client = server.client().await;
     let mut sub = client.subscribe("c").await.expect("subscribe");
     let other = client.clone();
     client.close().await;
@@ -306,15 +264,12 @@ async fn close_ends_subscriptions_and_rejects_new_work() {
         other.publish("c", json!(1)).await.err(),
         Some(ClientError::Closed)
     );
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn ordered_processing_completes_in_seq_order() {
-    let server = start(test_config(Storage::Memory)).await;
-    let client = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("connect");
+    let server = TestServer::new().start().await;
+    let client = server.client().await;
     let sub = client
         .subscribe_as::<serde_json::Value>("work")
         .await
@@ -353,47 +308,41 @@ async fn ordered_processing_completes_in_seq_order() {
         .collect();
     assert_eq!(outcomes, expected);
     client.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn lost_tail_is_recovered_through_heartbeats() {
-    let mut config = test_config(Storage::Memory);
-    config.heartbeat_ms = 100;
-    let server = start(config).await;
+    let server = TestServer::new().start().await;
     // Every live frame to the reader is dropped: only `head` heartbeats and
     // history can bring the messages.
     let lossy = format!("{}?faults=seed=1,drop=1.0", server.ws_url());
-    let reader = Client::connect(fast(&lossy)).await.expect("reader");
-    let writer = Client::connect(fast(&server.ws_url()))
+    let reader = Client::connect(client_config(&lossy))
         .await
-        .expect("writer");
+        .expect("reader");
+    let writer = server.client().await;
     let mut sub = reader.subscribe("tail").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 0).await;
-    for i in 1..=3 {
-        writer.publish("tail", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "tail", 1..=3).await;
     read_until(&mut sub, &mut check, 3).await;
     assert_eq!(check.delivered[&3], json!(3));
     let stats = reader.stats().await.expect("stats");
     assert!(stats.history_messages >= 3, "the tail came from history");
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn latest_mode_delivers_only_newer_and_never_fetches() {
-    let server = start(test_config(Storage::Memory)).await;
+    let server = TestServer::new().start().await;
     let lossy = format!(
         "{}?faults=seed=3,drop=0.2,dup=0.2,reorder=0.5,window=8",
         server.ws_url()
     );
-    let reader = Client::connect(fast(&lossy)).await.expect("reader");
-    let writer = Client::connect(fast(&server.ws_url()))
+    let reader = Client::connect(client_config(&lossy))
         .await
-        .expect("writer");
+        .expect("reader");
+    let writer = server.client().await;
     let options = seqsync::SubscribeOptions {
         mode: seqsync::DeliveryMode::Latest,
         ..seqsync::SubscribeOptions::default()
@@ -402,9 +351,7 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
         .subscribe_with("cursor", options)
         .await
         .expect("subscribe");
-    for i in 1..=500 {
-        writer.publish("cursor", json!(i)).await.expect("publish");
-    }
+    publish_numbers(&writer, "cursor", 1..=500).await;
     let mut last = 0u64;
     let reached = timeout(LIMIT, async {
         while last < 400 {
@@ -426,7 +373,6 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
     assert_eq!(stats.history_frames, 0, "latest mode never fetches history");
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
 }
 
 /// A server that answers the subscribe with garbage, an oversized frame and
@@ -434,17 +380,7 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
 async fn hostile_server() -> std::net::SocketAddr {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-            return;
-        };
+    ws_server(1, |mut ws| async move {
         let _ = ws.next().await;
         // Everything the client must survive, then what it must still take.
         // The oversized frame comes last: the socket refuses it and the
@@ -468,14 +404,14 @@ async fn hostile_server() -> std::net::SocketAddr {
             }
         }
         while let Some(Ok(_)) = ws.next().await {}
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test]
 async fn hostile_frames_are_counted_and_dropped_without_harm() {
     let addr = hostile_server().await;
-    let mut config = fast(&format!("ws://{addr}/ws"));
+    let mut config = client_config(&format!("ws://{addr}/ws"));
     config.max_frame_bytes = 1024;
     let client = Client::connect(config).await.expect("connect");
     let mut sub = client.subscribe("h").await.expect("subscribe");
@@ -505,17 +441,7 @@ async fn hostile_frames_are_counted_and_dropped_without_harm() {
 async fn burst_source(count: u64) -> std::net::SocketAddr {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-            return;
-        };
+    ws_server(1, move |mut ws| async move {
         let _ = ws.next().await;
         let snapshot = r#"{"type":"snapshot","stream":"burst","seq":0,"epoch":1,"state":null}"#;
         if ws.feed(Message::text(snapshot)).await.is_err() {
@@ -530,14 +456,14 @@ async fn burst_source(count: u64) -> std::net::SocketAddr {
         }
         let _ = ws.flush().await;
         while let Some(Ok(_)) = ws.next().await {}
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_frame_of_a_fast_burst_is_taken_in_order() {
     let addr = burst_source(20_000).await;
-    let client = Client::connect(fast(&format!("ws://{addr}/ws")))
+    let client = Client::connect(client_config(&format!("ws://{addr}/ws")))
         .await
         .expect("connect");
     let mut sub = client.subscribe("burst").await.expect("subscribe");

@@ -22,10 +22,8 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use seqsync::{Client, ClientConfig, ConnectionState, SubscriptionEvent};
 use seqsync_core::protocol::{ServerFrame, parse_server_frame};
-use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, start, test_config};
-use seqsync_server::Storage;
+use seqsync_test_support::{Proxy, ProxyMode, StreamCheck, TestServer, ws_server};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 const FRAMES: u64 = 200_000;
@@ -100,34 +98,26 @@ enum Consumer {
 /// Serves one connection per accept: waits for the first client frame, then
 /// sends a snapshot at 0 and `FRAMES` msg frames.
 async fn source(frames: std::sync::Arc<Vec<String>>) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let frames = frames.clone();
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    return;
-                };
-                // The first frame is the client's subscribe.
-                let _ = ws.next().await;
-                let snapshot =
-                    r#"{"type":"snapshot","stream":"bench","seq":0,"epoch":1,"state":null}"#;
-                if ws.feed(Message::text(snapshot)).await.is_err() {
+    ws_server(usize::MAX, move |mut ws| {
+        let frames = frames.clone();
+        async move {
+            // The first frame is the client's subscribe.
+            let _ = ws.next().await;
+            let snapshot = r#"{"type":"snapshot","stream":"bench","seq":0,"epoch":1,"state":null}"#;
+            if ws.feed(Message::text(snapshot)).await.is_err() {
+                return;
+            }
+            for frame in frames.iter() {
+                if ws.feed(Message::text(frame.as_str())).await.is_err() {
                     return;
                 }
-                for frame in frames.iter() {
-                    if ws.feed(Message::text(frame.as_str())).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = ws.flush().await;
-                // Keep the socket open until the client goes.
-                while let Some(Ok(_)) = ws.next().await {}
-            });
+            }
+            let _ = ws.flush().await;
+            // Keep the socket open until the client goes.
+            while let Some(Ok(_)) = ws.next().await {}
         }
-    });
-    addr
+    })
+    .await
 }
 
 async fn raw_round(url: &str) -> Duration {
@@ -324,7 +314,7 @@ async fn throughput() {
 }
 
 async fn recovery(missed: u64) {
-    let server = start(test_config(Storage::Memory)).await;
+    let server = TestServer::new().start().await;
     let proxy = Proxy::start(server.local_addr()).await;
     let config = ClientConfig::new(proxy.ws_url())
         .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20));
@@ -388,7 +378,7 @@ async fn recovery(missed: u64) {
     drop(sub);
     reader.close().await;
     writer.close().await;
-    let _ = server.shutdown().await;
+    server.stop().await;
 }
 
 fn main() {

@@ -6,27 +6,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use seqsync::{
-    Client, ClientConfig, ConnectionState, ErrorCode, FilePositionStore, PositionStore,
-    SubscriptionEvent,
-};
-use seqsync_e2e::{Proxy, ProxyMode, StreamCheck, TempDb, start, test_config};
-use seqsync_server::Storage;
+use seqsync::{ConnectionState, ErrorCode, FilePositionStore, PositionStore, SubscriptionEvent};
 use seqsync_server::auth::{Claims, sign};
+use seqsync_test_support::{ProxyMode, StreamCheck, TempDir, TestServer, client_config, connect};
 use serde_json::json;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-fn fast(url: &str) -> ClientConfig {
-    ClientConfig::new(url)
-        .gap_timeout(Duration::from_millis(20))
-        .heartbeat_timeout(Duration::from_millis(1_000))
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-}
-
 async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
-    let reached = seqsync_e2e::read_until(sub, check, last, LIMIT).await;
+    let reached = seqsync_test_support::read_until(sub, check, last, LIMIT).await;
     assert!(
         reached,
         "{}: stuck at {} of {last}",
@@ -37,12 +26,11 @@ async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, la
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_publishes_are_sent_again_until_each_is_stored_once() {
-    let mut config = test_config(Storage::Memory);
-    config.limits.publish_rate = 20;
-    let server = start(config).await;
-    let writer = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new()
+        .limits(|l| l.publish_rate = 20)
+        .start()
+        .await;
+    let writer = server.client().await;
     let publishes: Vec<_> = (0..100)
         .map(|i| {
             let writer = writer.clone();
@@ -66,25 +54,20 @@ async fn rate_limited_publishes_are_sent_again_until_each_is_stored_once() {
     );
     assert_eq!(stats.publish_failures, 0);
 
-    let reader = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("reader");
+    let reader = server.client().await;
     let mut sub = reader.subscribe("limited").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 100).await;
     assert_eq!(check.snapshots, [100], "exactly 100 messages in the log");
     reader.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_during_an_outage_waits_for_the_pending_publish() {
-    let server = start(test_config(Storage::Memory)).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    let writer = Client::connect(fast(&proxy.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new().start().await;
+    let (proxy, writer) = server.client_behind_proxy(|_| {}).await;
     proxy.set(ProxyMode::Down);
     let mut state = writer.connection_state();
     // The guard `wait_for` returns is dropped at once: holding it would
@@ -115,23 +98,22 @@ async fn close_during_an_outage_waits_for_the_pending_publish() {
         .expect("the publish was acked, not failed by close");
     assert_eq!(seq.get(), 1);
 
-    let reader = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("reader");
+    let reader = server.client().await;
     let mut sub = reader.subscribe("drain").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 1).await;
     assert_eq!(check.snapshots, [1], "stored exactly once");
     reader.close().await;
-    server.shutdown().await.expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn a_refused_subscription_says_why() {
     let secret = "policy-secret";
-    let mut config = test_config(Storage::Memory);
-    config.token_secret = Some(secret.into());
-    let server = start(config).await;
+    let server = TestServer::new()
+        .config(|c| c.token_secret = Some(secret.into()))
+        .start()
+        .await;
     let token = sign(
         secret.as_bytes(),
         &Claims {
@@ -140,9 +122,7 @@ async fn a_refused_subscription_says_why() {
             exp: None,
         },
     );
-    let client = Client::connect(fast(&server.ws_url()).token(token))
-        .await
-        .expect("connect");
+    let client = connect(client_config(&server.ws_url()).token(token)).await;
     let mut sub = client.subscribe("closed:1").await.expect("subscribe");
     let refused = timeout(LIMIT, async {
         loop {
@@ -158,24 +138,20 @@ async fn a_refused_subscription_says_why() {
     assert_eq!(refused, ErrorCode::Unauthorized);
     assert!(client.stats().await.expect("stats").refused_requests >= 1);
     client.close().await;
-    server.shutdown().await.expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_client_resumes_where_the_last_one_stopped() {
-    let server = start(test_config(Storage::Memory)).await;
-    let writer = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("writer");
+    let server = TestServer::new().start().await;
+    let writer = server.client().await;
     for i in 1..=10 {
         writer.publish("kept", json!(i)).await.expect("publish");
     }
-    let file = TempDb::new("positions");
-    let store = FilePositionStore::new(&file.0);
+    let dir = TempDir::new("positions");
+    let store = FilePositionStore::new(dir.join("positions.json"));
 
-    let first = Client::connect(fast(&server.ws_url()).position_store(store.clone()))
-        .await
-        .expect("first run");
+    let first = connect(client_config(&server.ws_url()).position_store(store.clone())).await;
     let mut sub = first.subscribe("kept").await.expect("subscribe");
     let mut check = StreamCheck::default();
     read_until(&mut sub, &mut check, 10).await;
@@ -187,9 +163,7 @@ async fn a_new_client_resumes_where_the_last_one_stopped() {
     for i in 11..=15 {
         writer.publish("kept", json!(i)).await.expect("publish");
     }
-    let second = Client::connect(fast(&server.ws_url()).position_store(store.clone()))
-        .await
-        .expect("second run");
+    let second = connect(client_config(&server.ws_url()).position_store(store.clone())).await;
     let mut sub = second.subscribe("kept").await.expect("subscribe");
     let mut check = StreamCheck::recording();
     check.last = 10;
@@ -210,7 +184,7 @@ async fn a_new_client_resumes_where_the_last_one_stopped() {
     );
     second.close().await;
     writer.close().await;
-    server.shutdown().await.expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -220,10 +194,8 @@ async fn a_typed_subscription_reports_a_payload_that_does_not_fit_and_goes_on() 
         from: String,
         text: String,
     }
-    let server = start(test_config(Storage::Memory)).await;
-    let client = Client::connect(fast(&server.ws_url()))
-        .await
-        .expect("connect");
+    let server = TestServer::new().start().await;
+    let client = server.client().await;
     let mut room = client
         .subscribe_as::<Line>("typed")
         .await
@@ -274,5 +246,5 @@ async fn a_typed_subscription_reports_a_payload_that_does_not_fit_and_goes_on() 
     );
     drop(room);
     client.close().await;
-    server.shutdown().await.expect("shutdown");
+    server.stop().await;
 }

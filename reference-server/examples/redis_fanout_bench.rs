@@ -34,21 +34,11 @@ use seqsync_server::{RunningServer, Server, Storage};
 #[allow(dead_code)]
 mod bench_common;
 
-#[allow(dead_code)]
-#[path = "../../tests/redis_server.rs"]
-mod redis_server;
-
 /// Width of the run name column.
 const NAME_WIDTH: usize = 24;
 
 fn params() -> Params {
-    Params::parse(Params {
-        subscribers: 300,
-        burst: 2000,
-        rates: vec![200, 600],
-        secs: 3,
-        live_queue: 4096,
-    })
+    Params::parse(Params::with(300, 2000))
 }
 
 /// Runs every phase against `servers`: the publisher on the first, the
@@ -61,6 +51,7 @@ async fn run_setup(name: &str, servers: &[RunningServer], p: &Params) -> Vec<Pha
         subscribe: true,
         publish_frames: true,
         connect_batch: 1,
+        server_pid: None,
     };
     run_phases(&target, p, |rate| match rate {
         None => format!("{name}-burst"),
@@ -71,7 +62,7 @@ async fn run_setup(name: &str, servers: &[RunningServer], p: &Params) -> Vec<Pha
 
 fn main() {
     let p = params();
-    let redis = redis_server::RedisServer::start();
+    let redis = seqsync_test_support::RedisServer::start();
     let db = std::env::temp_dir().join(format!("seqsync-redis-bench-{}.db", std::process::id()));
     let runtime = bench_common::runtime();
     let url = redis.url();

@@ -1,7 +1,8 @@
 //! HMAC-SHA256 tokens naming the streams a client may read and write.
 //!
 //! A token is `base64url(claims) "." base64url(hmac_sha256(secret, base64url(claims)))`
-//! (no padding), where the claims are JSON:
+//! (written without padding; padded parts are accepted too), where the
+//! claims are JSON:
 //! `{"read": ["room:*"], "write": ["room:42"], "exp": 1767225600}`.
 //! A pattern is an exact stream name, a prefix ending in `*`, or `*` alone;
 //! `exp` (optional) is a Unix time in seconds after which the token is refused.
@@ -19,12 +20,21 @@
 //! ```
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet::URL_SAFE;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Base64url that reads both the unpadded form tokens are written in and
+/// the padded one (section 10.1).
+const LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -105,9 +115,7 @@ pub fn verify(secret: &[u8], token: &str, now_secs: u64) -> Result<Claims, Token
         return Err(TokenError::Malformed);
     }
     let (body, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let tag = URL_SAFE_NO_PAD
-        .decode(tag)
-        .map_err(|_| TokenError::Malformed)?;
+    let tag = LENIENT.decode(tag).map_err(|_| TokenError::Malformed)?;
     let Ok(mut check) = HmacSha256::new_from_slice(secret) else {
         return Err(TokenError::Malformed);
     };
@@ -115,9 +123,7 @@ pub fn verify(secret: &[u8], token: &str, now_secs: u64) -> Result<Claims, Token
     check
         .verify_slice(&tag)
         .map_err(|_| TokenError::BadSignature)?;
-    let json = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| TokenError::Malformed)?;
+    let json = LENIENT.decode(body).map_err(|_| TokenError::Malformed)?;
     let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
     if let Some(exp) = claims.exp {
         if now_secs >= exp {
@@ -167,5 +173,20 @@ mod tests {
         let forged = format!("{}x", token);
         assert!(verify(b"k", &forged, 50).is_err());
         assert_eq!(verify(b"k", "nodot", 0), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn padded_parts_are_accepted() {
+        use base64::engine::general_purpose::URL_SAFE as PADDED;
+        let claims = Claims {
+            read: vec!["r".into()],
+            write: vec![],
+            exp: None,
+        };
+        // 25 bytes of JSON: the padded payload ends in `==`.
+        let body = PADDED.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        assert!(body.ends_with('='), "{body}");
+        let token = format!("{body}.{}", PADDED.encode(mac(b"k", body.as_bytes())));
+        assert_eq!(verify(b"k", &token, 0), Ok(claims));
     }
 }

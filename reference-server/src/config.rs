@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::faults::FaultSpec;
-use crate::log::Retention;
+use crate::log::{IdWindow, Retention};
 
 /// Where the log lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +17,12 @@ pub enum Storage {
     /// server instance that names the same Redis: each instance serves any
     /// stream, and seqs are assigned atomically in Redis.
     Redis(String),
+    /// Redis Streams in the Redis Cluster these nodes (URLs) belong to:
+    /// as [`Storage::Redis`], with streams spread over the cluster's shards.
+    RedisCluster(Vec<String>),
 }
 
-/// Per-connection limits. Every amount a peer controls is bounded by one.
+/// Limits. Every amount a peer controls is bounded by one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest client frame handled; larger ones get `frame_too_large` and
@@ -42,13 +45,28 @@ pub struct Limits {
     /// Control frames queued per connection before the server stops reading
     /// that connection's requests until the client reads.
     pub control_queue: usize,
-    /// Most streams the server holds open at once (server-wide): stream
-    /// names come from peers, so their number is bounded too. Beyond it,
-    /// requests naming a new stream get `invalid_stream`.
+    /// Most streams live at once, server-wide: stream names come from
+    /// peers, so their number is bounded too. A stream is live while a
+    /// connection subscribes to it or a publish to it is under way, and
+    /// for [`ServerConfig::stream_idle_ms`] after its last use; when the
+    /// limit is reached, idle streams are let go first. Beyond it, a
+    /// subscribe or publish naming another stream gets `invalid_stream`.
+    /// Reading (`history`, `snapshot`) never makes a stream live.
     pub max_streams: usize,
-    /// Error frames per second after which a connection is closed as a
-    /// flood (code 1008). At least `publish_rate`.
+    /// Error frames per second (any code, `rate_limited` included) after
+    /// which a connection is closed as a flood (code 1008).
     pub max_errors_per_sec: u32,
+    /// Most TCP connections open at once (HTTP and WebSocket); beyond it a
+    /// new connection gets HTTP 503. Each one holds a file descriptor: keep
+    /// it below the process's limit (`ulimit -n`).
+    pub max_connections: usize,
+    /// Most TCP connections open at once from one address (IPv6: one /64);
+    /// beyond it a new one gets HTTP 429. Behind a reverse proxy every
+    /// client has the proxy's address: raise it there.
+    pub max_connections_per_ip: usize,
+    /// How long a connection may take to send its HTTP request head (the
+    /// WebSocket upgrade), in milliseconds; a slower one is closed.
+    pub handshake_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +82,9 @@ impl Default for Limits {
             control_queue: 256,
             max_errors_per_sec: 1_000,
             max_streams: 100_000,
+            max_connections: 10_000,
+            max_connections_per_ip: 256,
+            handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -91,6 +112,14 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How many latest messages a snapshot's state holds.
     pub snapshot_messages: usize,
+    /// Most payload bytes in a snapshot's state: the oldest of the latest
+    /// messages are left out past it (the newest one is always in).
+    pub snapshot_max_bytes: usize,
+    /// How long and for how many messages publish ids are remembered.
+    pub id_window: IdWindow,
+    /// How long a stream stays live after its last use, in milliseconds
+    /// (see [`Limits::max_streams`]).
+    pub stream_idle_ms: u64,
     /// How often age retention runs, in milliseconds.
     pub retention_interval_ms: u64,
     /// How long shutdown waits for connections to flush and close, in
@@ -111,6 +140,9 @@ impl Default for ServerConfig {
             static_dir: None,
             limits: Limits::default(),
             snapshot_messages: 100,
+            snapshot_max_bytes: 512 * 1024,
+            id_window: IdWindow::default(),
+            stream_idle_ms: 30_000,
             retention_interval_ms: 1_000,
             shutdown_grace_ms: 5_000,
         }

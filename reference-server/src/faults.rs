@@ -25,8 +25,10 @@
 //! # Ok::<(), seqsync_server::faults::FaultSpecError>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 /// A tiny, fast, seedable PRNG (SplitMix64): good enough for fault patterns
 /// and epochs, and identical on every platform.
@@ -320,6 +322,77 @@ impl<F: Clone> FaultInjector<F> {
     pub fn delay_ms(&mut self) -> u64 {
         let (lo, hi) = self.spec.delay_ms;
         if hi == 0 { 0 } else { self.rng.range(lo, hi) }
+    }
+}
+
+/// Frames held back by [`FaultSpec::delay_ms`] until they are due, in the
+/// order they are due (frames due at the same time keep their order).
+/// Bounded: past `capacity` held frames, a new frame is not held but due at
+/// once, so a fast stream cannot grow it without limit.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use seqsync_server::faults::DelayLine;
+///
+/// let start = Instant::now();
+/// let mut line = DelayLine::new(2);
+/// let mut ready = Vec::new();
+/// line.push(start, 30, "a", &mut ready);
+/// line.push(start, 10, "b", &mut ready);
+/// line.push(start, 20, "c", &mut ready); // full: due now
+/// assert_eq!(ready, ["c"]);
+/// assert_eq!(line.next_due(), Some(start + Duration::from_millis(10)));
+/// line.pop_due(start + Duration::from_millis(30), &mut ready);
+/// assert_eq!(ready, ["c", "b", "a"]);
+/// assert!(line.is_empty());
+/// ```
+#[derive(Debug)]
+pub struct DelayLine<F> {
+    held: BTreeMap<(Instant, u64), F>,
+    next: u64,
+    capacity: usize,
+}
+
+impl<F> DelayLine<F> {
+    /// An empty line holding at most `capacity` frames.
+    pub fn new(capacity: usize) -> DelayLine<F> {
+        DelayLine {
+            held: BTreeMap::new(),
+            next: 0,
+            capacity,
+        }
+    }
+
+    /// Holds `frame` until `delay_ms` after `now`; a frame with no delay,
+    /// or one that finds the line full, goes to `ready` at once.
+    pub fn push(&mut self, now: Instant, delay_ms: u64, frame: F, ready: &mut Vec<F>) {
+        if delay_ms == 0 || self.held.len() >= self.capacity {
+            ready.push(frame);
+            return;
+        }
+        self.next += 1;
+        self.held
+            .insert((now + Duration::from_millis(delay_ms), self.next), frame);
+    }
+
+    /// Moves every frame due at `now` to `ready`, in due order.
+    pub fn pop_due(&mut self, now: Instant, ready: &mut Vec<F>) {
+        while let Some(entry) = self.held.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            ready.push(entry.remove());
+        }
+    }
+
+    /// When the next held frame is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.held.first_key_value().map(|((at, _), _)| *at)
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
     }
 }
 

@@ -8,25 +8,32 @@
 //! ## Architecture
 //!
 //! ```text
-//!  client ──ws──> reader ──publish──> stream sequencing point ──append──> Log
-//!                   │                    │ (one task per stream,          (SQLite / memory)
-//!                   │ subscribe/history/ │  batches appends)
-//!                   │ snapshot (Log reads)│
-//!                   v                    v  after commit: head, fan-out, acks
-//!               Outbound queue  <────────┘
-//!               [control: ack head reset error subscribed snapshot history]
-//!               [live: msg ... bounded, drops when full]
+//!  client ──tcp──> admission (limits per server and per address,
+//!                  deadline for the request head) ──upgrade──>
+//!  client ──ws──> reader (conn) ──publish──> stream hub: sequencing point ──append──> Log
+//!                   │                          (a commit task while        (SQLite / Redis /
+//!                   │ subscribe/history/        publishes wait)              memory)
+//!                   │ snapshot (Log reads,         │ after commit: head, fan-out, acks
+//!                   │ answers from `decide`)       v
+//!                   v                     Outbound queue (per connection)
+//!               Outbound queue  <───────  [control: ack head reset error subscribed snapshot history]
+//!                                         [live: msg ... bounded, drops when full]
 //!                   │
 //!                 writer ── fault injection (live msgs only) ──ws──> client
 //! ```
 //!
-//! - **One sequencing point per stream**: a task that owns the
-//!   stream's publish channel. It takes publishes in batches, appends each
-//!   batch to the log in one atomic step (one SQLite transaction), and only
-//!   then advances the cached head, fans the new `msg` frames out and queues
-//!   the `ack`s. An ack therefore always names a committed message, and a
-//!   restart never loses an acknowledged publish. Seqs come from the log,
-//!   contiguous from 1; retried publish ids get their first seq back.
+//! - **One sequencing point per live stream** ([`stream_hub`]): publishes
+//!   of every connection are queued on the stream's hub and committed in
+//!   batches, each batch appended to the log in one atomic step (one SQLite
+//!   transaction, one Redis script); only then does the hub advance its
+//!   cached head, fan the new `msg` frames out and queue the `ack`s. An ack
+//!   therefore always names a committed message. Seqs come from the log,
+//!   contiguous from 1; retried publish ids get their first seq back while
+//!   the [`log::IdWindow`] remembers them.
+//! - **Reading creates nothing**: `history` and `snapshot` read the log; a
+//!   stream becomes live (a hub, counted against [`Limits::max_streams`])
+//!   only when subscribed or published to, and is let go once nobody uses
+//!   it, so stream names from a flood cost nothing lasting.
 //! - **Subscribe registers first**, then reads the snapshot or the head, so
 //!   no live message can fall between the answer and the live flow (some may
 //!   arrive twice; the client's sequencer drops them).
@@ -40,45 +47,50 @@
 //! - **The `Log` trait is synchronous** ([`log`]): SQLite and a map behind a
 //!   mutex are synchronous by nature; a blocking backend is called through
 //!   `spawn_blocking` once per batch, the memory log inline.
-//! - **Several instances over one Redis** ([`Storage::Redis`]): seqs are
-//!   assigned in Redis by one script per batch, and each instance runs a
-//!   follower (one blocking `XREAD` over the streams it has open) through
-//!   which every live message reaches its subscribers, its own appends
-//!   included: one path, in seq order, no double delivery; the head in
-//!   heartbeats is what the follower last read from Redis. A Redis that
-//!   loses its data gives streams a new epoch, so clients reset.
+//! - **Several instances over one Redis or Redis Cluster**
+//!   ([`Storage::Redis`], [`Storage::RedisCluster`]): seqs are assigned in
+//!   Redis by one script per batch, and each instance's follower reads the
+//!   streams that have subscribers on it, when an append announces itself,
+//!   one `XREAD` per stream; every live message reaches the subscribers
+//!   through it, the instance's own appends included. A Redis that loses
+//!   its data gives streams a new epoch, so clients reset.
 //! - **Fault injection** ([`faults`]): deterministic from a seed; drops,
 //!   duplicates, reorders or delays live `msg` frames and cuts connections,
 //!   for every connection (`--faults`) or one (`/ws?faults=...`).
 //! - **Tokens** ([`auth`]): optional HMAC-SHA256 tokens (`/ws?token=...`)
-//!   naming readable and writable stream patterns.
+//!   naming readable and writable stream patterns; without a valid token the
+//!   upgrade is refused (401), and a connection whose token expires is
+//!   closed (1008, `token expired`).
 //!
 //! Bad input never panics and never costs unbounded memory: each case gets an
 //! `error` frame with its code and the connection goes on, except a frame
-//! above the hard size limit (close code 1009) and a flood of bad frames
-//! (close code 1008).
+//! above the hard size limit (close code 1009), text that is not UTF-8
+//! (1007) and a flood of refused frames (1008).
 //!
 //! ## Error codes
 //!
 //! | input | `error` code | connection |
 //! | --- | --- | --- |
-//! | not JSON, not an object, no or non-string `type`, missing or mistyped field, binary frame, publish `id` empty or over 128 bytes | `malformed_frame` | stays |
+//! | not JSON, not an object, a repeated member, no or non-string `type`, missing or mistyped member, binary frame, publish `id` empty or over 128 bytes, a `ref` that is not a string of 1 to 64 bytes | `malformed_frame` | stays |
+//! | a seq (`since`, `from`, `to`) or an epoch that is negative, fractional or written with an exponent | `malformed_frame` | stays |
+//! | a seq (`since`, `from`, `to`) above 2^53-1, however many digits | `seq_out_of_range` | stays |
 //! | unknown `type` | `unknown_type` | stays |
 //! | frame over `--max-frame-bytes` | `frame_too_large` | stays |
 //! | frame over `--hard-frame-bytes` | (not read) | closed, 1009 |
-//! | a seq (`since`, `from`, `to`) negative, fractional or over 2^53-1 | `seq_out_of_range` | stays |
+//! | text frame that is not UTF-8 | (not read) | closed, 1007 |
 //! | history `from` = 0 or `from > to` | `invalid_range` | stays |
-//! | history `from` beyond the head | `range_beyond_head` | stays |
-//! | stream name empty, over 256 bytes or with control characters; a new stream beyond `--max-streams` | `invalid_stream` | stays |
+//! | history `from` beyond the head (a stream never published to has head 0) | `range_beyond_head` | stays |
+//! | stream name empty, over 256 bytes or with control characters; a subscribe or publish naming another stream while `--max-streams` are live | `invalid_stream` | stays |
 //! | stream not allowed by the token | `unauthorized` | stays |
+//! | the token expired | (none) | closed, 1008 |
 //! | subscription beyond `--max-subscriptions` | `too_many_subscriptions` | stays |
 //! | publish beyond `--publish-rate` | `rate_limited` | stays |
 //! | unsubscribe of a stream not subscribed | `not_subscribed` | stays |
 //! | the log failed | `internal` | stays |
-//! | more error frames in one second than `max(1000, --publish-rate)` | (flood) | closed, 1008 |
+//! | more error frames in one second than `--max-errors-per-sec` | (flood) | closed, 1008 |
 //!
-//! Each error frame's `ref` names the offending publish `id`, or else the
-//! stream, when the frame had one.
+//! Each error frame's `ref` names the refused frame's `ref`, else its
+//! publish `id`, else its stream, when the frame had one.
 //!
 //! ## Starting a server in-process
 //!
@@ -93,19 +105,23 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 pub mod auth;
 mod config;
 mod conn;
+mod decide;
 pub mod faults;
-mod follow;
-mod hub;
+mod frame;
 pub mod log;
 pub mod metrics;
 mod outbound;
 mod server;
+mod state;
+pub mod stream_hub;
+mod writer;
 
 pub use config::{Limits, ServerConfig, Storage};
-pub use conn::MAX_PUBLISH_ID_LEN;
-pub use log::Retention;
+pub use log::{IdWindow, Retention};
 pub use metrics::MetricsSnapshot;
+pub use seqsync_core::protocol::{ErrorCode, MAX_PUBLISH_ID_LEN};
 pub use server::{RunningServer, Server, ServerError};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use seqsync_server::auth::{self, Claims};
 use seqsync_server::faults::FaultSpec;
-use seqsync_server::{Limits, Retention, Server, ServerConfig, Storage};
+use seqsync_server::{IdWindow, Limits, Retention, Server, ServerConfig, Storage};
 
 /// Reference server for seqsync: exact sequenced streams over WebSocket.
 ///
@@ -24,13 +24,18 @@ struct Cli {
     db: PathBuf,
 
     /// Keep the log in memory instead of SQLite (lost on exit).
-    #[arg(long, env = "SEQSYNC_MEMORY", conflicts_with = "redis")]
+    #[arg(long, env = "SEQSYNC_MEMORY", conflicts_with_all = ["redis", "redis_cluster"])]
     memory: bool,
 
     /// Keep the log in Redis Streams at this URL (e.g. redis://127.0.0.1:6379) instead of
     /// SQLite: every server instance started with the same Redis serves the same streams.
-    #[arg(long, env = "SEQSYNC_REDIS")]
+    #[arg(long, env = "SEQSYNC_REDIS", conflicts_with = "redis_cluster")]
     redis: Option<String>,
+
+    /// Keep the log in a Redis Cluster: the URLs of one or more of its nodes, comma separated
+    /// (e.g. redis://10.0.0.1:6379,redis://10.0.0.2:6379).
+    #[arg(long, env = "SEQSYNC_REDIS_CLUSTER", value_delimiter = ',')]
+    redis_cluster: Vec<String>,
 
     /// Keep at most this many latest messages per stream.
     #[arg(long, env = "SEQSYNC_RETENTION_COUNT")]
@@ -96,13 +101,48 @@ struct Cli {
     #[arg(long, env = "SEQSYNC_LIVE_QUEUE", default_value_t = 1024)]
     live_queue: usize,
 
-    /// Most streams held open at once, server-wide (new stream names beyond it get `invalid_stream`).
+    /// Most streams live at once, server-wide: subscribed, being published to, or used in the
+    /// last --stream-idle-ms (idle ones are let go first; beyond it a new stream gets
+    /// `invalid_stream`).
     #[arg(long, env = "SEQSYNC_MAX_STREAMS", default_value_t = 100_000)]
     max_streams: usize,
+
+    /// How long a stream nobody subscribes to stays live after its last use, in milliseconds.
+    #[arg(long, env = "SEQSYNC_STREAM_IDLE_MS", default_value_t = 30_000)]
+    stream_idle_ms: u64,
+
+    /// Error frames per second after which a connection is closed as a flood (code 1008).
+    #[arg(long, env = "SEQSYNC_MAX_ERRORS_PER_SEC", default_value_t = 1_000)]
+    max_errors_per_sec: u32,
+
+    /// Most TCP connections at once (beyond: HTTP 503). Keep it below `ulimit -n`.
+    #[arg(long, env = "SEQSYNC_MAX_CONNECTIONS", default_value_t = 10_000)]
+    max_connections: usize,
+
+    /// Most TCP connections at once from one address, IPv6 per /64 (beyond: HTTP 429). Behind a
+    /// reverse proxy every client has the proxy's address: raise it there.
+    #[arg(long, env = "SEQSYNC_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    max_connections_per_ip: usize,
+
+    /// How long a client may take to send its HTTP upgrade request, in milliseconds.
+    #[arg(long, env = "SEQSYNC_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
+    handshake_timeout_ms: u64,
 
     /// How many latest messages a snapshot holds (K).
     #[arg(long, env = "SEQSYNC_SNAPSHOT_MESSAGES", default_value_t = 100)]
     snapshot_messages: usize,
+
+    /// Most payload bytes in a snapshot (older messages of the K are left out past it).
+    #[arg(long, env = "SEQSYNC_SNAPSHOT_MAX_BYTES", default_value_t = 512 * 1024)]
+    snapshot_max_bytes: usize,
+
+    /// How long a publish id is remembered, in seconds: a retry within it gets the first seq.
+    #[arg(long, env = "SEQSYNC_ID_TTL_SECS", default_value_t = 3_600)]
+    id_ttl_secs: u64,
+
+    /// For how many of a stream's latest messages publish ids are remembered.
+    #[arg(long, env = "SEQSYNC_ID_WINDOW", default_value_t = 100_000)]
+    id_window: u64,
 
     #[command(subcommand)]
     command: Option<Command>,
@@ -178,10 +218,11 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
     });
     let config = ServerConfig {
         bind: cli.bind,
-        storage: match (&cli.redis, cli.memory) {
-            (Some(url), _) => Storage::Redis(url.clone()),
-            (None, true) => Storage::Memory,
-            (None, false) => Storage::Sqlite(cli.db.clone()),
+        storage: match (&cli.redis, cli.redis_cluster.is_empty(), cli.memory) {
+            (Some(url), _, _) => Storage::Redis(url.clone()),
+            (None, false, _) => Storage::RedisCluster(cli.redis_cluster.clone()),
+            (None, true, true) => Storage::Memory,
+            (None, true, false) => Storage::Sqlite(cli.db.clone()),
         },
         retention: Retention {
             max_count: cli.retention_count,
@@ -201,9 +242,19 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
             publish_rate: cli.publish_rate,
             live_queue: cli.live_queue,
             max_streams: cli.max_streams,
+            max_errors_per_sec: cli.max_errors_per_sec,
+            max_connections: cli.max_connections,
+            max_connections_per_ip: cli.max_connections_per_ip,
+            handshake_timeout_ms: cli.handshake_timeout_ms,
             ..Limits::default()
         },
         snapshot_messages: cli.snapshot_messages,
+        snapshot_max_bytes: cli.snapshot_max_bytes,
+        id_window: IdWindow {
+            ttl_ms: cli.id_ttl_secs.saturating_mul(1000),
+            max_count: cli.id_window,
+        },
+        stream_idle_ms: cli.stream_idle_ms,
         ..ServerConfig::default()
     };
     let server = Server::start(config).await?;

@@ -3,21 +3,10 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Error codes of protocol v1, in the order they are counted.
-pub const ERROR_CODES: [&str; 12] = [
-    "malformed_frame",
-    "unknown_type",
-    "frame_too_large",
-    "seq_out_of_range",
-    "invalid_range",
-    "invalid_stream",
-    "unauthorized",
-    "too_many_subscriptions",
-    "rate_limited",
-    "not_subscribed",
-    "range_beyond_head",
-    "internal",
-];
+use seqsync_core::protocol::ErrorCode;
+
+/// Error frames counted per code, in the order of [`ErrorCode::ALL`].
+const CODES: usize = ErrorCode::ALL.len();
 
 /// The server's counters. Cheap to bump from any task.
 #[derive(Debug, Default)]
@@ -36,7 +25,15 @@ pub struct Metrics {
     pub(crate) queue_depth_max: AtomicU64,
     pub(crate) resets: AtomicU64,
     pub(crate) trimmed: AtomicU64,
-    pub(crate) errors: [AtomicU64; 12],
+    pub(crate) streams: AtomicU64,
+    pub(crate) streams_evicted: AtomicU64,
+    pub(crate) followed_streams: AtomicU64,
+    pub(crate) tcp_connections: AtomicU64,
+    pub(crate) refused_busy: AtomicU64,
+    pub(crate) refused_per_address: AtomicU64,
+    pub(crate) handshake_timeouts: AtomicU64,
+    pub(crate) tokens_expired: AtomicU64,
+    pub(crate) errors: [AtomicU64; CODES],
 }
 
 /// A copy of the counters at one moment.
@@ -70,17 +67,31 @@ pub struct MetricsSnapshot {
     pub resets: u64,
     /// Messages removed by retention.
     pub trimmed: u64,
-    /// `error` frames sent, per code (same order as [`ERROR_CODES`]).
-    pub errors: [u64; 12],
+    /// Streams live now (subscribed, being published to, or recently used).
+    pub streams: u64,
+    /// Live streams let go of because nobody used them.
+    pub streams_evicted: u64,
+    /// Streams this instance reads from a shared log (Redis) now: those
+    /// with subscribers here.
+    pub followed_streams: u64,
+    /// TCP connections open now (HTTP and WebSocket).
+    pub tcp_connections: u64,
+    /// Connections refused because the server held its limit (HTTP 503).
+    pub refused_busy: u64,
+    /// Connections refused because their address held its limit (HTTP 429).
+    pub refused_per_address: u64,
+    /// Connections closed because their request head was too slow.
+    pub handshake_timeouts: u64,
+    /// Connections closed because their token expired.
+    pub tokens_expired: u64,
+    /// `error` frames sent, per code (in the order of [`ErrorCode::ALL`]).
+    pub errors: [u64; CODES],
 }
 
 impl MetricsSnapshot {
     /// Error frames sent with `code`.
-    pub fn errors_with(&self, code: &str) -> u64 {
-        ERROR_CODES
-            .iter()
-            .position(|c| *c == code)
-            .map_or(0, |i| self.errors[i])
+    pub fn errors_with(&self, code: ErrorCode) -> u64 {
+        self.errors.get(code.index()).copied().unwrap_or(0)
     }
 }
 
@@ -95,9 +106,14 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn error(&self, code: &str) {
-        if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
-            Metrics::inc(&self.errors[i]);
+    pub(crate) fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
+    }
+
+    /// Counts one `error` frame sent with `code`.
+    pub(crate) fn error(&self, code: ErrorCode) {
+        if let Some(counter) = self.errors.get(code.index()) {
+            Metrics::inc(counter);
         }
     }
 
@@ -123,6 +139,14 @@ impl Metrics {
             queue_depth_max: get(&self.queue_depth_max),
             resets: get(&self.resets),
             trimmed: get(&self.trimmed),
+            streams: get(&self.streams),
+            streams_evicted: get(&self.streams_evicted),
+            followed_streams: get(&self.followed_streams),
+            tcp_connections: get(&self.tcp_connections),
+            refused_busy: get(&self.refused_busy),
+            refused_per_address: get(&self.refused_per_address),
+            handshake_timeouts: get(&self.handshake_timeouts),
+            tokens_expired: get(&self.tokens_expired),
             errors: std::array::from_fn(|i| get(&self.errors[i])),
         }
     }
@@ -220,12 +244,60 @@ impl Metrics {
             "Messages removed by retention.",
             s.trimmed,
         );
+        metric(
+            "seqsync_streams",
+            "gauge",
+            "Streams live now: subscribed, being published to, or recently used.",
+            s.streams,
+        );
+        metric(
+            "seqsync_streams_evicted_total",
+            "counter",
+            "Live streams let go of because nobody used them.",
+            s.streams_evicted,
+        );
+        metric(
+            "seqsync_followed_streams",
+            "gauge",
+            "Streams read from the shared log for subscribers on this instance.",
+            s.followed_streams,
+        );
+        metric(
+            "seqsync_tcp_connections",
+            "gauge",
+            "TCP connections open, HTTP and WebSocket.",
+            s.tcp_connections,
+        );
+        metric(
+            "seqsync_refused_busy_total",
+            "counter",
+            "Connections refused with 503: the server held its limit.",
+            s.refused_busy,
+        );
+        metric(
+            "seqsync_refused_per_address_total",
+            "counter",
+            "Connections refused with 429: their address held its limit.",
+            s.refused_per_address,
+        );
+        metric(
+            "seqsync_handshake_timeouts_total",
+            "counter",
+            "Connections closed because their request head came too slowly.",
+            s.handshake_timeouts,
+        );
+        metric(
+            "seqsync_tokens_expired_total",
+            "counter",
+            "Connections closed because their token expired.",
+            s.tokens_expired,
+        );
         let _ = writeln!(
             out,
             "# HELP seqsync_errors_total Error frames sent, by code."
         );
         let _ = writeln!(out, "# TYPE seqsync_errors_total counter");
-        for (code, value) in ERROR_CODES.iter().zip(s.errors) {
+        for (code, value) in ErrorCode::ALL.iter().zip(s.errors) {
             let _ = writeln!(out, "seqsync_errors_total{{code=\"{code}\"}} {value}");
         }
         out

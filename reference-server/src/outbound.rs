@@ -13,10 +13,35 @@ use crate::metrics::Metrics;
 /// connection's requests (history answers can be large).
 const CONTROL_BYTES: usize = 4 << 20;
 
+/// Frames queued past which a drained queue gives its memory back (an
+/// idle connection should not keep the room a burst needed).
+const KEEP_QUEUED: usize = 16;
+
 #[derive(Default)]
 pub(crate) struct Queues {
     pub(crate) control: VecDeque<Utf8Bytes>,
     pub(crate) live: VecDeque<Utf8Bytes>,
+}
+
+impl Queues {
+    /// Gives back the memory of queues that grew in a burst and are empty.
+    pub(crate) fn trim(&mut self) {
+        for queue in [&mut self.control, &mut self.live] {
+            if queue.is_empty() && queue.capacity() > KEEP_QUEUED {
+                *queue = VecDeque::new();
+            }
+        }
+    }
+}
+
+/// How the writer is to end the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Send what is queued, then a close frame with this code and reason.
+    With(u16, &'static str),
+    /// The peer closed or is gone: flush what the socket still owes (the
+    /// answer to the peer's close frame) and stop.
+    Quietly,
 }
 
 struct Inner {
@@ -27,7 +52,7 @@ struct Inner {
     /// when it grows, so the hot path touches no shared counter).
     max_live: usize,
     closed: bool,
-    close: Option<(u16, &'static str)>,
+    close: Option<Closing>,
 }
 
 /// One connection's outbound frames, shared by the tasks that produce them
@@ -113,8 +138,9 @@ impl Outbound {
         }
     }
 
-    /// Takes everything queued, for the writer.
-    pub(crate) fn take(&self, into: &mut Queues) -> Option<(u16, &'static str)> {
+    /// Takes everything queued, for the writer, with how to end if the
+    /// connection is ending.
+    pub(crate) fn take(&self, into: &mut Queues) -> Option<Closing> {
         let close;
         {
             let mut inner = self.lock();
@@ -132,10 +158,19 @@ impl Outbound {
 
     /// Asks the writer to send a close frame with `code` and stop.
     pub(crate) fn close_with(&self, code: u16, reason: &'static str) {
+        self.end(Closing::With(code, reason));
+    }
+
+    /// Asks the writer to stop: the reader saw the peer close or go.
+    pub(crate) fn finish(&self) {
+        self.end(Closing::Quietly);
+    }
+
+    fn end(&self, how: Closing) {
         {
             let mut inner = self.lock();
             if inner.close.is_none() {
-                inner.close = Some((code, reason));
+                inner.close = Some(how);
             }
         }
         self.wake.notify_one();
@@ -146,9 +181,8 @@ impl Outbound {
         {
             let mut inner = self.lock();
             inner.closed = true;
-            inner.queues.control.clear();
+            inner.queues = Queues::default();
             inner.control_bytes = 0;
-            inner.queues.live.clear();
         }
         self.space.notify_waiters();
     }

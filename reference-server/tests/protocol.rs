@@ -1,44 +1,32 @@
 //! Every frame type and flow of protocol v1 against a live server.
 
-mod common;
-
-use common::*;
 use seqsync_server::Retention;
+use seqsync_test_support::{TempDir, TestServer, eventually, http_get, message_seqs, served};
 use serde_json::json;
 
 #[tokio::test]
 async fn subscribe_without_since_answers_snapshot_of_last_k_messages() {
-    let server = start(ServerConfig {
-        snapshot_messages: 3,
-        ..config()
-    })
-    .await;
-    let mut publisher = Client::connect(&server.ws_url()).await;
+    let server = TestServer::with_config(|c| c.snapshot_messages = 3).await;
+    let mut publisher = server.ws().await;
     publisher.publish_many("room", "p", 5).await;
-    let mut reader = Client::connect(&server.ws_url()).await;
+    let mut reader = server.ws().await;
     let snap = reader.subscribe("room").await;
     assert_eq!(snap["stream"], "room");
     assert_eq!(snap["seq"], 5);
     assert!(snap["epoch"].as_u64().is_some_and(|e| e > 0));
-    let seqs: Vec<u64> = snap["state"]["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap_or(0))
-        .collect();
+    let seqs = message_seqs(&snap["state"]);
     assert_eq!(seqs, [3, 4, 5]);
     assert_eq!(snap["state"]["messages"][2]["data"], json!({"i": 4}));
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn publish_is_acked_and_fanned_out_live_with_epoch() {
-    let server = start(config()).await;
-    let mut a = Client::connect(&server.ws_url()).await;
-    let mut b = Client::connect(&server.ws_url()).await;
+    let server = TestServer::new().start().await;
+    let mut a = server.ws().await;
+    let mut b = server.ws().await;
     let snap_a = a.subscribe("chat").await;
     b.subscribe("chat").await;
-    let mut publisher = Client::connect(&server.ws_url()).await;
+    let mut publisher = server.ws().await;
     let seq = publisher.publish("chat", "m1", json!({"text": "hi"})).await;
     assert_eq!(seq, 1);
     for client in [&mut a, &mut b] {
@@ -49,15 +37,14 @@ async fn publish_is_acked_and_fanned_out_live_with_epoch() {
         assert_eq!(msg["data"], json!({"text": "hi"}));
     }
     assert_eq!(server.metrics().publishes, 1);
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn retried_publish_id_gets_the_same_seq_and_no_second_message() {
-    let server = start(config()).await;
-    let mut reader = Client::connect(&server.ws_url()).await;
+    let server = TestServer::new().start().await;
+    let mut reader = server.ws().await;
     reader.subscribe("s").await;
-    let mut publisher = Client::connect(&server.ws_url()).await;
+    let mut publisher = server.ws().await;
     let first = publisher.publish("s", "same", json!(1)).await;
     let again = publisher.publish("s", "same", json!(2)).await;
     let other = publisher.publish("s", "other", json!(3)).await;
@@ -68,17 +55,16 @@ async fn retried_publish_id_gets_the_same_seq_and_no_second_message() {
     assert_eq!(m1["data"], json!(1));
     let snapshot = server.metrics();
     assert_eq!((snapshot.publishes, snapshot.publish_duplicates), (2, 1));
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn subscribe_with_since_answers_subscribed_with_head_then_live() {
-    let server = start(config()).await;
-    let mut publisher = Client::connect(&server.ws_url()).await;
+    let server = TestServer::new().start().await;
+    let mut publisher = server.ws().await;
     publisher.publish_many("s", "p", 4).await;
-    let mut probe = Client::connect(&server.ws_url()).await;
+    let mut probe = server.ws().await;
     let epoch = probe.subscribe("s").await["epoch"].clone();
-    let mut client = Client::connect(&server.ws_url()).await;
+    let mut client = server.ws().await;
     client
         .send(json!({"type": "subscribe", "stream": "s", "since": 2, "epoch": epoch}))
         .await;
@@ -89,13 +75,11 @@ async fn subscribe_with_since_answers_subscribed_with_head_then_live() {
     publisher.publish("s", "p-next", json!("five")).await;
     let msg = client.next_of("msg").await;
     assert_eq!(msg["seq"], 5);
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn subscribe_with_another_epoch_is_reset_epoch_changed() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|_| {}).await;
     let epoch = client.subscribe("s").await["epoch"].as_u64().unwrap_or(0);
     client
         .send(json!({"type": "subscribe", "stream": "s", "since": 0, "epoch": epoch ^ 1}))
@@ -104,16 +88,14 @@ async fn subscribe_with_another_epoch_is_reset_epoch_changed() {
     assert_eq!(reset["type"], "reset");
     assert_eq!(reset["reason"], "epoch_changed");
     assert_eq!(reset["stream"], "s");
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn resubscribing_is_idempotent() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (server, mut client) = served(|_| {}).await;
     client.subscribe("s").await;
     client.subscribe("s").await;
-    let mut publisher = Client::connect(&server.ws_url()).await;
+    let mut publisher = server.ws().await;
     publisher.publish("s", "x", json!(null)).await;
     publisher.publish("s", "y", json!(null)).await;
     let first = client.next_of("msg").await;
@@ -123,20 +105,11 @@ async fn resubscribing_is_idempotent() {
         (first["seq"].as_u64(), second["seq"].as_u64()),
         (Some(1), Some(2))
     );
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn history_covers_pages_and_stops_at_head() {
-    let server = start(ServerConfig {
-        limits: Limits {
-            history_page: 4,
-            ..Limits::default()
-        },
-        ..config()
-    })
-    .await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (server, mut client) = served(|c| c.limits.history_page = 4).await;
     client.publish_many("h", "p", 10).await;
     client
         .send(json!({"type": "history", "stream": "h", "from": 2, "to": 100}))
@@ -147,12 +120,7 @@ async fn history_covers_pages_and_stops_at_head() {
         (page["from"].as_u64(), page["to"].as_u64()),
         (Some(2), Some(5))
     );
-    let seqs: Vec<u64> = page["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap_or(0))
-        .collect();
+    let seqs = message_seqs(&page);
     assert_eq!(seqs, [2, 3, 4, 5]);
     assert_eq!(page["messages"][0]["data"], json!({"i": 1}));
     assert!(
@@ -169,20 +137,11 @@ async fn history_covers_pages_and_stops_at_head() {
         (Some(9), Some(10))
     );
     assert_eq!(server.metrics().history_requests, 2);
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
-    let server = start(ServerConfig {
-        limits: Limits {
-            history_max_bytes: 400,
-            ..Limits::default()
-        },
-        ..config()
-    })
-    .await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|c| c.limits.history_max_bytes = 400).await;
     for i in 0..10 {
         client
             .publish("big", &format!("b{i}"), json!("y".repeat(100)))
@@ -196,12 +155,7 @@ async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
             .await;
         let page = client.next().await;
         let to = page["to"].as_u64().expect("to");
-        let seqs: Vec<u64> = page["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .map(|m| m["seq"].as_u64().unwrap_or(0))
-            .collect();
+        let seqs = message_seqs(&page);
         assert_eq!(
             seqs,
             (from..=to).collect::<Vec<u64>>(),
@@ -216,13 +170,27 @@ async fn history_pages_are_bounded_in_bytes_and_cover_only_what_they_hold() {
         pages += 1;
     }
     assert!(pages >= 4);
-    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_snapshot_holds_the_newest_messages_that_fit_its_byte_limit() {
+    let (_server, mut client) = served(|c| c.snapshot_max_bytes = 300).await;
+    for i in 0..5 {
+        let data = json!(format!("{i}{}", "z".repeat(99)));
+        client.publish("fat", &format!("f{i}"), data).await;
+    }
+    let snap = client.subscribe("fat").await;
+    assert_eq!(snap["seq"], 5, "the snapshot is still at the head");
+    assert_eq!(
+        message_seqs(&snap["state"]),
+        [4, 5],
+        "two 100-byte payloads fit in 300 bytes"
+    );
 }
 
 #[tokio::test]
 async fn snapshot_request_answers_current_state() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|_| {}).await;
     client.publish("snap", "a", json!("x")).await;
     client
         .send(json!({"type": "snapshot", "stream": "snap"}))
@@ -231,13 +199,11 @@ async fn snapshot_request_answers_current_state() {
     assert_eq!(snap["type"], "snapshot");
     assert_eq!(snap["seq"], 1);
     assert_eq!(snap["state"]["messages"][0]["data"], "x");
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn heartbeat_names_every_subscribed_stream() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|_| {}).await;
     let epoch = client.subscribe("a").await["epoch"].clone();
     client.subscribe("b").await;
     client.publish("a", "1", json!(1)).await;
@@ -250,13 +216,11 @@ async fn heartbeat_names_every_subscribed_stream() {
             break;
         }
     }
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn unsubscribe_stops_live_messages() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|_| {}).await;
     client.subscribe("u").await;
     client.subscribe("other").await;
     client
@@ -276,20 +240,11 @@ async fn unsubscribe_stops_live_messages() {
             break;
         }
     }
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn count_retention_resets_history_and_resume_before_earliest() {
-    let server = start(ServerConfig {
-        retention: Retention {
-            max_count: Some(5),
-            max_age_ms: None,
-        },
-        ..config()
-    })
-    .await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (server, mut client) = served(|c| c.retention.max_count = Some(5)).await;
     client.publish_many("r", "p", 12).await;
     client
         .send(json!({"type": "history", "stream": "r", "from": 2, "to": 12}))
@@ -318,21 +273,21 @@ async fn count_retention_resets_history_and_resume_before_earliest() {
         .await;
     assert_eq!(client.next().await["type"], "subscribed");
     assert!(server.metrics().resets >= 2);
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn age_retention_trims_in_the_background() {
-    let server = start(ServerConfig {
-        retention: Retention {
-            max_count: None,
-            max_age_ms: Some(1),
-        },
-        retention_interval_ms: 20,
-        ..config()
-    })
-    .await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let server = TestServer::new()
+        .config(|c| {
+            c.retention = Retention {
+                max_count: None,
+                max_age_ms: Some(1),
+            };
+            c.retention_interval_ms = 20;
+        })
+        .start()
+        .await;
+    let mut client = server.ws().await;
     client.publish_many("old", "p", 3).await;
     eventually("age retention trimmed 3 messages", || {
         server.metrics().trimmed >= 3
@@ -344,22 +299,18 @@ async fn age_retention_trims_in_the_background() {
     let reset = client.next().await;
     assert_eq!(reset["type"], "reset", "{reset}");
     assert_eq!(reset["earliest"], 4);
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn healthz_metrics_and_static_files() {
     let dir = TempDir::new("static");
     std::fs::write(dir.0.join("index.html"), "<h1>chat</h1>").expect("write");
-    let server = start(ServerConfig {
-        static_dir: Some(dir.0.clone()),
-        ..config()
-    })
-    .await;
+    let static_dir = dir.0.clone();
+    let server = TestServer::with_config(|c| c.static_dir = Some(static_dir)).await;
     let addr = server.local_addr();
     let (status, body) = http_get(addr, "/healthz").await;
     assert_eq!((status, body.trim()), (200, "ok"));
-    let mut client = Client::connect(&server.ws_url()).await;
+    let mut client = server.ws().await;
     client.publish("m", "1", json!(1)).await;
     let (status, body) = http_get(addr, "/metrics").await;
     assert_eq!(status, 200);
@@ -377,31 +328,20 @@ async fn healthz_metrics_and_static_files() {
     assert_eq!((status, body.as_str()), (200, "<h1>chat</h1>"));
     let (status, _) = http_get(addr, "/../Cargo.toml").await;
     assert_eq!(status, 404);
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn shutdown_closes_connections_with_going_away() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (server, mut client) = served(|_| {}).await;
     client.subscribe("s").await;
-    let stop = tokio::spawn(server.shutdown());
-    loop {
-        match client.read().await {
-            Read::Frame(_) => continue,
-            Read::Closed(code) => {
-                assert_eq!(code, Some(1001));
-                break;
-            }
-        }
-    }
-    stop.await.expect("join").expect("shutdown");
+    let stop = tokio::spawn(server.stop());
+    assert_eq!(client.closed().await, Some(1001));
+    stop.await.expect("join");
 }
 
 #[tokio::test]
 async fn request_refs_come_back_on_every_answer_and_on_errors_only() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|_| {}).await;
     client.publish_many("r", "p", 3).await;
     client
         .send(json!({"type": "subscribe", "stream": "r", "ref": "1.0"}))
@@ -453,14 +393,11 @@ async fn request_refs_come_back_on_every_answer_and_on_errors_only() {
     client.publish("r", "live", json!("x")).await;
     assert!(client.next_of("msg").await.get("ref").is_none());
     assert!(client.next_of("head").await.get("ref").is_none());
-    server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test]
 async fn heartbeat_goes_out_without_subscriptions_too() {
-    let server = start(config()).await;
-    let mut client = Client::connect(&server.ws_url()).await;
+    let (_server, mut client) = served(|_| {}).await;
     let head = client.next_of("head").await;
     assert_eq!(head["heads"], json!({}));
-    server.shutdown().await.expect("shutdown");
 }

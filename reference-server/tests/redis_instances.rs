@@ -3,37 +3,35 @@
 //! flag selects the Redis log. Needs `redis-server` on PATH
 //! (`scripts/redis.sh`); each test starts its own.
 
-mod common;
-#[allow(dead_code)]
-#[path = "../../tests/redis_server.rs"]
-mod redis_server;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use common::{Client, Read, WAIT, config, start};
-use redis_server::RedisServer;
 use seqsync_server::Storage;
+use seqsync_test_support::{Read, RedisServer, Running, TestServer, WAIT, WsClient, eventually};
 use serde_json::json;
 use tokio::time::Instant;
+
+/// Two instances over `redis`.
+async fn two_instances(redis: &RedisServer) -> (Running, Running) {
+    let on = || TestServer::new().storage(Storage::Redis(redis.url()));
+    (on().start().await, on().start().await)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_and_messages_on_another_instance_follow_redis() {
     let redis = RedisServer::start();
-    let mut cfg = config();
-    cfg.storage = Storage::Redis(redis.url());
-    let a = start(cfg.clone()).await;
-    let b = start(cfg).await;
-    let mut reader = Client::connect(&b.ws_url()).await;
+    let (a, b) = two_instances(&redis).await;
+    let mut reader = b.ws().await;
     let snapshot = reader.subscribe("hb").await;
     assert_eq!(snapshot["seq"], 0);
     let epoch = snapshot["epoch"].clone();
-    let mut writer = Client::connect(&a.ws_url()).await;
+    let mut writer = a.ws().await;
     let seqs = writer.publish_many("hb", "w", 5).await;
     assert_eq!(seqs, [1, 2, 3, 4, 5]);
 
     // B sends every message once, in order, and heartbeats that reach the
-    // head A's publishes left in Redis, in the same epoch.
+    // head A's publishes left in Redis, in the same epoch (the one B's
+    // subscriber was given before anything was published).
     let deadline = Instant::now() + WAIT;
     let mut got = Vec::new();
     let mut head_seen = false;
@@ -60,14 +58,43 @@ async fn heartbeats_and_messages_on_another_instance_follow_redis() {
     }
     assert_eq!(got, [1, 2, 3, 4, 5]);
     assert_eq!(b.metrics().publishes, 0, "B only followed");
-    a.shutdown().await.expect("shutdown");
-    b.shutdown().await.expect("shutdown");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_follows_only_the_streams_its_clients_subscribe_to() {
+    let redis = RedisServer::start();
+    let (a, b) = two_instances(&redis).await;
+    let mut writer = a.ws().await;
+    for stream in ["x", "y", "z"] {
+        writer.publish(stream, "1", json!(1)).await;
+    }
+    let mut reader = b.ws().await;
+    reader.subscribe("x").await;
+    // Reading other streams does not make B follow them.
+    reader
+        .send(json!({"type": "history", "stream": "y", "from": 1, "to": 1}))
+        .await;
+    reader.next_of("history").await;
+    reader
+        .send(json!({"type": "snapshot", "stream": "z"}))
+        .await;
+    reader.next_of("snapshot").await;
+    eventually("B follows x", || b.metrics().followed_streams == 1).await;
+    assert_eq!(b.metrics().followed_streams, 1, "only x");
+    reader
+        .send(json!({"type": "unsubscribe", "stream": "x"}))
+        .await;
+    eventually("B follows nothing", || b.metrics().followed_streams == 0).await;
+    a.stop().await;
+    b.stop().await;
 }
 
 /// Kills the child on drop.
-struct Running(Child);
+struct KillOnDrop(Child);
 
-impl Drop for Running {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -85,7 +112,7 @@ async fn the_command_keeps_its_log_in_redis_with_the_redis_flag() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the server command starts");
-    let mut server = Running(child);
+    let mut server = KillOnDrop(child);
     let stderr = server.0.stderr.take().expect("stderr");
     // The address is logged once listening; read it off the log.
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -103,7 +130,7 @@ async fn the_command_keeps_its_log_in_redis_with_the_redis_flag() {
         .await
         .expect("the server says where it listens")
         .expect("log line");
-    let mut client = Client::connect(&url).await;
+    let mut client = WsClient::connect(&url).await;
     assert_eq!(client.publish("cli", "p1", json!({"x": 1})).await, 1);
     assert_eq!(
         redis.command(&["HGET", "seqsync:{cli}:meta", "head"]),

@@ -1,33 +1,31 @@
 //! A reader that stops reading costs bounded memory: its live queue is
 //! capped and overflow is dropped and counted. Once it reads again, the
-//! client core recovers every message through `head` and `history`.
+//! client recovers every message through `head` and `history`.
 
-mod common;
+use std::time::Duration;
 
-use common::sequencer::{assert_exact, follow};
-use common::*;
+use seqsync_test_support::{
+    StreamCheck, TestServer, client_config, connect, read_until, read_until_snapshot,
+};
 use serde_json::json;
 
 #[tokio::test]
 async fn slow_reader_is_bounded_then_recovers_everything() {
     const N: u64 = 3000;
     const LIVE_QUEUE: usize = 64;
-    let server = start(ServerConfig {
-        limits: Limits {
-            live_queue: LIVE_QUEUE,
-            ..Limits::default()
-        },
-        ..config()
-    })
-    .await;
-    let url = server.ws_url();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (gate_tx, gate_rx) = tokio::sync::oneshot::channel();
-    let follower =
-        tokio::spawn(async move { follow(&url, "slow", N, Some(ready_tx), Some(gate_rx)).await });
-    ready_rx.await.expect("follower got its snapshot");
+    const LIMIT: Duration = Duration::from_secs(60);
+    let server = TestServer::with_limits(|l| l.live_queue = LIVE_QUEUE).await;
+    // A small buffer: once it is full the client stops reading its socket,
+    // as an application that stops reading makes it do.
+    let mut config = client_config(&server.ws_url());
+    config.subscription_buffer = 16;
+    let reader = connect(config).await;
+    let mut sub = reader.subscribe("slow").await.expect("subscribe");
+    let mut check = StreamCheck::default();
+    assert!(read_until_snapshot(&mut sub, &mut check, LIMIT).await);
 
-    let mut publisher = Client::connect(&server.ws_url()).await;
+    // The application reads nothing while this is published.
+    let mut publisher = server.ws().await;
     let pad = "x".repeat(8 * 1024);
     for i in 0..N {
         publisher
@@ -52,10 +50,15 @@ async fn slow_reader_is_bounded_then_recovers_everything() {
         m.queue_depth
     );
 
-    gate_tx.send(()).expect("release the reader");
-    let seen = follower.await.expect("follower");
-    assert_exact(&seen, N);
-    assert!(seen.history_requests > 0, "recovery went through history");
+    // It reads again: everything arrives, the dropped part through history.
+    assert!(
+        read_until(&mut sub, &mut check, N, LIMIT).await,
+        "at {}",
+        check.last
+    );
+    check.assert_exact("slow", N, |seq| json!({ "i": seq - 1, "pad": pad }));
+    let stats = reader.stats().await.expect("stats");
+    assert!(stats.history_frames > 0, "recovery went through history");
     assert!(server.metrics().history_requests > 0);
-    server.shutdown().await.expect("shutdown");
+    reader.close().await;
 }

@@ -1,14 +1,16 @@
-//! Pieces shared by the fan-out benchmarks (`fanout_bench` and
-//! `redis_fanout_bench`): command-line parameters, the per-phase
-//! publish/subscribe measurement, process load and CPU figures, and the
-//! result table.
+//! Pieces shared by the benchmarks (`fanout_bench`, `redis_fanout_bench`,
+//! `conn_memory`): command-line parameters, the per-phase publish/subscribe
+//! measurement, servers in child processes, process CPU and memory
+//! figures, and the result table.
+
+pub mod process;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use seqsync_server::{Limits, ServerConfig, Storage};
+use seqsync_server::{ServerConfig, Storage};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -29,6 +31,18 @@ pub struct Params {
 }
 
 impl Params {
+    /// `subscribers` and a burst of `burst` messages, paced phases at 200
+    /// and 600 messages/s for 3 s, a live queue of 4096.
+    pub fn with(subscribers: usize, burst: u64) -> Params {
+        Params {
+            subscribers,
+            burst,
+            rates: vec![200, 600],
+            secs: 3,
+            live_queue: 4096,
+        }
+    }
+
     /// Parses the command line over the given defaults.
     pub fn parse(defaults: Params) -> Params {
         let mut p = defaults;
@@ -37,6 +51,7 @@ impl Params {
         while i + 1 < args.len() {
             let value: u64 = args[i + 1].parse().unwrap_or(0);
             match args[i].as_str() {
+                "--serve" => {}
                 "--subscribers" => p.subscribers = value as usize,
                 "--burst" => p.burst = value,
                 "--rates" => {
@@ -63,17 +78,12 @@ impl Params {
     }
 }
 
-/// Server configuration for a benchmark: the given storage, a publish rate
-/// limit out of the way and the `--live-queue` size.
+/// Server configuration for a benchmark: the given storage, the limits of
+/// [`process::bench_server_config`] and the `--live-queue` size.
 pub fn server_config(storage: Storage, p: &Params) -> ServerConfig {
     ServerConfig {
         storage,
-        limits: Limits {
-            publish_rate: 1_000_000,
-            live_queue: p.live_queue,
-            ..Limits::default()
-        },
-        ..ServerConfig::for_tests()
+        ..process::bench_server_config(p.live_queue)
     }
 }
 
@@ -100,6 +110,9 @@ pub struct Target {
     pub publish_frames: bool,
     /// How many subscribers connect at the same time.
     pub connect_batch: usize,
+    /// The server's process, when it runs in one of its own (its CPU time
+    /// is then measured apart).
+    pub server_pid: Option<u32>,
 }
 
 /// What one phase measured.
@@ -111,9 +124,13 @@ pub struct PhaseResult {
     pub received: u64,
     /// From the first publish to the last delivery.
     pub elapsed: Duration,
-    /// CPU time of the whole process (server and clients) while the phase
-    /// ran, from the first publish to the last delivery (or the idle end).
+    /// CPU time of this process while the phase ran, from the first
+    /// publish to the last delivery (or the idle end): the clients, and the
+    /// server too when it runs in this process.
     pub cpu: Duration,
+    /// CPU time of the server's own process over the same span (zero when
+    /// the server runs in this process).
+    pub server_cpu: Duration,
     /// Median publish -> deliver latency, in microseconds.
     pub p50_us: u64,
     /// 99th percentile latency, in microseconds.
@@ -153,22 +170,7 @@ pub fn stamp(text: &str) -> Option<u64> {
 
 /// User + system CPU time of this process so far (Linux; zero elsewhere).
 pub fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return Duration::ZERO;
-    };
-    // Fields after the parenthesized command name; utime and stime are the
-    // 14th and 15th fields overall, in clock ticks (100 per second on Linux).
-    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    process::cpu_of("self")
 }
 
 /// The 1, 5 and 15 minute load averages (Linux; `unknown` elsewhere).
@@ -285,7 +287,13 @@ pub async fn run_phase(
         .expect("publisher connects");
     let start_ns = shared.origin.elapsed().as_nanos() as u64;
     let start = Instant::now();
+    let server_cpu = || {
+        target
+            .server_pid
+            .map_or(Duration::ZERO, |pid| process::cpu_of(&pid.to_string()))
+    };
     let cpu_start = cpu_time();
+    let server_cpu_start = server_cpu();
     for k in 0..total {
         if paced {
             let due = start + Duration::from_nanos(k * 1_000_000_000 / rate.max(1));
@@ -331,6 +339,7 @@ pub async fn run_phase(
         }
     }
     let cpu = cpu_time().saturating_sub(cpu_start);
+    let server_cpu = server_cpu().saturating_sub(server_cpu_start);
     let _ = stop_tx.send(());
     let mut all: Vec<u32> = Vec::with_capacity(expected as usize);
     for s in subs {
@@ -353,6 +362,7 @@ pub async fn run_phase(
         received: shared.received.load(Ordering::Relaxed),
         elapsed: Duration::from_nanos(end_ns - start_ns),
         cpu,
+        server_cpu,
         p50_us: pct(0.50),
         p99_us: pct(0.99),
         max_us: all.last().copied().map_or(0, u64::from),

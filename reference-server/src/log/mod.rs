@@ -10,24 +10,27 @@
 //! [`Log::is_blocking`] and is called inline.
 //!
 //! Every backend guarantees, per stream:
+//! - reading never creates anything: a stream that was never appended to
+//!   has no log ([`Log::info`], [`Log::read`] and [`Log::last`] answer
+//!   `None`), so names that are only read cost no storage;
 //! - seqs are assigned atomically, contiguous from 1, in the order of
 //!   [`Log::append`] calls (the caller serializes appends of one stream);
-//! - a publish id seen before (while its message is retained) gets its old
-//!   seq back and stores nothing;
+//! - a publish id seen within the [`IdWindow`] gets its old seq back and
+//!   stores nothing; an older one is a new publish;
 //! - retained messages are exactly `earliest..=head`: retention removes a
 //!   prefix, never a seq in the middle;
 //! - each read ([`Log::read`], [`Log::last`]) sees one consistent state, so
 //!   `info` and `messages` always agree.
 
 mod memory;
-pub(crate) mod redis;
+pub mod redis;
 mod sqlite;
 
 pub use memory::MemoryLog;
 pub use redis::{RedisLog, RedisOptions};
 pub use sqlite::SqliteLog;
 
-use seqsync_core::{Epoch, MAX_SEQ, Seq, StreamName};
+use seqsync_core::{Epoch, MAX_SEQ, Seq, SeqRange, StreamName};
 use serde_json::value::RawValue;
 
 use crate::faults::SplitMix64;
@@ -44,6 +47,33 @@ pub struct NewMessage {
     pub data: Payload,
 }
 
+/// Messages to append to one stream in one atomic step, with what the
+/// append needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// The epoch the stream's log gets if this append creates it (a shared
+    /// log may draw its own).
+    pub epoch: Epoch,
+    /// Wall-clock Unix milliseconds: the messages' time, for age retention
+    /// and the [`IdWindow`].
+    pub now_ms: u64,
+    /// The messages, in order.
+    pub messages: &'a [NewMessage],
+}
+
+/// What a read asks for: the retained messages of `range`, at most `max`
+/// of them (the first ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// The seqs wanted.
+    pub range: SeqRange,
+    /// Most messages returned.
+    pub max: u64,
+}
+
+/// What a log call gives, or why it failed.
+pub type LogResult<T> = Result<T, LogError>;
+
 /// The outcome of one appended message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -52,6 +82,24 @@ pub struct Appended {
     /// True when the id was known: `seq` is the earlier message's and nothing
     /// was stored.
     pub duplicate: bool,
+}
+
+impl Appended {
+    /// A message stored with `seq`.
+    pub const fn stored(seq: Seq) -> Appended {
+        Appended {
+            seq,
+            duplicate: false,
+        }
+    }
+
+    /// A publish whose id was known: its message has `seq` already.
+    pub const fn known(seq: Seq) -> Appended {
+        Appended {
+            seq,
+            duplicate: true,
+        }
+    }
 }
 
 /// Where a stream's log stands.
@@ -63,6 +111,42 @@ pub struct StreamInfo {
     pub head: Seq,
     /// The first retained seq; `head + 1` when nothing is retained.
     pub earliest: Seq,
+}
+
+impl<'a> Batch<'a> {
+    /// `messages` appended at `now_ms`, creating the log in `epoch` if
+    /// needed.
+    pub const fn new(epoch: Epoch, now_ms: u64, messages: &'a [NewMessage]) -> Batch<'a> {
+        Batch {
+            epoch,
+            now_ms,
+            messages,
+        }
+    }
+}
+
+impl Page {
+    /// At most `max` messages of `from..=to`.
+    ///
+    /// # Errors
+    /// As [`SeqRange::from_u64`].
+    pub fn new(from: u64, to: u64, max: u64) -> Result<Page, seqsync_core::Error> {
+        Ok(Page {
+            range: SeqRange::from_u64(from, to)?,
+            max,
+        })
+    }
+}
+
+impl StreamInfo {
+    /// A log with nothing in it yet, in `epoch`.
+    pub const fn empty(epoch: Epoch) -> StreamInfo {
+        StreamInfo {
+            epoch,
+            head: Seq::ZERO,
+            earliest: Seq::ZERO.next(),
+        }
+    }
 }
 
 /// A stored message.
@@ -91,6 +175,41 @@ pub struct Retention {
     pub max_count: Option<u64>,
     /// Remove messages older than this, in milliseconds.
     pub max_age_ms: Option<u64>,
+}
+
+/// How long a publish id is remembered (section 7.5): a retry with the same
+/// id within both bounds gets the first seq back and stores nothing.
+///
+/// ```
+/// use seqsync_server::log::IdWindow;
+/// let window = IdWindow { ttl_ms: 1_000, max_count: 10 };
+/// assert!(window.remembers(95, 5_000, 100, 5_500));
+/// assert!(!window.remembers(90, 5_000, 100, 5_500), "ten messages ago");
+/// assert!(!window.remembers(95, 5_000, 100, 6_000), "a second ago");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdWindow {
+    /// How long after its message was stored, in milliseconds.
+    pub ttl_ms: u64,
+    /// For how many of the stream's latest messages.
+    pub max_count: u64,
+}
+
+impl Default for IdWindow {
+    fn default() -> IdWindow {
+        IdWindow {
+            ttl_ms: 3_600_000,
+            max_count: 100_000,
+        }
+    }
+}
+
+impl IdWindow {
+    /// Whether the id of the message stored with `seq` at `stored_ms` still
+    /// counts when the head is `head` and the time `now_ms`.
+    pub fn remembers(&self, seq: u64, stored_ms: u64, head: u64, now_ms: u64) -> bool {
+        seq.saturating_add(self.max_count) > head && stored_ms.saturating_add(self.ttl_ms) > now_ms
+    }
 }
 
 /// What went wrong in a log backend.
@@ -123,35 +242,33 @@ pub enum LogError {
 
 /// A log of sequenced messages, one per stream.
 pub trait Log: Send + Sync + 'static {
-    /// The stream's state, creating its log (with a fresh epoch) when it has
-    /// none yet.
-    fn open(&self, stream: &StreamName) -> Result<StreamInfo, LogError>;
+    /// The stream's state; `None` when the stream has no log (nothing was
+    /// ever appended to it). Creates nothing.
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>>;
 
-    /// Appends `batch` in order, in one atomic step; `now_ms` is wall-clock
-    /// Unix milliseconds (for age retention). Returns one outcome per message.
-    fn append(
-        &self,
-        stream: &StreamName,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError>;
+    /// The stream's state, or, when it has no log, the state it will have:
+    /// empty, in `epoch`. A log shared by several servers (Redis) records
+    /// the epoch for a while, so that every server names the same one for
+    /// an empty stream its clients subscribe to; the others record nothing.
+    fn reserve(&self, stream: &StreamName, epoch: Epoch) -> LogResult<StreamInfo> {
+        Ok(self.info(stream)?.unwrap_or(StreamInfo::empty(epoch)))
+    }
 
-    /// The retained messages with seq in `from..=to`, at most `max` of them
-    /// (the first `max`), with the stream's state in the same view.
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<ReadResult, LogError>;
+    /// Appends the batch's messages in order, in one atomic step, creating
+    /// the stream's log when it has none. Returns one outcome per message.
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>>;
 
-    /// The latest `count` retained messages, with the stream's state.
-    fn last(&self, stream: &StreamName, count: usize) -> Result<ReadResult, LogError>;
+    /// The retained messages of the page, with the stream's state in the
+    /// same view; `None` when the stream has no log.
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>>;
+
+    /// The latest `count` retained messages, with the stream's state; `None`
+    /// when the stream has no log.
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>>;
 
     /// Applies age retention as of `now_ms` (Unix milliseconds) to every
     /// stream; returns how many messages were removed.
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError>;
+    fn trim(&self, now_ms: u64) -> LogResult<u64>;
 
     /// Whether calls may block on IO (the server then calls them through
     /// `spawn_blocking`).
@@ -185,9 +302,34 @@ pub(crate) fn seq(value: u64, stream: &StreamName) -> Result<Seq, LogError> {
     })
 }
 
+/// Runs a log call, off the async threads when the backend may block.
+pub(crate) async fn call<T, F>(log: &std::sync::Arc<dyn Log>, f: F) -> Result<T, LogError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Log) -> Result<T, LogError> + Send + 'static,
+{
+    if log.is_blocking() {
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || f(&*log))
+            .await
+            .map_err(|e| LogError::Aborted(e.to_string()))?
+    } else {
+        f(&**log)
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 #[cfg(test)]
 mod tests {
-    //! The same behaviour checks run against both backends.
+    //! The same behaviour checks run against the memory and SQLite logs
+    //! (the Redis log runs them in the end-to-end suite, against a real
+    //! Redis).
     use super::*;
 
     fn raw(text: &str) -> Payload {
@@ -209,73 +351,145 @@ mod tests {
         StreamName::new(s).unwrap_or_else(|_| unreachable!())
     }
 
-    fn backends(retention: Retention) -> Vec<(Box<dyn Log>, Option<std::path::PathBuf>)> {
+    const E: Epoch = Epoch(77);
+
+    /// `messages` appended at `now_ms`, creating logs in epoch `E`.
+    fn batch(now_ms: u64, messages: &[NewMessage]) -> Batch<'_> {
+        Batch::new(E, now_ms, messages)
+    }
+
+    fn page(from: u64, to: u64, max: u64) -> Page {
+        Page::new(from, to, max).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs `check` on a memory log and on an SQLite log in a fresh file.
+    fn each_backend(
+        retention: Retention,
+        ids: IdWindow,
+        check: impl Fn(&dyn Log) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        check(&MemoryLog::new(retention).with_id_window(ids))?;
         let dir = std::env::temp_dir().join(format!(
             "seqsync-log-test-{}-{}",
             std::process::id(),
             random_epoch().0
         ));
         let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("log.db");
-        let sqlite = SqliteLog::open(&path, retention).map(|l| Box::new(l) as Box<dyn Log>);
-        vec![
-            (Box::new(MemoryLog::new(retention)) as Box<dyn Log>, None),
-            (
-                sqlite.unwrap_or_else(|e| panic!("open sqlite: {e}")),
-                Some(dir),
-            ),
-        ]
+        let result = SqliteLog::open(dir.join("log.db"), retention)
+            .and_then(|l| check(&l.with_id_window(ids)));
+        let _ = std::fs::remove_dir_all(&dir);
+        result
     }
 
-    fn cleanup(dir: Option<std::path::PathBuf>) {
-        if let Some(dir) = dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    fn seqs(out: &[Appended]) -> Vec<(u64, bool)> {
+        out.iter().map(|a| (a.seq.get(), a.duplicate)).collect()
+    }
+
+    #[test]
+    fn reading_a_stream_never_appended_to_creates_nothing() -> Result<(), LogError> {
+        each_backend(Retention::default(), IdWindow::default(), |log| {
+            let s = name("ghost");
+            assert_eq!(log.info(&s)?, None);
+            assert!(log.read(&s, page(1, 9, 10))?.is_none());
+            assert!(log.last(&s, 10)?.is_none());
+            assert_eq!(log.reserve(&s, E)?, StreamInfo::empty(E));
+            assert_eq!(log.info(&s)?, None, "a local log keeps no reservation");
+            Ok(())
+        })
     }
 
     #[test]
     fn seqs_are_contiguous_from_one_and_ids_are_idempotent() -> Result<(), LogError> {
-        for (log, dir) in backends(Retention::default()) {
+        each_backend(Retention::default(), IdWindow::default(), |log| {
             let s = name("a");
-            let info = log.open(&s)?;
-            assert_eq!((info.head.get(), info.earliest.get()), (0, 1));
-            let out = log.append(&s, &[msg("x", 1), msg("y", 2), msg("x", 3)], 0)?;
-            let seqs: Vec<(u64, bool)> = out.iter().map(|a| (a.seq.get(), a.duplicate)).collect();
-            assert_eq!(seqs, [(1, false), (2, false), (1, true)]);
-            let again = log.append(&s, &[msg("y", 9), msg("z", 4)], 0)?;
+            let out = log.append(&s, &batch(0, &[msg("x", 1), msg("y", 2), msg("x", 3)]))?;
+            assert_eq!(seqs(&out), [(1, false), (2, false), (1, true)]);
+            let info = log.info(&s)?.unwrap_or(StreamInfo::empty(Epoch(0)));
             assert_eq!(
-                again[0],
-                Appended {
-                    seq: at(2),
-                    duplicate: true
+                info,
+                StreamInfo {
+                    epoch: E,
+                    head: at(2),
+                    earliest: at(1)
                 }
             );
-            assert_eq!(again[1].seq.get(), 3);
-            let read = log.read(&s, at(1), at(10), 100)?;
-            assert_eq!(read.info.head.get(), 3);
-            assert_eq!(read.info.epoch, info.epoch);
-            let got: Vec<u64> = read.messages.iter().map(|m| m.seq.get()).collect();
+            // Another epoch for a log that exists changes nothing.
+            let more = [msg("y", 9), msg("z", 4)];
+            let mut later = batch(0, &more);
+            later.epoch = Epoch(5);
+            let again = log.append(&s, &later)?;
+            assert_eq!(seqs(&again), [(2, true), (3, false)]);
+            let read = log
+                .read(&s, page(1, 10, 100))?
+                .map(|r| (r.info, r.messages));
+            let (info, messages) = read.unwrap_or((StreamInfo::empty(Epoch(0)), Vec::new()));
+            assert_eq!(
+                (info.head.get(), info.epoch),
+                (3, E),
+                "the first epoch stays"
+            );
+            let got: Vec<u64> = messages.iter().map(|m| m.seq.get()).collect();
             assert_eq!(got, [1, 2, 3]);
-            assert_eq!(read.messages[1].data.get(), "{\"n\":2}");
-            let paged = log.read(&s, at(2), at(10), 1)?;
-            assert_eq!(paged.messages.len(), 1);
-            assert_eq!(paged.messages[0].seq.get(), 2);
-            cleanup(dir);
-        }
-        Ok(())
+            assert_eq!(messages[1].data.get(), "{\"n\":2}");
+            let paged = log.read(&s, page(2, 10, 1))?.map(|r| r.messages);
+            let paged: Vec<u64> = paged
+                .unwrap_or_default()
+                .iter()
+                .map(|m| m.seq.get())
+                .collect();
+            assert_eq!(paged, [2]);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn publish_ids_are_forgotten_past_their_count_or_age() -> Result<(), LogError> {
+        let window = IdWindow {
+            ttl_ms: 1_000,
+            max_count: 3,
+        };
+        each_backend(Retention::default(), window, |log| {
+            let s = name("ids");
+            log.append(&s, &batch(10_000, &[msg("a", 1), msg("b", 2)]))?;
+            // Within both bounds: the first seq comes back.
+            assert_eq!(
+                seqs(&log.append(&s, &batch(10_500, &[msg("a", 9)]))?),
+                [(1, true)]
+            );
+            // Three messages later, "a" is out of the count window.
+            log.append(&s, &batch(10_500, &[msg("c", 3), msg("d", 4)]))?;
+            assert_eq!(
+                seqs(&log.append(&s, &batch(10_600, &[msg("a", 9)]))?),
+                [(5, false)]
+            );
+            // "d" is recent by count, but a second old.
+            assert_eq!(
+                seqs(&log.append(&s, &batch(11_500, &[msg("d", 9)]))?),
+                [(6, false)]
+            );
+            // The new "a" is remembered in its turn.
+            assert_eq!(
+                seqs(&log.append(&s, &batch(11_550, &[msg("a", 0)]))?),
+                [(5, true)]
+            );
+            Ok(())
+        })
     }
 
     #[test]
     fn streams_have_their_own_seqs_and_epochs() -> Result<(), LogError> {
-        for (log, dir) in backends(Retention::default()) {
+        each_backend(Retention::default(), IdWindow::default(), |log| {
             let (a, b) = (name("a"), name("b"));
-            log.append(&a, &[msg("1", 1), msg("2", 2)], 0)?;
-            let out = log.append(&b, &[msg("1", 1)], 0)?;
+            let (one, two) = ([msg("1", 1), msg("2", 2)], [msg("1", 1)]);
+            let (mut first, mut second) = (batch(0, &one), batch(0, &two));
+            (first.epoch, second.epoch) = (Epoch(1), Epoch(2));
+            log.append(&a, &first)?;
+            let out = log.append(&b, &second)?;
             assert_eq!(out[0].seq.get(), 1);
-            assert_ne!(log.open(&a)?.epoch, log.open(&b)?.epoch);
-            cleanup(dir);
-        }
-        Ok(())
+            assert_eq!(log.info(&a)?.map(|i| i.epoch), Some(Epoch(1)));
+            assert_eq!(log.info(&b)?.map(|i| i.epoch), Some(Epoch(2)));
+            Ok(())
+        })
     }
 
     #[test]
@@ -284,18 +498,17 @@ mod tests {
             max_count: Some(3),
             max_age_ms: None,
         };
-        for (log, dir) in backends(retention) {
+        each_backend(retention, IdWindow::default(), |log| {
             let s = name("r");
-            let batch: Vec<NewMessage> = (1..=10).map(|i| msg(&i.to_string(), i)).collect();
-            log.append(&s, &batch, 0)?;
-            let info = log.open(&s)?;
-            assert_eq!((info.earliest.get(), info.head.get()), (8, 10));
-            let last = log.last(&s, 100)?;
-            let got: Vec<u64> = last.messages.iter().map(|m| m.seq.get()).collect();
+            let messages: Vec<NewMessage> = (1..=10).map(|i| msg(&i.to_string(), i)).collect();
+            log.append(&s, &batch(0, &messages))?;
+            let info = log.info(&s)?.map(|i| (i.earliest.get(), i.head.get()));
+            assert_eq!(info, Some((8, 10)));
+            let last = log.last(&s, 100)?.map(|r| r.messages).unwrap_or_default();
+            let got: Vec<u64> = last.iter().map(|m| m.seq.get()).collect();
             assert_eq!(got, [8, 9, 10]);
-            cleanup(dir);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     #[test]
@@ -304,36 +517,35 @@ mod tests {
             max_count: None,
             max_age_ms: Some(1_000),
         };
-        for (log, dir) in backends(retention) {
+        each_backend(retention, IdWindow::default(), |log| {
             let s = name("age");
-            log.append(&s, &[msg("1", 1), msg("2", 2)], 10_000)?;
-            log.append(&s, &[msg("3", 3)], 10_500)?;
+            log.append(&s, &batch(10_000, &[msg("1", 1), msg("2", 2)]))?;
+            log.append(&s, &batch(10_500, &[msg("3", 3)]))?;
             assert_eq!(log.trim(11_200)?, 2);
-            let info = log.open(&s)?;
-            assert_eq!((info.earliest.get(), info.head.get()), (3, 3));
+            let bounds = |log: &dyn Log| -> Result<_, LogError> {
+                Ok(log.info(&s)?.map(|i| (i.earliest.get(), i.head.get())))
+            };
+            assert_eq!(bounds(log)?, Some((3, 3)));
             assert_eq!(log.trim(20_000)?, 1);
-            let info = log.open(&s)?;
-            assert_eq!((info.earliest.get(), info.head.get()), (4, 3));
-            let out = log.append(&s, &[msg("4", 4)], 20_000)?;
+            assert_eq!(bounds(log)?, Some((4, 3)));
+            let out = log.append(&s, &batch(20_000, &[msg("4", 4)]))?;
             assert_eq!(out[0].seq.get(), 4);
-            cleanup(dir);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     #[test]
     fn last_returns_the_latest_messages() -> Result<(), LogError> {
-        for (log, dir) in backends(Retention::default()) {
+        each_backend(Retention::default(), IdWindow::default(), |log| {
             let s = name("l");
-            let batch: Vec<NewMessage> = (1..=5).map(|i| msg(&i.to_string(), i)).collect();
-            log.append(&s, &batch, 0)?;
-            let last = log.last(&s, 2)?;
-            let got: Vec<u64> = last.messages.iter().map(|m| m.seq.get()).collect();
-            assert_eq!(got, [4, 5]);
-            assert_eq!(last.info.head.get(), 5);
-            assert!(log.last(&s, 0)?.messages.is_empty());
-            cleanup(dir);
-        }
-        Ok(())
+            let messages: Vec<NewMessage> = (1..=5).map(|i| msg(&i.to_string(), i)).collect();
+            log.append(&s, &batch(0, &messages))?;
+            let last = log.last(&s, 2)?.map(|r| (r.info.head.get(), r.messages));
+            let (head, messages) = last.unwrap_or((0, Vec::new()));
+            let got: Vec<u64> = messages.iter().map(|m| m.seq.get()).collect();
+            assert_eq!((head, got), (5, vec![4, 5]));
+            assert!(log.last(&s, 0)?.is_some_and(|r| r.messages.is_empty()));
+            Ok(())
+        })
     }
 }

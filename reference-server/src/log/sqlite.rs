@@ -6,6 +6,14 @@
 //! (or a wiped one) gives every stream a new epoch, which is what makes
 //! clients reset instead of trusting seqs of another log.
 //!
+//! A stream gets its row when its first message is appended: reads of a
+//! stream that has none answer `None` and write nothing.
+//!
+//! Publish ids are kept with their messages; an id counts as known only
+//! within the [`IdWindow`] (the lookup checks the stored seq and time), and
+//! the index on them is not unique, so an id past its window can be used
+//! again.
+//!
 //! Writes go through one connection (SQLite has one writer anyway); reads
 //! use their own connections so they run beside writes (WAL) and each read
 //! runs in one transaction, a consistent view of the stream.
@@ -16,12 +24,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use seqsync_core::{Epoch, Seq, StreamName};
+use seqsync_core::{Epoch, StreamName};
 use serde_json::value::RawValue;
 
 use super::{
-    Appended, Log, LogError, NewMessage, ReadResult, Retention, StoredMessage, StreamInfo,
-    random_epoch, seq,
+    Appended, Batch, IdWindow, Log, LogError, LogResult, Page, ReadResult, Retention,
+    StoredMessage, StreamInfo, seq,
 };
 
 const SCHEMA: &str = "
@@ -40,14 +48,22 @@ CREATE TABLE IF NOT EXISTS messages (
     data      TEXT NOT NULL,
     PRIMARY KEY (stream_id, seq)
 ) WITHOUT ROWID;
-CREATE UNIQUE INDEX IF NOT EXISTS messages_pub_id ON messages (stream_id, pub_id);
+DROP INDEX IF EXISTS messages_pub_id;
+CREATE INDEX IF NOT EXISTS messages_pub_id_seq ON messages (stream_id, pub_id, seq);
 ";
+
+/// The latest message stored with a publish id. Named index: without
+/// statistics SQLite would walk the stream's primary key for the ORDER BY,
+/// a scan of the whole stream per publish.
+const FIND_ID: &str = "SELECT seq, ts_ms FROM messages INDEXED BY messages_pub_id_seq \
+     WHERE stream_id = ?1 AND pub_id = ?2 ORDER BY seq DESC LIMIT 1";
 
 const READERS: usize = 2;
 
 /// A [`Log`] in one SQLite file.
 pub struct SqliteLog {
     retention: Retention,
+    ids: IdWindow,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -57,6 +73,7 @@ impl std::fmt::Debug for SqliteLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteLog")
             .field("retention", &self.retention)
+            .field("ids", &self.ids)
             .finish_non_exhaustive()
     }
 }
@@ -92,14 +109,14 @@ fn load(conn: &Connection, name: &StreamName) -> Result<Option<Row>, LogError> {
     Ok(row)
 }
 
-fn load_or_create(conn: &Connection, name: &StreamName) -> Result<Row, LogError> {
+fn load_or_create(conn: &Connection, name: &StreamName, epoch: Epoch) -> Result<Row, LogError> {
     if let Some(row) = load(conn, name)? {
         return Ok(row);
     }
     conn.prepare_cached(
         "INSERT OR IGNORE INTO streams (name, epoch, head, earliest) VALUES (?1, ?2, 0, 1)",
     )?
-    .execute(params![name.as_str(), random_epoch().0 as i64])?;
+    .execute(params![name.as_str(), epoch.0 as i64])?;
     load(conn, name)?.ok_or_else(|| LogError::Corrupt {
         stream: name.to_string(),
         reason: "stream row missing after insert".into(),
@@ -142,10 +159,17 @@ impl SqliteLog {
         }
         Ok(SqliteLog {
             retention,
+            ids: IdWindow::default(),
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
         })
+    }
+
+    /// The same log, remembering publish ids within `ids`.
+    pub fn with_id_window(mut self, ids: IdWindow) -> SqliteLog {
+        self.ids = ids;
+        self
     }
 
     fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -157,73 +181,55 @@ impl SqliteLog {
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reads in one transaction; creates the stream first if it has no row.
+    /// Reads in one transaction; `None` when the stream has no row.
     fn read_view<R>(
         &self,
         name: &StreamName,
         f: impl FnOnce(&Connection, Row) -> Result<R, LogError>,
-    ) -> Result<R, LogError> {
-        {
-            let mut conn = self.reader();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-            if let Some(row) = load(&tx, name)? {
-                let out = f(&tx, row)?;
-                tx.commit()?;
-                return Ok(out);
-            }
-        }
-        self.open(name)?;
+    ) -> Result<Option<R>, LogError> {
         let mut conn = self.reader();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let row = load(&tx, name)?.ok_or_else(|| LogError::Corrupt {
-            stream: name.to_string(),
-            reason: "stream row missing after insert".into(),
-        })?;
+        let Some(row) = load(&tx, name)? else {
+            return Ok(None);
+        };
         let out = f(&tx, row)?;
         tx.commit()?;
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
 impl Log for SqliteLog {
-    fn open(&self, stream: &StreamName) -> Result<StreamInfo, LogError> {
-        if let Some(row) = load(&self.reader(), stream)? {
-            return row.info(stream);
-        }
-        let conn = self.writer();
-        load_or_create(&conn, stream)?.info(stream)
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>> {
+        load(&self.reader(), stream)?
+            .map(|row| row.info(stream))
+            .transpose()
     }
 
-    fn append(
-        &self,
-        stream: &StreamName,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError> {
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {
+        let now_ms = batch.now_ms;
         let mut conn = self.writer();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut row = load_or_create(&tx, stream)?;
-        let mut out = Vec::with_capacity(batch.len());
+        let mut row = load_or_create(&tx, stream, batch.epoch)?;
+        let mut out = Vec::with_capacity(batch.messages.len());
         let mut in_batch: HashMap<&str, u64> = HashMap::new();
         {
-            let mut find =
-                tx.prepare_cached("SELECT seq FROM messages WHERE stream_id = ?1 AND pub_id = ?2")?;
+            let mut find = tx.prepare_cached(FIND_ID)?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO messages (stream_id, seq, pub_id, ts_ms, data) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for m in batch {
+            for m in batch.messages {
                 let known = match in_batch.get(m.id.as_str()) {
                     Some(&s) => Some(s),
                     None => find
-                        .query_row(params![row.id, m.id], |r| r.get::<_, i64>(0))
+                        .query_row(params![row.id, m.id], |r| {
+                            Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+                        })
                         .optional()?
-                        .map(|s| s as u64),
+                        .filter(|&(s, ts)| self.ids.remembers(s, ts, row.head, now_ms))
+                        .map(|(s, _)| s),
                 };
                 if let Some(s) = known {
-                    out.push(Appended {
-                        seq: seq(s, stream)?,
-                        duplicate: true,
-                    });
+                    out.push(Appended::known(seq(s, stream)?));
                     continue;
                 }
                 let next = seq(row.head + 1, stream)?;
@@ -236,10 +242,7 @@ impl Log for SqliteLog {
                     m.data.get()
                 ])?;
                 in_batch.insert(m.id.as_str(), row.head);
-                out.push(Appended {
-                    seq: next,
-                    duplicate: false,
-                });
+                out.push(Appended::stored(next));
             }
         }
         if let Some(max) = self.retention.max_count {
@@ -256,13 +259,8 @@ impl Log for SqliteLog {
         Ok(out)
     }
 
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<ReadResult, LogError> {
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>> {
+        let (from, to, max) = (page.range.start(), page.range.end(), page.max);
         self.read_view(stream, |conn, row| {
             let info = row.info(stream)?;
             let mut stmt = conn.prepare_cached(
@@ -286,7 +284,7 @@ impl Log for SqliteLog {
         })
     }
 
-    fn last(&self, stream: &StreamName, count: usize) -> Result<ReadResult, LogError> {
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>> {
         self.read_view(stream, |conn, row| {
             let info = row.info(stream)?;
             let from = row.head.saturating_sub(count as u64) + 1;
@@ -307,7 +305,7 @@ impl Log for SqliteLog {
         })
     }
 
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
+    fn trim(&self, now_ms: u64) -> LogResult<u64> {
         let Some(max_age) = self.retention.max_age_ms else {
             return Ok(0);
         };
@@ -367,5 +365,33 @@ impl Log for SqliteLog {
         }
         tx.commit()?;
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publish_id_is_found_through_its_index_not_by_a_scan() -> Result<(), LogError> {
+        let dir = std::env::temp_dir().join(format!(
+            "seqsync-sqlite-plan-{}-{}",
+            std::process::id(),
+            super::super::random_epoch().0
+        ));
+        let _ = std::fs::create_dir_all(&dir);
+        let log = SqliteLog::open(dir.join("log.db"), Retention::default())?;
+        let plan: Vec<String> = {
+            let conn = log.writer();
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {FIND_ID}"))?;
+            let rows = stmt.query_map(params![1, "x"], |r| r.get::<_, String>(3))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            plan,
+            ["SEARCH messages USING INDEX messages_pub_id_seq (stream_id=? AND pub_id=?)"]
+        );
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
-//! The Redis log: one Redis (or one Redis Cluster slot per stream) shared by
-//! any number of server instances.
+//! The Redis log: one Redis, or a Redis Cluster, shared by any number of
+//! server instances.
 //!
 //! Per stream, three kinds of keys, all with the stream's name as the hash
 //! tag so that they live in one cluster slot and one script may touch them
@@ -9,32 +9,47 @@
 //!   entry with id `n-0` and fields `e` (epoch), `t` (append time, Unix
 //!   milliseconds) and `d` (payload JSON);
 //! - `seqsync:{<stream>}:meta`: a hash with `epoch`, `head` and `earliest`;
-//! - `seqsync:{<stream>}:id:<publish id>`: the seq of a publish id, kept for
-//!   [`RedisOptions::id_ttl_secs`].
+//! - `seqsync:{<stream>}:id:<publish id>`: `<epoch>:<seq>` of a publish id,
+//!   expiring after [`IdWindow::ttl_ms`].
 //!
 //! Seqs are assigned by one Lua script per batch, which checks each publish
 //! id, increments the head and appends with an explicit entry id: Redis runs
-//! scripts one at a time, so two instances can never hand out the same seq.
-//! The epoch is drawn at random by whoever first finds the stream without
-//! one. A Redis that restarts without persistence has lost every key: the
-//! next use draws a new epoch, so clients are reset rather than shown seqs
-//! of another log.
+//! scripts one at a time (per shard), so two instances can never hand out
+//! the same seq. The epoch is drawn at random by whoever first finds the
+//! stream without one. A Redis that restarts without persistence has lost
+//! every key: the next use draws a new epoch, so clients are reset rather
+//! than shown seqs of another log.
+//!
+//! Reading creates nothing. A subscriber of an empty stream *reserves* its
+//! epoch: the meta is written with an expiry
+//! ([`RedisOptions::reservation_ttl_ms`]), renewed while some instance
+//! follows the stream, and made permanent by the first append; so every
+//! instance names the same epoch for it, and names nobody published to
+//! vanish on their own.
+//!
+//! After each append the script publishes the log key on the channel
+//! [`NOTIFY_CHANNEL`]; each instance's [`follow::Follower`] reads the
+//! streams it follows when told, one `XREAD` per stream, grouped per node
+//! (a cluster refuses one `XREAD` over keys of several slots).
 //!
 //! In a stream name, `%` and `}` are written `%25` and `%7D` so that the
 //! hash tag ends where the name ends and no two streams share a key.
+
+pub(crate) mod follow;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use redis::{Connection, Script, Value};
-use seqsync_core::{Epoch, MAX_SEQ, Seq, StreamName};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Connection, ConnectionLike, Script, Value};
+use seqsync_core::{Epoch, MAX_SEQ, StreamName};
 use serde_json::value::RawValue;
 
 use super::{
-    Appended, Log, LogError, NewMessage, ReadResult, Retention, StoredMessage, StreamInfo,
-    random_epoch, seq,
+    Appended, Batch, IdWindow, Log, LogError, LogResult, Page, ReadResult, Retention,
+    StoredMessage, StreamInfo, random_epoch, seq,
 };
 
 /// Connections kept per log (calls beyond it wait for one).
@@ -44,37 +59,47 @@ const TRIM_STEP: usize = 1024;
 /// How long connecting and each command may take before the call fails.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// KEYS: log, meta. ARGV: candidate epoch. Creates the stream's meta when
-/// it has none (a new incarnation: entries of an old one are dropped);
-/// answers epoch, head, earliest.
-const OPEN: &str = r"
+/// The Pub/Sub channel on which every append names the log key it wrote.
+pub const NOTIFY_CHANNEL: &str = "seqsync:appended";
+
+/// KEYS: log, meta. ARGV: candidate epoch, reservation ttl (ms).
+/// The stream's meta, reserving it (with an expiry) in the candidate epoch
+/// when it has none, and renewing a reservation not yet appended to.
+/// Answers epoch, head, earliest.
+const RESERVE: &str = r"
 if redis.call('HSETNX', KEYS[2], 'epoch', ARGV[1]) == 1 then
   redis.call('HSET', KEYS[2], 'head', '0', 'earliest', '1')
   redis.call('DEL', KEYS[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+elseif redis.call('PTTL', KEYS[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
 return redis.call('HMGET', KEYS[2], 'epoch', 'head', 'earliest')
 ";
 
 /// KEYS: log, meta, one id key per message. ARGV: candidate epoch, now_ms,
-/// id ttl (s), max count (0: none), one payload per message.
-/// Answers one integer per message: its seq, negated when the id was known.
-/// An id key holds `<epoch>:<seq>`: ids of an older incarnation count as
-/// unknown.
+/// id ttl (ms), id window (count), max count (0: none), then one payload
+/// per message. Answers one integer per message: its seq, negated when the
+/// id was known. An id key holds `<epoch>:<seq>`: ids of an older
+/// incarnation count as unknown, and so do ids more than the window's
+/// count behind the head.
 const APPEND: &str = r"
 local log, meta = KEYS[1], KEYS[2]
 if redis.call('HSETNX', meta, 'epoch', ARGV[1]) == 1 then
   redis.call('HSET', meta, 'head', '0', 'earliest', '1')
   redis.call('DEL', log)
 end
+redis.call('PERSIST', meta)
 local m = redis.call('HMGET', meta, 'epoch', 'head', 'earliest')
 local epoch, head, earliest = m[1], tonumber(m[2]), tonumber(m[3])
 if not head or not earliest then
   return redis.error_reply('ERR seqsync: stream meta is corrupt')
 end
-local n = #ARGV - 4
+local n = #ARGV - 5
 if head + n > 9007199254740991 then
   return redis.error_reply('ERR seqsync: seq limit reached')
 end
+local window = tonumber(ARGV[4])
 local out = {}
 for i = 1, n do
   local idkey = KEYS[2 + i]
@@ -83,22 +108,23 @@ for i = 1, n do
   if known then
     known_epoch, known_seq = string.match(known, '^(%d+):(%d+)$')
   end
-  if known_epoch == epoch and known_seq then
+  if known_epoch == epoch and known_seq and tonumber(known_seq) + window > head then
     out[i] = -tonumber(known_seq)
   else
     head = head + 1
     local s = string.format('%d', head)
-    redis.call('XADD', log, s .. '-0', 'e', epoch, 't', ARGV[2], 'd', ARGV[4 + i])
-    redis.call('SET', idkey, epoch .. ':' .. s, 'EX', ARGV[3])
+    redis.call('XADD', log, s .. '-0', 'e', epoch, 't', ARGV[2], 'd', ARGV[5 + i])
+    redis.call('SET', idkey, epoch .. ':' .. s, 'PX', ARGV[3])
     out[i] = head
   end
 end
-local max = tonumber(ARGV[4])
+local max = tonumber(ARGV[5])
 if max > 0 and head - max + 1 > earliest then
   earliest = head - max + 1
   redis.call('XTRIM', log, 'MINID', string.format('%d-0', earliest))
 end
 redis.call('HSET', meta, 'head', string.format('%d', head), 'earliest', string.format('%d', earliest))
+redis.call('PUBLISH', 'seqsync:appended', log)
 return out
 ";
 
@@ -113,35 +139,149 @@ redis.call('HSET', KEYS[2], 'earliest', string.format('%d', keep))
 return redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d-0', keep))
 ";
 
+/// Where the log's Redis is: one server, or the nodes of a cluster.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// One Redis server.
+    Single(redis::Client),
+    /// A Redis Cluster, with the nodes to start from.
+    Cluster {
+        /// The cluster's client.
+        client: ClusterClient,
+        /// The node URLs given, for connections that must name one node.
+        nodes: Vec<redis::Client>,
+    },
+}
+
+impl Target {
+    fn open(urls: &[&str]) -> redis::RedisResult<Target> {
+        match urls {
+            [url] => Ok(Target::Single(redis::Client::open(*url)?)),
+            _ => Ok(Target::Cluster {
+                client: ClusterClient::builder(urls.iter().copied())
+                    .connection_timeout(IO_TIMEOUT)
+                    .response_timeout(IO_TIMEOUT)
+                    .build()?,
+                nodes: urls
+                    .iter()
+                    .map(|u| redis::Client::open(*u))
+                    .collect::<Result<_, _>>()?,
+            }),
+        }
+    }
+
+    /// A connection for commands (routed by key in a cluster).
+    pub(crate) fn connect(&self) -> redis::RedisResult<Conn> {
+        match self {
+            Target::Single(client) => connect(client).map(Conn::Single),
+            Target::Cluster { client, .. } => {
+                let conn = client.get_connection()?;
+                conn.set_read_timeout(Some(IO_TIMEOUT))?;
+                conn.set_write_timeout(Some(IO_TIMEOUT))?;
+                Ok(Conn::Cluster(Box::new(conn)))
+            }
+        }
+    }
+
+    /// The single servers a Pub/Sub connection may use, in order of
+    /// preference (in a cluster, a message published on any node reaches
+    /// subscribers on every node).
+    pub(crate) fn nodes(&self) -> Vec<redis::Client> {
+        match self {
+            Target::Single(client) => vec![client.clone()],
+            Target::Cluster { nodes, .. } => nodes.clone(),
+        }
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self, Target::Cluster { .. })
+    }
+}
+
+/// A connection to one Redis or to a cluster.
+pub(crate) enum Conn {
+    /// To one server.
+    Single(Connection),
+    /// To a cluster.
+    Cluster(Box<ClusterConnection>),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Conn::Single(c) => c.check_connection(),
+            Conn::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Single(c) => c.is_open(),
+            Conn::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
 /// Settings of a [`RedisLog`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisOptions {
     /// Retention per stream.
     pub retention: Retention,
-    /// How long a publish id is remembered, in seconds: a retry within this
-    /// time gets the first seq back.
-    pub id_ttl_secs: u64,
+    /// How long and for how many messages a publish id is remembered: a
+    /// retry within both gets the first seq back.
+    pub ids: IdWindow,
+    /// How long the epoch of an empty stream stays reserved after the last
+    /// instance that follows it renewed it, in milliseconds.
+    pub reservation_ttl_ms: u64,
 }
 
 impl Default for RedisOptions {
     fn default() -> RedisOptions {
         RedisOptions {
             retention: Retention::default(),
-            id_ttl_secs: 3_600,
+            ids: IdWindow::default(),
+            reservation_ttl_ms: 600_000,
         }
     }
 }
 
 /// A [`Log`] in Redis Streams, shared by every server instance that uses the
-/// same Redis.
+/// same Redis (or Redis Cluster).
 pub struct RedisLog {
-    client: redis::Client,
+    target: Target,
     options: RedisOptions,
-    pool: Vec<Mutex<Option<Connection>>>,
+    pool: Vec<Mutex<Option<Conn>>>,
     next: AtomicUsize,
-    /// Streams this instance has opened: the ones its age retention sweeps.
-    opened: Mutex<HashSet<StreamName>>,
-    open: Script,
+    /// Streams this instance has appended to or reserved: the ones its age
+    /// retention sweeps.
+    touched: Mutex<HashSet<StreamName>>,
+    reserve_script: Script,
     append: Script,
     trim_to: Script,
 }
@@ -149,6 +289,7 @@ pub struct RedisLog {
 impl std::fmt::Debug for RedisLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisLog")
+            .field("cluster", &self.target.is_cluster())
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -292,14 +433,34 @@ impl RedisLog {
     /// # Errors
     /// [`LogError::Redis`] when the URL is invalid or Redis does not answer.
     pub fn open(url: &str, options: RedisOptions) -> Result<RedisLog, LogError> {
-        let client = redis::Client::open(url).map_err(redis_err)?;
+        RedisLog::with_target(Target::open(&[url]).map_err(redis_err)?, options)
+    }
+
+    /// Connects to the Redis Cluster that `nodes` (one URL per node, at
+    /// least one) belong to, and checks that it answers.
+    ///
+    /// # Errors
+    /// [`LogError::Redis`] when a URL is invalid or the cluster does not
+    /// answer.
+    pub fn open_cluster(nodes: &[String], options: RedisOptions) -> Result<RedisLog, LogError> {
+        let urls: Vec<&str> = nodes.iter().map(String::as_str).collect();
+        let target = match urls.as_slice() {
+            [] => return Err(LogError::Redis("a cluster needs at least one node".into())),
+            // One seed node is still a cluster: route by slot all the same.
+            [one] => Target::open(&[one, one]),
+            _ => Target::open(&urls),
+        };
+        RedisLog::with_target(target.map_err(redis_err)?, options)
+    }
+
+    fn with_target(target: Target, options: RedisOptions) -> Result<RedisLog, LogError> {
         let log = RedisLog {
-            client,
+            target,
             options,
             pool: (0..POOL).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
-            opened: Mutex::new(HashSet::new()),
-            open: Script::new(OPEN),
+            touched: Mutex::new(HashSet::new()),
+            reserve_script: Script::new(RESERVE),
             append: Script::new(APPEND),
             trim_to: Script::new(TRIM_TO),
         };
@@ -307,9 +468,14 @@ impl RedisLog {
         Ok(log)
     }
 
-    /// The client of this log's Redis (for followers).
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
+    /// Where this log's Redis is (for followers).
+    pub(crate) fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The settings.
+    pub(crate) fn options(&self) -> &RedisOptions {
+        &self.options
     }
 
     /// Runs `f` on a pooled connection. A connection that failed is dropped
@@ -318,7 +484,7 @@ impl RedisLog {
     /// no effect and appends carry their publish ids.
     fn with<T>(
         &self,
-        mut f: impl FnMut(&mut Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, LogError> {
         match self.with_once(&mut f) {
             Err((e, true)) => {
@@ -332,7 +498,7 @@ impl RedisLog {
     /// One attempt; on failure, also whether the connection was lost.
     fn with_once<T>(
         &self,
-        f: &mut impl FnMut(&mut Connection) -> redis::RedisResult<T>,
+        f: &mut impl FnMut(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, (LogError, bool)> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = (0..self.pool.len())
@@ -345,7 +511,7 @@ impl RedisLog {
             });
         let mut slot = slot;
         if slot.is_none() {
-            *slot = Some(connect(&self.client).map_err(|e| (redis_err(e), false))?);
+            *slot = Some(self.target.connect().map_err(|e| (redis_err(e), false))?);
         }
         let Some(conn) = slot.as_mut() else {
             return Err((LogError::Redis("no connection".into()), false));
@@ -362,39 +528,33 @@ impl RedisLog {
         }
     }
 
-    fn remember(&self, stream: &StreamName) {
-        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        if !opened.contains(stream) {
-            opened.insert(stream.clone());
+    fn touch(&self, stream: &StreamName) {
+        let mut touched = self.touched.lock().unwrap_or_else(|p| p.into_inner());
+        if !touched.contains(stream) {
+            touched.insert(stream.clone());
         }
     }
 
-    /// Reads the meta and runs `query` in one MULTI/EXEC, creating the
-    /// stream first when it has no meta.
+    /// Reads the meta and runs `query` in one MULTI/EXEC (one slot: the
+    /// stream's); `None` when the stream has no meta.
     fn view(
         &self,
         stream: &StreamName,
         query: impl Fn(&mut redis::Pipeline, &Keys),
-    ) -> Result<(StreamInfo, Value), LogError> {
+    ) -> Result<Option<(StreamInfo, Value)>, LogError> {
         let keys = Keys::of(stream);
-        for _ in 0..2 {
-            let mut pipe = redis::pipe();
-            pipe.atomic()
-                .cmd("HMGET")
-                .arg(&keys.meta)
-                .arg("epoch")
-                .arg("head")
-                .arg("earliest");
-            query(&mut pipe, &keys);
-            let reply: Vec<Value> = self.with(|conn| pipe.query(conn))?;
-            let [meta, rest] = <[Value; 2]>::try_from(reply)
-                .map_err(|_| corrupt(stream, "unexpected transaction reply"))?;
-            if let Some(info) = parse_meta(stream, &meta)? {
-                return Ok((info, rest));
-            }
-            self.open(stream)?;
-        }
-        Err(corrupt(stream, "stream meta missing after creation"))
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("HMGET")
+            .arg(&keys.meta)
+            .arg("epoch")
+            .arg("head")
+            .arg("earliest");
+        query(&mut pipe, &keys);
+        let reply: Vec<Value> = self.with(|conn| pipe.query(conn))?;
+        let [meta, rest] = <[Value; 2]>::try_from(reply)
+            .map_err(|_| corrupt(stream, "unexpected transaction reply"))?;
+        Ok(parse_meta(stream, &meta)?.map(|info| (info, rest)))
     }
 }
 
@@ -405,67 +565,88 @@ pub(crate) fn connect(client: &redis::Client) -> redis::RedisResult<Connection> 
     Ok(conn)
 }
 
-/// Runs the open script: the stream's state, creating its meta (with a
-/// fresh random epoch) when it has none.
-pub(crate) fn open_meta(
-    conn: &mut Connection,
+/// Runs the reserve script: the stream's state, reserving `epoch` for it
+/// for `ttl_ms` when it has none.
+pub(crate) fn reserve_meta(
+    conn: &mut impl ConnectionLike,
     script: &Script,
     stream: &StreamName,
+    epoch: Epoch,
+    ttl_ms: u64,
 ) -> Result<StreamInfo, LogError> {
     let keys = Keys::of(stream);
     let reply: Value = script
         .key(&keys.log)
         .key(&keys.meta)
-        .arg(random_epoch().0)
+        .arg(epoch.0)
+        .arg(ttl_ms.max(1))
         .invoke(conn)
         .map_err(redis_err)?;
     parse_meta(stream, &reply)?.ok_or_else(|| corrupt(stream, "stream meta missing"))
 }
 
-/// The open script, for followers that must re-create a lost stream.
-pub(crate) fn open_script() -> Script {
-    Script::new(OPEN)
+/// The reserve script, for followers that renew reservations and re-create
+/// lost streams.
+pub(crate) fn reserve_script() -> Script {
+    Script::new(RESERVE)
 }
 
 impl Log for RedisLog {
-    fn open(&self, stream: &StreamName) -> Result<StreamInfo, LogError> {
-        self.remember(stream);
+    fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>> {
         let keys = Keys::of(stream);
         let reply: Value = self.with(|conn| {
-            self.open
+            redis::cmd("HMGET")
+                .arg(&keys.meta)
+                .arg("epoch")
+                .arg("head")
+                .arg("earliest")
+                .query(conn)
+        })?;
+        parse_meta(stream, &reply)
+    }
+
+    /// Reserves an epoch of its own drawing, never the caller's: a meta
+    /// that vanished may have belonged to a log with messages, and its epoch
+    /// must not come back with other messages under the same seqs.
+    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> LogResult<StreamInfo> {
+        self.touch(stream);
+        let keys = Keys::of(stream);
+        let reply: Value = self.with(|conn| {
+            self.reserve_script
                 .key(&keys.log)
                 .key(&keys.meta)
                 .arg(random_epoch().0)
+                .arg(self.options.reservation_ttl_ms.max(1))
                 .invoke(conn)
         })?;
         parse_meta(stream, &reply)?.ok_or_else(|| corrupt(stream, "stream meta missing"))
     }
 
-    fn append(
-        &self,
-        stream: &StreamName,
-        batch: &[NewMessage],
-        now_ms: u64,
-    ) -> Result<Vec<Appended>, LogError> {
-        if batch.is_empty() {
+    fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {
+        let (messages, now_ms) = (batch.messages, batch.now_ms);
+        if messages.is_empty() {
             return Ok(Vec::new());
         }
-        self.remember(stream);
+        self.touch(stream);
         let keys = Keys::of(stream);
         let mut call = self.append.key(&keys.log);
         call.key(&keys.meta);
-        for m in batch {
+        for m in messages {
             call.key(keys.id(&m.id));
         }
+        // A fresh epoch, never the caller's: when the meta is gone (a Redis
+        // that lost its data), the log that starts here is a new
+        // incarnation and must not reuse the epoch clients already hold.
         call.arg(random_epoch().0)
             .arg(now_ms)
-            .arg(self.options.id_ttl_secs.max(1))
+            .arg(self.options.ids.ttl_ms.max(1))
+            .arg(self.options.ids.max_count)
             .arg(self.options.retention.max_count.unwrap_or(0));
-        for m in batch {
+        for m in messages {
             call.arg(m.data.get());
         }
         let reply: Vec<i64> = self.with(|conn| call.invoke(conn))?;
-        if reply.len() != batch.len() {
+        if reply.len() != messages.len() {
             return Err(corrupt(stream, "append answered the wrong count"));
         }
         reply
@@ -479,21 +660,18 @@ impl Log for RedisLog {
             .collect()
     }
 
-    fn read(
-        &self,
-        stream: &StreamName,
-        from: Seq,
-        to: Seq,
-        max: u64,
-    ) -> Result<ReadResult, LogError> {
-        let (info, reply) = self.view(stream, |pipe, keys| {
+    fn read(&self, stream: &StreamName, page: Page) -> LogResult<Option<ReadResult>> {
+        let Some((info, reply)) = self.view(stream, |pipe, keys| {
             pipe.cmd("XRANGE")
                 .arg(&keys.log)
-                .arg(format!("{}-0", from.get()))
-                .arg(format!("{}-0", to.get()))
+                .arg(format!("{}-0", page.range.start()))
+                .arg(format!("{}-0", page.range.end()))
                 .arg("COUNT")
-                .arg(max.max(1));
-        })?;
+                .arg(page.max.max(1));
+        })?
+        else {
+            return Ok(None);
+        };
         let Value::Array(entries) = reply else {
             return Err(corrupt(stream, "XRANGE answered no array"));
         };
@@ -501,23 +679,26 @@ impl Log for RedisLog {
             .iter()
             .map(|e| stored(stream, e))
             .collect::<Result<_, _>>()?;
-        Ok(ReadResult { info, messages })
+        Ok(Some(ReadResult { info, messages }))
     }
 
-    fn last(&self, stream: &StreamName, count: usize) -> Result<ReadResult, LogError> {
-        let (info, reply) = self.view(stream, |pipe, keys| {
+    fn last(&self, stream: &StreamName, count: usize) -> LogResult<Option<ReadResult>> {
+        let Some((info, reply)) = self.view(stream, |pipe, keys| {
             pipe.cmd("XREVRANGE")
                 .arg(&keys.log)
                 .arg("+")
                 .arg("-")
                 .arg("COUNT")
                 .arg(count.max(1));
-        })?;
+        })?
+        else {
+            return Ok(None);
+        };
         if count == 0 {
-            return Ok(ReadResult {
+            return Ok(Some(ReadResult {
                 info,
                 messages: Vec::new(),
-            });
+            }));
         }
         let Value::Array(entries) = reply else {
             return Err(corrupt(stream, "XREVRANGE answered no array"));
@@ -527,16 +708,16 @@ impl Log for RedisLog {
             .map(|e| stored(stream, e))
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
-        Ok(ReadResult { info, messages })
+        Ok(Some(ReadResult { info, messages }))
     }
 
-    fn trim(&self, now_ms: u64) -> Result<u64, LogError> {
+    fn trim(&self, now_ms: u64) -> LogResult<u64> {
         let Some(max_age) = self.options.retention.max_age_ms else {
             return Ok(0);
         };
         let cutoff = now_ms.saturating_sub(max_age);
         let streams: Vec<StreamName> = self
-            .opened
+            .touched
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
