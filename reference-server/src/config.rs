@@ -125,6 +125,8 @@ pub struct ServerConfig {
     /// How long shutdown waits for connections to flush and close, in
     /// milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Serve `wss://` (TLS) instead of `ws://`.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -145,6 +147,7 @@ impl Default for ServerConfig {
             stream_idle_ms: 30_000,
             retention_interval_ms: 1_000,
             shutdown_grace_ms: 5_000,
+            tls: None,
         }
     }
 }

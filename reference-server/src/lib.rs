@@ -118,6 +118,7 @@ mod outbound;
 mod server;
 mod state;
 pub mod stream_hub;
+mod tls;
 mod writer;
 
 pub use config::{Limits, ServerConfig, Storage};
@@ -125,3 +126,4 @@ pub use log::{IdWindow, Retention};
 pub use metrics::MetricsSnapshot;
 pub use seqsync_core::protocol::{ErrorCode, MAX_PUBLISH_ID_LEN};
 pub use server::{RunningServer, Server, ServerError};
+pub use tls::{TlsConfig, TlsError};

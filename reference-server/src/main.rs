@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use seqsync_server::auth::{self, Claims};
 use seqsync_server::faults::FaultSpec;
-use seqsync_server::{IdWindow, Limits, Retention, Server, ServerConfig, Storage};
+use seqsync_server::{IdWindow, Limits, Retention, Server, ServerConfig, Storage, TlsConfig};
 
 /// Reference server for seqsync: exact sequenced streams over WebSocket.
 ///
@@ -68,6 +68,13 @@ struct Cli {
     /// Refuse `?faults=` on /ws (clients may otherwise ask for faults on their own connection).
     #[arg(long, env = "SEQSYNC_NO_CLIENT_FAULTS")]
     no_client_faults: bool,
+
+    /// Serve wss:// with this certificate chain (PEM; the server's first).
+    #[arg(long, env = "SEQSYNC_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "SEQSYNC_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 
     /// Directory served at / (default: examples/chat-web when it exists).
     #[arg(long, env = "SEQSYNC_STATIC_DIR")]
@@ -255,6 +262,13 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
             max_count: cli.id_window,
         },
         stream_idle_ms: cli.stream_idle_ms,
+        tls: match (&cli.tls_cert, &cli.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                TlsConfig::load(cert, key)
+                    .map_err(|e| seqsync_server::ServerError::Io(std::io::Error::other(e)))?,
+            ),
+            _ => None,
+        },
         ..ServerConfig::default()
     };
     let server = Server::start(config).await?;

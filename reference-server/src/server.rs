@@ -174,9 +174,14 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// `ws://addr/ws`.
+    /// `ws://addr/ws`, or `wss://addr/ws` with TLS.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.local_addr)
+        let scheme = if self.state.config.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/ws", self.local_addr)
     }
 
     /// The server's counters now.
@@ -251,12 +256,38 @@ async fn accept_loop(listener: TcpListener, app: Router, state: Arc<AppState>) {
     }
 }
 
-/// Serves one admitted connection. Its request head must arrive within
-/// [`Limits::handshake_timeout_ms`](crate::Limits::handshake_timeout_ms);
+/// Serves one admitted connection: TLS first when the server has a
+/// certificate, then HTTP. The TLS handshake and the request head must both
+/// arrive within [`Limits::handshake_timeout_ms`](crate::Limits::handshake_timeout_ms);
 /// an upgraded connection carries its ticket into the WebSocket session.
 async fn serve_connection(tcp: TcpStream, ticket: Arc<Ticket>, app: Router, state: Arc<AppState>) {
     let _ = tcp.set_nodelay(true);
     let timeout = Duration::from_millis(state.config.limits.handshake_timeout_ms.max(1));
+    let Some(tls) = state.config.tls.clone() else {
+        serve_http(tcp, ticket, app, state, timeout).await;
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.0);
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => serve_http(stream, ticket, app, state, timeout).await,
+        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+        Err(_) => {
+            Metrics::inc(&state.metrics.handshake_timeouts);
+            tracing::debug!("TLS handshake timed out");
+        }
+    }
+}
+
+/// HTTP/1.1 on an accepted connection (plain or TLS), upgrades included.
+async fn serve_http<IO>(
+    io: IO,
+    ticket: Arc<Ticket>,
+    app: Router,
+    state: Arc<AppState>,
+    timeout: Duration,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = WithTicket { app, ticket };
     let mut builder = http1::Builder::new();
     builder
@@ -264,7 +295,7 @@ async fn serve_connection(tcp: TcpStream, ticket: Arc<Ticket>, app: Router, stat
         .header_read_timeout(timeout)
         .keep_alive(true);
     let conn = builder
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
     let mut stop = state.shutdown.clone();

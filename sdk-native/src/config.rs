@@ -7,6 +7,7 @@ use std::time::Duration;
 use seqsync_core::SessionConfig;
 
 use crate::positions::PositionStore;
+use crate::tls::{TlsOptions, TokenProvider, TokenSource};
 
 /// How a [`Client`](crate::Client) connects and recovers.
 ///
@@ -34,6 +35,11 @@ pub struct ClientConfig {
     /// flow, and on unsubscribe and close). `None`: every run starts from
     /// snapshots, unless a subscription names its own resume point.
     pub position_store: Option<Arc<dyn PositionStore>>,
+    /// TLS for `wss://` endpoints.
+    pub tls: TlsOptions,
+    /// Fetches a fresh token before every connection attempt; when set, it
+    /// is used instead of `token`.
+    pub token_provider: Option<TokenSource>,
 }
 
 impl Default for ClientConfig {
@@ -45,6 +51,8 @@ impl Default for ClientConfig {
             },
             subscription_buffer: 4_096,
             position_store: None,
+            tls: TlsOptions::default(),
+            token_provider: None,
         }
     }
 }
@@ -105,6 +113,44 @@ impl ClientConfig {
     pub fn reconnect_backoff(mut self, initial: Duration, max: Duration) -> ClientConfig {
         self.reconnect_initial_ms = millis(initial);
         self.reconnect_max_ms = millis(max);
+        self
+    }
+
+    /// Fetches the token before every connection attempt from `provider`
+    /// (tokens expire: a reconnect must not reuse a stale one; a server
+    /// closes a connection whose token expired, and the next attempt gets a
+    /// fresh one).
+    ///
+    /// ```
+    /// use seqsync::ClientConfig;
+    /// let config = ClientConfig::new("wss://example.net/ws")
+    ///     .token_provider(|| async { Ok::<_, std::io::Error>("eyJyZWFk...".to_string()) });
+    /// # let _ = config;
+    /// ```
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> ClientConfig {
+        self.token_provider = Some(TokenSource(Arc::new(provider)));
+        self
+    }
+
+    /// Also trusts `certificate` (DER) as a root for `wss://` servers: a
+    /// private CA, or a self-signed server's own certificate.
+    pub fn tls_root_certificate(
+        mut self,
+        certificate: rustls::pki_types::CertificateDer<'static>,
+    ) -> ClientConfig {
+        self.tls.extra_roots.push(certificate);
+        self
+    }
+
+    /// Also trusts the platform's root certificates (feature `native-roots`).
+    pub fn tls_native_roots(mut self) -> ClientConfig {
+        self.tls.native_roots = true;
+        self
+    }
+
+    /// Uses `config` for every `wss://` connection, as it is.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> ClientConfig {
+        self.tls.config = Some(config);
         self
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use seqsync_core::protocol::{ErrorCode, RawServerFrame, parse_server_frame_raw};
+use seqsync_core::protocol::{ErrorCode, RawServerFrame, encode, parse_server_frame_raw};
 use seqsync_core::{
     CloseReason, ConnId, Millis, PublishError, PublishId, ResetReason, Seq, Session, SessionEvent,
     StreamId, StreamName, StreamStats, SubscribeOptions, Transmit,
@@ -19,6 +19,7 @@ use seqsync_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Sleep, sleep_until, timeout};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -30,6 +31,7 @@ use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
 use crate::mailbox::{Inbox, Outbox, mailbox};
 use crate::payload::Payload;
 use crate::positions::{Position, PositionStore, Positions};
+use crate::tls::TokenSource;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -95,6 +97,8 @@ pub(crate) struct Driver {
     origin: Instant,
     max_frame_bytes: usize,
     subscription_buffer: usize,
+    /// How attempts connect: TLS and where the token comes from.
+    dialer: Arc<Dialer>,
     endpoints: Vec<String>,
     commands: mpsc::UnboundedReceiver<Command>,
     subscriptions: HashMap<u64, Outlet>,
@@ -148,6 +152,11 @@ impl Driver {
             session,
             origin,
             max_frame_bytes: config.max_frame_bytes,
+            dialer: Arc::new(Dialer {
+                tls: config.tls.client_config()?,
+                tokens: config.token_provider.clone(),
+                max_frame_bytes: config.max_frame_bytes,
+            }),
             subscription_buffer: config.subscription_buffer.max(1),
             endpoints: config.endpoints.clone(),
             commands,
@@ -527,7 +536,9 @@ impl Driver {
                 } => {
                     self.last_endpoint = endpoint;
                     self.open = None;
-                    self.connecting = Some((conn, Box::pin(connect(url, self.max_frame_bytes))));
+                    let endpoint = self.endpoint(endpoint);
+                    let dial = self.dialer.clone().dial(endpoint, url);
+                    self.connecting = Some((conn, Box::pin(dial)));
                 }
                 Transmit::Send { text } => self.outbox.push(text),
                 Transmit::Disconnect { conn, code, reason } => {
@@ -742,14 +753,45 @@ impl Driver {
 /// Frames handled in a row before the timer and commands get a turn.
 const FRAME_BATCH: usize = 256;
 
-async fn connect(url: String, max_frame_bytes: usize) -> Result<Socket, String> {
-    // The socket refuses frames above the limit before buffering them.
-    let limits = WebSocketConfig::default()
-        .max_message_size(Some(max_frame_bytes))
-        .max_frame_size(Some(max_frame_bytes));
-    match tokio_tungstenite::connect_async_with_config(url, Some(limits), true).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(error) => Err(error.to_string()),
+/// What a connection attempt needs besides its URL.
+struct Dialer {
+    tls: Arc<rustls::ClientConfig>,
+    tokens: Option<TokenSource>,
+    max_frame_bytes: usize,
+}
+
+impl Dialer {
+    /// Opens a WebSocket to `endpoint`: to `url` (the session's, with the
+    /// configured token), or with a token fetched now when there is a
+    /// provider. A failure says why in words.
+    async fn dial(self: Arc<Self>, endpoint: String, url: String) -> Result<Socket, String> {
+        let url = match &self.tokens {
+            Some(tokens) => {
+                let token = tokens
+                    .0
+                    .token()
+                    .await
+                    .map_err(|e| format!("no token: {e}"))?;
+                encode::connect_url(&endpoint, Some(&token))
+            }
+            None => url,
+        };
+        // The socket refuses frames above the limit before buffering them.
+        let limits = WebSocketConfig::default()
+            .max_message_size(Some(self.max_frame_bytes))
+            .max_frame_size(Some(self.max_frame_bytes));
+        let connector = Connector::Rustls(self.tls.clone());
+        match tokio_tungstenite::connect_async_tls_with_config(
+            url,
+            Some(limits),
+            true,
+            Some(connector),
+        )
+        .await
+        {
+            Ok((socket, _)) => Ok(socket),
+            Err(error) => Err(error.to_string()),
+        }
     }
 }
 

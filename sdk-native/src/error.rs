@@ -19,6 +19,16 @@ pub enum ClientError {
         /// Why that attempt failed.
         reason: String,
     },
+    /// `Client::connect`: the TLS settings cannot be used (a root
+    /// certificate rustls refuses, platform roots without the
+    /// `native-roots` feature). A server whose certificate is not trusted
+    /// is not this error: that attempt fails like any connection failure
+    /// (retried with backoff; `ConnectFailed` if it never succeeds).
+    #[error("TLS settings: {reason}")]
+    Tls {
+        /// What was wrong.
+        reason: String,
+    },
     /// `Client::connect`: the operating system could not provide the random
     /// seed that publish ids are drawn from.
     #[error("no randomness available: {reason}")]

@@ -43,6 +43,7 @@ mod mailbox;
 mod ordered;
 mod payload;
 mod positions;
+mod tls;
 
 pub use client::{Client, Subscription};
 pub use config::ClientConfig;
@@ -51,8 +52,12 @@ pub use event::{ClientStats, ConnectionState, SubscriptionEvent};
 pub use ordered::{Processed, process_ordered};
 pub use payload::Payload;
 pub use positions::{FilePositionStore, Position, PositionStore, Positions};
+/// The TLS library `wss://` connections use, for building a
+/// [`rustls::ClientConfig`] of your own ([`ClientConfig::tls_config`]).
+pub use rustls;
 pub use seqsync_core::protocol::ErrorCode;
 pub use seqsync_core::{
     DeliveryMode, Epoch, ResetReason, Seq, SeqRange, SessionConfig, StalledRequest, StartAt,
     StreamPhase, StreamStats, SubscribeOptions,
 };
+pub use tls::{TlsOptions, TokenFuture, TokenProvider, TokenSource};
