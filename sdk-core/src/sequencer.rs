@@ -290,9 +290,10 @@ impl<P> Sequencer<P> {
         check_epoch(epoch)?;
         if let Some((seq, _)) = messages.iter().find(|(seq, _)| !range.contains(*seq)) {
             return Err(Error::HistoryOutOfRange {
-                stream: self
-                    .stream_name(stream)
-                    .map_or_else(|| format!("{stream:?}"), ToString::to_string),
+                stream: self.stream_name(stream).map_or_else(
+                    || raw_id("StreamId(", stream, ")"),
+                    |n| n.as_str().to_string(),
+                ),
                 from: range.start().get(),
                 to: range.end().get(),
                 seq: seq.get(),
@@ -370,7 +371,7 @@ impl<P> Sequencer<P> {
         }
         if self.by_name.contains_key(&name) {
             return Err(Error::AlreadySubscribed {
-                stream: name.to_string(),
+                stream: name.as_str().to_string(),
             });
         }
         if self.by_name.len() >= self.config.max_streams {
@@ -577,8 +578,17 @@ fn check_epoch(epoch: Option<Epoch>) -> Result<(), Error> {
 
 fn unknown(id: StreamId) -> Error {
     Error::UnknownStream {
-        stream: format!("#{}", id.to_raw()),
+        stream: raw_id("#", id, ""),
     }
+}
+
+/// A handle in an error message, `before` and `after` around its number:
+/// written without `core::fmt`, which the browser module leaves out.
+fn raw_id(before: &str, id: StreamId, after: &str) -> String {
+    let mut text = String::from(before);
+    crate::protocol::encode::decimal(&mut text, id.to_raw());
+    text.push_str(after);
+    text
 }
 
 /// What one idle stream costs a sequencer with payload `P`, in bytes:
