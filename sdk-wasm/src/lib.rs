@@ -56,6 +56,13 @@
 mod sequencer;
 mod session;
 
+// The module runs on one thread (no `atomics` target feature), which is
+// what `TalckWasm`'s lock-free `new_global` requires.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+#[allow(unsafe_code)]
+static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+
 pub use sequencer::Core;
 pub use session::{Session, error_code_name};
 
