@@ -1,5 +1,6 @@
 # Browser side of seqsync: the wasm package (npm `seqsync`), its tests in
-# headless Chromium and Node, and the chat-web demo test.
+# headless Chromium and Node (20 with its WebSocket flag, 22 without), the
+# Vite, webpack, worker and page-reload checks, and the chat-web demo test.
 #
 #   source scripts/browser.sh
 #   ensure_browser_toolchain   # installs what is missing, skips what is there
@@ -82,16 +83,23 @@ ensure_browser_toolchain() (
         _apt_install chromium chromium-driver || exit 1
     fi
 
-    _browser_step "browser toolchain: node packages of tests/browser"
-    if [ ! -d tests/browser/node_modules ] ||
-        [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
-        if [ -f tests/browser/package-lock.json ]; then
-            (cd tests/browser && npm ci --no-audit --no-fund) || exit 1
-        else
-            (cd tests/browser && npm install --no-audit --no-fund) || exit 1
+    # Each from its committed lock file, and only when node_modules is
+    # missing or older than the lock: the test tools, the two bundler apps,
+    # and Node 22 (the npm `node` package ships the binary as npm packages).
+    local dir
+    for dir in tests/browser tests/browser/apps/vite tests/browser/apps/webpack tests/browser/node22; do
+        _browser_step "browser toolchain: node packages of $dir"
+        if [ ! -d "$dir/node_modules" ] ||
+            [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+            (cd "$dir" && npm ci --no-audit --no-fund) || exit 1
         fi
-    fi
+    done
 )
+
+# Node 22 from tests/browser/node22 (global WebSocket, no flag).
+_node22() {
+    printf '%s/tests/browser/node22/node_modules/.bin/node\n' "$(pwd)"
+}
 
 # Builds sdk-wasm/pkg: the npm package `seqsync`, and copies it to
 # examples/chat-web/pkg where the demo page loads it from.
@@ -155,6 +163,15 @@ run_browser_tests() (
         printf '{ "name": "seqsync-node-check", "private": true, "type": "module" }\n' >package.json &&
         npm install --no-audit --no-fund --offline "$scratch"/seqsync-*.tgz >/dev/null &&
         SEQSYNC_SERVER_BIN="$server" node --experimental-websocket --test ./*.test.mjs) || exit 1
+
+    local node22
+    node22=$(_node22)
+    _browser_step "Node $("$node22" --version): the same tests with the global WebSocket, no flag"
+    (cd "$scratch/app" && SEQSYNC_SERVER_BIN="$server" "$node22" --test ./*.test.mjs) || exit 1
+
+    _browser_step "Vite and webpack 5 apps (page, dedicated worker, page reload with persist) in headless Chromium"
+    (cd tests/browser &&
+        SEQSYNC_SERVER_BIN="$server" SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" node --test consumers.test.mjs) || exit 1
 
     _browser_step "Playwright: the chat-web demo in two pages under fault injection"
     (cd tests/browser &&

@@ -43,7 +43,7 @@ export function init(source) {
     if (input instanceof URL && input.protocol === 'file:') {
       // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
       const fsModule = 'node:fs/promises';
-      input = await (await import(/* @vite-ignore */ fsModule)).readFile(input);
+      input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
     }
     memory = (await initWasm({ module_or_path: input })).memory;
   })().catch((error) => {
