@@ -164,6 +164,16 @@ run_browser_tests() (
         npm install --no-audit --no-fund --offline "$scratch"/seqsync-*.tgz >/dev/null &&
         SEQSYNC_SERVER_BIN="$server" node --experimental-websocket --test ./*.test.mjs) || exit 1
 
+    _browser_step "TypeScript: the same use of every public item, against the installed package (its exports map)"
+    mkdir -p "$scratch/app/types" || exit 1
+    cp tests/browser/types/usage.ts "$scratch/app/types/" || exit 1
+    node -e '
+        const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+        delete c.compilerOptions.paths;
+        console.log(JSON.stringify(c));
+    ' tests/browser/types/tsconfig.json >"$scratch/app/types/tsconfig.json" || exit 1
+    node tests/browser/node_modules/typescript/bin/tsc -p "$scratch/app/types" || exit 1
+
     local node22
     node22=$(_node22)
     _browser_step "Node $("$node22" --version): the same tests with the global WebSocket, no flag"

@@ -4,7 +4,7 @@
 // retries and timeouts, resume positions) is made by the WASM core. This file
 // owns the WebSocket, one timer, JSON.parse, the callbacks and the storage.
 
-import initWasm, { Core, Session, errorCodeName } from './seqsync_wasm.js';
+import initWasm, { Core, Session } from './seqsync_wasm.js';
 
 // The core's calling convention (sdk-wasm/src/lib.rs): flags returned by its inputs, the kinds
 // of its events and transmits, and a scratch area of SLOTS numbers in WASM memory for their numbers.
@@ -466,7 +466,7 @@ export class Client {
       if (kind === EVENT_SNAPSHOT) call(h.onSnapshot, payload, s[3], s[4]);
       else if (kind === EVENT_RESET) call(h.onReset, RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]);
       else if (kind === EVENT_PHASE) call(h.onState, PHASES[s[3]]);
-      else if (kind === EVENT_REFUSED) call(h.onRefused, errorCodeName(s[3]), payload);
+      else if (kind === EVENT_REFUSED) call(h.onRefused, this._session.code(s[3]), payload);
       else if (h.onGap !== undefined) call(h.onGap, { type: GAP_EVENTS[kind], ...eventFields(kind, s) });
     } else if (kind === EVENT_CONNECTING) {
       this._setState({ state: 'connecting', endpoint: this._endpoints[s[3]], attempt: s[4] });
@@ -479,7 +479,7 @@ export class Client {
       const waiting = this._waiting.get(s[3]);
       this._waiting.delete(s[3]);
       if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
-      else if (s[4] === 0) waiting?.reject(new SeqsyncError(errorCodeName(s[5]), payload));
+      else if (s[4] === 0) waiting?.reject(new SeqsyncError(this._session.code(s[5]), payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
       else waiting?.reject(closedError());
     } else if (kind === EVENT_POSITION) {

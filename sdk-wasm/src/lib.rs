@@ -64,7 +64,7 @@ mod session;
 static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 
 pub use sequencer::Core;
-pub use session::{Session, error_code_name};
+pub use session::Session;
 
 use seqsync_core::{
     Config, Epoch, Error, Event, MAX_SEQ, Millis, ResetReason, Seq, StalledRequest, StreamId,
@@ -116,7 +116,7 @@ pub const EVENT_CLOSED: u32 = 12;
 /// `PublishAcked`: slot 3 publish handle, slot 4 seq.
 pub const EVENT_PUBLISH_ACKED: u32 = 13;
 /// `PublishFailed`: slot 3 publish handle, slot 4 why (0 refused, 1 timed
-/// out, 2 closed), slot 5 the error code's index (see `errorCodeName`);
+/// out, 2 closed), slot 5 the error code's index (see `Session::code`);
 /// a refusal's message is returned.
 pub const EVENT_PUBLISH_FAILED: u32 = 14;
 /// `Position`: slot 3 seq, slot 4 epoch; the stream name is returned.

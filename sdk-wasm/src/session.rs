@@ -32,6 +32,10 @@ pub struct Session {
     deadline: Option<Millis>,
     scratch: Scratch,
     error: &'static str,
+    /// The code of the last `error` frame when this version does not know
+    /// it (`ErrorCode::Unknown`): the events that frame causes come out of
+    /// that one input, and [`Session::code`] names them with it.
+    unknown_code: String,
 }
 
 #[wasm_bindgen]
@@ -96,6 +100,7 @@ impl Session {
             deadline: None,
             scratch: new_scratch(),
             error: "",
+            unknown_code: String::new(),
         })
     }
 
@@ -114,6 +119,17 @@ impl Session {
     #[wasm_bindgen(js_name = lastError)]
     pub fn last_error(&self) -> String {
         self.error.to_string()
+    }
+
+    /// The code an event names with this index (`ErrorCode::index`) as the
+    /// server wrote it: a code this version does not know is kept as it
+    /// came, not reported as `unknown`.
+    pub fn code(&self, index: u32) -> String {
+        match ErrorCode::ALL.get(index as usize) {
+            Some(code) => code.as_str().to_string(),
+            None if !self.unknown_code.is_empty() => self.unknown_code.clone(),
+            None => ErrorCode::Unknown.as_str().to_string(),
+        }
     }
 
     /// Largest frame to accept from the server, in bytes of UTF-8.
@@ -357,7 +373,11 @@ impl Session {
 
     /// An `error` frame; `reference` is its `ref`.
     pub fn error(&mut self, now: f64, code: &str, message: &str, reference: Option<String>) -> u32 {
-        let code = ErrorCode::from_wire(code);
+        let wire = code;
+        let code = ErrorCode::from_wire(wire);
+        if code == ErrorCode::Unknown {
+            self.unknown_code = wire.to_string();
+        }
         self.inner
             .handle_error(millis(now), code, message, reference.as_deref());
         self.ready()
@@ -630,17 +650,6 @@ impl Session {
         }
         flags
     }
-}
-
-/// The wire name of the error code with this index (`ErrorCode::index`);
-/// `unknown` for codes this version does not know.
-#[wasm_bindgen(js_name = errorCodeName)]
-pub fn error_code_name(index: u32) -> String {
-    let code = ErrorCode::ALL
-        .get(index as usize)
-        .copied()
-        .unwrap_or(ErrorCode::Unknown);
-    code.as_str().to_string()
 }
 
 /// The code of a refused `subscribe` or `publish`.

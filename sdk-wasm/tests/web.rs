@@ -10,7 +10,7 @@ use seqsync_wasm::{
     Core, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE,
     EVENT_PHASE, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_RESET, EVENT_SNAPSHOT,
     READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT, Session,
-    TRANSMIT_CONNECT, TRANSMIT_SEND, error_code_name,
+    TRANSMIT_CONNECT, TRANSMIT_SEND,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -365,8 +365,18 @@ fn refusals_come_as_codes() {
     let events = session_events(&mut session);
     let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
     assert_eq!((failed.2, failed.3), (handle, 0.0), "refused");
-    assert_eq!(error_code_name(failed.4 as u32), "unauthorized");
+    assert_eq!(session.code(failed.4 as u32), "unauthorized");
     assert_eq!(failed.5.as_string().as_deref(), Some("not for you"));
+
+    // A code this version does not know is named as the server wrote it.
+    let handle = session.publish(7.0, "room", "2");
+    let text = transmits(&mut session).remove(0).3;
+    let id = text.split('"').nth(11).unwrap().to_string();
+    session.error(8.0, "payment_required", "pay first", Some(id));
+    let events = session_events(&mut session);
+    let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
+    assert_eq!(failed.2, handle);
+    assert_eq!(session.code(failed.4 as u32), "payment_required");
 }
 
 #[wasm_bindgen_test]
