@@ -101,6 +101,20 @@ _node22() {
     printf '%s/tests/browser/node22/node_modules/.bin/node\n' "$(pwd)"
 }
 
+# wasm-pack's release build of sdk-wasm into OUT_DIR (relative to sdk-wasm);
+# further arguments go to cargo (e.g. --features websys).
+_wasm_pack_build() (
+    local out=$1
+    shift
+    cd sdk-wasm &&
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+        CARGO_PROFILE_RELEASE_LTO=true \
+        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+        CARGO_PROFILE_RELEASE_PANIC=abort \
+        CARGO_PROFILE_RELEASE_DEBUG=false \
+            wasm-pack build --release --target web --out-dir "$out" --out-name seqsync_wasm --no-pack -- "$@"
+)
+
 # Builds sdk-wasm/pkg: the npm package `seqsync`, and copies it to
 # examples/chat-web/pkg where the demo page loads it from.
 build_browser_package() (
@@ -112,13 +126,7 @@ build_browser_package() (
     # code stays as it is): whole-program LTO, one codegen unit, abort on
     # panic. opt-level 3 rather than "z": after `wasm-opt -Oz` it came out
     # both smaller gzipped and faster (sdk-wasm/BENCHMARKS.md).
-    (cd sdk-wasm &&
-        CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
-        CARGO_PROFILE_RELEASE_LTO=true \
-        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
-        CARGO_PROFILE_RELEASE_PANIC=abort \
-        CARGO_PROFILE_RELEASE_DEBUG=false \
-            wasm-pack build --release --target web --out-name seqsync_wasm --no-pack) || exit 1
+    _wasm_pack_build pkg || exit 1
     cp sdk-wasm/js/seqsync.js sdk-wasm/js/seqsync.d.ts sdk-wasm/js/package.json sdk-wasm/js/README.md sdk-wasm/pkg/ || exit 1
     rm -f sdk-wasm/pkg/.gitignore
     rm -rf examples/chat-web/pkg
@@ -201,4 +209,30 @@ run_browser_bench() (
     node tests/browser/bench.mjs sdk-wasm/pkg || exit 1
     _browser_step "bundle size"
     node tests/browser/size.mjs sdk-wasm/pkg || exit 1
+)
+
+# The socket in JavaScript (the package) against the measured prototypes of
+# a socket owned by the WASM module, through web-sys and through gloo-net
+# (sdk-wasm/src/websys.rs): per-message cost in one page each, and size.
+run_shell_comparison() (
+    set -euo pipefail
+    export PATH="$HOME/.cargo/bin:$PATH"
+    local out
+    out=$(_cargo_target_dir)/shell-comparison
+    rm -rf "$out"
+    local variant
+    for variant in websys gloo; do
+        _browser_step "build the $variant prototype"
+        _wasm_pack_build "$out/$variant" --features "$variant" || exit 1
+        cp sdk-wasm/js/seqsync.js "$out/$variant/" || exit 1
+    done
+    if [ ! -f sdk-wasm/pkg/seqsync.js ]; then
+        build_browser_package || exit 1
+    fi
+    for variant in websys gloo; do
+        _browser_step "$variant prototype: per message, in the same page as the package's client"
+        node tests/browser/bench.mjs "$out/$variant" || exit 1
+        _browser_step "$variant prototype: module size (with the package's Client still in it)"
+        node tests/browser/size.mjs "$out/$variant" || exit 1
+    done
 )

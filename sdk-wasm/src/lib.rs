@@ -55,6 +55,8 @@
 
 mod sequencer;
 mod session;
+#[cfg(feature = "websys")]
+mod websys;
 
 // The module runs on one thread (no `atomics` target feature), which is
 // what `TalckWasm`'s lock-free `new_global` requires.
@@ -65,6 +67,8 @@ static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 
 pub use sequencer::Core;
 pub use session::Session;
+#[cfg(feature = "websys")]
+pub use websys::WebClient;
 
 use seqsync_core::{
     Config, Epoch, Error, Event, MAX_SEQ, Millis, ResetReason, Seq, StalledRequest, StreamId,

@@ -598,6 +598,13 @@ impl Session {
 }
 
 impl Session {
+    /// The scratch area, for a shell written in Rust (the `websys`
+    /// prototype).
+    #[cfg(feature = "websys")]
+    pub(crate) fn scratch(&self) -> &[f64; crate::SLOTS] {
+        &self.scratch
+    }
+
     /// Ends a frame's input: a frame the core refused is counted as bad.
     fn frame(&mut self, now: Millis, result: Result<(), Error>) -> u32 {
         match result {
