@@ -8,7 +8,7 @@ import initWasm, { Core, Session } from './seqsync_wasm.js';
 
 // The core's calling convention (sdk-wasm/src/lib.rs): flags returned by its inputs, the kinds
 // of its events and transmits, and a scratch area of SLOTS numbers in WASM memory for their numbers.
-const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8;
+const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8, READY_DELIVER = 16;
 const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
@@ -411,7 +411,25 @@ export class Client {
       if (h >= 0 && f.data !== undefined) {
         this._hotName = f.stream;
         this._hotSub = sub;
-        const payload = s.deliver(t, h, f.seq, epochOrNone(f.epoch), f.data, n);
+        const epoch = epochOrNone(f.epoch);
+        let bytes = n;
+        if (!this._dispatching) {
+          // Next in order: the core takes it without the payload, which stays here.
+          const next = s.inOrder(t, h, f.seq, epoch, n);
+          if (next & READY_DELIVER) {
+            if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(next & ~READY_EVENTS);
+            this._dispatching = true;
+            call(sub._onMessage, f.data, f.seq);
+            this._dispatching = false;
+            if ((next & READY_EVENTS || this._reentered) && !this._closed) {
+              this._reentered = false;
+              this._dispatch();
+            }
+            return;
+          }
+          bytes = -1; // counted by inOrder
+        }
+        const payload = s.deliver(t, h, f.seq, epoch, f.data, bytes);
         const v = scratch(this);
         const flags = v[8];
         if (flags & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(flags & ~READY_EVENTS);

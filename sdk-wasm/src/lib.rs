@@ -84,6 +84,9 @@ pub const READY_TRANSMIT: u32 = 1;
 pub const READY_EVENTS: u32 = 2;
 /// Flag: the timer deadline (scratch slot 7) changed.
 pub const READY_TIMEOUT: u32 = 4;
+/// Flag of `Session::inOrder`: the message is delivered now, with the
+/// payload the caller kept.
+pub const READY_DELIVER: u32 = 16;
 /// Flag: the input was rejected. `Core`: `lastError()` says why, the core is
 /// unchanged. `Session`: the frame was counted as bad.
 pub const READY_ERROR: u32 = 8;

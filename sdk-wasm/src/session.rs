@@ -10,11 +10,11 @@ use wasm_bindgen::prelude::*;
 use crate::{
     EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_MESSAGE,
     EVENT_POSITION, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR,
-    READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG, SLOT_B, SLOT_C,
-    SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT,
-    Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
-    history_messages, message_seq, millis, new_scratch, optional_epoch, position, required_epoch,
-    stream_stats, unknown_stream, whole, write_event,
+    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG,
+    SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_KIND, SLOT_MORE, SLOT_STREAM,
+    SLOT_TRANSMIT, Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config,
+    count, handle_id, history_messages, message_seq, millis, new_scratch, optional_epoch, position,
+    required_epoch, stream_stats, unknown_stream, whole, write_event,
 };
 
 /// The number of options the constructor reads (see [`Session::new`]).
@@ -211,6 +211,32 @@ impl Session {
         self.inner.handle_bad_frame(millis(now));
     }
 
+    /// The hottest path, for a `msg` frame whose payload stays in
+    /// JavaScript: counts the frame (`bytes`), and when `seq` is the next in
+    /// order with nothing waiting, takes it as delivered and sets
+    /// [`READY_DELIVER`]: the caller hands its payload to the application.
+    /// Without that flag nothing happened to the stream: pass the message
+    /// to `deliver` (with `bytes` -1, as it was counted here).
+    #[wasm_bindgen(js_name = inOrder)]
+    pub fn in_order(&mut self, now: f64, handle: f64, seq: f64, epoch: f64, bytes: f64) -> u32 {
+        self.received(now, bytes);
+        if self.next.is_some() {
+            return 0;
+        }
+        let taken = match (handle_id(handle), message_seq(seq), optional_epoch(epoch)) {
+            (Some(id), Ok(seq), Ok(epoch)) => self
+                .inner
+                .handle_message_in_order(millis(now), id, seq, epoch)
+                .unwrap_or(false),
+            _ => false,
+        };
+        if taken {
+            self.ready() | READY_DELIVER
+        } else {
+            0
+        }
+    }
+
     /// The hot path: a `msg` frame of `bytes` for stream `handle` (`epoch`
     /// -1 when it has none), then the first event. Returns that event's
     /// payload; its kind and numbers are in the scratch area (slot 0 is 0
@@ -225,7 +251,9 @@ impl Session {
         bytes: f64,
     ) -> JsValue {
         let at = millis(now);
-        self.received(now, bytes);
+        if bytes >= 0.0 {
+            self.received(now, bytes);
+        }
         let lookahead = self.next.is_some();
         let result = (|| {
             let id = handle_id(handle).ok_or_else(unknown_stream)?;

@@ -9,8 +9,8 @@
 use seqsync_wasm::{
     Core, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE,
     EVENT_PHASE, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_RESET, EVENT_SNAPSHOT,
-    READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT, Session,
-    TRANSMIT_CONNECT, TRANSMIT_SEND,
+    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT,
+    Session, TRANSMIT_CONNECT, TRANSMIT_SEND,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -328,6 +328,35 @@ fn deliver_hands_the_payload_back_in_one_call() {
     assert_eq!(stats[3], 1.0, "frames");
     assert_eq!(stats[4], 40.0, "bytes");
     assert_eq!(stats[17], 1.0, "stale answers");
+}
+
+#[wasm_bindgen_test]
+fn in_order_takes_only_the_next_seq_and_keeps_no_payload() {
+    let (mut session, room) = live_session();
+    assert_ne!(
+        session.in_order(3.0, room, 11.0, 3.0, 40.0) & READY_DELIVER,
+        0
+    );
+    assert_eq!(session.in_order(3.0, room, 11.0, 3.0, 40.0), 0, "a repeat");
+    assert_eq!(session.in_order(3.0, room, 13.0, 3.0, 40.0), 0, "one ahead");
+    assert_eq!(session.in_order(3.0, room, 0.5, 3.0, 40.0), 0, "not a seq");
+    assert!(session_events(&mut session).is_empty());
+    // What was not taken goes to deliver, already counted (-1 bytes).
+    let flags = session.deliver(4.0, room, 13.0, 3.0, JsValue::from_str("13"), -1.0);
+    assert!(flags.is_undefined(), "13 waits for 12");
+    let data = session.deliver(4.0, room, 12.0, 3.0, JsValue::from_str("12"), 40.0);
+    assert_eq!(data.as_string().as_deref(), Some("12"));
+    let stats = session.stats();
+    assert_eq!(
+        stats[3], 5.0,
+        "frames: four through inOrder, one through deliver"
+    );
+    assert_eq!(stats[4], 200.0, "bytes");
+    assert_eq!(
+        session.stream_stats(room).unwrap()[0],
+        3.0,
+        "delivered: 11, 12, and 13 queued behind it"
+    );
 }
 
 #[wasm_bindgen_test]
