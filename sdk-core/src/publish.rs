@@ -173,3 +173,75 @@ impl Publishes {
         self.next_retry = self.queue.iter().filter_map(|(_, p)| p.retry_at).min();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(n: u64) -> Pending {
+        Pending {
+            wire_id: format!("id-{n}").into_boxed_str(),
+            stream: StreamName::new("s").expect("name"),
+            frame: "{}".into(),
+            deadline: Millis(1_000 + n),
+            retries: 0,
+            retry_at: None,
+        }
+    }
+
+    fn table(count: u64) -> (Publishes, Vec<PublishId>) {
+        let mut p = Publishes::default();
+        let ids = (1..=count).map(|n| p.insert(pending(n))).collect();
+        (p, ids)
+    }
+
+    #[test]
+    fn due_retries_come_back_in_creation_order_and_stop_holding() {
+        let (mut p, ids) = table(4);
+        p.retry_at(ids[3], Millis(10));
+        p.retry_at(ids[0], Millis(20));
+        p.retry_at(ids[2], Millis(10));
+        assert_eq!(p.next_deadline(), Some(Millis(10)));
+        assert_eq!(p.take_due_retries(Millis(15)), [ids[2], ids[3]]);
+        assert_eq!(p.next_deadline(), Some(Millis(20)));
+        assert_eq!(p.take_due_retries(Millis(25)), [ids[0]]);
+        assert_eq!(p.next_deadline(), Some(Millis(1_001)), "only timeouts left");
+        assert_eq!(p.sendable().count(), 4);
+        assert_eq!(p.get(ids[0]).map(|x| x.retries), Some(1));
+    }
+
+    #[test]
+    fn removing_the_earliest_hold_moves_the_next_deadline() {
+        let (mut p, ids) = table(3);
+        p.retry_at(ids[1], Millis(5));
+        p.retry_at(ids[2], Millis(7));
+        assert_eq!(p.find("id-2"), Some(ids[1]));
+        assert!(p.remove(ids[1]).is_some());
+        assert_eq!(p.find("id-2"), None);
+        assert_eq!(p.next_deadline(), Some(Millis(7)));
+        assert!(p.remove(ids[1]).is_none(), "removed once");
+        p.clear_retries();
+        assert_eq!(p.next_deadline(), Some(Millis(1_001)));
+    }
+
+    #[test]
+    fn publishes_time_out_oldest_first() {
+        let (mut p, ids) = table(3);
+        p.retry_at(ids[0], Millis(2_000));
+        let expired: Vec<PublishId> = p
+            .take_expired(Millis(1_002))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(expired, [ids[0], ids[1]]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            p.next_deadline(),
+            Some(Millis(1_003)),
+            "the expired hold is gone too"
+        );
+        assert_eq!(p.drain().len(), 1);
+        assert!(p.is_empty());
+        assert_eq!(p.next_deadline(), None);
+    }
+}

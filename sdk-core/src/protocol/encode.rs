@@ -198,6 +198,22 @@ mod tests {
     }
 
     #[test]
+    fn numbers_and_escapes_are_written_as_core_fmt_would() {
+        for value in [0, 7, 10, 4_096, 9_007_199_254_740_991, u64::MAX] {
+            let mut out = String::new();
+            decimal(&mut out, value);
+            assert_eq!(out, value.to_string());
+        }
+        let mut out = String::new();
+        string(&mut out, "a\u{1}\u{1f}\n\u{7f}");
+        assert_eq!(out, "\"a\\u0001\\u001f\\u000a\u{7f}\"");
+        assert_eq!(
+            connect_url("ws://h/ws", Some("\u{0}~ é")),
+            "ws://h/ws?token=%00~%20%C3%A9"
+        );
+    }
+
+    #[test]
     fn publish_puts_the_payload_text_in_as_it_is() {
         assert_eq!(
             publish("room", "id-1", r#"{"t":[1,2]}"#),
