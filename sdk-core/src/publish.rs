@@ -3,7 +3,7 @@
 //! its deadline and, after a `rate_limited` or `internal` refusal, the time
 //! it is sent again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::VecDeque;
 
 use crate::types::{Millis, StreamName};
 
@@ -39,130 +39,209 @@ pub(crate) struct Pending {
     pub(crate) retry_at: Option<Millis>,
 }
 
-/// Pending publishes in creation order. Every publish gets the same
-/// timeout, so creation order is deadline order: the first entry is the
-/// next to time out.
+/// Pending publishes in creation order, which is handle order and, as
+/// every publish gets the same timeout, deadline order: the first entry is
+/// the next to time out. One queue instead of maps by handle, wire id and
+/// retry time: acks come back mostly in order, so lookups end near the
+/// front, and the rarer questions (which retries are due) scan a list that
+/// `max_pending_publishes` bounds. It keeps the browser module small.
 #[derive(Debug, Default)]
 pub(crate) struct Publishes {
-    by_handle: BTreeMap<u64, Pending>,
-    by_wire_id: HashMap<Box<str>, u64>,
-    /// Publishes waiting out a refusal, by the time they are sent again.
-    retries: BTreeSet<(Millis, u64)>,
+    queue: VecDeque<(u64, Pending)>,
+    /// The earliest `retry_at` of the queue, kept so that
+    /// [`next_deadline`](Self::next_deadline) stays O(1).
+    next_retry: Option<Millis>,
     next: u64,
 }
 
 impl Publishes {
     pub(crate) fn len(&self) -> usize {
-        self.by_handle.len()
+        self.queue.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_handle.is_empty()
+        self.queue.is_empty()
     }
 
     pub(crate) fn insert(&mut self, pending: Pending) -> PublishId {
         self.next += 1;
-        let handle = self.next;
-        self.by_wire_id.insert(pending.wire_id.clone(), handle);
-        self.by_handle.insert(handle, pending);
-        PublishId(handle)
+        self.queue.push_back((self.next, pending));
+        PublishId(self.next)
+    }
+
+    fn position(&self, id: PublishId) -> Option<usize> {
+        self.queue.binary_search_by_key(&id.0, |(h, _)| *h).ok()
     }
 
     pub(crate) fn get(&self, id: PublishId) -> Option<&Pending> {
-        self.by_handle.get(&id.0)
+        self.position(id).map(|i| &self.queue[i].1)
     }
 
     /// The publish a wire id names.
     pub(crate) fn find(&self, wire_id: &str) -> Option<PublishId> {
-        self.by_wire_id.get(wire_id).copied().map(PublishId)
+        self.queue
+            .iter()
+            .find(|(_, p)| &*p.wire_id == wire_id)
+            .map(|(h, _)| PublishId(*h))
     }
 
     pub(crate) fn remove(&mut self, id: PublishId) -> Option<Pending> {
-        let pending = self.by_handle.remove(&id.0)?;
-        self.by_wire_id.remove(&pending.wire_id);
-        if let Some(at) = pending.retry_at {
-            self.retries.remove(&(at, id.0));
+        let (_, pending) = self.queue.remove(self.position(id)?)?;
+        if pending.retry_at.is_some() {
+            self.settle_retries();
         }
         Some(pending)
     }
 
     /// Holds the publish back until `at`.
     pub(crate) fn retry_at(&mut self, id: PublishId, at: Millis) {
-        if let Some(pending) = self.by_handle.get_mut(&id.0) {
-            if let Some(old) = pending.retry_at.replace(at) {
-                self.retries.remove(&(old, id.0));
-            }
+        if let Some(i) = self.position(id) {
+            let pending = &mut self.queue[i].1;
+            pending.retry_at = Some(at);
             pending.retries += 1;
-            self.retries.insert((at, id.0));
+            self.settle_retries();
         }
     }
 
     /// The publishes whose retry time came, no longer held back, in the
     /// order they were made.
     pub(crate) fn take_due_retries(&mut self, now: Millis) -> Vec<PublishId> {
-        let mut due = Vec::new();
-        while let Some(&(at, handle)) = self.retries.first() {
-            if at > now {
-                break;
-            }
-            self.retries.pop_first();
-            if let Some(pending) = self.by_handle.get_mut(&handle) {
-                pending.retry_at = None;
-            }
-            due.push(PublishId(handle));
+        if self.next_retry.is_none_or(|at| at > now) {
+            return Vec::new();
         }
-        due.sort_unstable();
+        let mut due = Vec::new();
+        for (h, pending) in &mut self.queue {
+            if pending.retry_at.is_some_and(|at| at <= now) {
+                pending.retry_at = None;
+                due.push(PublishId(*h));
+            }
+        }
+        self.settle_retries();
         due
     }
 
     /// Forgets every hold: after a reconnect everything is sent again.
     pub(crate) fn clear_retries(&mut self) {
-        for (_, handle) in std::mem::take(&mut self.retries) {
-            if let Some(pending) = self.by_handle.get_mut(&handle) {
-                pending.retry_at = None;
-            }
+        for (_, pending) in &mut self.queue {
+            pending.retry_at = None;
         }
+        self.next_retry = None;
     }
 
     /// The publishes that timed out at `now`, oldest first.
     pub(crate) fn take_expired(&mut self, now: Millis) -> Vec<(PublishId, Pending)> {
         let mut expired = Vec::new();
-        while let Some((&handle, pending)) = self.by_handle.first_key_value() {
-            if pending.deadline > now {
-                break;
+        while self.queue.front().is_some_and(|(_, p)| p.deadline <= now) {
+            if let Some((h, pending)) = self.queue.pop_front() {
+                expired.push((PublishId(h), pending));
             }
-            if let Some(pending) = self.remove(PublishId(handle)) {
-                expired.push((PublishId(handle), pending));
-            }
+        }
+        if expired.iter().any(|(_, p)| p.retry_at.is_some()) {
+            self.settle_retries();
         }
         expired
     }
 
     /// Every pending publish not held back, oldest first.
     pub(crate) fn sendable(&self) -> impl Iterator<Item = (PublishId, &Pending)> + '_ {
-        self.by_handle
+        self.queue
             .iter()
             .filter(|(_, p)| p.retry_at.is_none())
-            .map(|(&h, p)| (PublishId(h), p))
+            .map(|(h, p)| (PublishId(*h), p))
     }
 
     /// Removes and returns every pending publish, oldest first.
     pub(crate) fn drain(&mut self) -> Vec<(PublishId, Pending)> {
-        self.by_wire_id.clear();
-        self.retries.clear();
-        std::mem::take(&mut self.by_handle)
-            .into_iter()
+        self.next_retry = None;
+        self.queue
+            .drain(..)
             .map(|(h, p)| (PublishId(h), p))
             .collect()
     }
 
     /// The earliest time something is due: a timeout or a retry.
     pub(crate) fn next_deadline(&self) -> Option<Millis> {
-        let timeout = self.by_handle.first_key_value().map(|(_, p)| p.deadline);
-        let retry = self.retries.first().map(|&(at, _)| at);
-        match (timeout, retry) {
+        let timeout = self.queue.front().map(|(_, p)| p.deadline);
+        match (timeout, self.next_retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Recomputes the earliest retry after holds changed (rare: refusals).
+    fn settle_retries(&mut self) {
+        self.next_retry = self.queue.iter().filter_map(|(_, p)| p.retry_at).min();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(n: u64) -> Pending {
+        Pending {
+            wire_id: format!("id-{n}").into_boxed_str(),
+            stream: StreamName::new("s").expect("name"),
+            frame: "{}".into(),
+            deadline: Millis(1_000 + n),
+            retries: 0,
+            retry_at: None,
+        }
+    }
+
+    fn table(count: u64) -> (Publishes, Vec<PublishId>) {
+        let mut p = Publishes::default();
+        let ids = (1..=count).map(|n| p.insert(pending(n))).collect();
+        (p, ids)
+    }
+
+    #[test]
+    fn due_retries_come_back_in_creation_order_and_stop_holding() {
+        let (mut p, ids) = table(4);
+        p.retry_at(ids[3], Millis(10));
+        p.retry_at(ids[0], Millis(20));
+        p.retry_at(ids[2], Millis(10));
+        assert_eq!(p.next_deadline(), Some(Millis(10)));
+        assert_eq!(p.take_due_retries(Millis(15)), [ids[2], ids[3]]);
+        assert_eq!(p.next_deadline(), Some(Millis(20)));
+        assert_eq!(p.take_due_retries(Millis(25)), [ids[0]]);
+        assert_eq!(p.next_deadline(), Some(Millis(1_001)), "only timeouts left");
+        assert_eq!(p.sendable().count(), 4);
+        assert_eq!(p.get(ids[0]).map(|x| x.retries), Some(1));
+    }
+
+    #[test]
+    fn removing_the_earliest_hold_moves_the_next_deadline() {
+        let (mut p, ids) = table(3);
+        p.retry_at(ids[1], Millis(5));
+        p.retry_at(ids[2], Millis(7));
+        assert_eq!(p.find("id-2"), Some(ids[1]));
+        assert!(p.remove(ids[1]).is_some());
+        assert_eq!(p.find("id-2"), None);
+        assert_eq!(p.next_deadline(), Some(Millis(7)));
+        assert!(p.remove(ids[1]).is_none(), "removed once");
+        p.clear_retries();
+        assert_eq!(p.next_deadline(), Some(Millis(1_001)));
+    }
+
+    #[test]
+    fn publishes_time_out_oldest_first() {
+        let (mut p, ids) = table(3);
+        p.retry_at(ids[0], Millis(2_000));
+        let expired: Vec<PublishId> = p
+            .take_expired(Millis(1_002))
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(expired, [ids[0], ids[1]]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            p.next_deadline(),
+            Some(Millis(1_003)),
+            "the expired hold is gone too"
+        );
+        assert_eq!(p.drain().len(), 1);
+        assert!(p.is_empty());
+        assert_eq!(p.next_deadline(), None);
     }
 }

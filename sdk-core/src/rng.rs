@@ -90,6 +90,10 @@ impl Rng {
 /// 13) and the rest of the nonce in words 13..16 as RFC 8439 lays them out
 /// when the counter is 32 bits: `nonce[0]` shares word 13 with the high
 /// half of the counter, which stays 0 for the first 2^32 blocks.
+///
+/// Never inlined: its ten unrolled double rounds are large, and every draw
+/// of the session would carry a copy.
+#[inline(never)]
 fn chacha20_block(key: &[u32; 8], counter: u64, nonce: [u32; 3]) -> [u32; 16] {
     let mut state = [0u32; 16];
     state[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);

@@ -239,6 +239,41 @@ impl<P> Sequencer<P> {
         })
     }
 
+    /// The hot path for a caller that keeps the payload itself (the browser
+    /// binding, whose payloads are JavaScript values): when `seq` is the
+    /// next in order and no event is waiting, it is taken as delivered and
+    /// `Ok(true)` says "hand your payload to the application now, as `seq`".
+    /// `Ok(false)` means nothing happened: pass the message, payload and
+    /// all, to [`handle_message`](Self::handle_message).
+    ///
+    /// ```
+    /// use seqsync_core::{Config, Epoch, Millis, Seq, Sequencer, SubscribeOptions};
+    /// let mut core = Sequencer::<&str>::new(Config::default());
+    /// let id = core.subscribe(Millis(0), "s", SubscribeOptions::default())?;
+    /// core.handle_connected(Millis(0));
+    /// core.handle_snapshot(Millis(0), id, Seq::ZERO, Epoch(1), "empty")?;
+    /// while core.poll_event().is_some() {}
+    /// assert!(core.handle_message_in_order(Millis(1), id, Seq::new(1)?, None)?);
+    /// assert!(!core.handle_message_in_order(Millis(1), id, Seq::new(3)?, None)?);
+    /// assert_eq!(core.stats(id).map(|s| s.delivered), Some(1));
+    /// # Ok::<(), seqsync_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn handle_message_in_order(
+        &mut self,
+        _now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+    ) -> Result<bool, Error> {
+        if seq.get() == 0 {
+            return Err(Error::SeqOutOfRange { seq: 0 });
+        }
+        check_epoch(epoch)?;
+        Ok(self.events.is_empty()
+            && slot_mut(&mut self.entries, stream).is_some_and(|s| s.take_in_order(seq, epoch)))
+    }
+
     /// A snapshot of the stream at `seq`. Ignored unless one is awaited
     /// (after subscribing without a resume point, or after a reset).
     pub fn handle_snapshot(
@@ -290,9 +325,10 @@ impl<P> Sequencer<P> {
         check_epoch(epoch)?;
         if let Some((seq, _)) = messages.iter().find(|(seq, _)| !range.contains(*seq)) {
             return Err(Error::HistoryOutOfRange {
-                stream: self
-                    .stream_name(stream)
-                    .map_or_else(|| format!("{stream:?}"), ToString::to_string),
+                stream: self.stream_name(stream).map_or_else(
+                    || raw_id("StreamId(", stream, ")"),
+                    |n| n.as_str().to_string(),
+                ),
                 from: range.start().get(),
                 to: range.end().get(),
                 seq: seq.get(),
@@ -370,7 +406,7 @@ impl<P> Sequencer<P> {
         }
         if self.by_name.contains_key(&name) {
             return Err(Error::AlreadySubscribed {
-                stream: name.to_string(),
+                stream: name.as_str().to_string(),
             });
         }
         if self.by_name.len() >= self.config.max_streams {
@@ -577,8 +613,17 @@ fn check_epoch(epoch: Option<Epoch>) -> Result<(), Error> {
 
 fn unknown(id: StreamId) -> Error {
     Error::UnknownStream {
-        stream: format!("#{}", id.to_raw()),
+        stream: raw_id("#", id, ""),
     }
+}
+
+/// A handle in an error message, `before` and `after` around its number:
+/// written without `core::fmt`, which the browser module leaves out.
+fn raw_id(before: &str, id: StreamId, after: &str) -> String {
+    let mut text = String::from(before);
+    crate::protocol::encode::decimal(&mut text, id.to_raw());
+    text.push_str(after);
+    text
 }
 
 /// What one idle stream costs a sequencer with payload `P`, in bytes:

@@ -384,6 +384,28 @@ impl<P> Session<P> {
         result
     }
 
+    /// As [`Sequencer::handle_message_in_order`]: `Ok(true)` when `seq` is
+    /// delivered now with the payload the caller kept; `Ok(false)` when
+    /// nothing happened and the message goes to
+    /// [`handle_message`](Self::handle_message).
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_message`].
+    #[inline]
+    pub fn handle_message_in_order(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+    ) -> Result<bool, Error> {
+        let taken = self.seq.handle_message_in_order(now, stream, seq, epoch)?;
+        if taken && self.timers.persist.is_none() {
+            self.arm_persist(now);
+        }
+        Ok(taken)
+    }
+
     /// A `snapshot` answer. `reference` is its `ref`: an answer to an
     /// earlier subscription of the stream is dropped.
     ///

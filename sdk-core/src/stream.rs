@@ -1056,8 +1056,12 @@ impl<P> StreamState<P> {
                 cursor = piece_end + 1;
             }
         }
-        rec.fetches.extend(new_fetches);
-        rec.fetches.sort_unstable_by_key(|f| f.start);
+        // Kept sorted by start (fetches are disjoint) by insertion rather
+        // than a sort: a second sort instantiation is kilobytes of WASM.
+        for fetch in new_fetches {
+            let at = rec.fetches.partition_point(|f| f.start < fetch.start);
+            rec.fetches.insert(at, fetch);
+        }
         for f in &rec.fetches {
             deadline = min_deadline(deadline, f.deadline);
         }

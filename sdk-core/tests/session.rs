@@ -647,6 +647,40 @@ fn a_live_stream_that_stays_silent_subscribes_again() {
 }
 
 #[test]
+fn a_message_whose_payload_the_shell_keeps_is_taken_only_when_next_in_order() {
+    let mut f = Fixture::open(SessionConfig {
+        persist_interval_ms: 250,
+        ..config()
+    });
+    let id = f.subscribe("s");
+    f.snapshot(id, 3, None);
+    f.take_events();
+    let in_order = |f: &mut Fixture, n: u64| {
+        f.s.handle_message_in_order(Millis(f.now), id, seq(n), Some(EPOCH))
+            .expect("message")
+    };
+    assert!(in_order(&mut f, 4), "the next seq is taken");
+    assert!(!in_order(&mut f, 4), "a repeat is not");
+    assert!(!in_order(&mut f, 6), "nor one ahead of a hole");
+    assert!(f.take_events().is_empty(), "nothing happened to the stream");
+    // The one ahead goes through handle_message as usual and waits for 5.
+    f.s.handle_message(Millis(f.now), id, seq(6), Some(EPOCH), 6)
+        .expect("message");
+    assert!(
+        !in_order(&mut f, 5),
+        "with an event waiting, nothing is taken"
+    );
+    assert_eq!(f.s.sequencer().stats(id).map(|s| s.delivered), Some(1));
+    // Delivered that way, the position is reported like any other.
+    f.advance(300);
+    let reported = f
+        .take_events()
+        .into_iter()
+        .any(|e| matches!(e, SessionEvent::Position { seq: s, .. } if s.get() == 4));
+    assert!(reported);
+}
+
+#[test]
 fn positions_are_reported_when_they_change_and_resume_a_later_subscribe() {
     let mut f = Fixture::open(SessionConfig {
         persist_interval_ms: 250,

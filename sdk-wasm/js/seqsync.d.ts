@@ -28,8 +28,8 @@ export class SeqsyncError extends Error {
    * `already_subscribed`, `too_many_streams`, `invalid_subscription`,
    * `invalid_data`, `invalid_input`, `not_initialized`, `no_websocket`,
    * `no_crypto`, or the error code of the server that refused a publish
-   * (`unauthorized`, `invalid_stream`, ...; codes this version does not
-   * know read as `unknown`). `rate_limited` and `internal` never reach
+   * (`unauthorized`, `invalid_stream`, ...; a code this version does not
+   * know is passed on as the server wrote it). `rate_limited` and `internal` never reach
    * the application: such publishes are sent again with the same id.
    */
   readonly code: string;
@@ -127,7 +127,8 @@ export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
   onState?: (phase: StreamPhase) => void;
   /**
    * The server refused a request for this stream (`code` is its error
-   * code, e.g. `unauthorized`). The request is retried with backoff, like
+   * code as the server wrote it, e.g. `unauthorized`, also when this
+   * version does not know it). The request is retried with backoff, like
    * an unanswered one.
    */
   onRefused?: (code: string, message: string) => void;
@@ -228,7 +229,11 @@ export interface ClientStats {
   connectFailures: number;
   /** Frames received. */
   frames: number;
-  /** Characters (UTF-16 code units) of frames received. */
+  /**
+   * Size of the frames received in UTF-16 code units (JavaScript's
+   * `string.length`), not UTF-8 bytes: the same for ASCII text, smaller for
+   * other text. Counting UTF-8 would cost a pass over every frame.
+   */
   bytes: number;
   /** Frames dropped as malformed, too large or rejected by the sequencer. */
   badFrames: number;
@@ -238,7 +243,7 @@ export interface ClientStats {
   bytesSent: number;
   /** History frames received. */
   historyFrames: number;
-  /** Characters of history frames received. */
+  /** Size of the history frames received, in UTF-16 code units like `bytes`. */
   historyBytes: number;
   /** Messages inside history frames. */
   historyMessages: number;

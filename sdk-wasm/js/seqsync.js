@@ -4,11 +4,11 @@
 // retries and timeouts, resume positions) is made by the WASM core. This file
 // owns the WebSocket, one timer, JSON.parse, the callbacks and the storage.
 
-import initWasm, { Core, Session, errorCodeName } from './seqsync_wasm.js';
+import initWasm, { Core, Session } from './seqsync_wasm.js';
 
 // The core's calling convention (sdk-wasm/src/lib.rs): flags returned by its inputs, the kinds
 // of its events and transmits, and a scratch area of SLOTS numbers in WASM memory for their numbers.
-const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8;
+const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8, READY_DELIVER = 16;
 const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
@@ -43,7 +43,7 @@ export function init(source) {
     if (input instanceof URL && input.protocol === 'file:') {
       // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
       const fsModule = 'node:fs/promises';
-      input = await (await import(/* @vite-ignore */ fsModule)).readFile(input);
+      input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
     }
     memory = (await initWasm({ module_or_path: input })).memory;
   })().catch((error) => {
@@ -241,6 +241,7 @@ export class Client {
     this._timerAt = -1; // when the armed timer fires
     this._closed = this._dispatching = this._reentered = false;
     this._subs = new Map(); // stream name -> Subscription
+    this._hotName = this._hotSub = undefined; // the stream of the last message, and its Subscription
     this._byHandle = new Map(); // stream handle -> Subscription
     this._waiting = new Map(); // publish handle -> { resolve, reject } of its promise
     this._state = { state: 'connecting', endpoint: url, attempt: 0 };
@@ -348,6 +349,7 @@ export class Client {
     sub._active = false;
     this._subs.delete(sub.stream);
     this._byHandle.delete(sub._handle);
+    if (this._hotSub === sub) this._hotName = this._hotSub = undefined;
     if (sub._handle >= 0) this._input((s, t) => s.unsubscribe(t, sub._handle));
   }
 
@@ -402,14 +404,47 @@ export class Client {
     const n = typeof text === 'string' ? text.length : 0;
     const f = parse(text, this._maxFrame);
     if (f?.type === 'msg') {
-      // The hot path: one crossing delivers the message in the common case.
-      const h = this._subs.get(f.stream)?._handle;
+      // The hot path: one crossing delivers the message in the common case. The subscription of
+      // the last message is kept: a string compare is cheaper than hashing the name again.
+      const sub = f.stream === this._hotName ? this._hotSub : this._subs.get(f.stream);
+      const h = sub?._handle;
       if (h >= 0 && f.data !== undefined) {
-        const payload = s.deliver(t, h, f.seq, epochOrNone(f.epoch), f.data, n);
+        this._hotName = f.stream;
+        this._hotSub = sub;
+        const epoch = epochOrNone(f.epoch);
+        let bytes = n;
+        if (!this._dispatching) {
+          // Next in order: the core takes it without the payload, which stays here.
+          const next = s.inOrder(t, h, f.seq, epoch, n);
+          if (next & READY_DELIVER) {
+            if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(next & ~READY_EVENTS);
+            this._dispatching = true;
+            call(sub._onMessage, f.data, f.seq);
+            this._dispatching = false;
+            if ((next & READY_EVENTS || this._reentered) && !this._closed) {
+              this._reentered = false;
+              this._dispatch();
+            }
+            return;
+          }
+          bytes = -1; // counted by inOrder
+        }
+        const payload = s.deliver(t, h, f.seq, epoch, f.data, bytes);
         const v = scratch(this);
         const flags = v[8];
         if (flags & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(flags & ~READY_EVENTS);
-        if (v[0] !== 0) this._dispatch(payload, true);
+        if (v[0] === EVENT_MESSAGE && v[1] === 0 && v[2] === h && !this._dispatching) {
+          // One message for the stream it came on, nothing behind it: no dispatch loop.
+          this._dispatching = true;
+          call(sub._onMessage, payload, v[3]);
+          this._dispatching = false;
+          if (this._reentered) {
+            this._reentered = false;
+            if (!this._closed) this._dispatch();
+          }
+        } else if (v[0] !== 0) {
+          this._dispatch(payload, true);
+        }
         return;
       }
     }
@@ -466,7 +501,7 @@ export class Client {
       if (kind === EVENT_SNAPSHOT) call(h.onSnapshot, payload, s[3], s[4]);
       else if (kind === EVENT_RESET) call(h.onReset, RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]);
       else if (kind === EVENT_PHASE) call(h.onState, PHASES[s[3]]);
-      else if (kind === EVENT_REFUSED) call(h.onRefused, errorCodeName(s[3]), payload);
+      else if (kind === EVENT_REFUSED) call(h.onRefused, this._session.code(s[3]), payload);
       else if (h.onGap !== undefined) call(h.onGap, { type: GAP_EVENTS[kind], ...eventFields(kind, s) });
     } else if (kind === EVENT_CONNECTING) {
       this._setState({ state: 'connecting', endpoint: this._endpoints[s[3]], attempt: s[4] });
@@ -479,7 +514,7 @@ export class Client {
       const waiting = this._waiting.get(s[3]);
       this._waiting.delete(s[3]);
       if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
-      else if (s[4] === 0) waiting?.reject(new SeqsyncError(errorCodeName(s[5]), payload));
+      else if (s[4] === 0) waiting?.reject(new SeqsyncError(this._session.code(s[5]), payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
       else waiting?.reject(closedError());
     } else if (kind === EVENT_POSITION) {

@@ -55,9 +55,20 @@
 
 mod sequencer;
 mod session;
+#[cfg(feature = "websys")]
+mod websys;
+
+// The module runs on one thread (no `atomics` target feature), which is
+// what `TalckWasm`'s lock-free `new_global` requires.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+#[allow(unsafe_code)]
+static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 
 pub use sequencer::Core;
-pub use session::{Session, error_code_name};
+pub use session::Session;
+#[cfg(feature = "websys")]
+pub use websys::WebClient;
 
 use seqsync_core::{
     Config, Epoch, Error, Event, MAX_SEQ, Millis, ResetReason, Seq, StalledRequest, StreamId,
@@ -73,6 +84,9 @@ pub const READY_TRANSMIT: u32 = 1;
 pub const READY_EVENTS: u32 = 2;
 /// Flag: the timer deadline (scratch slot 7) changed.
 pub const READY_TIMEOUT: u32 = 4;
+/// Flag of `Session::inOrder`: the message is delivered now, with the
+/// payload the caller kept.
+pub const READY_DELIVER: u32 = 16;
 /// Flag: the input was rejected. `Core`: `lastError()` says why, the core is
 /// unchanged. `Session`: the frame was counted as bad.
 pub const READY_ERROR: u32 = 8;
@@ -109,7 +123,7 @@ pub const EVENT_CLOSED: u32 = 12;
 /// `PublishAcked`: slot 3 publish handle, slot 4 seq.
 pub const EVENT_PUBLISH_ACKED: u32 = 13;
 /// `PublishFailed`: slot 3 publish handle, slot 4 why (0 refused, 1 timed
-/// out, 2 closed), slot 5 the error code's index (see `errorCodeName`);
+/// out, 2 closed), slot 5 the error code's index (see `Session::code`);
 /// a refusal's message is returned.
 pub const EVENT_PUBLISH_FAILED: u32 = 14;
 /// `Position`: slot 3 seq, slot 4 epoch; the stream name is returned.

@@ -10,11 +10,11 @@ use wasm_bindgen::prelude::*;
 use crate::{
     EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_MESSAGE,
     EVENT_POSITION, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR,
-    READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG, SLOT_B, SLOT_C,
-    SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT,
-    Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
-    history_messages, message_seq, millis, new_scratch, optional_epoch, position, required_epoch,
-    stream_stats, unknown_stream, whole, write_event,
+    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG,
+    SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_KIND, SLOT_MORE, SLOT_STREAM,
+    SLOT_TRANSMIT, Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config,
+    count, handle_id, history_messages, message_seq, millis, new_scratch, optional_epoch, position,
+    required_epoch, stream_stats, unknown_stream, whole, write_event,
 };
 
 /// The number of options the constructor reads (see [`Session::new`]).
@@ -32,6 +32,10 @@ pub struct Session {
     deadline: Option<Millis>,
     scratch: Scratch,
     error: &'static str,
+    /// The code of the last `error` frame when this version does not know
+    /// it (`ErrorCode::Unknown`): the events that frame causes come out of
+    /// that one input, and [`Session::code`] names them with it.
+    unknown_code: String,
 }
 
 #[wasm_bindgen]
@@ -96,6 +100,7 @@ impl Session {
             deadline: None,
             scratch: new_scratch(),
             error: "",
+            unknown_code: String::new(),
         })
     }
 
@@ -114,6 +119,17 @@ impl Session {
     #[wasm_bindgen(js_name = lastError)]
     pub fn last_error(&self) -> String {
         self.error.to_string()
+    }
+
+    /// The code an event names with this index (`ErrorCode::index`) as the
+    /// server wrote it: a code this version does not know is kept as it
+    /// came, not reported as `unknown`.
+    pub fn code(&self, index: u32) -> String {
+        match ErrorCode::ALL.get(index as usize) {
+            Some(code) => code.as_str().to_string(),
+            None if !self.unknown_code.is_empty() => self.unknown_code.clone(),
+            None => ErrorCode::Unknown.as_str().to_string(),
+        }
     }
 
     /// Largest frame to accept from the server, in bytes of UTF-8.
@@ -195,6 +211,32 @@ impl Session {
         self.inner.handle_bad_frame(millis(now));
     }
 
+    /// The hottest path, for a `msg` frame whose payload stays in
+    /// JavaScript: counts the frame (`bytes`), and when `seq` is the next in
+    /// order with nothing waiting, takes it as delivered and sets
+    /// [`READY_DELIVER`]: the caller hands its payload to the application.
+    /// Without that flag nothing happened to the stream: pass the message
+    /// to `deliver` (with `bytes` -1, as it was counted here).
+    #[wasm_bindgen(js_name = inOrder)]
+    pub fn in_order(&mut self, now: f64, handle: f64, seq: f64, epoch: f64, bytes: f64) -> u32 {
+        self.received(now, bytes);
+        if self.next.is_some() {
+            return 0;
+        }
+        let taken = match (handle_id(handle), message_seq(seq), optional_epoch(epoch)) {
+            (Some(id), Ok(seq), Ok(epoch)) => self
+                .inner
+                .handle_message_in_order(millis(now), id, seq, epoch)
+                .unwrap_or(false),
+            _ => false,
+        };
+        if taken {
+            self.ready() | READY_DELIVER
+        } else {
+            0
+        }
+    }
+
     /// The hot path: a `msg` frame of `bytes` for stream `handle` (`epoch`
     /// -1 when it has none), then the first event. Returns that event's
     /// payload; its kind and numbers are in the scratch area (slot 0 is 0
@@ -209,7 +251,9 @@ impl Session {
         bytes: f64,
     ) -> JsValue {
         let at = millis(now);
-        self.received(now, bytes);
+        if bytes >= 0.0 {
+            self.received(now, bytes);
+        }
         let lookahead = self.next.is_some();
         let result = (|| {
             let id = handle_id(handle).ok_or_else(unknown_stream)?;
@@ -357,7 +401,11 @@ impl Session {
 
     /// An `error` frame; `reference` is its `ref`.
     pub fn error(&mut self, now: f64, code: &str, message: &str, reference: Option<String>) -> u32 {
-        let code = ErrorCode::from_wire(code);
+        let wire = code;
+        let code = ErrorCode::from_wire(wire);
+        if code == ErrorCode::Unknown {
+            self.unknown_code = wire.to_string();
+        }
         self.inner
             .handle_error(millis(now), code, message, reference.as_deref());
         self.ready()
@@ -578,6 +626,13 @@ impl Session {
 }
 
 impl Session {
+    /// The scratch area, for a shell written in Rust (the `websys`
+    /// prototype).
+    #[cfg(feature = "websys")]
+    pub(crate) fn scratch(&self) -> &[f64; crate::SLOTS] {
+        &self.scratch
+    }
+
     /// Ends a frame's input: a frame the core refused is counted as bad.
     fn frame(&mut self, now: Millis, result: Result<(), Error>) -> u32 {
         match result {
@@ -630,17 +685,6 @@ impl Session {
         }
         flags
     }
-}
-
-/// The wire name of the error code with this index (`ErrorCode::index`);
-/// `unknown` for codes this version does not know.
-#[wasm_bindgen(js_name = errorCodeName)]
-pub fn error_code_name(index: u32) -> String {
-    let code = ErrorCode::ALL
-        .get(index as usize)
-        .copied()
-        .unwrap_or(ErrorCode::Unknown);
-    code.as_str().to_string()
 }
 
 /// The code of a refused `subscribe` or `publish`.

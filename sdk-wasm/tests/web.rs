@@ -9,8 +9,8 @@
 use seqsync_wasm::{
     Core, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE,
     EVENT_PHASE, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_RESET, EVENT_SNAPSHOT,
-    READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT, Session,
-    TRANSMIT_CONNECT, TRANSMIT_SEND, error_code_name,
+    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT,
+    Session, TRANSMIT_CONNECT, TRANSMIT_SEND,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -331,6 +331,35 @@ fn deliver_hands_the_payload_back_in_one_call() {
 }
 
 #[wasm_bindgen_test]
+fn in_order_takes_only_the_next_seq_and_keeps_no_payload() {
+    let (mut session, room) = live_session();
+    assert_ne!(
+        session.in_order(3.0, room, 11.0, 3.0, 40.0) & READY_DELIVER,
+        0
+    );
+    assert_eq!(session.in_order(3.0, room, 11.0, 3.0, 40.0), 0, "a repeat");
+    assert_eq!(session.in_order(3.0, room, 13.0, 3.0, 40.0), 0, "one ahead");
+    assert_eq!(session.in_order(3.0, room, 0.5, 3.0, 40.0), 0, "not a seq");
+    assert!(session_events(&mut session).is_empty());
+    // What was not taken goes to deliver, already counted (-1 bytes).
+    let flags = session.deliver(4.0, room, 13.0, 3.0, JsValue::from_str("13"), -1.0);
+    assert!(flags.is_undefined(), "13 waits for 12");
+    let data = session.deliver(4.0, room, 12.0, 3.0, JsValue::from_str("12"), 40.0);
+    assert_eq!(data.as_string().as_deref(), Some("12"));
+    let stats = session.stats();
+    assert_eq!(
+        stats[3], 5.0,
+        "frames: four through inOrder, one through deliver"
+    );
+    assert_eq!(stats[4], 200.0, "bytes");
+    assert_eq!(
+        session.stream_stats(room).unwrap()[0],
+        3.0,
+        "delivered: 11, 12, and 13 queued behind it"
+    );
+}
+
+#[wasm_bindgen_test]
 fn a_publish_goes_out_with_a_random_id_and_its_ack_resolves_it() {
     let (mut session, _) = live_session();
     let handle = session.publish(5.0, "room", r#"{"n":1}"#);
@@ -365,8 +394,18 @@ fn refusals_come_as_codes() {
     let events = session_events(&mut session);
     let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
     assert_eq!((failed.2, failed.3), (handle, 0.0), "refused");
-    assert_eq!(error_code_name(failed.4 as u32), "unauthorized");
+    assert_eq!(session.code(failed.4 as u32), "unauthorized");
     assert_eq!(failed.5.as_string().as_deref(), Some("not for you"));
+
+    // A code this version does not know is named as the server wrote it.
+    let handle = session.publish(7.0, "room", "2");
+    let text = transmits(&mut session).remove(0).3;
+    let id = text.split('"').nth(11).unwrap().to_string();
+    session.error(8.0, "payment_required", "pay first", Some(id));
+    let events = session_events(&mut session);
+    let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
+    assert_eq!(failed.2, handle);
+    assert_eq!(session.code(failed.4 as u32), "payment_required");
 }
 
 #[wasm_bindgen_test]

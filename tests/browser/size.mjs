@@ -1,15 +1,22 @@
 // Prints the shipped size of the package: the WASM module and the JS
 // (this package's module plus the wasm-bindgen glue), minified with terser,
-// each gzipped at level 9. Usage: node size.mjs <pkg dir>
+// each gzipped at level 9, against the goal (sdk-wasm/BENCHMARKS.md).
+// Usage: node size.mjs <pkg dir> [--budget BYTES]: with a budget, exits
+// non-zero when the total is above it.
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { minify } from 'terser';
 
+const GOAL = 14_000; // what the package aims for: below socket.io-client
+const CEILING = 19_000; // the ceiling the goal was set with
+
 const dir = process.argv[2];
-if (!dir) {
-  console.error('usage: node size.mjs <pkg dir>');
+const budgetAt = process.argv.indexOf('--budget');
+const budget = budgetAt > 0 ? Number(process.argv[budgetAt + 1]) : undefined;
+if (!dir || (budget !== undefined && !(budget > 0))) {
+  console.error('usage: node size.mjs <pkg dir> [--budget BYTES]');
   process.exit(2);
 }
 
@@ -33,3 +40,9 @@ for (const [name, raw, min, size] of rows) {
   console.log(`${name.padEnd(24)} ${String(raw).padStart(7)}  ${String(min).padStart(7)}  ${String(size).padStart(8)}`);
 }
 console.log(`bundle (wasm + JS glue), min+gzip: ${total} bytes = ${(total / 1024).toFixed(1)} KiB`);
+const gap = (limit) => (total <= limit ? 'met' : `over by ${total - limit} bytes`);
+console.log(`goal ${GOAL} bytes: ${gap(GOAL)}; ceiling ${CEILING} bytes: ${gap(CEILING)}`);
+if (budget !== undefined) {
+  console.log(`budget of this build ${budget} bytes: ${gap(budget)}`);
+  if (total > budget) process.exitCode = 1;
+}

@@ -14,8 +14,6 @@
 //! # Ok::<(), seqsync_core::Error>(())
 //! ```
 
-use std::fmt::Write as _;
-
 use crate::event::Request;
 use crate::protocol::RequestRef;
 
@@ -30,21 +28,21 @@ pub fn request(request: &Request, reference: Option<&RequestRef>) -> String {
         } => {
             open(&mut out, "subscribe", stream.as_str());
             if let Some(since) = since {
-                let _ = write!(out, ",\"since\":{since}");
+                out.push_str(",\"since\":");
+                decimal(&mut out, since.get());
             }
             if let Some(epoch) = epoch {
-                let _ = write!(out, ",\"epoch\":{epoch}");
+                out.push_str(",\"epoch\":");
+                decimal(&mut out, epoch.0);
             }
         }
         Request::Unsubscribe { stream } => open(&mut out, "unsubscribe", stream.as_str()),
         Request::FetchHistory { stream, range } => {
             open(&mut out, "history", stream.as_str());
-            let _ = write!(
-                out,
-                ",\"from\":{},\"to\":{}",
-                range.start().get(),
-                range.end().get()
-            );
+            out.push_str(",\"from\":");
+            decimal(&mut out, range.start().get());
+            out.push_str(",\"to\":");
+            decimal(&mut out, range.end().get());
         }
         Request::FetchSnapshot { stream } => open(&mut out, "snapshot", stream.as_str()),
     }
@@ -90,7 +88,9 @@ pub fn connect_url(endpoint: &str, token: Option<&str>) -> String {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             url.push(char::from(byte));
         } else {
-            let _ = write!(url, "%{byte:02X}");
+            url.push('%');
+            url.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
+            url.push(char::from(HEX_UPPER[usize::from(byte & 0x0f)]));
         }
     }
     url
@@ -111,12 +111,35 @@ fn string(out: &mut String, text: &str) {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
+                out.push_str("\\u00");
+                out.push(char::from(HEX_LOWER[(c as usize) >> 4]));
+                out.push(char::from(HEX_LOWER[(c as usize) & 0x0f]));
             }
             c => out.push(c),
         }
     }
     out.push('"');
+}
+
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `value` in decimal. Written out by hand: `core::fmt` would be
+/// most of what the browser module needs it for.
+pub(crate) fn decimal(out: &mut String, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +194,22 @@ mod tests {
         assert_eq!(
             request(&Request::FetchSnapshot { stream: name() }, None),
             r#"{"type":"snapshot","stream":"a\"b\\c"}"#
+        );
+    }
+
+    #[test]
+    fn numbers_and_escapes_are_written_as_core_fmt_would() {
+        for value in [0, 7, 10, 4_096, 9_007_199_254_740_991, u64::MAX] {
+            let mut out = String::new();
+            decimal(&mut out, value);
+            assert_eq!(out, value.to_string());
+        }
+        let mut out = String::new();
+        string(&mut out, "a\u{1}\u{1f}\n\u{7f}");
+        assert_eq!(out, "\"a\\u0001\\u001f\\u000a\u{7f}\"");
+        assert_eq!(
+            connect_url("ws://h/ws", Some("\u{0}~ é")),
+            "ws://h/ws?token=%00~%20%C3%A9"
         );
     }
 

@@ -129,10 +129,21 @@ impl ErrorCode {
 
     /// Parses a wire name; names this version does not know are `Unknown`.
     pub fn from_wire(name: &str) -> ErrorCode {
-        ErrorCode::ALL
-            .into_iter()
-            .find(|code| code.as_str() == name)
-            .unwrap_or(ErrorCode::Unknown)
+        match name {
+            "malformed_frame" => ErrorCode::MalformedFrame,
+            "unknown_type" => ErrorCode::UnknownType,
+            "frame_too_large" => ErrorCode::FrameTooLarge,
+            "seq_out_of_range" => ErrorCode::SeqOutOfRange,
+            "invalid_range" => ErrorCode::InvalidRange,
+            "invalid_stream" => ErrorCode::InvalidStream,
+            "unauthorized" => ErrorCode::Unauthorized,
+            "too_many_subscriptions" => ErrorCode::TooManySubscriptions,
+            "rate_limited" => ErrorCode::RateLimited,
+            "not_subscribed" => ErrorCode::NotSubscribed,
+            "range_beyond_head" => ErrorCode::RangeBeyondHead,
+            "internal" => ErrorCode::Internal,
+            _ => ErrorCode::Unknown,
+        }
     }
 
     /// Whether a publish refused with this code is sent again with the same
@@ -218,7 +229,11 @@ impl RequestRef {
     /// The reference naming one subscription of a stream: its slot and
     /// incarnation, as `"<slot>.<incarnation>"`.
     pub fn for_stream(id: StreamId) -> RequestRef {
-        RequestRef(format!("{}.{}", id.index(), id.generation()).into_boxed_str())
+        let mut text = String::with_capacity(12);
+        encode::decimal(&mut text, u64::from(id.index()));
+        text.push('.');
+        encode::decimal(&mut text, u64::from(id.generation()));
+        RequestRef(text.into_boxed_str())
     }
 
     /// The stream handle a reference made by [`RequestRef::for_stream`]

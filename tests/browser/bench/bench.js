@@ -4,6 +4,7 @@
 // swapped) and duplicates (1 in 100), which both sides must undo.
 
 import { Client, Sequencer, init } from '/pkg/seqsync.js';
+import * as glue from '/pkg/seqsync_wasm.js';
 
 const N = 100_000;
 const ROUNDS = 7;
@@ -62,9 +63,45 @@ class FrameSocket {
   constructor() {
     FrameSocket.last = this;
     this.onopen = this.onmessage = this.onclose = this.onerror = null;
+    this.listeners = {};
+    this.readyState = 0;
+  }
+  addEventListener(type, fn) {
+    (this.listeners[type] ??= []).push(fn);
+  }
+  removeEventListener() {}
+  emit(type, event) {
+    if (type === 'open') this.readyState = 1;
+    this[`on${type}`]?.(event);
+    for (const fn of this.listeners[type] ?? []) fn(event);
   }
   send() {}
   close() {}
+}
+
+// The prototype of a socket owned by the WASM module (sdk-wasm/src/websys.rs), present only in a
+// package built with the `websys` feature: the same frames through the page's WebSocket, replaced
+// by the stand-in while the client opens it. With `gloo` the frames are read by an async task, so
+// the time runs until the last message is delivered.
+async function websysRun(frames, onMessage, delivered) {
+  const real = globalThis.WebSocket;
+  globalThis.WebSocket = FrameSocket;
+  const options = new Float64Array(6).fill(NaN);
+  options[5] = 600_000; // heartbeatTimeoutMs, as for the Client
+  const client = new glue.WebClient('ws://bench.invalid/ws', crypto.getRandomValues(new Uint8Array(32)), options);
+  globalThis.WebSocket = real;
+  let live = false;
+  client.subscribe('bench', onMessage, () => (live = true));
+  const ws = FrameSocket.last;
+  FrameSocket.last = null;
+  ws.emit('open', {});
+  await new Promise((r) => setTimeout(r, 0));
+  ws.emit('message', { data: JSON.stringify({ type: 'snapshot', stream: 'bench', seq: 0, epoch: 1, state: null }) });
+  while (!live) await new Promise((r) => setTimeout(r, 0));
+  const t0 = performance.now();
+  for (let i = 0; i < frames.length; i++) ws.emit('message', { data: frames[i], timeStamp: t0 + i * 0.001 });
+  while (delivered() < N) await new Promise((r) => setTimeout(r, 0));
+  return performance.now() - t0;
 }
 
 async function seqsyncRun(frames, onMessage) {
@@ -161,6 +198,8 @@ async function main() {
   const parse = [];
   const bare = [];
   const store = [];
+  const websys = [];
+  const websysInOrder = [];
   for (let round = 0; round < ROUNDS; round++) {
     const a = checker();
     const t0 = performance.now();
@@ -176,6 +215,14 @@ async function main() {
     baseline(ordered, checker().onMessage);
     inOrderBase.push(performance.now() - t2);
     inOrderOurs.push(await seqsyncRun(ordered, checker().onMessage));
+
+    if (glue.WebClient !== undefined) {
+      const w = checker();
+      websys.push(await websysRun(frames, w.onMessage, w.done));
+      if (w.sum() !== a.sum()) throw new Error(`the websys prototype delivered ${w.done()}`);
+      const wo = checker();
+      websysInOrder.push(await websysRun(ordered, wo.onMessage, wo.done));
+    }
 
     const t1 = performance.now();
     parseOnly(frames);
@@ -202,6 +249,11 @@ async function main() {
     jsPayloadStoreNsPerMessage: Math.round((median(store.slice(1)) * 1e6) / parsed.length),
     userAgent: navigator.userAgent,
   };
+  if (websys.length > 0) {
+    result.websysPrototypeNsPerMessage = Math.round((median(websys.slice(1)) * 1e6) / N);
+    result.websysPrototypeRatio = Number((median(websys.slice(1)) / median(base.slice(1))).toFixed(3));
+    result.websysPrototypeInOrderNsPerMessage = Math.round((median(websysInOrder.slice(1)) * 1e6) / N);
+  }
   document.getElementById('out').textContent = JSON.stringify(result, null, 2);
   window.benchResult = result;
 }

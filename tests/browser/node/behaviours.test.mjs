@@ -122,3 +122,19 @@ test('a refused subscribe reaches onRefused with the code', async () => {
   assert.deepEqual(refusals, [['unauthorized', 'no']]);
   assert.equal(c.stats().refusedRequests, 1);
 });
+
+test('an error code this version does not know reaches the application as the server wrote it', async () => {
+  const { c, socket } = await client();
+  const refusals = [];
+  c.subscribe('quota', { onRefused: (code, message) => refusals.push([code, message]) });
+  socket().open();
+  const subscribe = socket().sent.find((f) => f.type === 'subscribe');
+  socket().receive({ type: 'error', code: 'quota_exceeded', message: 'over quota', ref: subscribe.ref });
+  assert.deepEqual(refusals, [['quota_exceeded', 'over quota']]);
+
+  const refused = c.publish('quota', 1);
+  await waitFor(() => socket().sent.some((f) => f.type === 'publish'), 'the publish');
+  const id = socket().sent.find((f) => f.type === 'publish').id;
+  socket().receive({ type: 'error', code: 'payment_required', message: 'pay first', ref: id });
+  await assert.rejects(refused, (e) => e instanceof SeqsyncError && e.code === 'payment_required');
+});

@@ -1,20 +1,34 @@
-// Compiles only if the package's types describe the API as documented
-// (run with `tsc -p tests/browser/types`). @ts-expect-error lines must fail.
+// Compiles only if the package's types describe the API as documented, and
+// uses every public item (run with `tsc -p tests/browser/types` against the
+// source; scripts/browser.sh runs it again against the packed package as
+// installed, through its `exports` map). @ts-expect-error lines must fail.
 
 import {
   Client,
   Sequencer,
   SeqsyncError,
   init,
+  type ClientFrame,
+  type ClientOptions,
   type ClientStats,
   type ConnectionState,
+  type CoreOptions,
+  type DeliveryMode,
   type GapEvent,
   type Json,
+  type PositionStorage,
+  type ResetReason,
   type SequencerEvent,
   type ServerFrame,
+  type StartOptions,
+  type StreamPhase,
   type StreamStats,
+  type SubscribeHandlers,
+  type Subscription,
+  type WasmSource,
+  type WebSocketConstructor,
   type WebSocketLike,
-} from '../../../sdk-wasm/js/seqsync.js';
+} from 'seqsync';
 
 interface Chat {
   from: string;
@@ -113,4 +127,67 @@ export async function usage(): Promise<number> {
   const t: number | undefined = core.pollTimeout();
   console.log(t, core.stats(h)?.delivered, new SeqsyncError('x', 'y').code);
   return seq;
+}
+
+// Every other public item: the remaining options, counters and methods.
+export async function everything(socketClass: WebSocketConstructor, wasm: WasmSource): Promise<void> {
+  const storage: PositionStorage = { getItem: (key) => (key ? null : ''), setItem: (_key, _value) => {} };
+  const core: CoreOptions = {
+    window: 64,
+    gapTimeoutMs: 10,
+    requestTimeoutMs: 100,
+    maxBackoffMs: 1_000,
+    stallAfterAttempts: 2,
+    maxFetch: 16,
+    maxStreams: 8,
+  };
+  const options: ClientOptions = {
+    core,
+    reconnectMaxMs: 1_000,
+    heartbeatTimeoutMs: 2_000,
+    connectTimeoutMs: 1_000,
+    initialConnectTimeoutMs: 0,
+    publishTimeoutMs: 3_000,
+    maxPendingPublishes: 10,
+    persist: 'app:',
+    storage,
+    WebSocket: socketClass,
+    wasm,
+  };
+  const client = new Client('ws://127.0.0.1:1/ws', options);
+  const mode: DeliveryMode = 'latest';
+  const start: StartOptions = { since: 0, epoch: 1, mode };
+  const handlers: SubscribeHandlers<number> = {
+    ...start,
+    onMessage: (n) => console.log(n + 1),
+    onReset: (reason: ResetReason) => console.log(reason),
+    onState: (phase: StreamPhase) => console.log(phase),
+  };
+  const sub: Subscription = client.subscribe('numbers', handlers);
+  console.log(sub.stream);
+  const t: ClientStats = client.stats();
+  console.log(t.disconnects, t.frames, t.bytes, t.badFrames, t.historyFrames, t.historyBytes, t.historyMessages, t.published);
+  const s = sub.stats();
+  if (s !== undefined) {
+    const all: number[] = [s.delivered, s.duplicates, s.dropped, s.skipped, s.gaps, s.resyncs, s.resets, s.buffered, s.lastSeq, s.head];
+    console.log(all, s.epoch ?? -1);
+  }
+  await client.close();
+
+  const q = new Sequencer<string>(core);
+  const h = q.subscribe(0, 'room');
+  q.handleDisconnected(1);
+  q.handleConnected(2);
+  q.handleSubscribed(3, h, 1, 0);
+  q.handleSnapshot(4, h, 0, 1, 'state');
+  q.handleMessage(5, h, 2, 1, 'two');
+  q.handleHistory(6, h, 1, 1, 1, [{ seq: 1, data: 'one' }]);
+  q.handleHead(7, h, 2, undefined);
+  q.handleReset(8, h, 'epoch_changed', undefined);
+  q.handleTimeout(9);
+  const back: ServerFrame<string> | undefined = q.handleFrame(10, { type: 'ack', id: 'x', stream: 'room', seq: 1 });
+  const request: ClientFrame | undefined = q.pollRequest();
+  console.log(back?.type, request?.type, q.streamHandle('room') === h, q.streamName(h));
+  q.unsubscribe(11, h);
+  q.free();
 }

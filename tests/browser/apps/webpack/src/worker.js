@@ -1,0 +1,4 @@
+import { Client } from 'seqsync';
+import { runWorker } from '../../common/check.js';
+
+runWorker(Client);

@@ -1,0 +1,150 @@
+// The packed npm package as applications consume it: a Vite app and a
+// webpack 5 app (tests/browser/apps/), each with the tarball installed as a
+// user installs it, built for production, served by the reference server
+// and run in headless Chromium under fault injection: in the page, in a
+// dedicated worker that owns the client, and across a real page reload with
+// `persist`.
+//
+// Needs SEQSYNC_SERVER_BIN (the server binary) and SEQSYNC_TARBALL (the
+// packed package); the apps' bundlers are installed by
+// ensure_browser_toolchain (scripts/browser.sh).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { CHROMIUM_ARGS } from './chromium.mjs';
+import { startServer, waitFor } from './support.mjs';
+
+const apps = join(import.meta.dirname, 'apps');
+const COUNT = 1000;
+// Drops, duplicates and reordering of live messages, and a cut connection
+// every 400 frames: reconnects, resubscribes and publishes sent again.
+const FAULTS = 'drop=0.1,dup=0.1,reorder=0.3,window=8,cut_every_frames=400';
+
+const builds = {
+  vite: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
+  webpack: (out) => ['webpack', '--output-path', out, '--stats', 'errors-warnings'],
+};
+
+let dist;
+let server;
+let browser;
+
+before(async () => {
+  const tarball = process.env.SEQSYNC_TARBALL;
+  if (!tarball) throw new Error('SEQSYNC_TARBALL must name the packed package');
+  dist = mkdtempSync(join(tmpdir(), 'seqsync-apps-'));
+  for (const [app, args] of Object.entries(builds)) {
+    const cwd = join(apps, app);
+    // As a user adds it; --no-save keeps the committed manifest and lock file as they are.
+    execFileSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--offline', tarball], { cwd, stdio: 'pipe' });
+    execFileSync('npx', ['--no-install', ...args(join(dist, app))], { cwd, stdio: 'pipe' });
+  }
+  server = await startServer(['--static-dir', dist, '--heartbeat-ms', '300']);
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_ARGS });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  if (dist) rmSync(dist, { recursive: true, force: true });
+});
+
+let seed = 0;
+
+/** The app's page URL for `stream`, with the server URL (faults on) and more parameters. */
+function pageUrl(app, stream, extra = {}) {
+  const ws = `${server.wsUrl}?faults=seed=${++seed},${FAULTS}`;
+  const query = new URLSearchParams({ ws, stream, ...extra });
+  return `${server.httpUrl}/${app}/index.html?${query}`;
+}
+
+async function open(context, url, errors) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && errors.push(`console: ${m.text()}`));
+  await page.goto(url);
+  await waitFor(() => page.evaluate(() => window.__loaded === true), 'the app to load');
+  return page;
+}
+
+const result = (page) => page.evaluate(() => window.__check);
+
+/** Every seq from `from` to `to` once, in order, each carrying the message published as that seq. */
+function assertExact(received, from, to) {
+  const seqs = received.map(([seq]) => seq);
+  const expected = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  assert.deepEqual(seqs, expected, 'seqs delivered once each, in order, no holes');
+  const ns = received.map(([, n]) => n).sort((a, b) => a - b);
+  assert.deepEqual(ns, expected, 'every message published delivered once');
+}
+
+for (const app of Object.keys(builds)) {
+  for (const where of ['page', 'worker']) {
+    test(`${app}: a production build ${where === 'worker' ? 'in a dedicated worker ' : ''}publishes and receives ${COUNT} messages under faults, exactly`, async () => {
+      const errors = [];
+      const context = await browser.newContext();
+      try {
+        const stream = `${app}-${where}`;
+        const page = await open(context, pageUrl(app, stream, { publish: COUNT, worker: where === 'worker' ? '1' : '0' }), errors);
+        await waitFor(async () => {
+          const r = await result(page);
+          return r.errors.length > 0 || (r.stats !== null && r.received.length >= COUNT);
+        }, `${COUNT} messages acked and delivered`, 120_000);
+        const r = await result(page);
+        assert.equal(r.acked, COUNT);
+        // The faults happened: connections were cut, and live messages lost or repeated.
+        assert.ok(r.stats.client.connects >= 2, `reconnected (${JSON.stringify(r.stats.client)})`);
+        assert.ok(r.stats.stream.gaps + r.stats.stream.duplicates > 0, `repaired (${JSON.stringify(r.stats.stream)})`);
+        assert.deepEqual(r.errors, []);
+        assert.deepEqual(r.snapshots, [0], 'one snapshot, of the empty stream');
+        assertExact(r.received, 1, COUNT);
+        assert.deepEqual(errors, []);
+      } finally {
+        await context.close();
+      }
+    });
+  }
+}
+
+test('vite: after a real page reload with persist, what was published while the page was gone arrives once, by resume', async () => {
+  const errors = [];
+  const context = await browser.newContext();
+  try {
+    const stream = 'reload';
+    const reader = await open(context, pageUrl('vite', stream, { persist: '1', hold: '1' }), errors);
+    const writer = await open(context, pageUrl('vite', stream, { hold: '1' }), errors);
+    await reader.evaluate(() => window.__start());
+    await waitFor(async () => (await result(reader)).phase === 'live', 'the reader to go live');
+
+    const before = 50;
+    await writer.evaluate((n) => window.__publish(1, n), before);
+    await waitFor(async () => (await result(reader)).received.length >= before, 'the first messages');
+    const first = await result(reader);
+    assert.deepEqual(first.snapshots, [0]);
+    assertExact(first.received, 1, before);
+
+    // The reader's page is unloaded and loaded again; its client starts only
+    // once the next messages are stored, so it has to resume to get them.
+    await reader.reload();
+    await waitFor(() => reader.evaluate(() => window.__loaded === true), 'the reloaded page');
+    const after = 100;
+    await writer.evaluate(([from, to]) => window.__publish(from, to), [before + 1, after]);
+    await waitFor(async () => (await result(writer)).acked === after, 'the publishes while the reader is gone');
+    await reader.evaluate(() => window.__start());
+    await waitFor(async () => (await result(reader)).received.length >= after - before, 'the messages published while away');
+
+    const second = await result(reader);
+    assert.deepEqual(second.snapshots, [], 'resumed: no snapshot');
+    // Delivery is in order, so a repeat of a message seen before the reload would come first.
+    assertExact(second.received, before + 1, after);
+    assert.deepEqual(second.errors, []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await context.close();
+  }
+});
