@@ -33,6 +33,13 @@ pub enum Error {
         /// The name (cut to 64 characters).
         name: String,
     },
+    /// Something the server's adapter cannot do (a publish through a
+    /// foreign server without a publish request).
+    #[error("not supported: {what}")]
+    Unsupported {
+        /// What.
+        what: &'static str,
+    },
     /// A stream handle or name that is not subscribed (or no longer).
     #[error("stream {stream} is not subscribed")]
     UnknownStream {

@@ -210,6 +210,18 @@ pub enum Transmit {
         /// The URL to open.
         url: String,
     },
+    /// A request to a server that does not speak the protocol (a session
+    /// made with [`Session::foreign`](crate::Session::foreign)): the
+    /// adapter turns it into a frame on the open connection, an HTTP
+    /// request or nothing. With an `id`, the answer is expected through
+    /// [`Session::handle_fetched`](crate::Session::handle_fetched), exactly
+    /// once (a failure or a timeout too, as [`FetchAnswer::Failed`](crate::adapter::FetchAnswer::Failed)).
+    Foreign {
+        /// What the answer must name.
+        id: Option<crate::adapter::FetchId>,
+        /// The request.
+        request: crate::adapter::ForeignRequest,
+    },
     /// Send this text frame on the open connection.
     Send {
         /// The frame.
@@ -243,6 +255,15 @@ pub enum PublishError {
     /// The session closed first (`abort`, or the first connection never
     /// came). The message may have been stored if it was sent.
     Closed,
+    /// A foreign server's publish request failed, or its answer said no
+    /// (`429` and `503` are retried instead). The message may have been
+    /// stored if the request reached the server.
+    Failed {
+        /// Why, in words.
+        reason: String,
+        /// The HTTP status, when there was one.
+        status: Option<u16>,
+    },
 }
 
 /// Why a session ended, in [`SessionEvent::Closed`].

@@ -88,6 +88,7 @@
 //! - [`Config`], [`Error`], [`Event`], [`Request`], [`StreamStats`].
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 mod config;
 mod error;
 mod event;

@@ -306,6 +306,16 @@ impl<P> Sequencer<P> {
         })
     }
 
+    /// The request the stream waits on (a subscribe or a snapshot) is
+    /// being answered piece by piece: its deadline starts again from `now`,
+    /// so that a long answer is not taken for a lost one.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStream`] for a stale handle.
+    pub fn handle_progress(&mut self, now: Millis, stream: StreamId) -> Result<(), Error> {
+        self.with_stream(stream, |s, ctx| s.on_progress(now, ctx))
+    }
+
     /// A history answer that covers `range`: every seq of the range that is
     /// not in `messages` will never be sent (filtered or deleted), and the
     /// stream moves past it. Only the part of `range` that was requested

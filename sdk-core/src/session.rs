@@ -9,6 +9,8 @@
 //! package) owns the socket and one timer and only carries out what the
 //! session asks.
 
+mod foreign;
+
 use std::collections::{HashMap, VecDeque};
 
 use crate::config::SessionConfig;
@@ -165,6 +167,8 @@ pub struct Session<P> {
     closing: bool,
     /// Size of the frame being handled (from `handle_received`).
     frame_bytes: usize,
+    /// A server that does not speak the protocol: its plan and requests.
+    foreign: Option<Box<foreign::Foreign<P>>>,
 }
 
 impl<P> Session<P> {
@@ -199,6 +203,7 @@ impl<P> Session<P> {
             timers: Timers::default(),
             closing: false,
             frame_bytes: 0,
+            foreign: None,
         };
         session.start_attempt(now);
         Ok(session)
@@ -291,7 +296,13 @@ impl<P> Session<P> {
             self.timers.silence = Some(now.plus(self.config.silence_timeout_ms));
         }
         self.seq.handle_connected(now);
-        self.flush_requests();
+        self.flush_requests(now);
+        if self.foreign.is_some() {
+            // Publishes go over HTTP, independent of the socket.
+            self.foreign_opened(now);
+            self.after(now);
+            return;
+        }
         self.publishes.clear_retries();
         let frames: Vec<String> = self
             .publishes
@@ -301,7 +312,7 @@ impl<P> Session<P> {
         for text in frames {
             self.send(text);
         }
-        self.after();
+        self.after(now);
     }
 
     /// The socket of `conn` closed or failed (or the attempt failed). The
@@ -318,7 +329,7 @@ impl<P> Session<P> {
             }
             _ => {}
         }
-        self.after();
+        self.after(now);
     }
 
     /// A frame of `bytes` bytes arrived on the open connection, before it is
@@ -353,7 +364,7 @@ impl<P> Session<P> {
     ) -> Result<(), Error> {
         let result = self.seq.handle_message(now, stream, seq, epoch, payload);
         self.arm_persist(now);
-        self.after();
+        self.after(now);
         result
     }
 
@@ -379,7 +390,7 @@ impl<P> Session<P> {
             self.arm_persist(now);
         }
         if !matches!(result, Ok(Some(_))) {
-            self.after();
+            self.after(now);
         }
         result
     }
@@ -425,7 +436,7 @@ impl<P> Session<P> {
         }
         let result = self.seq.handle_snapshot(now, stream, seq, epoch, state);
         self.arm_persist(now);
-        self.after();
+        self.after(now);
         result
     }
 
@@ -445,7 +456,7 @@ impl<P> Session<P> {
             return Ok(());
         }
         let result = self.seq.handle_subscribed(now, stream, epoch, head);
-        self.after();
+        self.after(now);
         result
     }
 
@@ -473,7 +484,7 @@ impl<P> Session<P> {
         let after = self.seq.stats(stream).map_or(0, |s| s.duplicates);
         self.stats.history_duplicates += after.saturating_sub(before);
         self.arm_persist(now);
-        self.after();
+        self.after(now);
         result
     }
 
@@ -489,7 +500,7 @@ impl<P> Session<P> {
         epoch: Option<Epoch>,
     ) -> Result<(), Error> {
         let result = self.seq.handle_head(now, stream, head, epoch);
-        self.after();
+        self.after(now);
         result
     }
 
@@ -509,14 +520,14 @@ impl<P> Session<P> {
             return Ok(());
         }
         let result = self.seq.handle_reset(now, stream, reason, earliest);
-        self.after();
+        self.after(now);
         result
     }
 
     /// An `ack`: the publish with wire id `id` is stored as `seq`. An ack
     /// that matches no pending publish of `stream` is ignored (the answer to
     /// a retry of a publish already acknowledged).
-    pub fn handle_ack(&mut self, _now: Millis, id: &str, stream: &str, seq: Seq) {
+    pub fn handle_ack(&mut self, now: Millis, id: &str, stream: &str, seq: Seq) {
         let Some(publish) = self.publishes.find(id) else {
             return;
         };
@@ -532,7 +543,7 @@ impl<P> Session<P> {
         self.events
             .push_back(SessionEvent::PublishAcked { publish, seq });
         self.finish_close_if_drained();
-        self.after();
+        self.after(now);
     }
 
     /// An `error` frame. Its `ref` says what it is about: a request of a
@@ -575,7 +586,7 @@ impl<P> Session<P> {
                 message: message.to_string(),
             });
         }
-        self.after();
+        self.after(now);
     }
 
     /// Time passed: starts or abandons connection attempts, replaces a dead
@@ -598,7 +609,12 @@ impl<P> Session<P> {
             self.publish_failed(publish, PublishError::TimedOut);
         }
         let due = self.publishes.take_due_retries(now);
-        if self.is_open() {
+        if self.foreign.is_some() {
+            for publish in due {
+                self.foreign_publish(publish);
+            }
+            self.foreign_poll(now);
+        } else if self.is_open() {
             for publish in due {
                 if let Some(text) = self.publishes.get(publish).map(|p| p.frame.to_string()) {
                     self.send(text);
@@ -610,7 +626,7 @@ impl<P> Session<P> {
             self.report_positions();
         }
         self.finish_close_if_drained();
-        self.after();
+        self.after(now);
     }
 
     // ---- (C) application commands ----------------------------------------------
@@ -637,11 +653,21 @@ impl<P> Session<P> {
                     seq,
                     epoch: Some(epoch),
                 };
+            } else if self
+                .plan()
+                .is_some_and(|p| p.start == crate::adapter::Start::Beginning)
+            {
+                // A foreign stream read from its first message: a resume
+                // from before seq 1, with no snapshot to wait for.
+                options.start = StartAt::After {
+                    seq: Seq::ZERO,
+                    epoch: None,
+                };
             }
         }
         self.expect_traffic(now);
         let id = self.seq.subscribe(now, name, options)?;
-        self.after();
+        self.after(now);
         Ok(id)
     }
 
@@ -652,12 +678,15 @@ impl<P> Session<P> {
     /// [`Error::UnknownStream`] for a stale handle.
     pub fn unsubscribe(&mut self, now: Millis, stream: StreamId) -> Result<(), Error> {
         self.report_position(stream);
+        if let Some(name) = self.seq.stream_name(stream).cloned() {
+            self.foreign_forget(&name);
+        }
         self.seq.unsubscribe(now, stream)?;
         self.events.retain(|e| match e {
             SessionEvent::Refused { stream: s, .. } => *s != stream,
             _ => true,
         });
-        self.after();
+        self.after(now);
         Ok(())
     }
 
@@ -681,8 +710,18 @@ impl<P> Session<P> {
                 limit: self.config.max_pending_publishes,
             });
         }
+        let foreign = self.foreign.as_deref().map(|f| f.plan.publish);
+        if foreign == Some(false) {
+            return Err(Error::Unsupported {
+                what: "publishing: the server's description has no publish request",
+            });
+        }
         let wire_id = self.rng.uuid();
-        let frame = encode::publish(stream, &wire_id, data);
+        // To a foreign server the payload goes as it is, into its request.
+        let frame = match foreign {
+            Some(_) => data.to_string(),
+            None => encode::publish(stream, &wire_id, data),
+        };
         if frame.len() > self.config.max_publish_bytes {
             return Err(Error::PublishTooLarge {
                 len: frame.len(),
@@ -690,7 +729,7 @@ impl<P> Session<P> {
             });
         }
         self.expect_traffic(now);
-        if self.is_open() {
+        if self.is_open() && foreign.is_none() {
             self.send(frame.clone());
         }
         let publish = self.publishes.insert(Pending {
@@ -701,7 +740,10 @@ impl<P> Session<P> {
             retries: 0,
             retry_at: None,
         });
-        self.after();
+        if foreign.is_some() {
+            self.foreign_publish(publish);
+        }
+        self.after(now);
         Ok(publish)
     }
 
@@ -734,7 +776,7 @@ impl<P> Session<P> {
             let _ = self.unsubscribe(now, id);
         }
         self.finish_close_if_drained();
-        self.after();
+        self.after(now);
     }
 
     /// Closes at once: pending publishes fail with [`PublishError::Closed`].
@@ -773,6 +815,7 @@ impl<P> Session<P> {
             self.timers.silence,
             self.timers.persist,
             self.timers.publishes,
+            self.foreign.as_deref().and_then(|f| f.poll_at),
         ]
         .into_iter()
         .flatten()
@@ -799,7 +842,12 @@ impl<P> Session<P> {
     /// Whether the session waits for frames: a subscription, or a publish
     /// waiting for its ack. A connection with neither may be quiet.
     fn expects_traffic(&self) -> bool {
-        !self.seq.is_empty() || !self.publishes.is_empty()
+        match self.foreign.as_deref() {
+            // Publishes go over HTTP; without heartbeats a quiet stream is
+            // just quiet.
+            Some(foreign) => foreign.plan.heartbeats && !self.seq.is_empty(),
+            None => !self.seq.is_empty() || !self.publishes.is_empty(),
+        }
     }
 
     /// Starts the dead-peer clock when work arrives on a connection that
@@ -894,6 +942,7 @@ impl<P> Session<P> {
         // again on the next connection.
         self.transmits
             .retain(|t| !matches!(t, Transmit::Send { .. }));
+        self.foreign_lost();
         self.seq.handle_disconnected(now);
         while self.seq.poll_request().is_some() {}
         self.failed(now, reason);
@@ -981,9 +1030,13 @@ impl<P> Session<P> {
     /// Moves the sequencer's requests to the transmit queue, each with the
     /// `ref` of its stream's subscription. While no connection is open they
     /// are void: the sequencer asks again on connect.
-    fn flush_requests(&mut self) {
+    fn flush_requests(&mut self, now: Millis) {
         while let Some(request) = self.seq.poll_request() {
             if !self.is_open() {
+                continue;
+            }
+            if self.foreign.is_some() {
+                self.foreign_request(now, request);
                 continue;
             }
             let stream = match &request {
@@ -1006,8 +1059,8 @@ impl<P> Session<P> {
 
     /// What every input ends with: the sequencer's requests go out and the
     /// publish deadline is brought up to date.
-    fn after(&mut self) {
-        self.flush_requests();
+    fn after(&mut self, now: Millis) {
+        self.flush_requests(now);
         self.timers.publishes = self.publishes.next_deadline();
     }
 

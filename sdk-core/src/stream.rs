@@ -41,8 +41,9 @@ pub(crate) struct Ctx<'a, P> {
 struct Hole {
     start: u64,
     end: u64,
-    /// When the hole was first seen; it is requested at `since + gap_timeout`.
-    since: Millis,
+    /// When the hole is requested: a gap timeout after it was first seen,
+    /// or at once when the server said it will not come live.
+    due: Millis,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -562,7 +563,7 @@ impl<P> StreamState<P> {
         }
         if s > self.high {
             if s > self.high + 1 {
-                self.reveal_tail(s - 1, now, ctx);
+                self.reveal_tail(s - 1, now.plus(ctx.config.gap_timeout_ms), ctx);
             }
             self.high = s;
             ensure(&mut self.recovery, ctx.window, ctx.spare)
@@ -712,16 +713,16 @@ impl<P> StreamState<P> {
             self.high = self.high.max(h);
             return;
         }
-        self.reveal_tail(h, now, ctx);
+        self.reveal_tail(h, now.plus(ctx.config.gap_timeout_ms), ctx);
         self.service(now, ctx);
     }
 
-    /// Records that `high+1..=end` exists and is missing (first seen at
-    /// `since`), and moves `high` to `end`.
-    fn reveal_tail(&mut self, end: u64, since: Millis, ctx: &mut Ctx<'_, P>) {
+    /// Records that `high+1..=end` exists and is missing (to be requested
+    /// at `due`), and moves `high` to `end`.
+    fn reveal_tail(&mut self, end: u64, due: Millis, ctx: &mut Ctx<'_, P>) {
         let start = self.high + 1;
         let rec = ensure(&mut self.recovery, ctx.window, ctx.spare);
-        add_hole(&mut rec.holes, start, end, since);
+        add_hole(&mut rec.holes, start, end, due);
         self.high = end;
         bump(&mut self.counters.gaps);
         ctx.events.push_back(Event::GapDetected {
@@ -765,10 +766,18 @@ impl<P> StreamState<P> {
         }
         self.set_phase(StreamPhase::Live, ctx);
         if self.mode == DeliveryMode::Ordered && head.get() > self.high {
-            let due = Millis(now.0.saturating_sub(ctx.config.gap_timeout_ms));
-            self.reveal_tail(head.get(), due, ctx);
+            self.reveal_tail(head.get(), now, ctx);
         }
         self.drain(ctx);
+        self.service(now, ctx);
+    }
+
+    /// The awaited answer is arriving in pieces: its deadline restarts.
+    pub(crate) fn on_progress(&mut self, now: Millis, ctx: &mut Ctx<'_, P>) {
+        let Some(wait) = self.recovery.as_mut().and_then(|rec| rec.wait.as_mut()) else {
+            return;
+        };
+        wait.deadline = now.plus(ctx.config.backoff(wait.attempts.saturating_sub(1)));
         self.service(now, ctx);
     }
 
@@ -982,7 +991,6 @@ impl<P> StreamState<P> {
         // answer to one is then ignored.
         let holes = &rec.holes;
         rec.fetches.retain(|f| overlaps(holes, f.start, f.end));
-        let gap_timeout = ctx.config.gap_timeout_ms;
         let max_fetch = u64::from(ctx.config.max_fetch.max(1));
         // A hole cut by the window is asked for in pieces of at least this
         // size, so that a window sliding one seq at a time does not send one
@@ -994,7 +1002,7 @@ impl<P> StreamState<P> {
             if hole.start > window_end {
                 break;
             }
-            let due = hole.since.plus(gap_timeout);
+            let due = hole.due;
             if due > now {
                 deadline = min_deadline(deadline, due);
                 continue;
@@ -1102,14 +1110,14 @@ fn push_skipped<P>(ctx: &mut Ctx<'_, P>, stream: StreamId, start: u64, end: u64)
 
 /// Adds `start..=end` (above every existing hole) to the sorted hole list,
 /// merging with the last hole when adjacent.
-fn add_hole(holes: &mut Vec<Hole>, start: u64, end: u64, since: Millis) {
+fn add_hole(holes: &mut Vec<Hole>, start: u64, end: u64, due: Millis) {
     if let Some(last) = holes.last_mut() {
         if last.end + 1 == start {
             last.end = end;
             return;
         }
     }
-    holes.push(Hole { start, end, since });
+    holes.push(Hole { start, end, due });
 }
 
 /// Removes one seq from the hole that holds it, splitting the hole.
@@ -1131,7 +1139,7 @@ fn remove_from_holes(holes: &mut Vec<Hole>, seq: u64) {
             let tail = Hole {
                 start: seq + 1,
                 end: hole.end,
-                since: hole.since,
+                due: hole.due,
             };
             hole.end = seq - 1;
             holes.insert(index + 1, tail);

@@ -75,6 +75,9 @@ impl Fixture {
                     self.connects.push((endpoint, url));
                 }
                 Transmit::Send { text } => self.sent.push(text),
+                Transmit::Foreign { request, .. } => {
+                    panic!("a protocol session made a foreign request {request:?}")
+                }
                 Transmit::Disconnect { reason, .. } => self.disconnects.push(reason),
             }
         }

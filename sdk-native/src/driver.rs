@@ -541,6 +541,12 @@ impl Driver {
                     self.connecting = Some((conn, Box::pin(dial)));
                 }
                 Transmit::Send { text } => self.outbox.push(text),
+                Transmit::Foreign { request, .. } => {
+                    warn!(
+                        ?request,
+                        "a request for a foreign server without an adapter"
+                    );
+                }
                 Transmit::Disconnect { conn, code, reason } => {
                     if self.connecting.as_ref().is_some_and(|(c, _)| *c == conn) {
                         self.connecting = None;
@@ -713,6 +719,9 @@ impl Driver {
             }
             PublishError::TimedOut => ClientError::PublishTimeout { id },
             PublishError::Closed => ClientError::Closed,
+            PublishError::Failed { reason, status } => {
+                ClientError::PublishFailed { reason, status }
+            }
         };
         let _ = reply.send(Err(error));
     }

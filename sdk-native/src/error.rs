@@ -58,6 +58,16 @@ pub enum ClientError {
         /// The server's explanation.
         message: String,
     },
+    /// `publish` through a foreign server: its publish request failed or
+    /// was answered with an error status (`429` and `503` are retried
+    /// instead). It may have been stored if the request reached the server.
+    #[error("publish failed: {reason}")]
+    PublishFailed {
+        /// Why, in words.
+        reason: String,
+        /// The HTTP status, when there was one.
+        status: Option<u16>,
+    },
     /// `publish`: `max_pending_publishes` publishes wait for an ack already.
     #[error("too many publishes in flight (limit {limit})")]
     TooManyPendingPublishes {

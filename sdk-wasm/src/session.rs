@@ -519,6 +519,9 @@ impl Session {
         let s = &mut self.scratch;
         let (kind, text) = match transmit {
             Transmit::Send { text } => (TRANSMIT_SEND, text),
+            // Only a session over a foreign server asks these, and this
+            // binding makes none yet.
+            Transmit::Foreign { .. } => return self.poll_transmit(),
             Transmit::Connect {
                 conn,
                 endpoint,
@@ -597,6 +600,7 @@ impl Session {
                     }
                     PublishError::TimedOut => (1.0, none),
                     PublishError::Closed => (2.0, none),
+                    PublishError::Failed { reason, .. } => (3.0, JsValue::from(reason)),
                 };
                 s[SLOT_B] = why;
                 (EVENT_PUBLISH_FAILED, payload)

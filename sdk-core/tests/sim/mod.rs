@@ -1485,6 +1485,9 @@ impl Sim {
                 }
                 Ok(())
             }
+            Transmit::Foreign { request, .. } => Err(format!(
+                "a protocol session made a foreign request {request:?}"
+            )),
             Transmit::Send { text } => {
                 check!(self, self.conn_up, "sends while disconnected: {text}");
                 let frame: ClientFrame<serde_json::Value> = match parse_client_frame(&text, 1 << 20)
