@@ -87,8 +87,8 @@ pub struct MessageShape {
     /// A frame is a message only when the member at this path holds
     /// `matches` (default: any frame with a seq at `seq`).
     pub when: Option<String>,
-    /// The value `when` must hold (compared as JSON text, so `"chat"` for a
-    /// string).
+    /// The value `when` must hold: a string value equal to it, or any
+    /// value whose JSON text is it (`3`, `true`).
     pub matches: Option<String>,
     /// Where the stream's name is.
     pub stream: StreamSource,
