@@ -37,9 +37,12 @@
 //! | 3..=6 | the event's numbers (see `EVENT_*`) |
 //! | 7 | the timer deadline in ms, -1 for none |
 //! | 8 | the flags of the last `deliver`, `subscribe` or `publish` |
-//! | 9 | `Session::pollTransmit`: kind ([`TRANSMIT_CONNECT`], [`TRANSMIT_SEND`], [`TRANSMIT_DISCONNECT`]) |
-//! | 10 | its connection id |
-//! | 11 | the endpoint index (connect) or the close code (disconnect) |
+//! | 9 | `Session::pollTransmit`: kind ([`TRANSMIT_CONNECT`], [`TRANSMIT_SEND`], [`TRANSMIT_DISCONNECT`], [`TRANSMIT_FOREIGN`]) |
+//! | 10 | its connection id; for a foreign request, the fetch id its answer names (-1: none expected) |
+//! | 11 | the endpoint index (connect), the close code (disconnect) or the request kind (foreign: `REQUEST_*`) |
+//! | 12 | a foreign request's `since` (subscribe, history) |
+//! | 13 | a foreign history request's `to` (-1: no known end) |
+//! | 14 | a foreign history request's `limit` |
 //!
 //! `deliver` is a message followed by the first `pollEvent`, for the hot
 //! path: one crossing instead of two when the message is delivered at once.
@@ -123,8 +126,9 @@ pub const EVENT_CLOSED: u32 = 12;
 /// `PublishAcked`: slot 3 publish handle, slot 4 seq.
 pub const EVENT_PUBLISH_ACKED: u32 = 13;
 /// `PublishFailed`: slot 3 publish handle, slot 4 why (0 refused, 1 timed
-/// out, 2 closed), slot 5 the error code's index (see `Session::code`);
-/// a refusal's message is returned.
+/// out, 2 closed, 3 a foreign server's request failed), slot 5 the error
+/// code's index (see `Session::code`) or, for 3, the HTTP status (-1:
+/// none); a refusal's message or a failure's reason is returned.
 pub const EVENT_PUBLISH_FAILED: u32 = 14;
 /// `Position`: slot 3 seq, slot 4 epoch; the stream name is returned.
 pub const EVENT_POSITION: u32 = 15;
@@ -142,6 +146,46 @@ pub const TRANSMIT_SEND: u32 = 2;
 /// Transmit: close connection slot 10 with code slot 11 and the returned
 /// reason.
 pub const TRANSMIT_DISCONNECT: u32 = 3;
+/// Transmit (a session over a foreign server): carry out a request through
+/// the adapter. The stream is returned; slot 11 is the request kind
+/// (`REQUEST_*`), slot 10 the fetch id that `Session::fetched` must name
+/// (-1 when no answer is expected), slots 12 to 14 `since`, `to` and
+/// `limit`; a publish's data and id are read with `Session::foreignData`
+/// and `Session::foreignId`.
+pub const TRANSMIT_FOREIGN: u32 = 4;
+
+/// Foreign request: start the stream on the connection (`since`).
+pub const REQUEST_SUBSCRIBE: u32 = 1;
+/// Foreign request: stop the stream on the connection.
+pub const REQUEST_UNSUBSCRIBE: u32 = 2;
+/// Foreign request: the messages after `since`, at most `limit`, up to
+/// `to` when known.
+pub const REQUEST_HISTORY: u32 = 3;
+/// Foreign request: the stream's state.
+pub const REQUEST_SNAPSHOT: u32 = 4;
+/// Foreign request: the stream's latest seq.
+pub const REQUEST_HEAD: u32 = 5;
+/// Foreign request: publish (data and id from `foreignData`, `foreignId`).
+pub const REQUEST_PUBLISH: u32 = 6;
+
+/// Answer to a foreign request: messages (`seqs`, `data`; the number is
+/// the earliest seq the server still has, -1 when it did not say).
+pub const ANSWER_MESSAGES: u32 = 1;
+/// Answer: a snapshot (the number is its seq, the value its state).
+pub const ANSWER_SNAPSHOT: u32 = 2;
+/// Answer: the stream's latest seq (the number).
+pub const ANSWER_HEAD: u32 = 3;
+/// Answer: the publish is stored (the number is its seq, -1 when the
+/// server did not say).
+pub const ANSWER_PUBLISHED: u32 = 4;
+/// Answer: the request went out as a frame; the messages come as frames.
+pub const ANSWER_SENT: u32 = 5;
+/// Answer: what was asked is gone (the number is the earliest seq, -1 when
+/// the server did not say).
+pub const ANSWER_GONE: u32 = 6;
+/// Answer: no usable answer (the number is the HTTP status, -1 for none;
+/// the value is the reason, a string).
+pub const ANSWER_FAILED: u32 = 7;
 
 const SLOT_KIND: usize = 0;
 const SLOT_MORE: usize = 1;
@@ -155,7 +199,15 @@ const SLOT_FLAGS: usize = 8;
 const SLOT_TRANSMIT: usize = 9;
 const SLOT_CONN: usize = 10;
 const SLOT_ARG: usize = 11;
-const SLOTS: usize = 12;
+#[cfg(feature = "foreign")]
+const SLOT_SINCE: usize = 12;
+#[cfg(feature = "foreign")]
+const SLOT_TO: usize = 13;
+#[cfg(feature = "foreign")]
+const SLOT_LIMIT: usize = 14;
+/// Slots 12 to 14 are used only by the `foreign` feature; the area has the
+/// same size in every build, so that one JavaScript shell reads both.
+const SLOTS: usize = 15;
 
 /// The scratch area: numbers that JavaScript reads through a `Float64Array`.
 type Scratch = Box<[f64; SLOTS]>;

@@ -7,6 +7,11 @@ use seqsync_core::{
 };
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "foreign")]
+mod foreign;
+
+#[cfg(feature = "foreign")]
+use crate::TRANSMIT_FOREIGN;
 use crate::{
     EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_MESSAGE,
     EVENT_POSITION, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR,
@@ -36,6 +41,12 @@ pub struct Session {
     /// it (`ErrorCode::Unknown`): the events that frame causes come out of
     /// that one input, and [`Session::code`] names them with it.
     unknown_code: String,
+    /// The data and id of the last foreign publish request `pollTransmit`
+    /// returned, until `foreignData` and `foreignId` take them.
+    #[cfg(feature = "foreign")]
+    foreign_data: String,
+    #[cfg(feature = "foreign")]
+    foreign_id: String,
 }
 
 #[wasm_bindgen]
@@ -63,50 +74,16 @@ impl Session {
         token: Option<String>,
         options: &[f64],
     ) -> Result<Session, JsError> {
-        let seed: [u8; 32] = seed
-            .try_into()
-            .map_err(|_| JsError::new("the seed must be 32 bytes"))?;
-        let mut values = [None; OPTIONS];
-        for (value, given) in values.iter_mut().zip(options) {
-            *value = Some(*given);
-        }
-        let n = |i: usize| values[i].and_then(whole);
-        let d = SessionConfig::default();
-        let config = SessionConfig {
-            endpoints,
-            token,
-            core: core_config([
-                values[12], values[13], values[14], values[15], values[16], values[17], values[18],
-            ]),
-            reconnect_initial_ms: n(0).unwrap_or(d.reconnect_initial_ms),
-            reconnect_max_ms: n(1).unwrap_or(d.reconnect_max_ms),
-            stable_after_ms: n(2).unwrap_or(d.stable_after_ms),
-            connect_timeout_ms: n(3).unwrap_or(d.connect_timeout_ms),
-            initial_connect_timeout_ms: n(4).unwrap_or(d.initial_connect_timeout_ms),
-            heartbeat_timeout_ms: n(5).unwrap_or(d.heartbeat_timeout_ms),
-            silence_timeout_ms: n(6).unwrap_or(d.silence_timeout_ms),
-            publish_timeout_ms: n(7).unwrap_or(d.publish_timeout_ms),
-            max_pending_publishes: n(8).map_or(d.max_pending_publishes, count),
-            max_publish_bytes: n(9).map_or(d.max_publish_bytes, count),
-            max_frame_bytes: n(10).map_or(d.max_frame_bytes, count),
-            persist_interval_ms: n(11).unwrap_or(d.persist_interval_ms),
-        };
-        let inner = seqsync_core::Session::new(config, seed, millis(now))
-            .map_err(|_| JsError::new("no endpoint to connect to"))?;
-        Ok(Session {
-            inner,
-            next: None,
-            next_transmit: None,
-            deadline: None,
-            scratch: new_scratch(),
-            error: "",
-            unknown_code: String::new(),
-        })
+        let seed = seed_of(seed)?;
+        let config = session_config(endpoints, token, options);
+        seqsync_core::Session::new(config, seed, millis(now))
+            .map(Session::around)
+            .map_err(|_| no_endpoint())
     }
 
     // ---- getters -------------------------------------------------------------
 
-    /// Address of the scratch area (12 f64 slots) in WASM memory.
+    /// Address of the scratch area (15 f64 slots) in WASM memory.
     #[wasm_bindgen(js_name = scratchPtr)]
     pub fn scratch_ptr(&self) -> u32 {
         self.scratch.as_ptr() as usize as u32
@@ -115,7 +92,8 @@ impl Session {
     /// The code of the last refused `subscribe` or `publish`:
     /// `invalid_stream`, `already_subscribed`, `too_many_streams`,
     /// `invalid_subscription`, `closed`, `too_many_pending`,
-    /// `publish_too_large`.
+    /// `publish_too_large`, `unsupported` (a publish to a foreign server
+    /// without a publish request).
     #[wasm_bindgen(js_name = lastError)]
     pub fn last_error(&self) -> String {
         self.error.to_string()
@@ -507,37 +485,44 @@ impl Session {
 
     // ---- outputs -------------------------------------------------------------
 
-    /// The next thing to do with the socket: returns the URL (connect), the
-    /// text (send) or the reason (disconnect); the kind and numbers go to
-    /// scratch slots 9 to 11.
+    /// The next thing to do with the socket or, for a session over a
+    /// foreign server, a request for its adapter: returns the URL
+    /// (connect), the text (send), the reason (disconnect) or the stream
+    /// (foreign); the kind and numbers go to scratch slots 9 to 14.
     #[wasm_bindgen(js_name = pollTransmit)]
     pub fn poll_transmit(&mut self) -> Option<String> {
         let transmit = match self.next_transmit.take() {
             Some(transmit) => transmit,
             None => self.inner.poll_transmit()?,
         };
-        let s = &mut self.scratch;
         let (kind, text) = match transmit {
             Transmit::Send { text } => (TRANSMIT_SEND, text),
-            // Only a session over a foreign server asks these, and this
-            // binding makes none yet.
+            #[cfg(feature = "foreign")]
+            Transmit::Foreign { id, request } => {
+                (TRANSMIT_FOREIGN, self.foreign_request(id, request))
+            }
+            // Only a session over a foreign server asks these, and a build
+            // without the feature makes none.
+            #[cfg(not(feature = "foreign"))]
             Transmit::Foreign { .. } => return self.poll_transmit(),
             Transmit::Connect {
                 conn,
                 endpoint,
                 url,
             } => {
+                let s = &mut self.scratch;
                 s[SLOT_CONN] = conn.0 as f64;
                 s[SLOT_ARG] = endpoint as f64;
                 (TRANSMIT_CONNECT, url)
             }
             Transmit::Disconnect { conn, code, reason } => {
+                let s = &mut self.scratch;
                 s[SLOT_CONN] = conn.0 as f64;
                 s[SLOT_ARG] = f64::from(code);
                 (TRANSMIT_DISCONNECT, reason.to_string())
             }
         };
-        s[SLOT_TRANSMIT] = f64::from(kind);
+        self.scratch[SLOT_TRANSMIT] = f64::from(kind);
         Some(text)
     }
 
@@ -600,7 +585,10 @@ impl Session {
                     }
                     PublishError::TimedOut => (1.0, none),
                     PublishError::Closed => (2.0, none),
-                    PublishError::Failed { reason, .. } => (3.0, JsValue::from(reason)),
+                    PublishError::Failed { reason, status } => {
+                        s[SLOT_C] = status.map_or(-1.0, f64::from);
+                        (3.0, JsValue::from(reason))
+                    }
                 };
                 s[SLOT_B] = why;
                 (EVENT_PUBLISH_FAILED, payload)
@@ -630,6 +618,22 @@ impl Session {
 }
 
 impl Session {
+    fn around(inner: seqsync_core::Session<JsValue>) -> Session {
+        Session {
+            inner,
+            next: None,
+            next_transmit: None,
+            deadline: None,
+            scratch: new_scratch(),
+            error: "",
+            unknown_code: String::new(),
+            #[cfg(feature = "foreign")]
+            foreign_data: String::new(),
+            #[cfg(feature = "foreign")]
+            foreign_id: String::new(),
+        }
+    }
+
     /// The scratch area, for a shell written in Rust (the `websys`
     /// prototype).
     #[cfg(feature = "websys")]
@@ -691,6 +695,45 @@ impl Session {
     }
 }
 
+fn seed_of(seed: &[u8]) -> Result<[u8; 32], JsError> {
+    seed.try_into()
+        .map_err(|_| JsError::new("the seed must be 32 bytes"))
+}
+
+fn no_endpoint() -> JsError {
+    JsError::new("no endpoint to connect to")
+}
+
+/// The session's configuration from the constructor's numbers (see
+/// [`Session::new`]).
+fn session_config(endpoints: Vec<String>, token: Option<String>, options: &[f64]) -> SessionConfig {
+    let mut values = [None; OPTIONS];
+    for (value, given) in values.iter_mut().zip(options) {
+        *value = Some(*given);
+    }
+    let n = |i: usize| values[i].and_then(whole);
+    let d = SessionConfig::default();
+    SessionConfig {
+        endpoints,
+        token,
+        core: core_config([
+            values[12], values[13], values[14], values[15], values[16], values[17], values[18],
+        ]),
+        reconnect_initial_ms: n(0).unwrap_or(d.reconnect_initial_ms),
+        reconnect_max_ms: n(1).unwrap_or(d.reconnect_max_ms),
+        stable_after_ms: n(2).unwrap_or(d.stable_after_ms),
+        connect_timeout_ms: n(3).unwrap_or(d.connect_timeout_ms),
+        initial_connect_timeout_ms: n(4).unwrap_or(d.initial_connect_timeout_ms),
+        heartbeat_timeout_ms: n(5).unwrap_or(d.heartbeat_timeout_ms),
+        silence_timeout_ms: n(6).unwrap_or(d.silence_timeout_ms),
+        publish_timeout_ms: n(7).unwrap_or(d.publish_timeout_ms),
+        max_pending_publishes: n(8).map_or(d.max_pending_publishes, count),
+        max_publish_bytes: n(9).map_or(d.max_publish_bytes, count),
+        max_frame_bytes: n(10).map_or(d.max_frame_bytes, count),
+        persist_interval_ms: n(11).unwrap_or(d.persist_interval_ms),
+    }
+}
+
 /// The code of a refused `subscribe` or `publish`.
 fn verb_error_code(error: &Error) -> &'static str {
     match error {
@@ -700,6 +743,7 @@ fn verb_error_code(error: &Error) -> &'static str {
         Error::Closed => "closed",
         Error::TooManyPendingPublishes { .. } => "too_many_pending",
         Error::PublishTooLarge { .. } => "publish_too_large",
+        Error::Unsupported { .. } => "unsupported",
         _ => "invalid_subscription",
     }
 }

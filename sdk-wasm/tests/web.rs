@@ -6,12 +6,15 @@
 // `allow-unwrap-in-tests` knows `#[test]`, not `#[wasm_bindgen_test]`.
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use seqsync_wasm::{
     Core, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE,
     EVENT_PHASE, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_RESET, EVENT_SNAPSHOT,
     READY_DELIVER, READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT,
     Session, TRANSMIT_CONNECT, TRANSMIT_SEND,
 };
+use support::{session_events, session_scratch};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -225,18 +228,6 @@ fn deliver_hands_back_the_message_and_reports_flags() {
 
 // ---- Session ---------------------------------------------------------------------
 
-fn session_scratch(session: &Session) -> [f64; 12] {
-    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().into();
-    let view = js_sys::Float64Array::new_with_byte_offset_and_length(
-        &memory.buffer(),
-        session.scratch_ptr(),
-        12,
-    );
-    let mut out = [0.0; 12];
-    view.copy_to(&mut out);
-    out
-}
-
 /// Drains every transmit as (kind, connection, endpoint or close code, text).
 fn transmits(session: &mut Session) -> Vec<(u32, f64, f64, String)> {
     std::iter::from_fn(|| {
@@ -245,22 +236,6 @@ fn transmits(session: &mut Session) -> Vec<(u32, f64, f64, String)> {
         Some((s[9] as u32, s[10], s[11], text))
     })
     .collect()
-}
-
-/// Drains every event as (kind, stream, a, b, c, payload).
-fn session_events(session: &mut Session) -> Vec<(u32, f64, f64, f64, f64, JsValue)> {
-    let mut out = Vec::new();
-    loop {
-        let payload = session.poll_event();
-        let s = session_scratch(session);
-        if s[0] == 0.0 {
-            return out;
-        }
-        out.push((s[0] as u32, s[2], s[3], s[4], s[5], payload));
-        if s[1] == 0.0 {
-            return out;
-        }
-    }
 }
 
 /// A session connected to one endpoint, with `room` live at seq 10.
