@@ -54,6 +54,15 @@ impl Frame {
         self.text.as_str()
     }
 
+    /// The whole frame as a payload (without surrounding whitespace), for
+    /// a frame already known to be one JSON value.
+    fn whole(&self) -> Payload {
+        let text = self.as_str();
+        let start = text.len() - text.trim_start().len();
+        let end = text.trim_end().len();
+        Payload::from_frame(self.text.clone(), Ok((start, end.max(start))))
+    }
+
     /// `raw` (a value inside this frame's text) as a payload that shares
     /// the frame's bytes; a value from elsewhere is copied.
     pub fn payload(&self, raw: &RawValue) -> Payload {
@@ -116,6 +125,8 @@ pub trait Adapter: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct Described {
     description: Description,
+    /// The top-level members the frames' shapes read, picked in one pass.
+    names: Vec<String>,
 }
 
 impl Described {
@@ -128,7 +139,28 @@ impl Described {
         description
             .check()
             .map_err(|reason| ClientError::InvalidDescription { reason })?;
-        Ok(Described { description })
+        let mut names: Vec<String> = Vec::new();
+        let shapes = std::iter::once(&description.message).chain(description.heartbeat.as_ref());
+        for shape in shapes {
+            let stream = match &shape.stream {
+                StreamSource::Path(path) => Some(path),
+                StreamSource::Fixed(_) => None,
+            };
+            let paths = [
+                shape.when.as_ref(),
+                Some(&shape.seq),
+                stream,
+                shape.epoch.as_ref(),
+                Some(&shape.payload),
+            ];
+            for path in paths.into_iter().flatten() {
+                let first = path.split('.').next().unwrap_or_default();
+                if !first.is_empty() && first != "$" && !names.iter().any(|n| n == first) {
+                    names.push(first.to_string());
+                }
+            }
+        }
+        Ok(Described { description, names })
     }
 
     /// The description.
@@ -141,12 +173,12 @@ impl Described {
         &self,
         shape: &MessageShape,
         frame: &'a Frame,
-        root: &'a RawValue,
+        root: &Root<'a, '_>,
         heartbeat: bool,
     ) -> Option<Inbound<'a>> {
-        let seq_raw = at(root, &shape.seq);
+        let seq_raw = root.at(&shape.seq);
         let selected = match (&shape.when, &shape.matches) {
-            (Some(when), Some(matches)) => at(root, when).is_some_and(|v| equals(v, matches)),
+            (Some(when), Some(matches)) => root.at(when).is_some_and(|v| equals(v, matches)),
             _ => seq_raw.is_some(),
         };
         if !selected {
@@ -166,14 +198,14 @@ impl Described {
         };
         let stream = match &shape.stream {
             StreamSource::Fixed(name) => Cow::Owned(name.clone()),
-            StreamSource::Path(path) => match at(root, path).and_then(string) {
+            StreamSource::Path(path) => match root.at(path).and_then(string) {
                 Some(name) => name,
                 None => return Some(Inbound::Bad(format!("no stream name at {path:?}"))),
             },
         };
         let epoch = match &shape.epoch {
             None => None,
-            Some(path) => match at(root, path).and_then(number) {
+            Some(path) => match root.at(path).and_then(number) {
                 Some(e) if e <= seqsync_core::MAX_SEQ => Some(Epoch(e)),
                 _ => return Some(Inbound::Bad(format!("no valid epoch at {path:?}"))),
             },
@@ -181,9 +213,13 @@ impl Described {
         if heartbeat {
             return Some(Inbound::Heartbeat { stream, seq, epoch });
         }
-        let payload = match at(root, &shape.payload) {
-            Some(raw) => frame.payload(raw),
-            None => null(),
+        let payload = if is_root(&shape.payload) {
+            root.whole(frame)
+        } else {
+            match root.at(&shape.payload) {
+                Some(raw) => frame.payload(raw),
+                None => null(),
+            }
         };
         Some(Inbound::Message {
             stream,
@@ -230,9 +266,20 @@ impl Adapter for Described {
     }
 
     fn read<'a>(&self, frame: &'a Frame) -> Inbound<'a> {
-        let Ok(root) = serde_json::from_str::<&RawValue>(frame.as_str()) else {
-            return Inbound::Bad("not JSON".into());
+        let text = frame.as_str();
+        let root = match pick(text, &self.names) {
+            // An object: its members are all here after one pass.
+            Some(members) => Root::Object {
+                text,
+                names: &self.names,
+                members,
+            },
+            None => match serde_json::from_str::<&RawValue>(text) {
+                Ok(raw) => Root::Value(raw),
+                Err(_) => return Inbound::Bad("not JSON".into()),
+            },
         };
+        let root = &root;
         if let Some(inbound) = self.shape(&self.description.message, frame, root, false) {
             return inbound;
         }
@@ -330,6 +377,94 @@ fn any_seq(n: u64) -> Option<Seq> {
 }
 
 // ---- reading JSON by path ---------------------------------------------------------
+
+fn is_root(path: &str) -> bool {
+    path.is_empty() || path == "$"
+}
+
+/// A frame's value, as read so far: an object whose top-level members the
+/// description uses were picked in one pass, or any other value.
+enum Root<'a, 'n> {
+    Object {
+        text: &'a str,
+        names: &'n [String],
+        members: Vec<Option<&'a RawValue>>,
+    },
+    Value(&'a RawValue),
+}
+
+impl<'a> Root<'a, '_> {
+    /// The value at `path`.
+    fn at(&self, path: &str) -> Option<&'a RawValue> {
+        match self {
+            Root::Value(raw) => at(raw, path),
+            Root::Object {
+                text,
+                names,
+                members,
+            } => {
+                if is_root(path) {
+                    return serde_json::from_str(text).ok();
+                }
+                let (first, rest) = path.split_once('.').unwrap_or((path, ""));
+                match names.iter().position(|n| n == first) {
+                    Some(i) => members[i].and_then(|raw| {
+                        if rest.is_empty() {
+                            Some(raw)
+                        } else {
+                            at(raw, rest)
+                        }
+                    }),
+                    None => serde_json::from_str::<&RawValue>(text)
+                        .ok()
+                        .and_then(|raw| at(raw, path)),
+                }
+            }
+        }
+    }
+
+    /// The whole value as a payload of `frame`.
+    fn whole(&self, frame: &Frame) -> Payload {
+        match self {
+            Root::Object { .. } => frame.whole(),
+            Root::Value(raw) => frame.payload(raw),
+        }
+    }
+}
+
+/// The members `names` of the object `text`, in one pass (the first of
+/// repeated ones); `None` when `text` is not one JSON object.
+fn pick<'a>(text: &'a str, names: &[String]) -> Option<Vec<Option<&'a RawValue>>> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let members = de.deserialize_map(Pick(names)).ok()?;
+    de.end().ok()?;
+    Some(members)
+}
+
+struct Pick<'n>(&'n [String]);
+
+impl<'de> Visitor<'de> for Pick<'_> {
+    type Value = Vec<Option<&'de RawValue>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = vec![None; self.0.len()];
+        while let Some(key) = map.next_key_seed(Key)? {
+            match self.0.iter().position(|n| *n == key) {
+                Some(i) if found[i].is_none() => {
+                    found[i] = Some(map.next_value::<&'de RawValue>()?)
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
 
 /// The value at `path` inside `root` (`$`: `root`; dot-separated member
 /// names, or indices on arrays).
@@ -527,6 +662,39 @@ mod tests {
                 assert!(matches!(read, Inbound::Ignore));
             }
         }
+    }
+
+    #[test]
+    fn nested_paths_repeated_members_and_the_whole_frame_read_as_one_pass_would_not_differ() {
+        let d = described(
+            r#"{"message": {"stream": {"path": "meta.room"}, "seq": "meta.ids.1", "payload": "$"}}"#,
+        );
+        let text =
+            r#"  {"meta":{"room":"r\u0031","ids":[9,5]},"meta":{"room":"other","ids":[0,6]}} "#;
+        let frame = Frame::new(text);
+        match d.read(&frame) {
+            Inbound::Message {
+                stream,
+                seq,
+                payload,
+                ..
+            } => {
+                assert_eq!(
+                    (stream.as_ref(), seq.get()),
+                    ("r1", 5),
+                    "the first of repeated members"
+                );
+                assert_eq!(payload.as_str(), text.trim());
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same shape inside an array is read through the general path.
+        let d =
+            described(r#"{"message": {"stream": {"fixed": "r"}, "seq": "0.s", "payload": "0.p"}}"#);
+        let frame = Frame::new(r#"[{"s":3,"p":[true]}]"#);
+        assert!(
+            matches!(d.read(&frame), Inbound::Message { seq, payload, .. } if seq.get() == 3 && payload.as_str() == "[true]")
+        );
     }
 
     #[test]
