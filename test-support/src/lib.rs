@@ -13,7 +13,9 @@
 //! - [`Proxy`]: a loopback TCP proxy that cuts or stalls connections;
 //! - [`RedisServer`] and [`RedisCluster`]: Redis processes on free ports,
 //!   stopped on drop;
-//! - [`TempDir`]: a directory removed on drop.
+//! - [`TempDir`]: a directory removed on drop;
+//! - [`FaultyWsProxy`]: a WebSocket proxy that drops, duplicates, reorders
+//!   and cuts a server's frames, decided by a seed.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -32,6 +34,7 @@ mod redis;
 mod server;
 mod temp;
 mod ws;
+mod ws_proxy;
 
 use std::time::Duration;
 
@@ -43,6 +46,7 @@ pub use redis::{RedisCluster, RedisServer};
 pub use server::{Running, TestServer, client_config, connect, publish_numbers, served};
 pub use temp::TempDir;
 pub use ws::{CloseFrame, Read, WsClient, http_get, message_seqs, upgrade_refusal, ws_server};
+pub use ws_proxy::{FaultyWsProxy, WsFaults, WsProxyStats};
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
