@@ -14,6 +14,9 @@
 //! - [`RedisServer`] and [`RedisCluster`]: Redis processes on free ports,
 //!   stopped on drop;
 //! - [`TempDir`]: a directory removed on drop;
+//! - [`ForeignServer`]: the chat server of `tests/foreign/`, which knows
+//!   nothing of seqsync, as several instances over one SQLite file and one
+//!   Redis;
 //! - [`FaultyWsProxy`]: a WebSocket proxy that drops, duplicates, reorders
 //!   and cuts a server's frames, decided by a seed.
 //!
@@ -29,6 +32,7 @@
 //! ```
 
 mod check;
+mod foreign;
 mod proxy;
 mod redis;
 mod server;
@@ -41,6 +45,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use check::{StreamCheck, read_until, read_until_snapshot, watch_streams};
+pub use foreign::{ForeignConfig, ForeignServer};
 pub use proxy::{Proxy, ProxyMode};
 pub use redis::{RedisCluster, RedisServer};
 pub use server::{Running, TestServer, client_config, connect, publish_numbers, served};
