@@ -383,6 +383,24 @@ async fn fault_proxy_repeats_its_faults_for_a_seed() {
 }
 
 #[tokio::test]
+async fn fault_proxy_lets_a_held_frame_go_when_no_later_one_comes() {
+    let chat = chat(1).await;
+    let faults = WsFaults {
+        reorder_pct: 100,
+        reorder_window: 4,
+        reorder_max_ms: 20,
+        ..WsFaults::default()
+    };
+    let proxy = FaultyWsProxy::start(&chat.ws_base(0), faults).await;
+    let mut ws = WsClient::connect(&proxy.url("/ws?room=tail&user=kim")).await;
+    eventually("the proxy connected upstream", || proxy.stats().open == 1).await;
+    chat.post(0, "tail", "ann", "last").await;
+    assert_eq!(seq(&message_of(&mut ws, "tail").await), 1);
+    let stats = proxy.stats();
+    assert_eq!((stats.reordered, stats.forwarded, stats.held), (1, 1, 0));
+}
+
+#[tokio::test]
 async fn fault_proxy_cuts_a_connection_after_every_k_frames() {
     let chat = chat(2).await;
     let faults = WsFaults {

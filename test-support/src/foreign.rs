@@ -443,19 +443,30 @@ impl ForeignServer {
             Err(e) => return Err(format!("cannot run {}: {e}", self.python.display())),
         };
         let (ready, port) = oneshot::channel();
-        if let Some(stdout) = child.stdout.take() {
-            collect(stdout, instance.output.clone(), Some(ready));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            collect(stderr, instance.output.clone(), None);
-        }
+        let collectors = [
+            child
+                .stdout
+                .take()
+                .map(|out| collect(out, instance.output.clone(), Some(ready))),
+            child
+                .stderr
+                .take()
+                .map(|err| collect(err, instance.output.clone(), None)),
+        ];
         match tokio::time::timeout(READY_WITHIN, port).await {
             Ok(Ok(port)) => Ok((child, port)),
             waited => {
                 let _ = child.kill();
-                let status = child.wait();
+                let status = child
+                    .wait()
+                    .map_or_else(|e| e.to_string(), |s| s.to_string());
+                // Its pipes are closed now: every line it wrote gets into
+                // the failure message.
+                for collector in collectors.into_iter().flatten() {
+                    let _ = collector.join();
+                }
                 Err(match waited {
-                    Ok(_) => format!("it exited ({status:?}) before its ready line"),
+                    Ok(_) => format!("it exited ({status}) before its ready line"),
                     Err(_) => format!("no ready line within {READY_WITHIN:?}"),
                 })
             }
@@ -546,7 +557,11 @@ fn lines(output: &Output) -> String {
 
 /// Keeps the lines of `pipe` in `output`, on a thread of its own; sends the
 /// port of the first `ready http://HOST:PORT` line to `ready`.
-fn collect(pipe: impl Read + Send + 'static, output: Output, ready: Option<oneshot::Sender<u16>>) {
+fn collect(
+    pipe: impl Read + Send + 'static,
+    output: Output,
+    ready: Option<oneshot::Sender<u16>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut ready = ready;
         for line in BufReader::new(pipe).lines() {
@@ -562,7 +577,7 @@ fn collect(pipe: impl Read + Send + 'static, output: Output, ready: Option<onesh
             }
             push_line(&output, line);
         }
-    });
+    })
 }
 
 /// One HTTP/1.1 exchange on a fresh connection (`Connection: close`);

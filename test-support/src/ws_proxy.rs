@@ -32,6 +32,8 @@ use crate::WAIT;
 const MAX_WINDOW: usize = 1024;
 /// The largest message either side may send through the proxy.
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// A held frame's wait when `reorder_max_ms` is beyond the clock's range.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 /// How long a closing side has to answer the close handshake.
 const CLOSE_WITHIN: Duration = Duration::from_secs(2);
 
@@ -473,7 +475,10 @@ impl Pump {
         for held in &mut self.held {
             held.after = held.after.saturating_sub(1);
         }
-        let due = Instant::now() + Duration::from_millis(faults.reorder_max_ms);
+        let now = Instant::now();
+        let due = now
+            .checked_add(Duration::from_millis(faults.reorder_max_ms))
+            .unwrap_or(now + FOREVER);
         if hold {
             self.shared.count(|s| s.reordered += 1);
             self.hold(text.clone(), hold_after, due, window).await?;
