@@ -8,7 +8,7 @@
 //!
 //! ## The flow
 //!
-//! The adapter owns the socket and the timer. It feeds the [`Sequencer`]
+//! The shell (the code around the core) owns the socket and the timer. It feeds the [`Sequencer`]
 //! what arrives and drains what comes out, after every call, in this order:
 //! requests, timeout, events.
 //!

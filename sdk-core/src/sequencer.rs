@@ -24,7 +24,7 @@ pub struct SubscribeOptions {
 
 /// Sans-IO sequencer for many streams at once, generic over the payload `P`.
 ///
-/// The adapter feeds what arrives (methods `handle_*`), issues application
+/// The shell (the code that owns the transport) feeds what arrives (methods `handle_*`), issues application
 /// commands (`subscribe`, `unsubscribe`), and after **every** such call drains
 /// the outputs in this order until each returns `None`:
 /// [`poll_request`](Self::poll_request) (frames to send),

@@ -167,7 +167,7 @@ impl fmt::Display for Epoch {
     }
 }
 
-/// Milliseconds from any monotonic origin chosen by the adapter. The core
+/// Milliseconds from any monotonic origin chosen by the shell. The core
 /// never reads a clock: every input carries the current `Millis`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Millis(pub u64);

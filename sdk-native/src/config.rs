@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use seqsync_core::SessionConfig;
 
+use crate::adapter::{Adapter, Described, Description};
+use crate::error::ClientError;
 use crate::positions::PositionStore;
 use crate::tls::{TlsOptions, TokenProvider, TokenSource};
 
@@ -40,6 +42,25 @@ pub struct ClientConfig {
     /// Fetches a fresh token before every connection attempt; when set, it
     /// is used instead of `token`.
     pub token_provider: Option<TokenSource>,
+    /// A server that does not speak the seqsync protocol, and how to use
+    /// it (docs/protocol.md section 12). `None`: a seqsync server.
+    pub adapter: Option<AdapterSource>,
+    /// How long an HTTP request to a foreign server may take, answer
+    /// included, before it counts as failed.
+    pub fetch_timeout: Duration,
+    /// The largest HTTP answer read from a foreign server; a larger one
+    /// counts as failed.
+    pub max_answer_bytes: usize,
+}
+
+/// A shared [`Adapter`].
+#[derive(Clone)]
+pub struct AdapterSource(pub(crate) Arc<dyn Adapter>);
+
+impl std::fmt::Debug for AdapterSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdapterSource(..)")
+    }
 }
 
 impl Default for ClientConfig {
@@ -53,6 +74,9 @@ impl Default for ClientConfig {
             position_store: None,
             tls: TlsOptions::default(),
             token_provider: None,
+            adapter: None,
+            fetch_timeout: Duration::from_secs(10),
+            max_answer_bytes: 32 << 20,
         }
     }
 }
@@ -83,6 +107,37 @@ impl ClientConfig {
         let mut config = ClientConfig::default();
         config.session.endpoints = endpoints.into_iter().map(Into::into).collect();
         config
+    }
+
+    /// Defaults for a server that does not speak the seqsync protocol,
+    /// described by `description`, at `endpoint` (its WebSocket URL).
+    ///
+    /// ```
+    /// use seqsync::ClientConfig;
+    /// let config = ClientConfig::foreign("ws://127.0.0.1:9000/ws", serde_json::from_str(r#"{
+    ///   "message": {"stream": {"path": "room"}, "seq": "sequence_id"},
+    ///   "subscribe": "{\"action\":\"join\",\"room\":\"{stream}\"}",
+    ///   "history": {"url": "http://127.0.0.1:9000/rooms/{stream}/messages?since={since}", "messages": "messages"}
+    /// }"#)?)?;
+    /// assert!(config.adapter.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidDescription`] when the description misses
+    /// something it needs.
+    pub fn foreign(
+        endpoint: impl Into<String>,
+        description: Description,
+    ) -> Result<ClientConfig, ClientError> {
+        Ok(ClientConfig::new(endpoint).adapter(Described::new(description)?))
+    }
+
+    /// Uses `adapter` for a server that does not speak the seqsync
+    /// protocol.
+    pub fn adapter(mut self, adapter: impl Adapter) -> ClientConfig {
+        self.adapter = Some(AdapterSource(Arc::new(adapter)));
+        self
     }
 
     /// Adds a failover endpoint.

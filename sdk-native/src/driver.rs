@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use seqsync_core::adapter::{FetchAnswer, FetchId, ForeignRequest, HttpRequest, Outbound};
 use seqsync_core::protocol::{ErrorCode, RawServerFrame, encode, parse_server_frame_raw};
 use seqsync_core::{
     CloseReason, ConnId, Millis, PublishError, PublishId, ResetReason, Seq, Session, SessionEvent,
@@ -25,6 +26,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
 
+use crate::adapter::{Adapter, Frame, Inbound};
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::event::{ClientStats, ConnectionState, SubscriptionEvent};
@@ -90,6 +92,24 @@ enum Wake {
     Command(Option<Command>),
     Timer,
     Saved(Result<std::io::Result<()>, tokio::task::JoinError>),
+    Fetched(Option<Fetched>),
+}
+
+/// An HTTP answer from a foreign server: what it answers, and the status
+/// and body, or why there is none.
+type Fetched = (FetchId, ForeignRequest, Result<(u16, Frame), String>);
+
+/// HTTP requests to a foreign server run at most this many at once.
+const CONCURRENT_FETCHES: usize = 8;
+
+/// A foreign server: its adapter, and the HTTP client its requests use.
+struct Foreign {
+    adapter: Arc<dyn Adapter>,
+    http: reqwest::Client,
+    fetch_timeout: Duration,
+    max_answer_bytes: usize,
+    permits: Arc<tokio::sync::Semaphore>,
+    answers: mpsc::UnboundedSender<Fetched>,
 }
 
 pub(crate) struct Driver {
@@ -117,6 +137,8 @@ pub(crate) struct Driver {
     positions: Positions,
     positions_dirty: bool,
     saving: Option<JoinHandle<std::io::Result<()>>>,
+    foreign: Option<Foreign>,
+    fetched: mpsc::UnboundedReceiver<Fetched>,
 }
 
 impl Driver {
@@ -133,7 +155,34 @@ impl Driver {
         getrandom::fill(&mut seed).map_err(|e| ClientError::NoRandomness {
             reason: e.to_string(),
         })?;
-        let mut session = Session::new(config.session.clone(), seed, Millis(0))?;
+        let tls = config.tls.client_config()?;
+        let (answers, fetched) = mpsc::unbounded_channel();
+        let foreign = match &config.adapter {
+            Some(source) => Some(Foreign {
+                adapter: source.0.clone(),
+                http: reqwest::Client::builder()
+                    .use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
+                    .build()
+                    .map_err(|e| ClientError::Tls {
+                        reason: format!("HTTP client: {e}"),
+                    })?,
+                fetch_timeout: config.fetch_timeout,
+                max_answer_bytes: config.max_answer_bytes,
+                permits: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_FETCHES)),
+                answers,
+            }),
+            None => None,
+        };
+        let mut session = match &foreign {
+            Some(f) => Session::foreign(
+                config.session.clone(),
+                f.adapter.plan(),
+                Payload::null,
+                seed,
+                Millis(0),
+            )?,
+            None => Session::new(config.session.clone(), seed, Millis(0))?,
+        };
         let store = config.position_store.clone();
         let mut positions = Positions::new();
         if let Some(store) = &store {
@@ -153,7 +202,7 @@ impl Driver {
             origin,
             max_frame_bytes: config.max_frame_bytes,
             dialer: Arc::new(Dialer {
-                tls: config.tls.client_config()?,
+                tls,
                 tokens: config.token_provider.clone(),
                 max_frame_bytes: config.max_frame_bytes,
             }),
@@ -174,6 +223,8 @@ impl Driver {
             positions,
             positions_dirty: false,
             saving: None,
+            foreign,
+            fetched,
         })
     }
 
@@ -221,6 +272,7 @@ impl Driver {
             command = self.commands.recv() => Wake::Command(command),
             () = timer => Wake::Timer,
             saved = wait_saved(saving) => Wake::Saved(saved),
+            fetched = self.fetched.recv() => Wake::Fetched(fetched),
         }
     }
 
@@ -270,6 +322,30 @@ impl Driver {
                 let now = self.now();
                 self.session.handle_timeout(now);
             }
+            Wake::Fetched(Some((id, request, result))) => {
+                let now = self.now();
+                let Some(foreign) = &self.foreign else {
+                    return;
+                };
+                let (bytes, answer) = match result {
+                    Ok((status, body)) => (
+                        body.as_str().len(),
+                        foreign.adapter.answer(&request, status, &body),
+                    ),
+                    Err(reason) => (
+                        0,
+                        FetchAnswer::Failed {
+                            reason,
+                            status: None,
+                        },
+                    ),
+                };
+                if let FetchAnswer::Failed { reason, .. } = &answer {
+                    debug!(?request, %reason, "request to the server failed");
+                }
+                self.session.handle_fetched(now, id, bytes, answer);
+            }
+            Wake::Fetched(None) => {}
             Wake::Saved(result) => {
                 self.saving = None;
                 match result {
@@ -320,6 +396,33 @@ impl Driver {
 
     fn on_text(&mut self, now: Millis, text: Utf8Bytes) {
         self.session.handle_received(now, text.len());
+        if let Some(foreign) = &self.foreign {
+            let frame = Frame::new(text);
+            let result = match foreign.adapter.read(&frame) {
+                Inbound::Message {
+                    stream,
+                    seq,
+                    epoch,
+                    payload,
+                } => self
+                    .session
+                    .handle_foreign_message(now, &stream, seq, epoch, payload),
+                Inbound::Heartbeat { stream, seq, epoch } => {
+                    self.session.handle_foreign_head(now, &stream, seq, epoch)
+                }
+                Inbound::Ignore => Ok(()),
+                Inbound::Bad(reason) => {
+                    self.session.handle_bad_frame(now);
+                    warn!(%reason, "frame dropped");
+                    Ok(())
+                }
+            };
+            if let Err(error) = result {
+                self.session.handle_bad_frame(now);
+                warn!(%error, "frame dropped");
+            }
+            return;
+        }
         let result = match parse_server_frame_raw(text.as_str(), self.max_frame_bytes) {
             // The hot path: a message's payload takes the frame itself
             // along, without even a reference count.
@@ -541,12 +644,7 @@ impl Driver {
                     self.connecting = Some((conn, Box::pin(dial)));
                 }
                 Transmit::Send { text } => self.outbox.push(text),
-                Transmit::Foreign { request, .. } => {
-                    warn!(
-                        ?request,
-                        "a request for a foreign server without an adapter"
-                    );
-                }
+                Transmit::Foreign { id, request } => self.foreign_request(id, request),
                 Transmit::Disconnect { conn, code, reason } => {
                     if self.connecting.as_ref().is_some_and(|(c, _)| *c == conn) {
                         self.connecting = None;
@@ -557,6 +655,47 @@ impl Driver {
                             close(&mut open.sink, code, reason).await;
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Carries out one request to a foreign server: a frame goes to the
+    /// outbox, an HTTP request runs on its own task and its answer comes
+    /// back as `Wake::Fetched`. Every request with an id is answered once.
+    fn foreign_request(&mut self, id: Option<FetchId>, request: ForeignRequest) {
+        let Some(foreign) = &self.foreign else {
+            return;
+        };
+        let now = self.now();
+        match foreign.adapter.request(&request) {
+            Outbound::Frame(text) => {
+                self.outbox.push(text);
+                if let Some(id) = id {
+                    self.session.handle_fetched(now, id, 0, FetchAnswer::Sent);
+                }
+            }
+            Outbound::Http(http) => {
+                let client = foreign.http.clone();
+                let (limit, max) = (foreign.fetch_timeout, foreign.max_answer_bytes);
+                let permits = foreign.permits.clone();
+                let answers = foreign.answers.clone();
+                tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let result = fetch(client, http, limit, max).await;
+                    // A subscribe or unsubscribe over HTTP: nobody waits.
+                    if let Some(id) = id {
+                        let _ = answers.send((id, request, result));
+                    }
+                });
+            }
+            Outbound::Nothing => {
+                if let Some(id) = id {
+                    let answer = FetchAnswer::Failed {
+                        reason: "the adapter cannot carry this request out".into(),
+                        status: None,
+                    };
+                    self.session.handle_fetched(now, id, 0, answer);
                 }
             }
         }
@@ -846,4 +985,55 @@ async fn wait_saved(
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// One HTTP request to a foreign server, its answer read up to `max` bytes
+/// within `limit`.
+async fn fetch(
+    client: reqwest::Client,
+    request: HttpRequest,
+    limit: Duration,
+    max: usize,
+) -> Result<(u16, Frame), String> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())
+        .map_err(|e| format!("method {}: {e}", request.method))?;
+    let mut builder = client.request(method, &request.url);
+    for (name, value) in request.headers {
+        builder = builder.header(name, value);
+    }
+    if let Some(body) = request.body {
+        builder = builder.body(body);
+    }
+    let read = async {
+        let mut response = builder.send().await.map_err(|e| error_chain(&e))?;
+        let status = response.status().as_u16();
+        if response.content_length().is_some_and(|n| n > max as u64) {
+            return Err(format!("the answer is larger than {max} bytes"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+            if body.len() + chunk.len() > max {
+                return Err(format!("the answer is larger than {max} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
+        Ok((status, Frame::new(text)))
+    };
+    match timeout(limit, read).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+    }
+}
+
+/// An error with its causes, in one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -58,6 +58,12 @@ pub enum ClientError {
         /// The server's explanation.
         message: String,
     },
+    /// A server description that misses something it needs.
+    #[error("invalid server description: {reason}")]
+    InvalidDescription {
+        /// What is missing.
+        reason: String,
+    },
     /// `publish` through a foreign server: its publish request failed or
     /// was answered with an error status (`429` and `503` are retried
     /// instead). It may have been stored if the request reached the server.

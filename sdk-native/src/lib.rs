@@ -34,6 +34,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 mod client;
 mod config;
 mod driver;
@@ -46,7 +47,7 @@ mod positions;
 mod tls;
 
 pub use client::{Client, Subscription};
-pub use config::ClientConfig;
+pub use config::{AdapterSource, ClientConfig};
 pub use error::ClientError;
 pub use event::{ClientStats, ConnectionState, SubscriptionEvent};
 pub use ordered::{Processed, process_ordered};

@@ -54,6 +54,12 @@ impl Payload {
         }
     }
 
+    /// `null`: the state of a stream that starts without a snapshot, the
+    /// payload of a message without one.
+    pub(crate) fn null() -> Payload {
+        Payload::owned("null")
+    }
+
     fn owned(text: &str) -> Payload {
         Payload {
             frame: Utf8Bytes::from(text),

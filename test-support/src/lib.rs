@@ -13,7 +13,12 @@
 //! - [`Proxy`]: a loopback TCP proxy that cuts or stalls connections;
 //! - [`RedisServer`] and [`RedisCluster`]: Redis processes on free ports,
 //!   stopped on drop;
-//! - [`TempDir`]: a directory removed on drop.
+//! - [`TempDir`]: a directory removed on drop;
+//! - [`ForeignServer`]: the chat server of `tests/foreign/`, which knows
+//!   nothing of seqsync, as several instances over one SQLite file and one
+//!   Redis;
+//! - [`FaultyWsProxy`]: a WebSocket proxy that drops, duplicates, reorders
+//!   and cuts a server's frames, decided by a seed.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -27,22 +32,26 @@
 //! ```
 
 mod check;
+mod foreign;
 mod proxy;
 mod redis;
 mod server;
 mod temp;
 mod ws;
+mod ws_proxy;
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 pub use check::{StreamCheck, read_until, read_until_snapshot, watch_streams};
+pub use foreign::{ForeignConfig, ForeignServer};
 pub use proxy::{Proxy, ProxyMode};
 pub use redis::{RedisCluster, RedisServer};
 pub use server::{Running, TestServer, client_config, connect, publish_numbers, served};
 pub use temp::TempDir;
 pub use ws::{CloseFrame, Read, WsClient, http_get, message_seqs, upgrade_refusal, ws_server};
+pub use ws_proxy::{FaultyWsProxy, WsFaults, WsProxyStats};
 
 /// How long any single wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);

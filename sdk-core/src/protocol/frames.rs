@@ -442,7 +442,7 @@ fn diagnose(text: &str, known: &[&str], error: &serde_json::Error) -> Error {
 impl<P> crate::Sequencer<P> {
     /// Feeds one parsed server frame. Frames the sequencer has no use for
     /// (`ack`, `error`) and frames for streams not subscribed (late frames
-    /// after an unsubscribe) are handed back for the adapter to deal with.
+    /// after an unsubscribe) are handed back for the shell to deal with.
     ///
     /// # Errors
     /// As the `handle_*` method the frame maps to.

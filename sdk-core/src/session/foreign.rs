@@ -209,8 +209,13 @@ impl<P> Session<P> {
                 // timeout asks again, with backoff.
             }
             (fetching, FetchAnswer::Gone { earliest }) => {
+                let first = match fetching {
+                    Fetching::History { from, .. } => from,
+                    Fetching::CatchUp { since, .. } => since + 1,
+                    _ => 1,
+                };
                 if let Some(stream) = fetching.stream() {
-                    self.gone(now, stream, earliest);
+                    self.gone(now, stream, first, earliest);
                 }
             }
             (
@@ -541,7 +546,7 @@ impl<P> Session<P> {
     ) {
         let holes = self.foreign.as_deref().is_some_and(|f| f.plan.holes);
         if earliest.is_some_and(|e| e.get() > from) {
-            self.gone(now, id, earliest);
+            self.gone(now, id, from, earliest);
             return;
         }
         let mut messages = sorted_after(messages, from - 1);
@@ -552,7 +557,7 @@ impl<P> Session<P> {
         };
         let (first, last) = (first.0.get(), last.0.get());
         if first > from && !holes {
-            self.gone(now, id, Some(Seq::from_trusted(first)));
+            self.gone(now, id, from, Some(Seq::from_trusted(first)));
             return;
         }
         let full = messages.len() >= limit as usize;
@@ -586,7 +591,7 @@ impl<P> Session<P> {
             return;
         };
         if earliest.is_some_and(|e| e.get() > since + 1) {
-            self.gone(now, id, earliest);
+            self.gone(now, id, since + 1, earliest);
             return;
         }
         let count = messages.len();
@@ -595,7 +600,7 @@ impl<P> Session<P> {
         if let Some((first, _)) = messages.first() {
             if first.get() > since + 1 && !plan.holes {
                 let first = *first;
-                self.gone(now, id, Some(first));
+                self.gone(now, id, since + 1, Some(first));
                 return;
             }
         }
@@ -621,9 +626,24 @@ impl<P> Session<P> {
         }
     }
 
-    /// What was asked for is gone: the stream resets, and starts again
-    /// from the earliest seq the server named when it has no other start.
-    fn gone(&mut self, now: Millis, id: StreamId, earliest: Option<Seq>) {
+    /// What was asked for from `first` on is gone: the stream resets, and
+    /// starts again from the earliest seq the server named when it has no
+    /// other start. An answer the stream has outrun (what it still needs
+    /// is at or past `earliest`, or past `first` when the server named
+    /// none) changes nothing.
+    fn gone(&mut self, now: Millis, id: StreamId, first: u64, earliest: Option<Seq>) {
+        let Some(stats) = self.seq.stats(id) else {
+            return;
+        };
+        let next = stats.last_seq.get() + 1;
+        let outrun = match earliest {
+            Some(e) => next >= e.get(),
+            None => next > first,
+        };
+        if outrun && stats.phase != crate::event::StreamPhase::Snapshotting {
+            self.stats.stale_answers += 1;
+            return;
+        }
         if let (Some(foreign), Some(name), Some(e)) = (
             self.foreign.as_deref_mut(),
             self.seq.stream_name(id),
