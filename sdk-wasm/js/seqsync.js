@@ -3,6 +3,8 @@
 // recovery, when and where to reconnect, when a peer is dead, publish ids,
 // retries and timeouts, resume positions) is made by the WASM core. This file
 // owns the WebSocket, one timer, JSON.parse, the callbacks and the storage.
+// A client of a server that does not speak the protocol (options `adapter` or
+// `description`) loads ./foreign.js and its own WASM build instead.
 
 import initWasm, { Core, Session } from './seqsync_wasm.js';
 
@@ -13,7 +15,7 @@ const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
 const EVENT_PUBLISH_ACKED = 13, EVENT_PUBLISH_FAILED = 14, EVENT_POSITION = 15, EVENT_REFUSED = 16;
-const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, SLOTS = 12;
+const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, TRANSMIT_FOREIGN = 4, SLOTS = 15;
 
 const RESET_REASONS = ['history_unavailable', 'epoch_changed', 'server_behind'];
 const PHASES = ['disconnected', 'subscribing', 'snapshotting', 'live'];
@@ -36,16 +38,20 @@ const NAME_CONTROL = /\p{Cc}/u;
 let loading = null;
 let memory = null;
 
+/** Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. */
+async function instantiate(initModule, input) {
+  if (input instanceof URL && input.protocol === 'file:') {
+    // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
+    const fsModule = 'node:fs/promises';
+    input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
+  }
+  return (await initModule({ module_or_path: input })).memory;
+}
+
 /** Loads the WASM core (once; `Client` does it by itself). */
 export function init(source) {
   loading ??= (async () => {
-    let input = source ?? new URL('./seqsync_wasm_bg.wasm', import.meta.url);
-    if (input instanceof URL && input.protocol === 'file:') {
-      // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
-      const fsModule = 'node:fs/promises';
-      input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
-    }
-    memory = (await initWasm({ module_or_path: input })).memory;
+    memory = await instantiate(initWasm, source ?? new URL('./seqsync_wasm_bg.wasm', import.meta.url));
   })().catch((error) => {
     loading = null; // a later call tries again
     throw error;
@@ -67,8 +73,15 @@ const stringOrNone = (value) => (typeof value === 'string' ? value : undefined);
 
 /** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
 function scratch(owner) {
-  if (owner._view.length === 0) owner._view = new Float64Array(memory.buffer, owner._ptr, SLOTS);
+  if (owner._view.length === 0) owner._view = new Float64Array(owner._memory.buffer, owner._ptr, SLOTS);
   return owner._view;
+}
+
+/** Whether a frame is text of at most `max` bytes of UTF-8. */
+function fits(text, max) {
+  const n = typeof text === 'string' ? text.length : 0;
+  // The limit is in UTF-8 bytes, 1 to 3 per UTF-16 unit: only frames in between need their exact length.
+  return n > 0 && n <= max && (3 * n <= max || utf8Length(text) <= max);
 }
 
 const statsObject = (raw) => raw && {
@@ -146,9 +159,7 @@ function utf8Length(text) {
 
 /** A frame's JSON object, or undefined for a bad frame. */
 function parse(text, max) {
-  const n = typeof text === 'string' ? text.length : 0;
-  // The limit is in UTF-8 bytes, 1 to 3 per UTF-16 unit: only frames in between need their exact length.
-  if (n === 0 || n > max || (3 * n > max && utf8Length(text) > max)) return undefined;
+  if (!fits(text, max)) return undefined;
   let f;
   try { f = JSON.parse(text); } catch { return undefined; }
   return f !== null && typeof f === 'object' ? f : undefined;
@@ -159,6 +170,7 @@ export class Sequencer {
   constructor(options = {}) {
     if (memory === null) throw new SeqsyncError('not_initialized', 'call `await init()` before creating a Sequencer');
     this._core = new Core(...CORE_OPTIONS.map((name) => options[name]));
+    this._memory = memory;
     this._ptr = this._core.scratchPtr();
     this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
     this._handles = new Map();
@@ -236,7 +248,7 @@ export class Client {
     this._endpoints = [url, ...(options.endpoints ?? [])].map(String);
     this._storage = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._persistPrefix = typeof options.persist === 'string' ? options.persist : 'seqsync:';
-    this._session = this._view = this._ws = this._closing = null;
+    this._session = this._view = this._ws = this._closing = this._memory = this._link = null;
     this._ptr = this._maxFrame = this._timer = this._clock = 0;
     this._timerAt = -1; // when the armed timer fires
     this._closed = this._dispatching = this._reentered = false;
@@ -252,8 +264,12 @@ export class Client {
       this._rejectReady = reject;
     });
     this.ready.catch(() => {});
-    // Started after the constructor returns (callbacks may name the client), and after the module loads.
-    this._loaded = init(options.wasm).then(() => this._start()).catch((error) => this._finish(error));
+    // Started after the constructor returns (callbacks may name the client), and after the module
+    // loads: the package's, or for a foreign server the adapter module's own build.
+    const binding = options.adapter === undefined && options.description === undefined
+      ? init(options.wasm).then(() => ({ memory, create: (...args) => new Session(...args) }))
+      : import('./foreign.js').then((m) => m.foreignBinding(options, instantiate));
+    this._loaded = binding.then((b) => this._start(b)).catch((error) => this._finish(error));
   }
 
   get connectionState() { return this._state; }
@@ -304,13 +320,15 @@ export class Client {
     return this._closing;
   }
 
-  _start() {
+  _start(binding) {
     // With `persist`, positions are written at most every 250 ms unless told otherwise.
     const o = { persistIntervalMs: this._storage !== undefined ? 250 : 0, ...this._options };
     const options = [...SESSION_OPTIONS.map((k) => o[k] ?? NaN), ...CORE_OPTIONS.map((k) => o.core?.[k] ?? NaN)];
-    const s = (this._session = new Session(this._now(), this._seed, this._endpoints, o.token, options));
+    const s = (this._session = binding.create(this._now(), this._seed, this._endpoints, o.token, options));
+    this._memory = binding.memory;
+    this._link = binding.link?.(this) ?? null;
     this._ptr = s.scratchPtr();
-    this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
+    this._view = new Float64Array(this._memory.buffer, this._ptr, SLOTS);
     this._maxFrame = s.maxFrameBytes();
     for (const sub of this._subs.values()) call(() => this._attach(sub));
     this._drain(s.pending());
@@ -367,10 +385,11 @@ export class Client {
     if (flags & READY_EVENTS) this._dispatch();
   }
 
-  /** Opens, writes to or closes the socket. */
+  /** Opens, writes to or closes the socket, or hands a request to the adapter. */
   _transmit(text, v) {
     const ws = this._ws;
     if (v[9] === TRANSMIT_SEND) ws?.send(text);
+    else if (v[9] === TRANSMIT_FOREIGN) this._link.transmit(text, v);
     else if (v[9] === TRANSMIT_CONNECT) this._connect(v[10], text);
     else if (ws !== null) {
       // Always the socket of the connection named: the session asks for one at a time.
@@ -402,6 +421,7 @@ export class Client {
     const s = this._session;
     const t = this._now(stamp);
     const n = typeof text === 'string' ? text.length : 0;
+    if (this._link !== null) return this._link.frame(text, t, n, fits(text, this._maxFrame));
     const f = parse(text, this._maxFrame);
     if (f?.type === 'msg') {
       // The hot path: one crossing delivers the message in the common case. The subscription of
@@ -516,6 +536,7 @@ export class Client {
       if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
       else if (s[4] === 0) waiting?.reject(new SeqsyncError(this._session.code(s[5]), payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
+      else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
       else waiting?.reject(closedError());
     } else if (kind === EVENT_POSITION) {
       this._savePosition(payload, s[3], s[4]);
@@ -528,6 +549,7 @@ export class Client {
   _finish(error) {
     this._closed = true;
     clearTimeout(this._timer);
+    this._link?.stop();
     for (const sub of this._subs.values()) sub._active = false;
     globalThis.removeEventListener?.('pagehide', this._onPageHide);
     this._rejectReady(error);

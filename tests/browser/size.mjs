@@ -1,8 +1,10 @@
 // Prints the shipped size of the package: the WASM module and the JS
 // (this package's module plus the wasm-bindgen glue), minified with terser,
 // each gzipped at level 9, against the goal (sdk-wasm/BENCHMARKS.md).
-// Usage: node size.mjs <pkg dir> [--budget BYTES]: with a budget, exits
-// non-zero when the total is above it.
+// Usage: node size.mjs <pkg dir> [--budget BYTES] [--foreign]: with a
+// budget, exits non-zero when the total is above it. With --foreign, what a
+// page with a client of a foreign server downloads instead: the package's
+// module and glue, `seqsync/foreign` and its own build (glue and WASM).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +17,8 @@ const CEILING = 19_000; // the ceiling the goal was set with
 const dir = process.argv[2];
 const budgetAt = process.argv.indexOf('--budget');
 const budget = budgetAt > 0 ? Number(process.argv[budgetAt + 1]) : undefined;
+const foreign = process.argv.includes('--foreign');
+const build = foreign ? 'seqsync_foreign' : 'seqsync_wasm';
 if (!dir || (budget !== undefined && !(budget > 0))) {
   console.error('usage: node size.mjs <pkg dir> [--budget BYTES]');
   process.exit(2);
@@ -23,25 +27,27 @@ if (!dir || (budget !== undefined && !(budget > 0))) {
 const gz = (bytes) => gzipSync(bytes, { level: 9 }).length;
 const rows = [];
 let total = 0;
-for (const file of ['seqsync.js', 'seqsync_wasm.js']) {
+// The package's module imports its glue in every case; the foreign build's glue comes on top.
+const scripts = ['seqsync.js', 'seqsync_wasm.js', ...(foreign ? ['foreign.js', `${build}.js`] : [])];
+for (const file of scripts) {
   const source = readFileSync(join(dir, file), 'utf8');
   const min = await minify(source, { module: true, compress: true, mangle: true });
   const size = gz(Buffer.from(min.code));
   rows.push([file, source.length, min.code.length, size]);
   total += size;
 }
-const wasm = readFileSync(join(dir, 'seqsync_wasm_bg.wasm'));
+const wasm = readFileSync(join(dir, `${build}_bg.wasm`));
 const wasmGz = gz(wasm);
-rows.push(['seqsync_wasm_bg.wasm', wasm.length, wasm.length, wasmGz]);
+rows.push([`${build}_bg.wasm`, wasm.length, wasm.length, wasmGz]);
 total += wasmGz;
 
 console.log('file                      raw      min      min+gzip');
 for (const [name, raw, min, size] of rows) {
   console.log(`${name.padEnd(24)} ${String(raw).padStart(7)}  ${String(min).padStart(7)}  ${String(size).padStart(8)}`);
 }
-console.log(`bundle (wasm + JS glue), min+gzip: ${total} bytes = ${(total / 1024).toFixed(1)} KiB`);
+console.log(`${foreign ? 'foreign-server bundle' : 'bundle'} (wasm + JS glue), min+gzip: ${total} bytes = ${(total / 1024).toFixed(1)} KiB`);
 const gap = (limit) => (total <= limit ? 'met' : `over by ${total - limit} bytes`);
-console.log(`goal ${GOAL} bytes: ${gap(GOAL)}; ceiling ${CEILING} bytes: ${gap(CEILING)}`);
+if (!foreign) console.log(`goal ${GOAL} bytes: ${gap(GOAL)}; ceiling ${CEILING} bytes: ${gap(CEILING)}`);
 if (budget !== undefined) {
   console.log(`budget of this build ${budget} bytes: ${gap(budget)}`);
   if (total > budget) process.exitCode = 1;
