@@ -27,12 +27,16 @@ export class SeqsyncError extends Error {
    * `too_many_pending`, `publish_too_large`, `invalid_stream`,
    * `already_subscribed`, `too_many_streams`, `invalid_subscription`,
    * `invalid_data`, `invalid_input`, `not_initialized`, `no_websocket`,
-   * `no_crypto`, or the error code of the server that refused a publish
+   * `no_crypto`, `publish_failed` (a foreign server's publish request
+   * failed: see `status`), `unsupported` (a foreign server without a
+   * publish request), or the error code of the server that refused a publish
    * (`unauthorized`, `invalid_stream`, ...; a code this version does not
    * know is passed on as the server wrote it). `rate_limited` and `internal` never reach
    * the application: such publishes are sent again with the same id.
    */
   readonly code: string;
+  /** The HTTP status of a foreign server's answer to a failed publish, when there was one. */
+  readonly status?: number;
   constructor(code: string, message: string);
 }
 
@@ -215,8 +219,23 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Told every change of the connection's state. */
   onConnection?: (state: ConnectionState) => void;
-  /** Where to load the WASM module from (see `init`). */
+  /**
+   * Where to load the WASM module from (see `init`). With `adapter` or
+   * `description`, the module of `seqsync/foreign`: `seqsync_foreign_bg.wasm`.
+   */
   wasm?: WasmSource;
+  /**
+   * The server does not speak the seqsync protocol: this adapter reads its
+   * frames and carries out the client's requests (see `ForeignAdapter`).
+   * The client then loads `seqsync/foreign` and its own WASM module.
+   */
+  adapter?: ForeignAdapter;
+  /**
+   * The server does not speak the seqsync protocol, and is described as
+   * data: the same as `adapter: describe(description)`. An invalid
+   * description rejects `ready` with a `TypeError` saying what is wrong.
+   */
+  description?: Description;
 }
 
 /** Client-wide counters. */
@@ -251,7 +270,7 @@ export interface ClientStats {
   historyDuplicates: number;
   /** Publishes acknowledged. */
   published: number;
-  /** Publishes sent again after a `rate_limited` or `internal` refusal. */
+  /** Publishes sent again after a `rate_limited` or `internal` refusal (a foreign server: HTTP 429 or 503). */
   publishRetries: number;
   /** Publishes that failed (refused, timed out, closed). */
   publishFailures: number;
@@ -382,4 +401,157 @@ export class Sequencer<T = Json> {
   streamName(stream: number): string | undefined;
   /** Frees the WASM memory now instead of at garbage collection. */
   free(): void;
+}
+
+// ---- servers that do not speak the seqsync protocol (docs/protocol.md section 12) ----
+
+/**
+ * A path to a value inside a JSON value: `$` is the value itself; else
+ * dot-separated segments, each a member name or, on an array, an index
+ * (`data.items.0.seq`).
+ */
+export type JsonPath = string;
+
+/** Where a message's (or heartbeat's) parts are in a frame. Paths left out are `$`. */
+export interface MessageShape {
+  /** With `matches`: a frame is one only when the value here is `matches` (a string equal to it, or any value whose JSON text is it). */
+  when?: JsonPath;
+  /** The value `when` must hold. */
+  matches?: string;
+  /** The stream's name: at a path (default `{ path: 'stream' }`), or one for the whole connection. */
+  stream?: { path: JsonPath } | { fixed: string };
+  /** The seq: an integer in 1..2^53-1 (a heartbeat's: 0 allowed). */
+  seq: JsonPath;
+  /** An epoch, for a server whose log can start over: another epoch resets the stream. */
+  epoch?: JsonPath | null;
+  /** The payload (default `$`: the whole frame); a missing member reads as `null`. */
+  payload?: JsonPath;
+}
+
+/**
+ * A server that does not speak the seqsync protocol, as data (the JSON of
+ * docs/protocol.md 12.1, the same for the native client). Templates are text
+ * with `{stream}`, `{since}`, `{from}`, `{to}`, `{limit}`, `{data}`, `{id}`.
+ */
+export interface Description {
+  /** Which frames are messages, and where their parts are. */
+  message: MessageShape;
+  /** Frame template sent when a stream starts on a connection. */
+  subscribe?: string | null;
+  /** Frame template sent when a stream stops. */
+  unsubscribe?: string | null;
+  /** A frame carrying a stream's latest seq: with it, a silent connection is dead. */
+  heartbeat?: MessageShape | null;
+  /** How a missing range is fetched: an HTTP GET (`url`) or a frame (`frame`), exactly one. */
+  history?: {
+    url?: string | null;
+    frame?: string | null;
+    /** The array of messages in the answer (default `$`). */
+    messages?: JsonPath;
+    /** The earliest seq the server still has, in an answer or a "gone" answer. */
+    earliest?: JsonPath | null;
+    /** HTTP statuses meaning "no longer there" (default 404 and 410). */
+    gone?: number[];
+    /** `true`: the server's own seqs have holes, skipped rather than reset. */
+    holes?: boolean;
+    /** Most messages asked at once (default 500). */
+    limit?: number;
+  } | null;
+  /** HTTP GET of a stream's state and the seq it reflects (paths default `$`). */
+  snapshot?: { url: string; seq?: JsonPath; state?: JsonPath } | null;
+  /** HTTP GET of a stream's latest seq (path default `$`). */
+  head?: { url: string; seq?: JsonPath } | null;
+  /** While connected, how often each live stream reads its head (or what follows its position). 0: never. */
+  pollMs?: number;
+  /** Where a stream without a resume point starts. Default `'beginning'`. */
+  start?: 'beginning' | 'snapshot' | 'head';
+  /** HTTP POST for `publish`: the body template (default `{data}`) and the path of the stored seq. */
+  publish?: { url: string; body?: string | null; seq?: JsonPath | null } | null;
+  /** Headers sent with every HTTP request. */
+  headers?: { [name: string]: string };
+}
+
+/** What an adapter can do, and the client's choices for that server. */
+export interface ForeignPlan {
+  /** Missing messages can be fetched (`history` requests). */
+  history?: boolean;
+  /** Snapshots can be loaded. */
+  snapshot?: boolean;
+  /** A stream's latest seq can be read. */
+  head?: boolean;
+  /** Publishes can be carried out; without it `publish` rejects with `unsupported`. */
+  publish?: boolean;
+  /** The server sends heartbeats: a silent connection is dead. */
+  heartbeats?: boolean;
+  /** The server's own seqs have holes (skipped, not reset). */
+  holes?: boolean;
+  /** Where a stream without a resume point starts. Default `'beginning'`. */
+  start?: 'beginning' | 'snapshot' | 'head';
+  /** Head (or history) polling period while connected, in ms; 0: never. */
+  pollMs?: number;
+  /** The most messages one history request asks for. Default 500. */
+  limit?: number;
+}
+
+/** What an adapter's `read` finds in a frame. */
+export type ForeignFrame<T = Json> =
+  | { message: { stream: string; seq: number; epoch?: number; payload: T } }
+  | { heartbeat: { stream: string; seq: number; epoch?: number } }
+  | { bad: string }
+  | null;
+
+/** What the client asks of a foreign server, for the adapter to carry out. */
+export type ForeignRequest =
+  | { kind: 'subscribe'; stream: string; since: number }
+  | { kind: 'unsubscribe'; stream: string }
+  | { kind: 'history'; stream: string; since: number; to?: number; limit: number }
+  | { kind: 'snapshot'; stream: string }
+  | { kind: 'head'; stream: string }
+  | { kind: 'publish'; stream: string; data: string; id: string };
+
+/** One HTTP request; `headers` as name-value pairs or an object. */
+export interface ForeignHttp {
+  method: 'GET' | 'POST';
+  url: string;
+  headers?: [string, string][] | { [name: string]: string };
+  body?: string;
+}
+
+/** How a request goes out: a frame on the socket, an HTTP request, or nothing. */
+export type ForeignOutbound = { frame: string } | { http: ForeignHttp } | null;
+
+/** What an HTTP answer says. */
+export type ForeignAnswer<T = Json> =
+  | { messages: { seq: number; payload: T }[]; earliest?: number }
+  | { snapshot: { seq: number; state: T } }
+  | { head: { seq: number } }
+  | { published: { seq?: number } }
+  | { gone: { earliest?: number } }
+  | { failed: { reason: string; status?: number } };
+
+/**
+ * A server that does not speak the seqsync protocol, in code: `describe`
+ * makes one from a description; write one by hand for a server no
+ * description captures. The client makes every decision (what to ask and
+ * when, what an answer covers); the adapter only translates. Its functions
+ * may throw: a throwing `read` counts a bad frame, a throwing `request` or
+ * `answer` a failed request.
+ */
+export interface ForeignAdapter<T = Json> {
+  /** What the server can do. */
+  readonly plan: ForeignPlan;
+  /** What a text frame from the server is: a message, a heartbeat, nothing (`null`), or bad. */
+  read(frame: string): ForeignFrame<T>;
+  /**
+   * How `request` goes out. A `history` request sent as a frame is taken
+   * as sent: the messages come as ordinary frames. `subscribe` and
+   * `unsubscribe` expect no answer.
+   */
+  request(request: ForeignRequest): ForeignOutbound;
+  /**
+   * What the HTTP answer (`status`, body text) to `request` says. Bodies
+   * over 32 MiB and requests without an answer within 10 s are failures
+   * the client reports itself.
+   */
+  answer(request: ForeignRequest, status: number, body: string): ForeignAnswer<T>;
 }
