@@ -1,8 +1,10 @@
 // Shared helpers of the browser and Node checks: a reference server on a
-// free loopback port, a TCP proxy in front of it for network faults, and
-// waiting on real state with a deadline.
+// free loopback port, a TCP proxy in front of it for network faults, a
+// WebSocket the test drives, an HTTP server the test scripts, and waiting on
+// real state with a deadline.
 
 import { spawn } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, connect } from 'node:net';
 
 /**
@@ -123,4 +125,69 @@ export async function closedPortUrl() {
   const { port } = probe.address();
   await new Promise((resolve) => probe.close(resolve));
   return `ws://127.0.0.1:${port}/ws`;
+}
+
+/** A WebSocket that records what the client sends and is driven by the test. */
+export class StandIn {
+  static opened = [];
+  constructor(url) {
+    this.url = url;
+    this.sent = [];
+    this.closedWith = null;
+    this.onopen = this.onmessage = this.onclose = this.onerror = null;
+    StandIn.opened.push(this);
+  }
+  send(text) {
+    let frame;
+    try {
+      frame = JSON.parse(text);
+    } catch {
+      frame = text; // a foreign server's frame need not be JSON
+    }
+    this.sent.push(frame);
+  }
+  close(code, reason) {
+    this.closedWith = { code, reason };
+  }
+  open() {
+    this.onopen?.({});
+  }
+  receive(frame) {
+    this.onmessage?.({ data: typeof frame === 'string' ? frame : JSON.stringify(frame) });
+  }
+  drop() {
+    this.onclose?.({ code: 1006 });
+  }
+}
+
+/**
+ * An HTTP server on a free loopback port whose answers `handle(request,
+ * body)` gives: `{ status, json }`, `{ status, text }`, or `{ hang: true }`
+ * (never answers). Resolves to `{ url, requests, stop }`; `requests` lists
+ * each request as `{ method, url, headers, body }`.
+ */
+export async function startHttp(handle) {
+  const requests = [];
+  const server = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => (body += chunk));
+    req.on('end', () => {
+      requests.push({ method: req.method, url: req.url, headers: req.headers, body });
+      const answer = handle(req, body);
+      if (answer.hang) return;
+      const text = answer.text ?? JSON.stringify(answer.json);
+      res.writeHead(answer.status ?? 200, { 'content-type': 'application/json' });
+      res.end(text);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    requests,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -5,34 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, SeqsyncError } from 'seqsync';
-import { waitFor } from './support.mjs';
-
-/** A WebSocket that records and is driven by the test. */
-class StandIn {
-  static opened = [];
-  constructor(url) {
-    this.url = url;
-    this.sent = [];
-    this.closedWith = null;
-    this.onopen = this.onmessage = this.onclose = this.onerror = null;
-    StandIn.opened.push(this);
-  }
-  send(text) {
-    this.sent.push(JSON.parse(text));
-  }
-  close(code, reason) {
-    this.closedWith = { code, reason };
-  }
-  open() {
-    this.onopen?.({});
-  }
-  receive(frame) {
-    this.onmessage?.({ data: typeof frame === 'string' ? frame : JSON.stringify(frame) });
-  }
-  drop() {
-    this.onclose?.({ code: 1006 });
-  }
-}
+import { StandIn, waitFor } from './support.mjs';
 
 const clients = [];
 
