@@ -1,6 +1,7 @@
 # Browser side of seqsync: the wasm package (npm `seqsync`), its tests in
 # headless Chromium and Node (20 with its WebSocket flag, 22 without), the
-# Vite, webpack, worker and page-reload checks, and the chat-web demo test.
+# Vite, webpack, worker and page-reload checks, the chat-web demo test, and
+# the package against the foreign chat server of tests/foreign/.
 #
 #   source scripts/browser.sh
 #   ensure_browser_toolchain   # installs what is missing, skips what is there
@@ -145,6 +146,13 @@ _browser_server_bin() {
     printf '%s/debug/seqsync-server\n' "$(_cargo_target_dir)"
 }
 
+# Builds test-support's foreign_fixture (the foreign chat server behind
+# fault-injecting WebSocket proxies, driven over stdin) and prints its path.
+_foreign_fixture_bin() {
+    cargo build --locked -p seqsync-test-support --bin foreign_fixture >&2 || return 1
+    printf '%s/debug/foreign_fixture\n' "$(_cargo_target_dir)"
+}
+
 run_browser_tests() (
     set -euo pipefail
     export PATH="$HOME/.cargo/bin:$PATH"
@@ -200,6 +208,16 @@ run_browser_tests() (
     _browser_step "Playwright: the chat-web demo in two pages under fault injection"
     (cd tests/browser &&
         SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" node --test demo.test.mjs) || exit 1
+
+    _browser_step "the foreign chat server (Python, two instances, Redis) behind a fault proxy: Node and Chromium clients configured only with its description"
+    source scripts/redis.sh && source scripts/foreign.sh || exit 1
+    ensure_redis || exit 1
+    ensure_foreign_server || exit 1
+    local fixture
+    fixture=$(_foreign_fixture_bin) || exit 1
+    (cd tests/browser &&
+        SEQSYNC_FOREIGN_FIXTURE_BIN="$fixture" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
+            node --experimental-websocket --test foreign.test.mjs) || exit 1
 
     # The budget holds the size reached (sdk-wasm/BENCHMARKS.md says where the
     # bytes go); the goal and ceiling it misses are printed with the total.

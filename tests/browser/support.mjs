@@ -1,11 +1,15 @@
 // Shared helpers of the browser and Node checks: a reference server on a
-// free loopback port, a TCP proxy in front of it for network faults, a
-// WebSocket the test drives, an HTTP server the test scripts, and waiting on
-// real state with a deadline.
+// free loopback port, a TCP proxy in front of it for network faults, the
+// foreign chat server behind fault-injecting WebSocket proxies, a WebSocket
+// the test drives, an HTTP server the test scripts, a page server, and
+// waiting on real state with a deadline.
 
 import { spawn } from 'node:child_process';
-import { createServer as createHttpServer } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer, connect } from 'node:net';
+import { extname, join, normalize } from 'node:path';
+import { createInterface } from 'node:readline';
 
 /**
  * Starts the reference server (binary from SEQSYNC_SERVER_BIN) on
@@ -184,6 +188,114 @@ export async function startHttp(handle) {
   return {
     url: `http://127.0.0.1:${server.address().port}`,
     requests,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * The foreign chat server of tests/foreign/ (two instances over one SQLite
+ * file and one Redis, by default) with a fault-injecting WebSocket proxy in
+ * front of each instance: test-support's `foreign_fixture` binary, named by
+ * SEQSYNC_FOREIGN_FIXTURE_BIN, started with `args` (`--seed`, `--drop`,
+ * `--duplicate`, `--reorder`, `--window`, `--cut-every`, `--instances`,
+ * `--retain`). Resolves to `{ http, ws, command, stop }`: each instance's
+ * HTTP base and its proxy's ws:// base, `command(text)` (`restart I`,
+ * `cut`, `calm`, `stats`) resolving to the fixture's JSON answer, and
+ * `stop()`.
+ */
+export async function startForeignFixture(args = []) {
+  const bin = process.env.SEQSYNC_FOREIGN_FIXTURE_BIN;
+  if (!bin) throw new Error('SEQSYNC_FOREIGN_FIXTURE_BIN must name the foreign_fixture binary');
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (chunk) => {
+    log = (log + chunk).slice(-20_000);
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const lines = [];
+  let wake = () => {};
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    wake();
+  });
+  const next = async (what, ms) => {
+    const deadline = Date.now() + ms;
+    while (lines.length === 0) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`foreign fixture: no answer to ${what} (exit ${child.exitCode}):\n${log}`);
+      }
+      await new Promise((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 100);
+      });
+    }
+    return JSON.parse(lines.shift());
+  };
+  const { http, ws } = await next('the start', 60_000);
+  let last = Promise.resolve();
+  return {
+    http,
+    ws,
+    command(text) {
+      const answer = last.then(() => {
+        child.stdin.write(`${text}\n`);
+        return next(text, 60_000);
+      });
+      last = answer.catch(() => {});
+      return answer;
+    },
+    async stop() {
+      child.stdin.end();
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/**
+ * Serves a page on a free loopback port: `/pkg/...` from `pkg`, other paths
+ * from `dir` (`/` is `index.html`), and `/rooms/...` passed on to
+ * `upstream` (an HTTP base), so that the page's HTTP requests to the
+ * foreign server are same-origin. Resolves to `{ url, stop }`.
+ */
+export async function servePage({ dir, pkg, upstream }) {
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+  const target = new URL(upstream);
+  const server = createHttpServer(async (req, res) => {
+    const path = normalize(new URL(req.url, 'http://x').pathname);
+    if (path.startsWith('/rooms/')) {
+      const forward = httpRequest(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', () => {
+        res.writeHead(502);
+        res.end();
+      });
+      req.pipe(forward);
+      return;
+    }
+    const file = path.startsWith('/pkg/') ? join(pkg, path.slice(5)) : join(dir, path === '/' ? 'index.html' : path);
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
     stop: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
