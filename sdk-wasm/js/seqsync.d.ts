@@ -414,7 +414,7 @@ export type JsonPath = string;
 
 /** Where a message's (or heartbeat's) parts are in a frame. Paths left out are `$`. */
 export interface MessageShape {
-  /** With `matches`: a frame is one only when the value here is `matches` (a string equal to it, or any value whose JSON text is it). */
+  /** With `matches`: a frame is one only when the value here is `matches` (a string equal to it, or another value whose JSON text is it). */
   when?: JsonPath;
   /** The value `when` must hold. */
   matches?: string;
