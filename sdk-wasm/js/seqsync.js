@@ -11,6 +11,8 @@ import initWasm, { Core, Session } from './seqsync_wasm.js';
 // The core's calling convention (sdk-wasm/src/lib.rs): flags returned by its inputs, the kinds
 // of its events and transmits, and a scratch area of SLOTS numbers in WASM memory for their numbers.
 const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8, READY_DELIVER = 16;
+// Not the core's: a frame this file refused before the core saw it (the core counts those it refuses).
+const REJECTED = 32;
 const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
@@ -113,18 +115,18 @@ function feed(core, now, f, handleOf) {
   if (h === undefined) return -1;
   const ref = stringOrNone(f.ref);
   switch (f.type) {
-    case 'msg': return f.data === undefined ? READY_ERROR : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
+    case 'msg': return f.data === undefined ? REJECTED : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
     case 'snapshot': return core.snapshot(now, h, f.seq, f.epoch, f.state, ref);
     case 'subscribed': return core.subscribed(now, h, f.epoch, f.head, ref);
     case 'reset': return core.reset(now, h, String(f.reason), epochOrNone(f.earliest), ref);
     case 'history': {
       const m = f.messages;
-      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return READY_ERROR;
+      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return REJECTED;
       const seqs = Float64Array.from(m, (x) => x.seq);
       return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, m.map((x) => x.data), ref);
     }
     case 'head': {
-      if (f.heads === null || typeof f.heads !== 'object') return READY_ERROR;
+      if (f.heads === null || typeof f.heads !== 'object') return REJECTED;
       let flags = 0;
       for (const [name, entry] of Object.entries(f.heads)) {
         const stream = handleOf(name);
@@ -176,7 +178,10 @@ export class Sequencer {
     this._handles = new Map();
   }
 
-  _check(flags) { if (flags & READY_ERROR) throw new SeqsyncError('invalid_input', this._core.lastError()); }
+  _check(flags) {
+    if (flags & REJECTED) throw new SeqsyncError('invalid_input', 'a malformed frame');
+    if (flags & READY_ERROR) throw new SeqsyncError('invalid_input', this._core.lastError());
+  }
 
   subscribe(now, stream, options = {}) {
     try {
@@ -470,11 +475,11 @@ export class Client {
     }
     s.received(t, n);
     let flags;
-    if (f === undefined) flags = READY_ERROR;
-    else if (f.type === 'ack') flags = typeof f.id === 'string' ? s.ack(t, f.id, String(f.stream), f.seq) : READY_ERROR;
+    if (f === undefined) flags = REJECTED;
+    else if (f.type === 'ack') flags = typeof f.id === 'string' ? s.ack(t, f.id, String(f.stream), f.seq) : REJECTED;
     else if (f.type === 'error') flags = s.error(t, String(f.code), String(f.message), stringOrNone(f.ref));
     else if ((flags = feed(s, t, f, (name) => this._subs.get(name)?._handle)) === -1) return;
-    if (flags & READY_ERROR) s.badFrame(t);
+    if (flags & REJECTED) s.badFrame(t);
     this._drain(flags);
   }
 

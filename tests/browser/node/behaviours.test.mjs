@@ -43,6 +43,16 @@ test('the frame limit counts UTF-8 bytes, not UTF-16 units', async () => {
   assert.equal(c.stats().badFrames, 1);
 });
 
+test('a frame the core refuses counts once as bad, like one the shell refuses', async () => {
+  const { c, socket } = await client();
+  c.subscribe('room');
+  socket().open();
+  socket().receive({ type: 'snapshot', stream: 'room', seq: -5, epoch: 1, state: 1 });
+  assert.equal(c.stats().badFrames, 1, 'refused by the core');
+  socket().receive({ type: 'msg', stream: 'room', seq: 1 });
+  assert.equal(c.stats().badFrames, 2, 'refused here: a msg without data');
+});
+
 test('after a reconnect a pending publish goes out again after the subscribes, with the same id', async () => {
   const { c, socket } = await client();
   c.subscribe('room');
