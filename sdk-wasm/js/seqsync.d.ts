@@ -254,7 +254,7 @@ export interface ClientStats {
    * other text. Counting UTF-8 would cost a pass over every frame.
    */
   bytes: number;
-  /** Frames dropped as malformed, too large or rejected by the sequencer. */
+  /** Frames dropped as malformed, too large or rejected by the sequencer (a foreign server's: those its adapter could not read). */
   badFrames: number;
   /** Frames sent. */
   framesSent: number;

@@ -13,6 +13,15 @@
 //! - [`Core`]: the bare [`Sequencer`](seqsync_core::Sequencer), behind the
 //!   package's `Sequencer` class for applications with their own transport.
 //!
+//! With the feature `foreign` (on by default; the package's default module
+//! is built without it, its `seqsync/foreign` module with it), `Session`
+//! also runs over a server that does not speak the protocol
+//! (docs/protocol.md section 12): `Session.foreign` takes the adapter's
+//! plan, `foreignMessage` and `foreignHead` what the adapter read from a
+//! frame, `fetched` its answers, and `pollTransmit` hands it requests
+//! ([`TRANSMIT_FOREIGN`]). The adapter, reading JSON and carrying requests
+//! out, is the package's JavaScript.
+//!
 //! Nothing here decides anything: every method translates its arguments,
 //! calls the core, and reports what the core queued.
 //!
