@@ -5,23 +5,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, ClientError, ConnectionState, SubscriptionEvent};
 use seqsync_test_support::{
-    ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, ws_server,
+    ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, read_to, ws_server,
 };
 use serde_json::json;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-/// Reads events into `check` until it holds `last`, failing after LIMIT.
-async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
-    let reached = seqsync_test_support::read_until(sub, check, last, LIMIT).await;
-    assert!(
-        reached,
-        "{}: stuck at {} of {last}",
-        sub.stream(),
-        check.last
-    );
-}
 
 async fn wait_state(client: &Client, wanted: impl Fn(&ConnectionState) -> bool) {
     let mut state = client.connection_state();
@@ -49,7 +38,7 @@ async fn subscribe_gets_snapshot_then_messages_in_order() {
             .expect("publish");
         assert_eq!(seq.get(), i);
     }
-    read_until(&mut sub, &mut check, 50).await;
+    read_to(&mut sub, &mut check, 50).await;
     assert_eq!(check.snapshots, [0]);
     for i in 1..=50u64 {
         assert_eq!(check.delivered[&i], json!({ "i": i }));
@@ -64,14 +53,14 @@ async fn snapshot_of_existing_stream_then_only_newer_messages() {
     publish_numbers(&client, "feed", 1..=5).await;
     let mut sub = client.subscribe("feed").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 5).await;
+    read_to(&mut sub, &mut check, 5).await;
     assert_eq!(
         check.snapshots,
         [5],
         "state arrives as a snapshot at the head"
     );
     client.publish("feed", json!(6)).await.expect("publish");
-    read_until(&mut sub, &mut check, 6).await;
+    read_to(&mut sub, &mut check, 6).await;
     assert_eq!(check.delivered.len(), 1);
     client.close().await;
 }
@@ -118,7 +107,7 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
     let mut sub = reader.subscribe("log").await.expect("subscribe");
     let mut check = StreamCheck::default();
     publish_numbers(&writer, "log", 1..=10).await;
-    read_until(&mut sub, &mut check, 10).await;
+    read_to(&mut sub, &mut check, 10).await;
 
     proxy.set(ProxyMode::Down);
     wait_state(&reader, |s| {
@@ -127,7 +116,7 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
     .await;
     publish_numbers(&writer, "log", 11..=210).await;
     proxy.set(ProxyMode::Forward);
-    read_until(&mut sub, &mut check, 210).await;
+    read_to(&mut sub, &mut check, 210).await;
 
     assert_eq!(check.resets, 0);
     assert_eq!(check.snapshots, [0], "resumed, not re-snapshotted");
@@ -155,7 +144,7 @@ async fn dead_peer_is_detected_and_replaced() {
     let mut sub = reader.subscribe("beat").await.expect("subscribe");
     let mut check = StreamCheck::default();
     writer.publish("beat", json!(1)).await.expect("publish");
-    read_until(&mut sub, &mut check, 1).await;
+    read_to(&mut sub, &mut check, 1).await;
 
     // The connection stays open but nothing flows: only the heartbeat
     // timeout can notice.
@@ -166,7 +155,7 @@ async fn dead_peer_is_detected_and_replaced() {
     .await;
     writer.publish("beat", json!(2)).await.expect("publish");
     proxy.set(ProxyMode::Forward);
-    read_until(&mut sub, &mut check, 2).await;
+    read_to(&mut sub, &mut check, 2).await;
     assert_eq!(check.delivered[&2], json!(2));
     assert!(reader.stats().await.expect("stats").disconnects >= 1);
     reader.close().await;
@@ -201,7 +190,7 @@ async fn publish_during_outage_is_sent_once_after_reconnect() {
     let reader = server.client().await;
     let mut sub = reader.subscribe("once").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 2).await;
+    read_to(&mut sub, &mut check, 2).await;
     assert_eq!(check.snapshots, [2], "exactly two messages in the log");
     reader.close().await;
     writer.close().await;
@@ -322,9 +311,9 @@ async fn lost_tail_is_recovered_through_heartbeats() {
     let writer = server.client().await;
     let mut sub = reader.subscribe("tail").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 0).await;
+    read_to(&mut sub, &mut check, 0).await;
     publish_numbers(&writer, "tail", 1..=3).await;
-    read_until(&mut sub, &mut check, 3).await;
+    read_to(&mut sub, &mut check, 3).await;
     assert_eq!(check.delivered[&3], json!(3));
     let stats = reader.stats().await.expect("stats");
     assert!(stats.history_messages >= 3, "the tail came from history");
@@ -416,7 +405,7 @@ async fn hostile_frames_are_counted_and_dropped_without_harm() {
     let client = Client::connect(config).await.expect("connect");
     let mut sub = client.subscribe("h").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 1).await;
+    read_to(&mut sub, &mut check, 1).await;
     assert_eq!(check.delivered[&1], json!("ok"));
     wait_state(&client, |s| {
         matches!(s, ConnectionState::Disconnected { .. })

@@ -4,6 +4,7 @@
 //! instances over one SQLite file fanning out through Redis pub/sub, no
 //! seqsync code) through a fault-injecting proxy, and a hostile server.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use seqsync::adapter::Description;
 use seqsync::{Client, ClientConfig, ResetReason, Subscription, SubscriptionEvent};
 use seqsync_test_support::{
-    FaultyWsProxy, ForeignConfig, ForeignServer, WsFaults, eventually, ws_server,
+    FaultyWsProxy, ForeignConfig, ForeignServer, WsFaults, eventually, http, ws_server,
 };
 use serde_json::{Value, json};
 use tokio::time::timeout;
@@ -183,23 +184,14 @@ async fn hostile_frames_are_counted_and_dropped_and_the_stream_stays_exact() {
     client.close().await;
 }
 
-/// Posts `per_room` messages to each of `rooms` through instance 0's HTTP
-/// API, several at a time, counting them in `posted`.
-async fn post_all(http: String, rooms: Vec<String>, per_room: u64, posted: Arc<AtomicU64>) {
-    // The client's TLS library, with no provider chosen by default.
-    let _ = seqsync::rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::new();
+/// Posts `per_room` messages to each of `rooms` through the HTTP API at
+/// `addr`, several at a time, counting them in `posted`.
+async fn post_all(addr: SocketAddr, rooms: Vec<String>, per_room: u64, posted: Arc<AtomicU64>) {
     let next = Arc::new(AtomicU64::new(0));
     let total = per_room * rooms.len() as u64;
     let workers: Vec<_> = (0..12)
         .map(|_| {
-            let (client, next, posted, rooms, http) = (
-                client.clone(),
-                next.clone(),
-                posted.clone(),
-                rooms.clone(),
-                http.clone(),
-            );
+            let (next, posted, rooms) = (next.clone(), posted.clone(), rooms.clone());
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
@@ -208,13 +200,9 @@ async fn post_all(http: String, rooms: Vec<String>, per_room: u64, posted: Arc<A
                     }
                     let room = &rooms[(i % rooms.len() as u64) as usize];
                     let body = json!({"user_id": "writer", "message": format!("line {i}")});
-                    let url = format!("{http}/rooms/{room}/messages");
-                    // The writer's own posts go to the instance that stays up.
-                    let status = match client.post(&url).json(&body).send().await {
-                        Ok(answer) => answer.status().as_u16(),
-                        Err(e) => panic!("POST {url}: {e}"),
-                    };
-                    assert_eq!(status, 201, "POST {url}");
+                    let path = format!("/rooms/{room}/messages");
+                    let (status, answer) = http(addr, "POST", &path, Some(&body.to_string())).await;
+                    assert_eq!(status, 201, "POST {path}: {answer}");
                     posted.fetch_add(1, Ordering::Relaxed);
                 }
             })
@@ -259,7 +247,7 @@ async fn only_a_description_gets_exactly_the_log_through_faults_and_an_instance_
     let posted = Arc::new(AtomicU64::new(0));
     let started = std::time::Instant::now();
     let writer = tokio::spawn(post_all(
-        chat.http_base(0),
+        chat.http_addr(0),
         rooms.iter().map(|r| r.to_string()).collect(),
         PER_ROOM,
         posted.clone(),

@@ -8,21 +8,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use seqsync::{ConnectionState, ErrorCode, FilePositionStore, PositionStore, SubscriptionEvent};
 use seqsync_server::auth::{Claims, sign};
-use seqsync_test_support::{ProxyMode, StreamCheck, TempDir, TestServer, client_config, connect};
+use seqsync_test_support::{
+    ProxyMode, StreamCheck, TempDir, TestServer, client_config, connect, read_to,
+};
 use serde_json::json;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
-    let reached = seqsync_test_support::read_until(sub, check, last, LIMIT).await;
-    assert!(
-        reached,
-        "{}: stuck at {} of {last}",
-        sub.stream(),
-        check.last
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_publishes_are_sent_again_until_each_is_stored_once() {
@@ -57,7 +49,7 @@ async fn rate_limited_publishes_are_sent_again_until_each_is_stored_once() {
     let reader = server.client().await;
     let mut sub = reader.subscribe("limited").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 100).await;
+    read_to(&mut sub, &mut check, 100).await;
     assert_eq!(check.snapshots, [100], "exactly 100 messages in the log");
     reader.close().await;
     writer.close().await;
@@ -101,7 +93,7 @@ async fn close_during_an_outage_waits_for_the_pending_publish() {
     let reader = server.client().await;
     let mut sub = reader.subscribe("drain").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 1).await;
+    read_to(&mut sub, &mut check, 1).await;
     assert_eq!(check.snapshots, [1], "stored exactly once");
     reader.close().await;
     server.stop().await;
@@ -154,7 +146,7 @@ async fn a_new_client_resumes_where_the_last_one_stopped() {
     let first = connect(client_config(&server.ws_url()).position_store(store.clone())).await;
     let mut sub = first.subscribe("kept").await.expect("subscribe");
     let mut check = StreamCheck::default();
-    read_until(&mut sub, &mut check, 10).await;
+    read_to(&mut sub, &mut check, 10).await;
     drop(sub);
     first.close().await;
     let saved = store.load().expect("positions saved");
@@ -167,7 +159,7 @@ async fn a_new_client_resumes_where_the_last_one_stopped() {
     let mut sub = second.subscribe("kept").await.expect("subscribe");
     let mut check = StreamCheck::recording();
     check.last = 10;
-    read_until(&mut sub, &mut check, 15).await;
+    read_to(&mut sub, &mut check, 15).await;
     assert!(check.snapshots.is_empty(), "resumed, not a snapshot");
     let delivered: Vec<u64> = check
         .events()

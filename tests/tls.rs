@@ -9,7 +9,7 @@ use seqsync::rustls::pki_types::CertificateDer;
 use seqsync::{ClientError, ConnectionState};
 use seqsync_server::auth::{Claims, sign};
 use seqsync_server::{Storage, TlsConfig};
-use seqsync_test_support::{StreamCheck, TempDir, TestServer, client_config, connect};
+use seqsync_test_support::{StreamCheck, TempDir, TestServer, client_config, connect, read_to};
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -26,16 +26,6 @@ fn certificate() -> (TlsConfig, CertificateDer<'static>) {
     )
     .expect("server TLS configuration");
     (tls, made.cert.der().clone())
-}
-
-async fn read_until(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
-    let reached = seqsync_test_support::read_until(sub, check, last, LIMIT).await;
-    assert!(
-        reached,
-        "{}: stuck at {} of {last}",
-        sub.stream(),
-        check.last
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +47,7 @@ async fn wss_subscribe_publish_and_resume_across_a_restart() {
     for i in 1..=10u64 {
         writer.publish("secure", json!(i)).await.expect("publish");
     }
-    read_until(&mut sub, &mut check, 10).await;
+    read_to(&mut sub, &mut check, 10).await;
 
     // The server goes away and comes back on the same address, same log:
     // the reader reconnects over TLS and resumes, without a snapshot.
@@ -68,7 +58,7 @@ async fn wss_subscribe_publish_and_resume_across_a_restart() {
             .await
             .expect("publish after restart");
     }
-    read_until(&mut sub, &mut check, 20).await;
+    read_to(&mut sub, &mut check, 20).await;
     assert_eq!(
         check.snapshots,
         [0],
@@ -134,7 +124,7 @@ async fn a_fresh_token_is_fetched_for_every_connection() {
     let mut sub = client.subscribe("fresh").await.expect("subscribe");
     let mut check = StreamCheck::default();
     client.publish("fresh", json!(1)).await.expect("publish");
-    read_until(&mut sub, &mut check, 1).await;
+    read_to(&mut sub, &mut check, 1).await;
     let mut state = client.connection_state();
     let lost = timeout(
         LIMIT,
@@ -158,7 +148,7 @@ async fn a_fresh_token_is_fetched_for_every_connection() {
         "a token per connection"
     );
     client.publish("fresh", json!(2)).await.expect("publish");
-    read_until(&mut sub, &mut check, 2).await;
+    read_to(&mut sub, &mut check, 2).await;
     assert_eq!(check.resets, 0, "the stream went on across the new token");
     drop(sub);
     client.close().await;

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::protocol::encode;
 use crate::types::{Seq, StreamName};
 
 /// How to use a server that does not speak the seqsync protocol, as data:
@@ -610,9 +611,13 @@ pub(crate) fn fill(template: &str, values: &Fill<'_>, into: Escape) -> String {
 fn value(name: &str, values: &Fill<'_>, into: Escape) -> Option<String> {
     let number = |v: Option<u64>| v.map(|n| n.to_string());
     match name {
-        "stream" => values.stream.map(|s| match into {
-            Escape::Json => json_escape(s.as_str()),
-            Escape::Url => percent_encode(s.as_str()),
+        "stream" => values.stream.map(|s| {
+            let mut out = String::with_capacity(s.as_str().len() + 8);
+            match into {
+                Escape::Json => encode::escaped(&mut out, s.as_str()),
+                Escape::Url => encode::percent(&mut out, s.as_str()),
+            }
+            out
         }),
         "since" => number(values.since),
         "from" => number(values.from),
@@ -622,42 +627,6 @@ fn value(name: &str, values: &Fill<'_>, into: Escape) -> Option<String> {
         "id" => values.id.map(str::to_string),
         _ => None,
     }
-}
-
-fn json_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                out.push_str("\\u00");
-                let n = u32::from(c);
-                out.push(hex(n >> 4));
-                out.push(hex(n & 15));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(hex(u32::from(byte >> 4)).to_ascii_uppercase());
-            out.push(hex(u32::from(byte & 15)).to_ascii_uppercase());
-        }
-    }
-    out
-}
-
-fn hex(n: u32) -> char {
-    char::from_digit(n, 16).unwrap_or('0')
 }
 
 #[cfg(test)]

@@ -112,6 +112,17 @@ pub async fn read_until(
     tokio::time::timeout(limit, read).await.is_ok()
 }
 
+/// As [`read_until`], with 30 seconds, failing the test when they pass.
+pub async fn read_to(sub: &mut seqsync::Subscription, check: &mut StreamCheck, last: u64) {
+    let reached = read_until(sub, check, last, Duration::from_secs(30)).await;
+    assert!(
+        reached,
+        "{}: stuck at {} of {last}",
+        sub.stream(),
+        check.last
+    );
+}
+
 impl StreamCheck {
     /// Asserts that everything after the first snapshot, up to `last`, was
     /// delivered with the payload `expected` gives for its seq, and that

@@ -44,13 +44,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use check::{StreamCheck, read_until, read_until_snapshot, watch_streams};
+pub use check::{StreamCheck, read_to, read_until, read_until_snapshot, watch_streams};
 pub use foreign::{ForeignConfig, ForeignServer};
 pub use proxy::{Proxy, ProxyMode};
 pub use redis::{RedisCluster, RedisServer};
 pub use server::{Running, TestServer, client_config, connect, publish_numbers, served};
 pub use temp::TempDir;
-pub use ws::{CloseFrame, Read, WsClient, http_get, message_seqs, upgrade_refusal, ws_server};
+pub use ws::{
+    CloseFrame, Read, WsClient, http, http_get, message_seqs, upgrade_refusal, ws_server,
+};
 pub use ws_proxy::{FaultyWsProxy, WsFaults, WsProxyStats};
 
 /// How long any single wait in a test may take before it fails.

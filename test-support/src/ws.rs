@@ -246,7 +246,27 @@ pub async fn upgrade_refusal(url: &str) -> Option<u16> {
 
 /// A GET over plain HTTP/1.1; returns the status and body.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    http(addr, "GET", path, None).await
+}
+
+/// One HTTP/1.1 exchange on a fresh connection (`Connection: close`), with
+/// a JSON body if any; returns the status and the body. Panics on a
+/// network failure or after [`WAIT`].
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body.unwrap_or(""));
     let exchange = async {
         let mut stream = TcpStream::connect(addr).await?;
         stream.write_all(request.as_bytes()).await?;
@@ -256,10 +276,10 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     };
     let response = match tokio::time::timeout(WAIT, exchange).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => panic!("GET {path}: {e}"),
-        Err(_) => panic!("GET {path} timed out"),
+        Ok(Err(e)) => panic!("{method} {path} on {addr}: {e}"),
+        Err(_) => panic!("{method} {path} on {addr} timed out"),
     };
-    let text = String::from_utf8_lossy(&response).to_string();
+    let text = String::from_utf8_lossy(&response);
     let status = text
         .split_whitespace()
         .nth(1)

@@ -84,16 +84,22 @@ pub fn connect_url(endpoint: &str, token: Option<&str>) -> String {
     url.push_str(endpoint);
     url.push(if endpoint.contains('?') { '&' } else { '?' });
     url.push_str("token=");
-    for byte in token.bytes() {
+    percent(&mut url, token);
+    url
+}
+
+/// Appends `text` percent-encoded: every byte but RFC 3986's unreserved
+/// characters as `%XX`.
+pub(crate) fn percent(out: &mut String, text: &str) {
+    for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            url.push(char::from(byte));
+            out.push(char::from(byte));
         } else {
-            url.push('%');
-            url.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
-            url.push(char::from(HEX_UPPER[usize::from(byte & 0x0f)]));
+            out.push('%');
+            out.push(char::from(HEX_UPPER[usize::from(byte >> 4)]));
+            out.push(char::from(HEX_UPPER[usize::from(byte & 0x0f)]));
         }
     }
-    url
 }
 
 fn open(out: &mut String, kind: &str, stream: &str) {
@@ -106,6 +112,12 @@ fn open(out: &mut String, kind: &str, stream: &str) {
 /// `text` as a JSON string.
 fn string(out: &mut String, text: &str) {
     out.push('"');
+    escaped(out, text);
+    out.push('"');
+}
+
+/// Appends `text` escaped for the inside of a JSON string.
+pub(crate) fn escaped(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -118,7 +130,6 @@ fn string(out: &mut String, text: &str) {
             c => out.push(c),
         }
     }
-    out.push('"');
 }
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";

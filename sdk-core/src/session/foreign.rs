@@ -275,11 +275,7 @@ impl<P> Session<P> {
             return;
         };
         match request {
-            Request::Subscribe {
-                stream,
-                since: Some(since),
-                ..
-            } => {
+            Request::Subscribe { stream, since, .. } => {
                 let Some(id) = self.seq.stream_id(stream.as_str()) else {
                     return;
                 };
@@ -288,41 +284,24 @@ impl<P> Session<P> {
                     None,
                     ForeignRequest::Subscribe {
                         stream: stream.clone(),
-                        since,
+                        since: since.unwrap_or(Seq::ZERO),
                     },
                 );
-                if plan.head {
-                    self.fetch(
+                match since {
+                    Some(_) if plan.head => self.fetch(
                         Fetching::Head {
                             stream: id,
                             purpose: HeadFor::Subscribe,
                         },
                         ForeignRequest::Head { stream },
-                    );
-                } else if plan.history {
-                    self.catch_up(id, stream, since.get(), true);
-                } else {
-                    let epoch = self.epoch_for(id);
-                    let _ = self.seq.handle_subscribed(now, id, epoch, since);
+                    ),
+                    Some(since) if plan.history => self.catch_up(id, stream, since.get(), true),
+                    Some(since) => {
+                        let epoch = self.epoch_for(id);
+                        let _ = self.seq.handle_subscribed(now, id, epoch, since);
+                    }
+                    None => self.start(now, id, stream),
                 }
-            }
-            Request::Subscribe {
-                stream,
-                since: None,
-                ..
-            } => {
-                let Some(id) = self.seq.stream_id(stream.as_str()) else {
-                    return;
-                };
-                self.forget_fetches_of(id);
-                self.emit(
-                    None,
-                    ForeignRequest::Subscribe {
-                        stream: stream.clone(),
-                        since: Seq::ZERO,
-                    },
-                );
-                self.start(now, id, stream);
             }
             Request::FetchSnapshot { stream } => {
                 if let Some(id) = self.seq.stream_id(stream.as_str()) {
