@@ -418,13 +418,13 @@ class ForeignLink {
     this._fetches = new Set(); // AbortControllers of the HTTP requests in flight
   }
 
-  /** A frame from the socket (`fits`: within maxFrameBytes), read by the adapter. */
+  /** A frame from the socket, read by the adapter unless it is not text within maxFrameBytes (`fits`). */
   frame(text, now, length, fits) {
     const s = this._client._session;
     s.received(now, length);
     let r;
     try {
-      r = fits ? this._adapter.read(text) : { bad: 'too large' };
+      r = fits ? this._adapter.read(text) : { bad: 'not a text frame within maxFrameBytes' };
     } catch (error) {
       r = { bad: String(error?.message ?? error) };
     }
