@@ -9,6 +9,10 @@
 //! package) owns the socket and one timer and only carries out what the
 //! session asks.
 
+#[cfg(feature = "foreign")]
+mod foreign;
+#[cfg(not(feature = "foreign"))]
+#[path = "session/without_foreign.rs"]
 mod foreign;
 
 use std::collections::{HashMap, VecDeque};
@@ -39,9 +43,11 @@ pub struct SessionStats {
     pub bytes: u64,
     /// Frames that could not be used (unparseable, rejected values).
     pub bad_frames: u64,
-    /// Frames sent.
+    /// Frames sent (over a foreign server: requests made, frames and HTTP
+    /// requests alike).
     pub frames_sent: u64,
-    /// Bytes of frames sent.
+    /// Bytes of protocol frames sent (not counted over a foreign server,
+    /// whose adapter writes the requests).
     pub bytes_sent: u64,
     /// `history` answers received.
     pub history_frames: u64,
@@ -168,6 +174,7 @@ pub struct Session<P> {
     /// Size of the frame being handled (from `handle_received`).
     frame_bytes: usize,
     /// A server that does not speak the protocol: its plan and requests.
+    #[cfg(feature = "foreign")]
     foreign: Option<Box<foreign::Foreign<P>>>,
 }
 
@@ -203,6 +210,7 @@ impl<P> Session<P> {
             timers: Timers::default(),
             closing: false,
             frame_bytes: 0,
+            #[cfg(feature = "foreign")]
             foreign: None,
         };
         session.start_attempt(now);
@@ -297,7 +305,7 @@ impl<P> Session<P> {
         }
         self.seq.handle_connected(now);
         self.flush_requests(now);
-        if self.foreign.is_some() {
+        if self.is_foreign() {
             // Publishes go over HTTP, independent of the socket.
             self.foreign_opened(now);
             self.after(now);
@@ -609,7 +617,7 @@ impl<P> Session<P> {
             self.publish_failed(publish, PublishError::TimedOut);
         }
         let due = self.publishes.take_due_retries(now);
-        if self.foreign.is_some() {
+        if self.is_foreign() {
             for publish in due {
                 self.foreign_publish(publish);
             }
@@ -710,7 +718,7 @@ impl<P> Session<P> {
                 limit: self.config.max_pending_publishes,
             });
         }
-        let foreign = self.foreign.as_deref().map(|f| f.plan.publish);
+        let foreign = self.plan().map(|p| p.publish);
         if foreign == Some(false) {
             return Err(Error::Unsupported {
                 what: "publishing: the server's description has no publish request",
@@ -815,7 +823,7 @@ impl<P> Session<P> {
             self.timers.silence,
             self.timers.persist,
             self.timers.publishes,
-            self.foreign.as_deref().and_then(|f| f.poll_at),
+            self.foreign_poll_at(),
         ]
         .into_iter()
         .flatten()
@@ -842,10 +850,10 @@ impl<P> Session<P> {
     /// Whether the session waits for frames: a subscription, or a publish
     /// waiting for its ack. A connection with neither may be quiet.
     fn expects_traffic(&self) -> bool {
-        match self.foreign.as_deref() {
+        match self.plan() {
             // Publishes go over HTTP; without heartbeats a quiet stream is
             // just quiet.
-            Some(foreign) => foreign.plan.heartbeats && !self.seq.is_empty(),
+            Some(plan) => plan.heartbeats && !self.seq.is_empty(),
             None => !self.seq.is_empty() || !self.publishes.is_empty(),
         }
     }
@@ -1035,7 +1043,7 @@ impl<P> Session<P> {
             if !self.is_open() {
                 continue;
             }
-            if self.foreign.is_some() {
+            if self.is_foreign() {
                 self.foreign_request(now, request);
                 continue;
             }

@@ -659,3 +659,17 @@ fn a_description_writes_frames_and_urls_from_its_templates() {
         serde_json::from_str(r#"{"message": {"seq": "s"}, "start": "snapshot"}"#).expect("parses");
     assert!(bad.check().is_err());
 }
+
+#[test]
+fn history_asked_as_a_frame_ends_the_subscribe_and_its_messages_come_as_frames() {
+    let mut f = Fx::open(history_plan());
+    f.subscribe("room");
+    let (id, request) = f.take_fetch();
+    assert_eq!(history(&request), (0, None, 3));
+    // The adapter sent it as a frame: the answer is the messages, live.
+    f.answer(id, FetchAnswer::Sent);
+    assert_eq!(f.phase(), StreamPhase::Live);
+    f.msg(2);
+    f.msg(1);
+    assert_eq!(f.delivered(), [1, 2]);
+}

@@ -135,6 +135,16 @@ impl<P> Session<P> {
         self.foreign.as_deref().map(|f| &f.plan)
     }
 
+    /// Whether the session is over a foreign server.
+    pub(super) fn is_foreign(&self) -> bool {
+        self.foreign.is_some()
+    }
+
+    /// When the next poll is due.
+    pub(super) fn foreign_poll_at(&self) -> Option<Millis> {
+        self.foreign.as_deref().and_then(|f| f.poll_at)
+    }
+
     /// A message from a foreign server, as its adapter read it: stream by
     /// name, seq, epoch when the server has them. Messages of streams not
     /// subscribed are ignored.
@@ -204,6 +214,21 @@ impl<P> Session<P> {
         }
         match (fetching, answer) {
             (Fetching::Publish { publish }, answer) => self.published(now, publish, answer),
+            (
+                Fetching::CatchUp {
+                    stream,
+                    since,
+                    subscribing: true,
+                },
+                FetchAnswer::Sent,
+            ) => {
+                // Asked as a frame: what follows `since` comes as ordinary
+                // messages, so the subscribe ends now.
+                let epoch = self.epoch_for(stream);
+                let _ = self
+                    .seq
+                    .handle_subscribed(now, stream, epoch, Seq::from_trusted(since));
+            }
             (_, FetchAnswer::Failed { .. } | FetchAnswer::Sent) => {
                 // Nothing arrived (or it arrives as frames): the sequencer's
                 // timeout asks again, with backoff.
@@ -732,7 +757,8 @@ impl<P> Session<P> {
 /// `messages` after `since`, sorted, without repeats.
 fn sorted_after<P>(mut messages: Vec<(Seq, P)>, since: u64) -> Vec<(Seq, P)> {
     messages.retain(|(s, _)| s.get() > since);
-    messages.sort_by_key(|(s, _)| *s);
+    // Repeats are dropped next, so their order does not matter.
+    messages.sort_unstable_by_key(|(s, _)| *s);
     messages.dedup_by_key(|(s, _)| *s);
     messages
 }
