@@ -178,8 +178,12 @@ export interface WebSocketLike {
 export interface ClientOptions {
   /** More server URLs, tried in turn after the first. */
   endpoints?: string[];
-  /** Access token, sent percent-encoded as the `token` query parameter. */
-  token?: string;
+  /**
+   * Access token, sent percent-encoded as the `token` query parameter; or a function asked for a
+   * fresh one before every connection attempt (tokens expire: a reconnect never reuses a stale
+   * one). A function that throws or rejects fails that attempt, which is retried with backoff.
+   */
+  token?: string | (() => string | Promise<string>);
   /** The sequencer's tuning. */
   core?: CoreOptions;
   /** Bound of the first reconnect wait; doubles up to `reconnectMaxMs`, each wait drawn between 0 and it. Default 100. */

@@ -79,6 +79,12 @@ function scratch(owner) {
   return owner._view;
 }
 
+/** `url` with `token` as its `token` query parameter, percent-encoded as the core does (RFC 3986). */
+function withToken(url, token) {
+  const encoded = encodeURIComponent(token).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${url}${url.includes('?') ? '&' : '?'}token=${encoded}`;
+}
+
 /** Whether a frame is text of at most `max` bytes of UTF-8. */
 function fits(text, max) {
   const n = typeof text === 'string' ? text.length : 0;
@@ -253,7 +259,7 @@ export class Client {
     this._endpoints = [url, ...(options.endpoints ?? [])].map(String);
     this._storage = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._persistPrefix = typeof options.persist === 'string' ? options.persist : 'seqsync:';
-    this._session = this._view = this._ws = this._closing = this._memory = this._link = null;
+    this._session = this._view = this._ws = this._closing = this._memory = this._link = this._token = this._attempt = null;
     this._ptr = this._maxFrame = this._timer = this._clock = 0;
     this._timerAt = -1; // when the armed timer fires
     this._closed = this._dispatching = this._reentered = false;
@@ -329,7 +335,10 @@ export class Client {
     // With `persist`, positions are written at most every 250 ms unless told otherwise.
     const o = { persistIntervalMs: this._storage !== undefined ? 250 : 0, ...this._options };
     const options = [...SESSION_OPTIONS.map((k) => o[k] ?? NaN), ...CORE_OPTIONS.map((k) => o.core?.[k] ?? NaN)];
-    const s = (this._session = binding.create(this._now(), this._seed, this._endpoints, o.token, options));
+    // A token function is asked before every attempt (`_connect`); a string goes into the URL in the core.
+    this._token = typeof o.token === 'function' ? o.token : null;
+    const token = this._token === null ? o.token : undefined;
+    const s = (this._session = binding.create(this._now(), this._seed, this._endpoints, token, options));
     this._memory = binding.memory;
     this._link = binding.link?.(this) ?? null;
     this._ptr = s.scratchPtr();
@@ -396,6 +405,7 @@ export class Client {
     if (v[9] === TRANSMIT_SEND) ws?.send(text);
     else if (v[9] === TRANSMIT_FOREIGN) this._link.transmit(text, v);
     else if (v[9] === TRANSMIT_CONNECT) this._connect(v[10], text);
+    else if (v[10] === this._attempt && ws === null) this._attempt = null; // an attempt still asking for its token
     else if (ws !== null) {
       // Always the socket of the connection named: the session asks for one at a time.
       this._ws = null;
@@ -406,6 +416,19 @@ export class Client {
 
   _connect(conn, url) {
     this._ws = null;
+    if (this._token === null) return this._open(conn, url);
+    // A fresh token for every attempt: a reconnect must not reuse one that expired meanwhile.
+    this._attempt = conn;
+    const current = () => this._attempt === conn && !this._closed;
+    Promise.resolve()
+      .then(() => this._token())
+      .then(
+        (token) => current() && this._open(conn, withToken(url, String(token))),
+        (e) => current() && this._input((s, t) => s.closed(t, conn, `no token: ${e?.message ?? e}`)),
+      );
+  }
+
+  _open(conn, url) {
     const closed = (reason) => this._input((s, t) => s.closed(t, conn, reason));
     let ws;
     try {

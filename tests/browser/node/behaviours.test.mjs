@@ -28,6 +28,25 @@ test('the token is percent-encoded into the URL by the core', async () => {
   assert.equal(socket().url, 'ws://stand.in/ws?token=a%2Bb%2Fc%3D%20%C3%A9');
 });
 
+test('a token function is asked before every attempt; a rejection fails that attempt only', async () => {
+  let calls = 0;
+  const { socket } = await client({
+    token: async () => {
+      calls += 1;
+      if (calls === 1) throw new Error('not yet');
+      return `t ${calls}!`;
+    },
+  });
+  // The first attempt had no token and opened no socket; the retry did.
+  assert.equal(socket().url, 'ws://stand.in/ws?token=t%202%21');
+  const first = socket();
+  first.open();
+  first.drop();
+  await waitFor(() => socket() !== first, 'a new socket');
+  assert.equal(socket().url, 'ws://stand.in/ws?token=t%203%21', 'a fresh token for the reconnect');
+  assert.equal(calls, 3);
+});
+
 test('the frame limit counts UTF-8 bytes, not UTF-16 units', async () => {
   const { c, socket } = await client({ maxFrameBytes: 200 });
   const snapshots = [];

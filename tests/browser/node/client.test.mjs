@@ -5,6 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, Sequencer, SeqsyncError, init } from 'seqsync';
+import { createHmac } from 'node:crypto';
 import { startServer, waitFor } from './support.mjs';
 
 let server;
@@ -212,6 +213,53 @@ test('a client whose connection is cut reconnects by itself and resumes without 
     assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i + 1));
     assert.ok(reader.stats().connects >= 2, `reconnected (${reader.stats().connects} connections)`);
     assert.ok(reader.stats().disconnects >= 1);
+  } finally {
+    await reader.close();
+    await writer.close();
+    await own.stop();
+  }
+});
+
+test('a token function gives every connection a fresh token when the server closes an expired one', async () => {
+  const secret = 'node-secret';
+  // Signed as docs/protocol.md section 10.1 says: base64url(claims) "." base64url(HMAC-SHA256).
+  const sign = (claims) => {
+    const body = Buffer.from(JSON.stringify(claims)).toString('base64url');
+    return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+  };
+  const own = await startServer(['--heartbeat-ms', '200', '--token-secret', secret]);
+  const stream = 'node:tokens';
+  let issued = 0;
+  // Each token lasts 2 s: the server closes the connection (1008) when it expires.
+  const reader = client(own.wsUrl, {
+    reconnectInitialMs: 20,
+    reconnectMaxMs: 100,
+    token: async () => {
+      issued += 1;
+      return sign({ read: ['node:*'], exp: Math.floor(Date.now() / 1000) + 2 });
+    },
+  });
+  const writer = client(own.wsUrl, { token: sign({ read: ['*'], write: ['*'] }) });
+  try {
+    const got = [];
+    let live = false;
+    reader.subscribe(stream, {
+      onSnapshot: () => {
+        live = true;
+      },
+      onMessage: (_data, seq) => got.push(seq),
+    });
+    await waitFor(() => live, 'the reader to be live');
+    // Messages keep coming across at least two expiries.
+    for (let n = 1; n <= 45; n++) {
+      await writer.publish(stream, { n });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await waitFor(() => got.length >= 45, `45 messages (have ${got.length})`);
+    assert.deepEqual(got, Array.from({ length: 45 }, (_, i) => i + 1), 'exactly once, in order');
+    assert.ok(issued >= 3, `a token per connection (${issued} issued)`);
+    assert.ok(reader.stats().disconnects >= 2, 'the server closed expired connections');
+    assert.ok(reader.stats().connects <= issued, 'no connection without a token of its own');
   } finally {
     await reader.close();
     await writer.close();

@@ -94,6 +94,11 @@ export async function usage(): Promise<number> {
   tuned.subscribe('guarded', {
     onRefused: (code: string, message: string) => console.log(code.length, message.length),
   });
+  // A fresh token before every connection attempt.
+  const refreshed = new Client('ws://127.0.0.1:1/ws', {
+    token: async (): Promise<string> => (await fetch('/token')).text(),
+  });
+  await refreshed.close();
   const counters: ClientStats = tuned.stats();
   const added: number[] = [
     counters.connectFailures,
