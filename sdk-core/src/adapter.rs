@@ -51,8 +51,8 @@ pub struct Description {
     /// A frame the server sends now and then with a stream's latest seq (at
     /// the shape's `seq` path), so that a lost last message is noticed.
     /// With it, a connection silent for the heartbeat timeout is dead;
-    /// without it, silence proves nothing and only `pollMs` finds a lost
-    /// last message.
+    /// without it, silence proves nothing and a lost last message is found
+    /// by `pollMs` or by the silence check (protocol.md 12.4, 12.5).
     pub heartbeat: Option<MessageShape>,
     /// How missing messages are fetched. Without it, a hole can only be
     /// filled by later live messages, and is reported as stalled.

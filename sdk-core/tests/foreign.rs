@@ -451,6 +451,54 @@ fn without_a_head_polling_reads_what_follows_the_position() {
 }
 
 #[test]
+fn a_silent_stream_reads_again_and_finds_a_lost_last_message() {
+    let mut f = Fx::new(history_plan());
+    f.s = Session::foreign(
+        SessionConfig {
+            silence_timeout_ms: 5_000,
+            ..config()
+        },
+        history_plan(),
+        String::new,
+        [5; 32],
+        Millis(0),
+    )
+    .expect("session");
+    f.drain();
+    f.opened();
+    f.subscribe("room");
+    let (id, _) = f.take_fetch();
+    f.answer(id, page(&[1]));
+    assert_eq!(f.phase(), StreamPhase::Live);
+    f.requests.clear();
+    // 2 is published and its frame lost; nothing else comes, no poll is set.
+    // The check looks at whole periods: the answer was heard in the first,
+    // so the stream is silent at the end of the second.
+    f.at(5_000);
+    assert!(f.requests.is_empty(), "the answer was heard in this period");
+    f.at(9_999);
+    assert!(
+        f.requests.is_empty(),
+        "nothing asked before the second check"
+    );
+    f.at(10_000);
+    let subscribes = f
+        .requests
+        .iter()
+        .filter(|(_, r)| matches!(r, ForeignRequest::Subscribe { .. }))
+        .count();
+    assert_eq!(
+        subscribes, 1,
+        "the stream subscribes again: {:?}",
+        f.requests
+    );
+    let (id, request) = f.take_fetch();
+    assert_eq!(history(&request), (1, None, 3));
+    f.answer(id, page(&[2]));
+    assert_eq!(f.delivered(), [1, 2]);
+}
+
+#[test]
 fn without_heartbeats_a_quiet_connection_stays_but_with_them_it_is_dead() {
     let mut quiet = Fx::open(history_plan());
     quiet.subscribe("room");
