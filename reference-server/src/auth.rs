@@ -49,9 +49,46 @@ pub struct Claims {
     /// Patterns of streams the holder may publish to.
     #[serde(default)]
     pub write: Vec<String>,
-    /// Unix time in seconds after which the token is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Unix time in seconds after which the token is refused. An integer
+    /// beyond `u64` is read as `u64::MAX` (never, in practice).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "expiry"
+    )]
     pub exp: Option<u64>,
+}
+
+/// `exp`: `null`, or an integer; one too large for `u64` (which JSON
+/// parsers hand over as a float) saturates. Fractions are refused.
+fn expiry<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer number of seconds, or null")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<u64>, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<u64>, E> {
+            // Before 1970: long past.
+            Ok(Some(u64::try_from(v).unwrap_or(0)))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<u64>, E> {
+            // Integers that fit come as u64 or i64; a float here is an integer
+            // beyond them only when it is whole and at least 2^64.
+            if v.fract() == 0.0 && v >= 18_446_744_073_709_551_616.0 {
+                Ok(Some(u64::MAX))
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    deserializer.deserialize_any(Visitor)
 }
 
 impl Claims {
@@ -155,6 +192,32 @@ mod tests {
         assert!(matches("room:*", "room:12"));
         assert!(!matches("room:*", "lobby"));
         assert!(matches("*", "anything"));
+    }
+
+    #[test]
+    fn an_expiry_beyond_u64_never_comes_and_a_fraction_is_malformed() {
+        let secret = b"k";
+        let token = |claims: &str| {
+            let body = URL_SAFE_NO_PAD.encode(claims);
+            let tag = URL_SAFE_NO_PAD.encode(mac(secret, body.as_bytes()));
+            format!("{body}.{tag}")
+        };
+        let far = verify(
+            secret,
+            &token(r#"{"read":["*"],"exp":1000000000000000000000000000000}"#),
+            5,
+        );
+        assert_eq!(far.map(|c| c.exp), Ok(Some(u64::MAX)));
+        let none = verify(secret, &token(r#"{"read":["*"],"exp":null}"#), 5);
+        assert_eq!(none.map(|c| c.exp), Ok(None));
+        assert_eq!(
+            verify(secret, &token(r#"{"read":["*"],"exp":-3}"#), 5),
+            Err(TokenError::Expired { exp: 0 })
+        );
+        assert_eq!(
+            verify(secret, &token(r#"{"read":["*"],"exp":1893456000.5}"#), 5),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

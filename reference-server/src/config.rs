@@ -35,8 +35,9 @@ pub struct Limits {
     pub max_subscriptions: usize,
     /// Most messages in one `history` answer.
     pub history_page: u64,
-    /// Largest `history` answer in payload bytes (at least one message is
-    /// always sent); a page that reaches it covers less than `history_page`.
+    /// Largest `history` answer in bytes, each message counted as its
+    /// payload plus 32 for its entry (at least one message is always sent);
+    /// a page that reaches it covers less than `history_page`.
     pub history_max_bytes: usize,
     /// Publishes allowed per connection per second (burst: one second's worth).
     pub publish_rate: u32,
@@ -112,8 +113,9 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// How many latest messages a snapshot's state holds.
     pub snapshot_messages: usize,
-    /// Most payload bytes in a snapshot's state: the oldest of the latest
-    /// messages are left out past it (the newest one is always in).
+    /// Most bytes in a snapshot's state, each message counted as its
+    /// payload plus 32 for its entry: the oldest of the latest messages are
+    /// left out past it (the newest one is always in).
     pub snapshot_max_bytes: usize,
     /// How long and for how many messages publish ids are remembered.
     pub id_window: IdWindow,

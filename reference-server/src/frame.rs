@@ -64,7 +64,7 @@ const NAMES: [&str; 9] = [
 ];
 
 /// The members of a client frame this protocol knows, each as its raw JSON
-/// text (`null` included); unknown members are skipped, and a known member
+/// text (`null` included); unknown members are skipped, and any member
 /// given twice is a malformed frame.
 struct Members<'a>([Option<&'a RawValue>; NAMES.len()]);
 
@@ -78,9 +78,14 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut members = Members([None; NAMES.len()]);
+                // Unknown members are skipped, but not twice (section 6).
+                let mut unknown = std::collections::HashSet::new();
                 while let Some(name) = map.next_key::<Cow<'de, str>>()? {
                     let Some(i) = NAMES.iter().position(|n| *n == name) else {
                         map.next_value::<IgnoredAny>()?;
+                        if !unknown.insert(name) {
+                            return Err(A::Error::custom("a member given twice"));
+                        }
                         continue;
                     };
                     if members.0[i].is_some() {
@@ -194,12 +199,17 @@ impl<'a> Members<'a> {
         let kind = string(self.get("type"))
             .ok_or_else(|| malformed("missing or non-string \"type\" member"))?;
         match kind.as_str() {
-            "subscribe" => Ok(ClientFrame::Subscribe {
-                stream: self.stream()?,
-                since: self.seq("since")?,
-                epoch: self.epoch()?,
-                reference: self.reference()?,
-            }),
+            "subscribe" => {
+                let stream = self.stream()?;
+                let since = self.seq("since")?;
+                Ok(ClientFrame::Subscribe {
+                    stream,
+                    // Section 4.1: the epoch is ignored without `since`.
+                    epoch: if since.is_some() { self.epoch()? } else { None },
+                    since,
+                    reference: self.reference()?,
+                })
+            }
             "unsubscribe" => Ok(ClientFrame::Unsubscribe {
                 stream: self.stream()?,
             }),
@@ -306,17 +316,22 @@ impl<'a> Members<'a> {
         RequestRef::new(&text).map(Some).map_err(Refused::from)
     }
 
-    /// What a refusal of this frame is about (section 5.8): its `ref`, else
-    /// its `id`, else its `stream`, when that member is a string of the
-    /// length its kind allows.
+    /// What a refusal of this frame is about (section 5.8): the `ref` of a
+    /// `subscribe`, `history` or `snapshot` (on any other frame `ref` is an
+    /// unknown member), else a publish's `id`, else the `stream`, when that
+    /// member is a string of the length its kind allows.
     fn about(&self) -> Option<String> {
-        [
-            ("ref", MAX_REF_LEN),
-            ("id", MAX_PUBLISH_ID_LEN),
-            ("stream", seqsync_core::types::MAX_STREAM_NAME_LEN),
-        ]
-        .into_iter()
-        .find_map(|(name, max)| string(self.get(name)).filter(|s| !s.is_empty() && s.len() <= max))
+        let first = match string(self.get("type")).as_deref() {
+            Some("subscribe" | "history" | "snapshot") => Some(("ref", MAX_REF_LEN)),
+            Some("publish") => Some(("id", MAX_PUBLISH_ID_LEN)),
+            _ => None,
+        };
+        first
+            .into_iter()
+            .chain([("stream", seqsync_core::types::MAX_STREAM_NAME_LEN)])
+            .find_map(|(name, max)| {
+                string(self.get(name)).filter(|s| !s.is_empty() && s.len() <= max)
+            })
     }
 }
 
@@ -397,6 +412,26 @@ mod tests {
     }
 
     #[test]
+    fn an_epoch_without_since_is_ignored_and_with_since_it_is_checked() {
+        for epoch in ["-1", "\"x\"", "9007199254740992", "5"] {
+            let frame = format!(r#"{{"type":"subscribe","stream":"s","epoch":{epoch}}}"#);
+            assert!(
+                matches!(
+                    parse_request(&frame, 1 << 16),
+                    Ok(ClientFrame::Subscribe {
+                        epoch: None,
+                        since: None,
+                        ..
+                    })
+                ),
+                "{frame}"
+            );
+        }
+        let frame = r#"{"type":"subscribe","stream":"s","since":3,"epoch":-1}"#;
+        assert_eq!(refused(frame).code, ErrorCode::MalformedFrame);
+    }
+
+    #[test]
     fn a_refusal_names_the_ref_then_the_id_then_the_stream() {
         let r = refused(r#"{"type":"history","stream":"s","from":0,"to":1,"ref":"q"}"#);
         assert_eq!(r.reference.as_deref(), Some("q"));
@@ -407,6 +442,17 @@ mod tests {
         );
         let r = refused(r#"{"type":"history","stream":"room","from":0,"to":1}"#);
         assert_eq!(r.reference.as_deref(), Some("room"));
+        // `ref` belongs to subscribe, history and snapshot only: on a publish
+        // it is an unknown member, and the error names the publish's id.
+        let r = refused(r#"{"type":"publish","stream":"","id":"p2","data":1,"ref":"R"}"#);
+        assert_eq!(r.reference.as_deref(), Some("p2"));
+        let r = refused(r#"{"type":"publish","stream":"a","id":"p3","ref":"R"}"#);
+        assert_eq!(
+            (r.code, r.reference.as_deref()),
+            (ErrorCode::MalformedFrame, Some("p3"))
+        );
+        let r = refused(r#"{"type":"frobnicate","stream":"s","ref":"u1"}"#);
+        assert_eq!(r.reference.as_deref(), Some("s"));
         assert_eq!(refused("{not json").reference, None);
     }
 
@@ -426,6 +472,11 @@ mod tests {
             ErrorCode::MalformedFrame,
             "a repeated member"
         );
+        assert_eq!(
+            refused(r#"{"type":"snapshot","stream":"s","x":1,"x":2}"#).code,
+            ErrorCode::MalformedFrame
+        );
+        assert!(parse_request(r#"{"type":"snapshot","stream":"s","x":1,"y":2}"#, 1 << 16).is_ok());
     }
 
     #[test]

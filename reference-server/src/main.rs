@@ -96,7 +96,7 @@ struct Cli {
     #[arg(long, env = "SEQSYNC_HISTORY_PAGE", default_value_t = 1000)]
     history_page: u64,
 
-    /// Largest history answer in payload bytes (a page holds at least one message).
+    /// Largest history answer in bytes: each message's payload plus 32 for its entry (a page holds at least one message).
     #[arg(long, env = "SEQSYNC_HISTORY_MAX_BYTES", default_value_t = 1 << 20)]
     history_max_bytes: usize,
 
@@ -139,7 +139,7 @@ struct Cli {
     #[arg(long, env = "SEQSYNC_SNAPSHOT_MESSAGES", default_value_t = 100)]
     snapshot_messages: usize,
 
-    /// Most payload bytes in a snapshot (older messages of the K are left out past it).
+    /// Most bytes in a snapshot: each message's payload plus 32 for its entry (older messages of the K are left out past it).
     #[arg(long, env = "SEQSYNC_SNAPSHOT_MAX_BYTES", default_value_t = 512 * 1024)]
     snapshot_max_bytes: usize,
 

@@ -430,7 +430,7 @@ async fn ws_handler(
     let faults = match params.get("faults") {
         Some(_) if !state.config.allow_client_faults => {
             return (
-                StatusCode::FORBIDDEN,
+                StatusCode::BAD_REQUEST,
                 "client fault injection is disabled on this server\n",
             )
                 .into_response();

@@ -258,7 +258,7 @@ async fn client_faults_can_be_refused_and_bad_specs_are_rejected() {
     let server = TestServer::with_config(|c| c.allow_client_faults = false).await;
     let refused = tokio_tungstenite::connect_async(server.url_with("faults=drop=0.5")).await;
     assert!(
-        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 403),
+        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 400),
         "{refused:?}"
     );
     server.stop().await;
