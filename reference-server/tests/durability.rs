@@ -35,6 +35,34 @@ async fn acked_publishes_survive_a_restart_with_the_same_seq_and_epoch() {
 }
 
 #[tokio::test]
+async fn a_stream_subscribed_while_empty_keeps_its_epoch_across_a_restart() {
+    // An empty stream has no row; its epoch is the file's, so a client that
+    // resumes it from 0 after a restart is answered `subscribed`, not reset.
+    let dir = TempDir::new("empty-epoch");
+    let server = sqlite(&dir).start().await;
+    let mut client = server.ws().await;
+    let snap = client.subscribe("quiet").await;
+    assert_eq!(snap["seq"], 0);
+    let epoch = snap["epoch"].clone();
+    drop(client);
+    let server = server.restart().await;
+
+    let mut client = server.ws().await;
+    client
+        .send(json!({"type": "subscribe", "stream": "quiet", "since": 0, "epoch": epoch}))
+        .await;
+    let answer = client.next_of("subscribed").await;
+    assert_eq!(answer["epoch"], epoch, "{answer}");
+    assert_eq!(answer["head"], 0);
+    // Its first message is stored in that epoch.
+    assert_eq!(client.publish("quiet", "q1", json!(1)).await, 1);
+    drop(client);
+    let server = server.restart().await;
+    let mut client = server.ws().await;
+    assert_eq!(client.subscribe("quiet").await["epoch"], epoch);
+}
+
+#[tokio::test]
 async fn shutdown_during_a_publish_burst_loses_no_acked_message() {
     let dir = TempDir::new("burst");
     let server = sqlite(&dir).start().await;

@@ -7,7 +7,10 @@
 //! clients reset instead of trusting seqs of another log.
 //!
 //! A stream gets its row when its first message is appended: reads of a
-//! stream that has none answer `None` and write nothing.
+//! stream that has none answer `None` and write nothing. Until then its
+//! epoch is the file's own, drawn once when the file is created (table
+//! `meta`), so a stream subscribed while empty keeps its epoch across
+//! restarts, and its first message is stored in that epoch.
 //!
 //! Publish ids are kept with their messages; an id counts as known only
 //! within the [`IdWindow`] (the lookup checks the stored seq and time), and
@@ -50,6 +53,10 @@ CREATE TABLE IF NOT EXISTS messages (
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS messages_pub_id;
 CREATE INDEX IF NOT EXISTS messages_pub_id_seq ON messages (stream_id, pub_id, seq);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 /// The latest message stored with a publish id. Named index: without
@@ -63,6 +70,8 @@ const READERS: usize = 2;
 /// A [`Log`] in one SQLite file.
 pub struct SqliteLog {
     retention: Retention,
+    /// The epoch of streams with no row yet: the file's.
+    epoch: Epoch,
     ids: IdWindow,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
@@ -153,12 +162,21 @@ impl SqliteLog {
         let path = path.as_ref();
         let writer = connect(path)?;
         writer.execute_batch(SCHEMA)?;
+        writer.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?1)",
+            params![super::random_epoch().0 as i64],
+        )?;
+        let epoch: i64 =
+            writer.query_row("SELECT value FROM meta WHERE key = 'epoch'", [], |r| {
+                r.get(0)
+            })?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(Mutex::new(connect(path)?));
         }
         Ok(SqliteLog {
             retention,
+            epoch: Epoch(epoch as u64),
             ids: IdWindow::default(),
             writer: Mutex::new(writer),
             readers,
@@ -203,6 +221,12 @@ impl Log for SqliteLog {
         load(&self.reader(), stream)?
             .map(|row| row.info(stream))
             .transpose()
+    }
+
+    /// A stream with no row is empty in the file's epoch, whatever epoch is
+    /// offered: the same after a restart.
+    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> LogResult<StreamInfo> {
+        Ok(self.info(stream)?.unwrap_or(StreamInfo::empty(self.epoch)))
     }
 
     fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {
