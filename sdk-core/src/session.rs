@@ -166,6 +166,10 @@ pub struct Session<P> {
     /// Resume positions: those the application gave, then the last ones
     /// reported, by stream name.
     positions: HashMap<StreamName, (Seq, Epoch)>,
+    /// Whether the shell keeps positions ([`Session::resume_from`] was
+    /// called): only then does a subscribe resume from them. Without, a
+    /// stream subscribed again starts from a snapshot, as the first time.
+    keeps_positions: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SessionEvent<P>>,
     stats: SessionStats,
@@ -204,6 +208,7 @@ impl<P> Session<P> {
             },
             publishes: Publishes::default(),
             positions: HashMap::new(),
+            keeps_positions: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SessionStats::default(),
@@ -640,8 +645,9 @@ impl<P> Session<P> {
     // ---- (C) application commands ----------------------------------------------
 
     /// Starts following `name`. Without an explicit resume point, an
-    /// `Ordered` stream resumes from the position given to
-    /// [`resume_from`](Self::resume_from) or last reported, if any.
+    /// `Ordered` stream asks for a snapshot; once the shell keeps positions
+    /// (it called [`resume_from`](Self::resume_from)), it resumes instead
+    /// from the position given there or last reported, if any.
     ///
     /// # Errors
     /// [`Error::Closed`], or as [`Sequencer::subscribe`].
@@ -656,7 +662,7 @@ impl<P> Session<P> {
         }
         let mut options = options;
         if options.start == StartAt::Snapshot && options.mode == DeliveryMode::Ordered {
-            if let Some(&(seq, epoch)) = self.positions.get(name) {
+            if let Some(&(seq, epoch)) = self.positions.get(name).filter(|_| self.keeps_positions) {
                 options.start = StartAt::After {
                     seq,
                     epoch: Some(epoch),
@@ -757,8 +763,12 @@ impl<P> Session<P> {
 
     /// Resume positions the application kept from an earlier run: a later
     /// [`subscribe`](Self::subscribe) of one of these streams resumes after
-    /// its seq instead of asking for a snapshot.
+    /// its seq instead of asking for a snapshot. Calling it (with any
+    /// positions, none included) says the shell keeps the positions the
+    /// session reports: from then on a stream subscribed again resumes
+    /// from its last reported position too.
     pub fn resume_from(&mut self, positions: impl IntoIterator<Item = (StreamName, Seq, Epoch)>) {
+        self.keeps_positions = true;
         for (stream, seq, epoch) in positions {
             self.positions.insert(stream, (seq, epoch));
         }
@@ -872,10 +882,12 @@ impl<P> Session<P> {
         self.link.cursor = (endpoint + 1) % self.config.endpoints.len();
         let conn = ConnId(self.link.next_conn);
         self.link.next_conn += 1;
+        // An attempt never outlives the first connection's deadline.
+        let deadline = now.plus(self.config.connect_timeout_ms);
         self.link.state = LinkState::Connecting {
             conn,
             endpoint,
-            deadline: now.plus(self.config.connect_timeout_ms),
+            deadline: self.give_up_at().map_or(deadline, |at| at.min(deadline)),
         };
         let url = encode::connect_url(
             &self.config.endpoints[endpoint],
@@ -930,6 +942,16 @@ impl<P> Session<P> {
         }
     }
 
+    /// When the first connection must have opened
+    /// (`initial_connect_timeout_ms`), while none has.
+    fn give_up_at(&self) -> Option<Millis> {
+        (!self.link.ever_connected && self.config.initial_connect_timeout_ms > 0).then(|| {
+            self.link
+                .started
+                .plus(self.config.initial_connect_timeout_ms)
+        })
+    }
+
     fn set_check_at(&mut self, at: Millis) {
         if let LinkState::Open { check_at, .. } = &mut self.link.state {
             *check_at = at;
@@ -963,19 +985,18 @@ impl<P> Session<P> {
             self.finish(CloseReason::Closed);
             return;
         }
-        let gave_up = !self.link.ever_connected
-            && self.config.initial_connect_timeout_ms > 0
-            && now.0.saturating_sub(self.link.started.0) >= self.config.initial_connect_timeout_ms;
-        if gave_up {
+        let bound = self.config.reconnect_bound(self.link.failures);
+        let wait = self.rng.up_to(bound);
+        // No attempt that starts at or after the first connection's
+        // deadline can meet it: give up now rather than wait for it.
+        if self.give_up_at().is_some_and(|at| now.plus(wait) >= at) {
             for (publish, _) in self.publishes.drain() {
                 self.publish_failed(publish, PublishError::Closed);
             }
             self.finish(CloseReason::ConnectFailed { reason });
             return;
         }
-        let bound = self.config.reconnect_bound(self.link.failures);
         self.link.failures = self.link.failures.saturating_add(1);
-        let wait = self.rng.up_to(bound);
         self.link.state = LinkState::Waiting {
             until: now.plus(wait),
         };

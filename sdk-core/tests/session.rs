@@ -477,6 +477,43 @@ fn frames_keep_a_connection_alive() {
 }
 
 #[test]
+fn the_first_connection_deadline_is_kept_to_whatever_the_attempts_do() {
+    // An attempt that hangs is cut at the deadline, not at its own timeout.
+    let mut f = Fixture::new(SessionConfig {
+        initial_connect_timeout_ms: 1_000,
+        connect_timeout_ms: 5_000,
+        ..config()
+    });
+    assert_eq!(f.s.poll_timeout(), Some(Millis(1_000)));
+    f.advance(1_000);
+    assert!(f.s.is_closed(), "closed at the deadline");
+    assert_eq!(f.disconnects.first(), Some(&"connect timed out"));
+
+    // Attempts refused at once: the last one ends no later than the
+    // deadline, and no attempt starts at or after it.
+    let mut g = Fixture::new(SessionConfig {
+        initial_connect_timeout_ms: 1_000,
+        ..config()
+    });
+    while !g.s.is_closed() {
+        let started = g.now;
+        assert!(started < 1_000, "an attempt started at {started}");
+        g.at(started + 30);
+        g.closed("refused");
+        if let Some(at) = g.s.poll_timeout() {
+            g.advance(at.0);
+        }
+    }
+    assert!(g.now <= 1_000, "gave up at {}", g.now);
+    assert!(matches!(
+        g.events.last(),
+        Some(SessionEvent::Closed {
+            reason: CloseReason::ConnectFailed { .. }
+        })
+    ));
+}
+
+#[test]
 fn the_first_connection_has_a_deadline() {
     let mut f = Fixture::new(SessionConfig {
         initial_connect_timeout_ms: 3_000,
@@ -728,6 +765,32 @@ fn positions_are_reported_when_they_change_and_resume_a_later_subscribe() {
     let sent = g.take_sent();
     assert_eq!(field(&sent[0], "since"), 6);
     assert_eq!(field(&sent[0], "epoch"), EPOCH.0);
+}
+
+#[test]
+fn a_stream_subscribed_again_starts_from_a_snapshot_unless_positions_are_kept() {
+    for keeps in [false, true] {
+        let mut f = Fixture::open(config());
+        if keeps {
+            f.s.resume_from([]);
+        }
+        let id = f.subscribe("s");
+        f.snapshot(id, 8, None);
+        f.s.unsubscribe(Millis(1), id).expect("unsubscribe");
+        f.drain();
+        f.take_sent();
+        f.subscribe("s");
+        let sent = f.take_sent();
+        let subscribe = sent
+            .iter()
+            .find(|t| t.contains("\"subscribe\""))
+            .expect("a subscribe");
+        if keeps {
+            assert_eq!(field(subscribe, "since"), 8, "{subscribe}");
+        } else {
+            assert!(!subscribe.contains("since"), "a fresh start: {subscribe}");
+        }
+    }
 }
 
 #[test]

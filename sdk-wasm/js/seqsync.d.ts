@@ -20,7 +20,11 @@ export type WasmSource =
  */
 export function init(source?: WasmSource): Promise<void>;
 
-/** Every error this package throws or rejects with. */
+/**
+ * Every error this package throws or rejects with, but for two mistakes in
+ * the calling code: a `description` or `adapter` that is not valid (a
+ * `TypeError` naming what is wrong) and a `Sequencer` used after `free()`.
+ */
 export class SeqsyncError extends Error {
   /**
    * What was wrong: `closed`, `connect_failed`, `publish_timeout`,
@@ -133,7 +137,9 @@ export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
    * The server refused a request for this stream (`code` is its error
    * code as the server wrote it, e.g. `unauthorized`, also when this
    * version does not know it). The request is retried with backoff, like
-   * an unanswered one.
+   * an unanswered one. Also told, once, when this client refuses a
+   * subscribe made before it had loaded for a reason `subscribe` could not
+   * check at once; that subscription then ends.
    */
   onRefused?: (code: string, message: string) => void;
 }
@@ -176,8 +182,8 @@ export interface WebSocketLike {
 
 /** How a `Client` connects and recovers; the names match the native client's. */
 export interface ClientOptions {
-  /** More server URLs, tried in turn after the first. */
-  endpoints?: string[];
+  /** More server URLs, tried in turn after the first (one URL or a list). */
+  endpoints?: string | string[];
   /**
    * Access token, sent percent-encoded as the `token` query parameter; or a function asked for a
    * fresh one before every connection attempt (tokens expire: a reconnect never reuses a stale
@@ -311,13 +317,23 @@ export class Client {
   readonly ready: Promise<void>;
   /** The connection's current state. */
   readonly connectionState: ConnectionState;
-  /** Follows a stream. Throws `SeqsyncError` for an invalid or duplicate stream name. */
+  /**
+   * Follows a stream: from a snapshot, or after `since`. A stream
+   * subscribed again after `unsubscribe` starts from a snapshot too, unless
+   * `persist` kept its position. Throws `SeqsyncError`: `invalid_stream`,
+   * `already_subscribed`, `invalid_subscription` (a `since` or `epoch` that
+   * is not an integer in 0..2^53-1, an unknown `mode`), `too_many_streams`,
+   * `closed`.
+   */
   subscribe<T = Json, S = Json>(stream: string, handlers?: SubscribeHandlers<T, S>): Subscription;
   /**
    * Appends `data` (anything `JSON.stringify` accepts) to `stream`; resolves
    * to its seq. Sent again with the same id after every reconnect (after the
    * subscribes) and after `rate_limited` or `internal` refusals, until acked
-   * or `publishTimeoutMs` passes.
+   * or `publishTimeoutMs` passes. Rejects with `SeqsyncError`
+   * (`invalid_stream`, `invalid_data`, `publish_too_large`,
+   * `too_many_pending`, `publish_timeout`, `closed`, or the server's code).
+   * A publish that timed out may have been stored.
    */
   publish<T = Json>(stream: string, data: T): Promise<number>;
   /** Client-wide counters. */

@@ -165,6 +165,16 @@ function utf8Length(text) {
   return n;
 }
 
+/** Throws `invalid_stream` unless `stream` is a valid stream name (protocol.md 3.3). */
+function checkName(stream) {
+  if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
+    throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
+  }
+}
+
+/** Whether `n` is absent or a position: an integer in 0..=2^53-1. */
+const isPosition = (n) => n === undefined || n === null || (Number.isSafeInteger(n) && n >= 0);
+
 /** A frame's JSON object, or undefined for a bad frame. */
 function parse(text, max) {
   if (!fits(text, max)) return undefined;
@@ -248,7 +258,7 @@ export class Sequencer {
 // ---- Client: the WASM Session's IO --------------------------------------------
 export class Client {
   constructor(url, options = {}) {
-    if (typeof url !== 'string') throw new TypeError('Client: url must be a string');
+    if (typeof url !== 'string') throw new SeqsyncError('invalid_input', 'Client: url must be a string');
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     const hint = 'pass options.WebSocket (Node 20: --experimental-websocket)';
     if (typeof this._WebSocket !== 'function') throw new SeqsyncError('no_websocket', `no WebSocket here: ${hint}`);
@@ -256,7 +266,7 @@ export class Client {
     if (typeof globalThis.crypto?.getRandomValues !== 'function') throw new SeqsyncError('no_crypto', random);
     this._seed = globalThis.crypto.getRandomValues(new Uint8Array(32));
     this._options = options;
-    this._endpoints = [url, ...(options.endpoints ?? [])].map(String);
+    this._endpoints = [url].concat(options.endpoints ?? []).map(String); // one URL or a list
     this._storage = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._persistPrefix = typeof options.persist === 'string' ? options.persist : 'seqsync:';
     this._session = this._view = this._ws = this._closing = this._memory = this._link = this._token = this._attempt = null;
@@ -291,11 +301,18 @@ export class Client {
 
   subscribe(stream, handlers = {}) {
     if (this._closed || this._closing !== null) throw closedError();
-    // The core checks names too, but it has not started yet when `subscribe` follows `new Client`.
-    if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
-      throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
-    }
+    // The core checks these too, but it has not started yet when `subscribe` follows `new Client`:
+    // whatever it would refuse is refused here, at once.
+    checkName(stream);
     if (this._subs.has(stream)) throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
+    const { since, epoch, mode } = handlers;
+    if (!isPosition(since) || !isPosition(epoch) || !(mode === undefined || mode === 'ordered' || mode === 'latest')) {
+      throw new SeqsyncError('invalid_subscription', `${stream}: since and epoch must be integers in 0..2^53-1, mode 'ordered' or 'latest'`);
+    }
+    const maxStreams = this._options.core?.maxStreams;
+    if (this._session === null && typeof maxStreams === 'number' && this._subs.size >= maxStreams) {
+      throw new SeqsyncError('too_many_streams', `${stream}: too many streams (core.maxStreams ${maxStreams})`);
+    }
     const sub = {
       stream, _handle: -1, _active: true, _handlers: handlers, _onMessage: handlers.onMessage,
       stats: () => (sub._active && sub._handle >= 0 ? statsObject(this._session.streamStats(sub._handle)) : undefined),
@@ -312,6 +329,7 @@ export class Client {
       let text;
       try { text = JSON.stringify(data); } catch { text = undefined; }
       if (text === undefined) return reject(new SeqsyncError('invalid_data', 'data is not JSON'));
+      try { checkName(stream); } catch (e) { return reject(e); }
       const send = () => {
         if (this._closed) return reject(closedError());
         const handle = this._session.publish(this._now(), stream, text);
@@ -344,7 +362,11 @@ export class Client {
     this._ptr = s.scratchPtr();
     this._view = new Float64Array(this._memory.buffer, this._ptr, SLOTS);
     this._maxFrame = s.maxFrameBytes();
-    for (const sub of this._subs.values()) call(() => this._attach(sub));
+    // A refusal here (none of the checks in `subscribe` foresaw it) goes to that subscription's
+    // `onRefused`, and the subscription ends.
+    for (const sub of this._subs.values()) {
+      try { this._attach(sub); } catch (e) { call(sub._handlers.onRefused, e.code, e.message); }
+    }
     this._drain(s.pending());
   }
 
@@ -438,7 +460,7 @@ export class Client {
     }
     ws.onopen = () => this._input((s, t) => s.opened(t, conn));
     ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
-    ws.onclose = (event) => closed(`closed (${event.code})`);
+    ws.onclose = (event) => closed(`closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`);
     ws.onerror = () => closed('socket error');
   }
 
