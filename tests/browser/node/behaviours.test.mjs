@@ -140,3 +140,49 @@ test('an error code this version does not know reaches the application as the se
   socket().receive({ type: 'error', code: 'payment_required', message: 'pay first', ref: id });
   await assert.rejects(refused, (e) => e instanceof SeqsyncError && e.code === 'payment_required');
 });
+
+test('a stream subscribed again after unsubscribe starts from a snapshot, without persist', async () => {
+  const { c, socket } = await client();
+  const first = c.subscribe('room');
+  socket().open();
+  socket().receive({ type: 'snapshot', stream: 'room', seq: 7, epoch: 1, state: 'seven' });
+  first.unsubscribe();
+  const snapshots = [];
+  c.subscribe('room', { onSnapshot: (state, seq) => snapshots.push([state, seq]) });
+  const again = socket().sent.filter((f) => f.type === 'subscribe').at(-1);
+  assert.equal(again.since, undefined, `a fresh start: ${JSON.stringify(again)}`);
+  socket().receive({ type: 'snapshot', stream: 'room', seq: 9, epoch: 1, state: 'nine', ref: again.ref });
+  assert.deepEqual(snapshots, [['nine', 9]]);
+});
+
+test('subscribe refuses what the core would, at once, also before the client has loaded', async () => {
+  const c = new Client('ws://stand.in/ws', { WebSocket: StandIn, core: { maxStreams: 2 } });
+  clients.push(c);
+  c.subscribe('a');
+  c.subscribe('b');
+  const code = (fn) => { try { fn(); } catch (e) { assert.ok(e instanceof SeqsyncError, String(e)); return e.code; } return 'none'; };
+  assert.equal(code(() => c.subscribe('c')), 'too_many_streams');
+  assert.equal(code(() => c.subscribe('d', { since: -1 })), 'invalid_subscription');
+  assert.equal(code(() => c.subscribe('d', { since: '5' })), 'invalid_subscription');
+  assert.equal(code(() => c.subscribe('d', { mode: 'bogus' })), 'invalid_subscription');
+  assert.equal(code(() => c.subscribe('')), 'invalid_stream');
+});
+
+test('publish refuses a stream name that is not one with invalid_stream', async () => {
+  const { c } = await client();
+  for (const stream of [undefined, null, 42, '', 'a\u0007b']) {
+    await assert.rejects(c.publish(stream, 1), (e) => e instanceof SeqsyncError && e.code === 'invalid_stream', String(stream));
+  }
+});
+
+test('endpoints may be one URL, and a close reason reaches the disconnected state', async () => {
+  const states = [];
+  const { socket } = await client({ endpoints: 'ws://other.in/ws', onConnection: (s) => states.push(s) });
+  const first = socket();
+  assert.equal(first.url, 'ws://stand.in/ws');
+  first.open();
+  first.onclose?.({ code: 1008, reason: 'token expired' });
+  await waitFor(() => socket() !== first, 'the next attempt');
+  assert.equal(socket().url, 'ws://other.in/ws');
+  assert.ok(states.some((s) => s.state === 'disconnected' && /1008: token expired/.test(s.reason)), JSON.stringify(states));
+});
