@@ -39,12 +39,17 @@ impl Client {
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`ClientError::NoEndpoints`]; [`ClientError::ConnectFailed`] when no
+    /// [`ClientError::NoEndpoints`]; [`ClientError::InvalidEndpoint`] for an
+    /// endpoint that is not a `ws://` or `wss://` URL with a host;
+    /// [`ClientError::ConnectFailed`] when no
     /// endpoint answered within `initial_connect_timeout_ms`;
     /// [`ClientError::NoRandomness`].
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
         if config.endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
+        }
+        for endpoint in &config.endpoints {
+            check_endpoint(endpoint)?;
         }
         let (commands, receiver) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(ConnectionState::Closed);
@@ -58,7 +63,10 @@ impl Client {
 
     /// Subscribes to `stream`: a snapshot first, then every message in order,
     /// each payload as the raw [`Payload`] it came as (decode it with
-    /// [`Payload::parse`] when needed).
+    /// [`Payload::parse`] when needed). A stream subscribed again after its
+    /// `Subscription` was dropped starts from a snapshot too, unless the
+    /// configuration has a position store: then, as after a restart, it
+    /// resumes after the last position saved for it.
     ///
     /// # Errors
     /// [`ClientError::Core`] for an invalid name or a stream already
@@ -141,6 +149,9 @@ impl Client {
     /// struct of the application's...); it is encoded here, before it
     /// leaves the caller.
     ///
+    /// Dropping the returned future does not cancel the publish: it is sent
+    /// (and retried) all the same, and `close()` waits for it.
+    ///
     /// # Errors
     /// [`ClientError::PublishRejected`], [`ClientError::PublishTimeout`],
     /// [`ClientError::TooManyPendingPublishes`], [`ClientError::InvalidData`],
@@ -189,6 +200,11 @@ impl Client {
     /// flight to be acknowledged (each up to its timeout, reconnecting if the
     /// connection is down meanwhile), then closes the socket. Dropping every
     /// handle instead closes at once and fails what is pending.
+    ///
+    /// With a position store, the position saved is that of the last event
+    /// the client handed to a subscription's queue: events still unread
+    /// there when the subscription ends are not delivered again by a later
+    /// resume. Read them first (`next_batch`) if they matter.
     pub async fn close(self) {
         let (reply, done) = oneshot::channel();
         if self.send(Command::Close { reply }).is_ok() {
@@ -258,7 +274,7 @@ impl<T> Subscription<T> {
     }
 
     /// Waits for at least one event, then moves every event already waiting
-    /// (up to `limit`) into `batch`, in order. Returns how many were added; 0
+    /// (up to `limit`; a `limit` of 0 counts as 1) into `batch`, in order. Returns how many were added; 0
     /// once the client is closed. The high-throughput way to read: one
     /// wake-up carries many messages.
     ///
@@ -297,6 +313,56 @@ impl<T> Drop for Subscription<T> {
     fn drop(&mut self) {
         if self.owns {
             let _ = self.commands.send(Command::Unsubscribe { id: self.id });
+        }
+    }
+}
+
+/// Whether `endpoint` is a WebSocket URL the client can dial: `ws://` or
+/// `wss://`, parseable, with a host.
+fn check_endpoint(endpoint: &str) -> Result<(), ClientError> {
+    let invalid = |reason: &str| ClientError::InvalidEndpoint {
+        endpoint: endpoint.to_string(),
+        reason: reason.to_string(),
+    };
+    let uri: tokio_tungstenite::tungstenite::http::Uri =
+        endpoint.parse().map_err(|_| invalid("not a URL"))?;
+    match uri.scheme_str() {
+        Some("ws" | "wss") => {}
+        _ => return Err(invalid("the scheme must be ws or wss")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn only_websocket_urls_with_a_host_are_endpoints() {
+        for good in [
+            "ws://127.0.0.1:8080/ws",
+            "wss://example.org/ws?token=a",
+            "ws://[::1]:9/",
+        ] {
+            assert_eq!(check_endpoint(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "not a url",
+            "ws://",
+            "http://example.org/ws",
+            "example.org/ws",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    check_endpoint(bad),
+                    Err(ClientError::InvalidEndpoint { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -146,7 +146,11 @@ impl ClientConfig {
         self
     }
 
-    /// Sets the access token.
+    /// Sets the access token, sent on every connection attempt as it is. A
+    /// token that expires makes every later attempt fail (HTTP 401, shown in
+    /// the `Disconnected` state's reason) until the client gives up or is
+    /// closed: for tokens that expire, use
+    /// [`token_provider`](Self::token_provider).
     pub fn token(mut self, token: impl Into<String>) -> ClientConfig {
         self.session.token = Some(token.into());
         self
@@ -188,7 +192,10 @@ impl ClientConfig {
     }
 
     /// Also trusts `certificate` (DER) as a root for `wss://` servers: a
-    /// private CA, or a self-signed server's own certificate.
+    /// private CA, or a self-signed server's own certificate. rustls refuses
+    /// a server certificate marked as a CA (`CA:TRUE`, as `openssl req -x509`
+    /// makes by default): give a self-signed server an end-entity
+    /// certificate, or sign its certificate with a private CA and trust that.
     pub fn tls_root_certificate(
         mut self,
         certificate: rustls::pki_types::CertificateDer<'static>,
@@ -198,6 +205,8 @@ impl ClientConfig {
     }
 
     /// Also trusts the platform's root certificates (feature `native-roots`).
+    /// Without that feature, `Client::connect` fails with
+    /// [`ClientError::Tls`](crate::ClientError::Tls), whatever the endpoints.
     pub fn tls_native_roots(mut self) -> ClientConfig {
         self.tls.native_roots = true;
         self

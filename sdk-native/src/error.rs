@@ -9,6 +9,15 @@ pub enum ClientError {
     /// `Client::connect` with a configuration that names no endpoint.
     #[error("no endpoint configured")]
     NoEndpoints,
+    /// `Client::connect` with an endpoint that is not a `ws://` or `wss://`
+    /// URL with a host.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// `Client::connect`: no endpoint could be reached within
     /// `initial_connect_timeout_ms` (the attempts went round every endpoint
     /// with backoff meanwhile).

@@ -71,7 +71,9 @@ impl Payload {
     /// A payload from JSON text, checked.
     ///
     /// # Errors
-    /// When `text` is not one JSON value.
+    /// When `text` is not one JSON value. (Its nesting is not limited here;
+    /// [`to_value`](Self::to_value) and [`parse`](Self::parse) refuse more
+    /// than 128 levels.)
     pub fn from_json(text: &str) -> Result<Payload, serde_json::Error> {
         let raw: &RawValue = serde_json::from_str(text)?;
         Ok(Payload::owned(raw.get()))
@@ -114,11 +116,15 @@ impl fmt::Debug for Payload {
     }
 }
 
-/// Two payloads are equal when they are the same JSON value (member order
-/// and number spelling aside).
+/// Two payloads are equal when they are the same text, or decode to equal
+/// `serde_json::Value`s: member order and whitespace aside, `1.0` equals
+/// `1.00`, but an integer never equals a float (`1` and `1.0`, `100` and
+/// `1e2` differ). Payloads too deeply nested to decode are equal only as
+/// the same text.
 impl PartialEq for Payload {
     fn eq(&self, other: &Payload) -> bool {
-        self.as_str() == other.as_str() || self.to_value().ok() == other.to_value().ok()
+        self.as_str() == other.as_str()
+            || matches!((self.to_value(), other.to_value()), (Ok(a), Ok(b)) if a == b)
     }
 }
 
@@ -140,6 +146,17 @@ impl serde::Serialize for Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equality_is_of_json_values_and_undecodable_payloads_equal_only_as_text() {
+        let p = |t: &str| Payload::from_json(t).expect("json");
+        assert_eq!(p(r#"{"a":1,"b":[1.0]}"#), p(r#"{ "b": [1.00], "a": 1 }"#));
+        assert_ne!(p("1"), p("1.0"));
+        let deep = |leaf: &str| format!("{}{leaf}{}", "[".repeat(200), "]".repeat(200));
+        assert!(p(&deep("1")).to_value().is_err());
+        assert_ne!(p(&deep("1")), p(&deep("2")));
+        assert_eq!(p(&deep("1")), p(&deep("1")));
+    }
 
     #[test]
     fn a_payload_is_a_slice_of_its_frame() {
