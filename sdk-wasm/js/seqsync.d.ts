@@ -393,6 +393,11 @@ export type SequencerEvent<T = Json> =
  */
 export class Sequencer<T = Json> {
   constructor(options?: CoreOptions);
+  /**
+   * Follows a stream; returns its handle. Throws `SeqsyncError` with the
+   * codes of `Client.subscribe`: `invalid_stream`, `already_subscribed`,
+   * `too_many_streams`, `invalid_subscription`.
+   */
   subscribe(now: number, stream: string, options?: StartOptions): number;
   unsubscribe(now: number, stream: number): void;
   handleConnected(now: number): void;
@@ -411,7 +416,11 @@ export class Sequencer<T = Json> {
   handleHead(now: number, stream: number, head: number, epoch: number | undefined): void;
   handleReset(now: number, stream: number, reason: string, earliest: number | undefined): void;
   handleTimeout(now: number): void;
-  /** Feeds a parsed server frame; hands back frames that are not the sequencer's. */
+  /**
+   * Feeds a parsed server frame; hands back frames that are not the
+   * sequencer's: other types, and frames of streams it does not follow
+   * (a frame without a `stream` included).
+   */
   handleFrame(now: number, frame: ServerFrame<T>): ServerFrame<T> | undefined;
   pollRequest(): ClientFrame | undefined;
   pollTimeout(): number | undefined;

@@ -200,12 +200,15 @@ export class Sequencer {
   }
 
   subscribe(now, stream, options = {}) {
+    // The codes `Client.subscribe` uses for the same refusals.
+    checkName(stream);
+    if (this._handles.has(stream)) throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
     try {
       const handle = this._core.subscribe(now, stream, options.since, options.epoch, options.mode === 'latest');
       this._handles.set(stream, handle);
       return handle;
     } catch (e) {
-      throw new SeqsyncError('invalid_subscription', e.message);
+      throw new SeqsyncError(/too many streams/.test(e.message) ? 'too_many_streams' : 'invalid_subscription', e.message);
     }
   }
 

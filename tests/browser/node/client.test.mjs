@@ -179,6 +179,11 @@ test('the bare Sequencer orders, dedupes and asks for what is missing', async ()
   assert.throws(() => seq.handleMessage(70, room, 1.5, 3, 'half'), SeqsyncError);
   const ack = { type: 'ack', id: 'x', stream: 'room', seq: 1 };
   assert.equal(seq.handleFrame(70, ack), ack);
+  // The codes of Client.subscribe for the same refusals.
+  const code = (fn) => { try { fn(); } catch (e) { assert.ok(e instanceof SeqsyncError, String(e)); return e.code; } return 'none'; };
+  assert.equal(code(() => seq.subscribe(71, 'room')), 'already_subscribed');
+  assert.equal(code(() => seq.subscribe(71, '')), 'invalid_stream');
+  assert.equal(code(() => seq.subscribe(71, 'other', { since: -1 })), 'invalid_subscription');
   seq.unsubscribe(80, room);
   assert.deepEqual(seq.pollRequest(), { type: 'unsubscribe', stream: 'room' });
   assert.equal(seq.stats(room), undefined);
