@@ -459,6 +459,18 @@ impl<P> Sequencer<P> {
         Ok(())
     }
 
+    /// Marks the epoch the stream was last given (by `handle_snapshot` or
+    /// `handle_subscribed`) as assumed rather than told by the server: the
+    /// first frame that names an epoch sets it instead of resetting the
+    /// stream. For a server whose answers carry no epoch while its messages
+    /// do (a foreign server).
+    #[cfg(feature = "foreign")]
+    pub(crate) fn assume_epoch(&mut self, stream: StreamId) {
+        if let Some(state) = slot_mut(&mut self.entries, stream) {
+            state.assume_epoch();
+        }
+    }
+
     /// The silence check: every live stream that heard nothing (no message,
     /// no `head` naming it, no answer) since the previous call is subscribed
     /// again, and a new period starts. Call it periodically, with a period

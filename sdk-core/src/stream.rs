@@ -172,6 +172,10 @@ pub(crate) struct StreamState<P> {
     /// Something arrived for the stream since the last silence sweep
     /// (`Sequencer::resubscribe_silent`).
     heard: bool,
+    /// The epoch was assumed, not told: a start on a foreign server whose
+    /// answers carry none. The first frame that names an epoch sets it
+    /// instead of resetting the stream.
+    epoch_assumed: bool,
 }
 
 impl<P> StreamState<P> {
@@ -194,6 +198,7 @@ impl<P> StreamState<P> {
             mode,
             has_base: false,
             heard: false,
+            epoch_assumed: false,
         };
         if let StartAt::After { seq, epoch } = start {
             state.next = seq.get() + 1;
@@ -202,6 +207,12 @@ impl<P> StreamState<P> {
             state.epoch = EpochWord::of(epoch);
         }
         state
+    }
+
+    /// The epoch just given was assumed (see `epoch_assumed`).
+    #[cfg(feature = "foreign")]
+    pub(crate) fn assume_epoch(&mut self) {
+        self.epoch_assumed = self.epoch.get().is_some();
     }
 
     pub(crate) fn generation(&self) -> u32 {
@@ -247,8 +258,13 @@ impl<P> StreamState<P> {
         }
     }
 
-    fn check_epoch(&self, epoch: Option<Epoch>) -> EpochCheck {
+    fn check_epoch(&mut self, epoch: Option<Epoch>) -> EpochCheck {
         match (epoch, self.epoch.get()) {
+            (Some(epoch), Some(_)) if self.epoch_assumed => {
+                self.epoch = EpochWord::of(Some(epoch));
+                self.epoch_assumed = false;
+                EpochCheck::Current
+            }
             (Some(epoch), Some(known)) if epoch != known => {
                 if self.left_epoch.get() == Some(epoch) {
                     EpochCheck::Stale
@@ -754,11 +770,14 @@ impl<P> StreamState<P> {
             .and_then(|rec| rec.wait.take())
             .map_or(self.next - 1, |wait| wait.since);
         match self.epoch.get() {
-            Some(known) if known != epoch => {
+            Some(known) if known != epoch && !self.epoch_assumed => {
                 self.start_over(now, ResetReason::EpochChanged, None, ctx);
                 return;
             }
-            _ => self.epoch = EpochWord::of(Some(epoch)),
+            _ => {
+                self.epoch = EpochWord::of(Some(epoch));
+                self.epoch_assumed = false;
+            }
         }
         if head.get() < since {
             self.start_over(now, ResetReason::ServerBehind, None, ctx);
@@ -876,6 +895,7 @@ impl<P> StreamState<P> {
             earliest,
         });
         self.epoch = EpochWord::NONE;
+        self.epoch_assumed = false;
         self.has_base = false;
         let timeout = ctx.config.backoff(0);
         let connected = ctx.connected;

@@ -104,6 +104,29 @@ impl Fx {
         self.drain();
     }
 
+    fn msg_in(&mut self, n: u64, epoch: u64) {
+        self.s
+            .handle_foreign_message(
+                Millis(self.now),
+                "room",
+                seq(n),
+                Some(Epoch(epoch)),
+                format!("m{n}"),
+            )
+            .expect("message");
+        self.drain();
+    }
+
+    fn resets(&self) -> Vec<ResetReason> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::Stream(Event::Reset { reason, .. }) => Some(*reason),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The last request that expects an answer, taken.
     fn take_fetch(&mut self) -> (FetchId, ForeignRequest) {
         let i = self
@@ -407,6 +430,82 @@ fn a_head_start_begins_at_the_head_with_an_empty_state() {
         |e| matches!(e, SessionEvent::Stream(Event::Snapshot { seq, .. }) if seq.get() == 41)
     ));
     assert_eq!(f.delivered(), [42]);
+}
+
+#[test]
+fn a_start_takes_its_epoch_from_the_first_message_that_names_one() {
+    // A server whose epoch is 7 and whose answers carry none: the epoch of
+    // a start is assumed, and the first message sets it without a reset.
+    let mut f = Fx::open(history_plan());
+    f.subscribe("room");
+    let (id, _) = f.take_fetch();
+    f.answer(id, page(&[1, 2]));
+    f.msg_in(3, 7);
+    f.msg_in(4, 7);
+    assert_eq!(f.resets(), []);
+    assert_eq!(f.delivered(), [1, 2, 3, 4]);
+    // A real change after that still resets.
+    f.msg_in(1, 8);
+    assert_eq!(f.resets(), [ResetReason::EpochChanged]);
+
+    let mut g = Fx::open(Plan {
+        head: true,
+        start: Start::Head,
+        ..Plan::default()
+    });
+    g.subscribe("room");
+    let (id, _) = g.take_fetch();
+    g.answer(id, FetchAnswer::Head { seq: seq(41) });
+    g.msg_in(42, 7);
+    assert_eq!(g.resets(), []);
+    assert_eq!(g.delivered(), [42]);
+}
+
+#[test]
+fn after_an_epoch_change_the_earliest_seq_of_the_old_log_is_forgotten() {
+    let mut f = Fx::open(Plan {
+        head: true,
+        ..history_plan()
+    });
+    f.subscribe("room");
+    let (id, _) = f.take_fetch();
+    f.answer(id, FetchAnswer::Head { seq: seq(1) });
+    let (id, _) = f.take_fetch();
+    f.answer(id, page(&[1]));
+    f.msg_in(2, 1);
+    // Retention: 3..=110 are gone; the stream restarts at 110.
+    f.msg_in(120, 1);
+    let timeout = f.s.poll_timeout().expect("gap timeout").0;
+    f.at(timeout);
+    let (id, _) = f.take_fetch();
+    f.answer(
+        id,
+        FetchAnswer::Gone {
+            earliest: Some(seq(111)),
+        },
+    );
+    assert_eq!(f.resets(), [ResetReason::HistoryUnavailable]);
+    f.requests.clear();
+    // The log starts over (epoch 2, seqs from 1): the stream starts at the
+    // new log's head, not at the old log's earliest.
+    f.msg_in(1, 2);
+    assert_eq!(
+        f.resets(),
+        [ResetReason::HistoryUnavailable, ResetReason::EpochChanged]
+    );
+    let (id, request) = f.take_fetch();
+    assert!(
+        matches!(request, ForeignRequest::Head { .. }),
+        "{request:?}"
+    );
+    f.answer(id, FetchAnswer::Head { seq: seq(5) });
+    let snapshot_at = f.events.iter().rev().find_map(|e| match e {
+        SessionEvent::Stream(Event::Snapshot { seq, .. }) => Some(seq.get()),
+        _ => None,
+    });
+    assert_eq!(snapshot_at, Some(5));
+    f.msg_in(6, 2);
+    assert_eq!(f.delivered().last(), Some(&6));
 }
 
 #[test]

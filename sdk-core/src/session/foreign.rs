@@ -224,10 +224,7 @@ impl<P> Session<P> {
             ) => {
                 // Asked as a frame: what follows `since` comes as ordinary
                 // messages, so the subscribe ends now.
-                let epoch = self.epoch_for(stream);
-                let _ = self
-                    .seq
-                    .handle_subscribed(now, stream, epoch, Seq::from_trusted(since));
+                self.subscribed_at(now, stream, Seq::from_trusted(since));
             }
             (_, FetchAnswer::Failed { .. } | FetchAnswer::Sent) => {
                 // Nothing arrived (or it arrives as frames): the sequencer's
@@ -277,10 +274,7 @@ impl<P> Session<P> {
                         self.start_at(now, stream, seq, state);
                     }
                 }
-                HeadFor::Subscribe => {
-                    let epoch = self.epoch_for(stream);
-                    let _ = self.seq.handle_subscribed(now, stream, epoch, seq);
-                }
+                HeadFor::Subscribe => self.subscribed_at(now, stream, seq),
                 HeadFor::Poll if seq > Seq::ZERO => {
                     let _ = self.seq.handle_head(now, stream, seq, None);
                 }
@@ -321,10 +315,7 @@ impl<P> Session<P> {
                         ForeignRequest::Head { stream },
                     ),
                     Some(since) if plan.history => self.catch_up(id, stream, since.get(), true),
-                    Some(since) => {
-                        let epoch = self.epoch_for(id);
-                        let _ = self.seq.handle_subscribed(now, id, epoch, since);
-                    }
+                    Some(since) => self.subscribed_at(now, id, since),
                     None => self.start(now, id, stream),
                 }
             }
@@ -405,13 +396,16 @@ impl<P> Session<P> {
     /// The stream starts at `seq` with `state`, then catches up on what
     /// followed (the start and the subscription raced).
     fn start_at(&mut self, now: Millis, id: StreamId, seq: Seq, state: P) {
-        let epoch = self.epoch_for(id);
+        let (epoch, assumed) = self.epoch_for(id);
         if self
             .seq
             .handle_snapshot(now, id, seq, epoch, state)
             .is_err()
         {
             return;
+        }
+        if assumed {
+            self.seq.assume_epoch(id);
         }
         let plan = self.foreign.as_deref().map(|f| f.plan);
         if plan.is_some_and(|p| p.history) {
@@ -623,10 +617,7 @@ impl<P> Session<P> {
                 self.catch_up(id, name, last, subscribing);
             }
         } else if subscribing {
-            let epoch = self.epoch_for(id);
-            let _ = self
-                .seq
-                .handle_subscribed(now, id, epoch, Seq::from_trusted(last));
+            self.subscribed_at(now, id, Seq::from_trusted(last));
         }
     }
 
@@ -722,23 +713,38 @@ impl<P> Session<P> {
         if let (Some(foreign), Some(epoch), Some(name)) =
             (self.foreign.as_deref_mut(), epoch, self.seq.stream_name(id))
         {
-            if foreign.epochs.get(name) != Some(&epoch) {
-                foreign.epochs.insert(name.clone(), epoch);
+            if let Some(before) = foreign.epochs.insert(name.clone(), epoch) {
+                if before != epoch {
+                    // A new log: the earliest seq the old one named is void.
+                    foreign.earliest.remove(name);
+                }
             }
         }
     }
 
     /// The epoch an answer without one belongs to: the last one the
-    /// stream's messages carried, else the stream's own, else 0.
-    fn epoch_for(&self, id: StreamId) -> Epoch {
+    /// stream's messages carried, else the stream's own; else 0, assumed
+    /// (`true`): the first message that names an epoch sets it.
+    fn epoch_for(&self, id: StreamId) -> (Epoch, bool) {
         let learned = self.foreign.as_deref().and_then(|f| {
             self.seq
                 .stream_name(id)
                 .and_then(|name| f.epochs.get(name).copied())
         });
-        learned
-            .or_else(|| self.seq.stats(id).and_then(|s| s.epoch))
-            .unwrap_or(Epoch(0))
+        match learned.or_else(|| self.seq.stats(id).and_then(|s| s.epoch)) {
+            Some(epoch) => (epoch, false),
+            None => (Epoch(0), true),
+        }
+    }
+
+    /// The stream's subscription holds from `head` on, in the epoch
+    /// [`epoch_for`](Self::epoch_for) names.
+    fn subscribed_at(&mut self, now: Millis, id: StreamId, head: Seq) {
+        let (epoch, assumed) = self.epoch_for(id);
+        let _ = self.seq.handle_subscribed(now, id, epoch, head);
+        if assumed {
+            self.seq.assume_epoch(id);
+        }
     }
 
     fn empty(&self) -> Option<P> {
