@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::protocol::encode;
-use crate::types::{Seq, StreamName};
+use crate::types::{Epoch, Seq, StreamName};
 
 /// How to use a server that does not speak the seqsync protocol, as data:
 /// one JSON-serializable value that configures the native client and the
@@ -382,6 +382,11 @@ pub enum FetchAnswer<P> {
         messages: Vec<(Seq, P)>,
         /// The earliest seq the server still has.
         earliest: Option<Seq>,
+        /// The epoch the messages name, for a server with epochs (every
+        /// message of one answer names the same one; an adapter refuses an
+        /// answer whose messages disagree). Another epoch than the stream's
+        /// resets it, as a live message of that epoch would.
+        epoch: Option<Epoch>,
     },
     /// A snapshot.
     Snapshot {

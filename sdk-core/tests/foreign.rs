@@ -167,6 +167,15 @@ fn page(seqs: &[u64]) -> FetchAnswer<String> {
     FetchAnswer::Messages {
         messages: seqs.iter().map(|&n| (seq(n), format!("m{n}"))).collect(),
         earliest: None,
+        epoch: None,
+    }
+}
+
+fn page_in(seqs: &[u64], epoch: u64) -> FetchAnswer<String> {
+    FetchAnswer::Messages {
+        messages: seqs.iter().map(|&n| (seq(n), format!("m{n}"))).collect(),
+        earliest: None,
+        epoch: Some(Epoch(epoch)),
     }
 }
 
@@ -327,6 +336,7 @@ fn a_gone_status_or_an_earliest_past_the_hole_resets() {
         FetchAnswer::Messages {
             messages: vec![(seq(8), "m8".to_string())],
             earliest: Some(seq(8)),
+            epoch: None,
         },
     ] {
         let mut f = Fx::open(history_plan());
@@ -506,6 +516,32 @@ fn after_an_epoch_change_the_earliest_seq_of_the_old_log_is_forgotten() {
     assert_eq!(snapshot_at, Some(5));
     f.msg_in(6, 2);
     assert_eq!(f.delivered().last(), Some(&6));
+}
+
+#[test]
+fn history_of_another_epoch_resets_the_stream_instead_of_continuing_it() {
+    // Live in epoch 1 up to 5; the log starts over (epoch 2) unheard; the
+    // next read of what follows 5 returns epoch 2's messages.
+    let mut f = Fx::open(Plan {
+        poll_ms: 500,
+        ..history_plan()
+    });
+    f.subscribe("room");
+    let (id, _) = f.take_fetch();
+    f.answer(id, page_in(&[1, 2, 3], 1));
+    let (id, _) = f.take_fetch();
+    f.answer(id, page_in(&[4, 5], 1));
+    assert_eq!(f.delivered(), [1, 2, 3, 4, 5]);
+    f.at(500);
+    let (id, request) = f.take_fetch();
+    assert_eq!(history(&request).0, 5);
+    f.answer(id, page_in(&[6, 7], 2));
+    assert_eq!(f.resets(), [ResetReason::EpochChanged]);
+    assert_eq!(
+        f.delivered(),
+        [1, 2, 3, 4, 5],
+        "epoch 2's messages are not a continuation of epoch 1"
+    );
 }
 
 #[test]

@@ -320,6 +320,7 @@ impl World {
                         })
                         .collect(),
                     earliest: None,
+                    epoch: None,
                 }
             }
             ForeignRequest::Head { .. } => FetchAnswer::Head {

@@ -238,10 +238,24 @@ impl Described {
         };
         let shape = &self.description.message;
         let mut messages = Vec::with_capacity(items.len());
+        let mut epoch = None;
         for item in items {
             let Some(seq) = at(item, &shape.seq).and_then(number).and_then(message_seq) else {
                 return failed(&format!("a message without a valid seq at {:?}", shape.seq));
             };
+            // With epochs, the messages of one answer name one epoch (an
+            // element without one names none).
+            if let Some(path) = &shape.epoch {
+                if let Some(raw) = at(item, path) {
+                    let Some(e) = number(raw).filter(|e| *e <= seqsync_core::MAX_SEQ) else {
+                        return failed(&format!("a message without a valid epoch at {path:?}"));
+                    };
+                    if epoch.is_some_and(|known| known != Epoch(e)) {
+                        return failed("messages of different epochs in one answer");
+                    }
+                    epoch = Some(Epoch(e));
+                }
+            }
             let payload = match at(item, &shape.payload) {
                 Some(raw) => body.payload(raw),
                 None => null(),
@@ -251,6 +265,7 @@ impl Described {
         FetchAnswer::Messages {
             messages,
             earliest: self.earliest(root),
+            epoch,
         }
     }
 
@@ -698,6 +713,35 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_names_the_epoch_its_messages_name() {
+        let d = described(
+            r#"{"message": {"stream": {"path": "ch.id"}, "seq": "n", "epoch": "gen", "payload": "body"},
+                "history": {"url": "http://h/{stream}?after={since}", "messages": "data.events"}}"#,
+        );
+        let request = ForeignRequest::History {
+            stream: seqsync_core::StreamName::new("r").expect("name"),
+            since: Seq::ZERO,
+            to: None,
+            limit: 10,
+        };
+        let epoch_of = |text: &str| match d.answer(&request, 200, &Frame::new(text)) {
+            FetchAnswer::Messages { epoch, .. } => Ok(epoch.map(|e| e.0)),
+            FetchAnswer::Failed { reason, .. } => Err(reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            epoch_of(r#"{"data":{"events":[{"n":1,"gen":3},{"n":2,"gen":3}]}}"#),
+            Ok(Some(3))
+        );
+        assert_eq!(
+            epoch_of(r#"{"data":{"events":[{"n":1},{"n":2}]}}"#),
+            Ok(None)
+        );
+        assert!(epoch_of(r#"{"data":{"events":[{"n":1,"gen":3},{"n":2,"gen":4}]}}"#).is_err());
+        assert!(epoch_of(r#"{"data":{"events":[{"n":1,"gen":-3}]}}"#).is_err());
+    }
+
+    #[test]
     fn answers_read_as_messages_gone_or_failed() {
         let d = described(
             r#"{"message": {"stream": {"path": "room"}, "seq": "sequence_id", "payload": "message"},
@@ -713,7 +757,9 @@ mod tests {
             r#"{"messages":[{"sequence_id":2,"message":"b"},{"sequence_id":1,"message":"a"}],"earliest_sequence_id":1}"#,
         );
         match d.answer(&request, 200, &body) {
-            FetchAnswer::Messages { messages, earliest } => {
+            FetchAnswer::Messages {
+                messages, earliest, ..
+            } => {
                 let seqs: Vec<u64> = messages.iter().map(|(s, _)| s.get()).collect();
                 assert_eq!(seqs, [2, 1]);
                 assert_eq!(messages[0].1.as_str(), r#""b""#);

@@ -160,14 +160,22 @@ function answer(d, req, status, text) {
   const list = at(body, source.messages);
   if (!Array.isArray(list)) return failed(`no array at ${source.messages.text}`);
   const messages = [];
+  let epoch;
   for (const element of list) {
     const seq = at(element, d.message.seq);
     // One element without a valid seq spoils the answer: its place in the range is unknown.
     if (!isSeq(seq, 1)) return failed(`a message without a valid seq at ${d.message.seq.text}`);
+    // With epochs, the messages of one answer name one epoch (an element without one names none).
+    const e = d.message.epoch === undefined ? undefined : at(element, d.message.epoch);
+    if (e !== undefined) {
+      if (!isSeq(e, 0)) return failed(`a message without a valid epoch at ${d.message.epoch.text}`);
+      if (epoch !== undefined && e !== epoch) return failed('messages of different epochs in one answer');
+      epoch = e;
+    }
     messages.push({ seq, payload: at(element, d.message.payload) ?? null });
   }
   const earliest = earliestIn(d, body);
-  return earliest === undefined ? { messages } : { messages, earliest };
+  return { messages, ...(earliest === undefined ? {} : { earliest }), ...(epoch === undefined ? {} : { epoch }) };
 }
 
 /** The earliest seq an answer names, when it names a valid one. */
@@ -527,7 +535,7 @@ class ForeignLink {
         if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object' || typeof x.seq !== 'number')) {
           return failed('the adapter answered messages without a seq each');
         }
-        return s.fetched(t, id, bytes, ANSWER_MESSAGES, n(a.earliest), Float64Array.from(m, (x) => x.seq), m.map((x) => x.payload), undefined);
+        return s.fetched(t, id, bytes, ANSWER_MESSAGES, n(a.earliest), Float64Array.from(m, (x) => x.seq), m.map((x) => x.payload), a.epoch);
       }
       const [kind, value] = Object.entries(a)[0] ?? [];
       const v = value ?? {};

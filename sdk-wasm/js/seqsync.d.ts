@@ -551,7 +551,8 @@ export type ForeignOutbound = { frame: string } | { http: ForeignHttp } | null;
 
 /** What an HTTP answer says. */
 export type ForeignAnswer<T = Json> =
-  | { messages: { seq: number; payload: T }[]; earliest?: number }
+  /** `epoch`: the one epoch the messages name, for a server with epochs (another than the stream's resets it). */
+  | { messages: { seq: number; payload: T }[]; earliest?: number; epoch?: number }
   | { snapshot: { seq: number; state: T } }
   | { head: { seq: number } }
   | { published: { seq?: number } }

@@ -247,11 +247,16 @@ impl<P> Session<P> {
                     to,
                     limit,
                 },
-                FetchAnswer::Messages { messages, earliest },
+                FetchAnswer::Messages {
+                    messages,
+                    earliest,
+                    epoch,
+                },
             ) => {
                 self.stats.history_frames += 1;
                 self.stats.history_bytes += bytes as u64;
-                self.history_answer(now, stream, (from, to, limit), messages, earliest);
+                self.learn_epoch(stream, epoch);
+                self.history_answer(now, stream, (from, to, limit), (messages, epoch), earliest);
             }
             (
                 Fetching::CatchUp {
@@ -259,11 +264,16 @@ impl<P> Session<P> {
                     since,
                     subscribing,
                 },
-                FetchAnswer::Messages { messages, earliest },
+                FetchAnswer::Messages {
+                    messages,
+                    earliest,
+                    epoch,
+                },
             ) => {
                 self.stats.history_frames += 1;
                 self.stats.history_bytes += bytes as u64;
-                self.catch_up_answer(now, stream, since, subscribing, messages, earliest);
+                self.learn_epoch(stream, epoch);
+                self.catch_up_answer(now, stream, since, subscribing, (messages, epoch), earliest);
             }
             (Fetching::Snapshot { stream }, FetchAnswer::Snapshot { seq, state }) => {
                 self.start_at(now, stream, seq, state);
@@ -539,7 +549,7 @@ impl<P> Session<P> {
         now: Millis,
         id: StreamId,
         (from, to, limit): (u64, u64, u32),
-        messages: Vec<(Seq, P)>,
+        (messages, epoch): (Vec<(Seq, P)>, Option<Epoch>),
         earliest: Option<Seq>,
     ) {
         let holes = self.foreign.as_deref().is_some_and(|f| f.plan.holes);
@@ -566,9 +576,9 @@ impl<P> Session<P> {
         let _ = full;
         let before = self.seq.stats(id).map_or(0, |s| s.duplicates);
         let range = SeqRange::from_trusted(from, end);
-        let _ = self.seq.handle_history(now, id, range, None, messages);
+        let _ = self.seq.handle_history(now, id, range, epoch, messages);
         for (seq, payload) in beyond {
-            let _ = self.seq.handle_message(now, id, seq, None, payload);
+            let _ = self.seq.handle_message(now, id, seq, epoch, payload);
         }
         let after = self.seq.stats(id).map_or(0, |s| s.duplicates);
         self.stats.history_duplicates += after.saturating_sub(before);
@@ -582,7 +592,7 @@ impl<P> Session<P> {
         id: StreamId,
         since: u64,
         subscribing: bool,
-        messages: Vec<(Seq, P)>,
+        (messages, epoch): (Vec<(Seq, P)>, Option<Epoch>),
         earliest: Option<Seq>,
     ) {
         let Some(plan) = self.foreign.as_deref().map(|f| f.plan) else {
@@ -605,7 +615,7 @@ impl<P> Session<P> {
         let last = messages.last().map_or(since, |(s, _)| s.get());
         let before = self.seq.stats(id).map_or(0, |s| s.duplicates);
         for (seq, payload) in messages {
-            let _ = self.seq.handle_message(now, id, seq, None, payload);
+            let _ = self.seq.handle_message(now, id, seq, epoch, payload);
         }
         let after = self.seq.stats(id).map_or(0, |s| s.duplicates);
         self.stats.history_duplicates += after.saturating_sub(before);

@@ -89,8 +89,9 @@ impl Session {
     /// The answer to the foreign request `id` (scratch slot 10 of its
     /// transmit), `bytes` long, of kind `ANSWER_*`: `number` is its seq,
     /// earliest seq or HTTP status (-1: none, see each kind), `seqs[i]` the
-    /// seq of `data[i]` (messages), `value` the state (snapshot) or the
-    /// reason (failed). Answers with invalid numbers are taken as failed.
+    /// seq of `data[i]` (messages), `value` the state (snapshot), the
+    /// reason (failed) or the epoch the messages name (messages; not a
+    /// number: none). Answers with invalid numbers are taken as failed.
     /// Every request with an id must be answered exactly once.
     #[allow(clippy::too_many_arguments)]
     pub fn fetched(
@@ -226,6 +227,8 @@ fn answer_of(
         ANSWER_MESSAGES => FetchAnswer::Messages {
             messages: history_messages(seqs, data)?,
             earliest: optional_seq(number)?,
+            // The epoch the messages name, as a number in `value` (else none).
+            epoch: value.as_f64().map(required_epoch).transpose()?,
         },
         ANSWER_SNAPSHOT => FetchAnswer::Snapshot {
             seq: position(number)?,

@@ -157,6 +157,18 @@ test('one element without a valid seq spoils the whole answer; an invalid earlie
   assert.deepEqual(d.answer(history, 200, '{"messages":[],"earliest_sequence_id":"2"}'), { messages: [] });
 });
 
+test('a history answer names the one epoch its messages name; messages of two epochs spoil it', () => {
+  const d = describe({ message: { stream: { path: 'ch.id' }, seq: 'n', epoch: 'gen', payload: 'body' }, history: { url: 'http://h', messages: 'data.events' } });
+  const answer = (events) => d.answer(history, 200, JSON.stringify({ data: { events } }));
+  assert.deepEqual(answer([{ n: 1, gen: 3, body: 'a' }, { n: 2, gen: 3 }]), {
+    messages: [{ seq: 1, payload: 'a' }, { seq: 2, payload: null }],
+    epoch: 3,
+  });
+  assert.deepEqual(answer([{ n: 1 }]), { messages: [{ seq: 1, payload: null }] });
+  assert.match(answer([{ n: 1, gen: 3 }, { n: 2, gen: 4 }]).failed?.reason ?? '', /different epochs/);
+  assert.match(answer([{ n: 1, gen: -1 }]).failed?.reason ?? '', /valid epoch/);
+});
+
 test('404 and 410 to a history request mean gone by default, with the earliest seq when the body names one', () => {
   const d = describe(chat);
   assert.deepEqual(d.answer(history, 410, '{"error":"gone","earliest_sequence_id":12}'), { gone: { earliest: 12 } });

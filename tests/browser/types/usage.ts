@@ -235,7 +235,7 @@ export async function foreign(): Promise<number> {
   const out: ForeignOutbound = described.request(history);
   if (out !== null && 'http' in out) console.log(out.http.method, out.http.url);
   const answered: ForeignAnswer<Chat> = described.answer(history, 200, '{"messages":[]}');
-  if ('messages' in answered) console.log(answered.messages.length, answered.earliest);
+  if ('messages' in answered) console.log(answered.messages.length, answered.earliest, answered.epoch);
 
   const plan: ForeignPlan = { history: true, head: true, publish: true, heartbeats: false, holes: false, snapshot: false, start: 'head', pollMs: 0, limit: 50 };
   const byHand: ForeignAdapter<string> = {
