@@ -5,7 +5,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, ClientError, ConnectionState, SubscriptionEvent};
 use seqsync_test_support::{
-    ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, read_to, ws_server,
+    ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, read_to,
+    read_until_snapshot, ws_server,
 };
 use serde_json::json;
 use tokio::time::timeout;
@@ -106,6 +107,9 @@ async fn resume_after_outage_fetches_only_what_is_missing() {
     let writer = server.client().await;
     let mut sub = reader.subscribe("log").await.expect("subscribe");
     let mut check = StreamCheck::default();
+    // The empty stream's snapshot first: the writer's connection could
+    // otherwise store a message before the reader's subscribe is read.
+    assert!(read_until_snapshot(&mut sub, &mut check, LIMIT).await);
     publish_numbers(&writer, "log", 1..=10).await;
     read_to(&mut sub, &mut check, 10).await;
 

@@ -9,7 +9,9 @@ use seqsync::rustls::pki_types::CertificateDer;
 use seqsync::{ClientError, ConnectionState};
 use seqsync_server::auth::{Claims, sign};
 use seqsync_server::{Storage, TlsConfig};
-use seqsync_test_support::{StreamCheck, TempDir, TestServer, client_config, connect, read_to};
+use seqsync_test_support::{
+    StreamCheck, TempDir, TestServer, client_config, connect, read_to, read_until_snapshot,
+};
 use serde_json::json;
 use tokio::time::timeout;
 
@@ -44,6 +46,9 @@ async fn wss_subscribe_publish_and_resume_across_a_restart() {
     let writer = connect(trusted()).await;
     let mut sub = reader.subscribe("secure").await.expect("subscribe");
     let mut check = StreamCheck::recording();
+    // The snapshot first, so that it is the empty stream's (seq 0): a
+    // publish on the other connection could otherwise be stored first.
+    assert!(read_until_snapshot(&mut sub, &mut check, Duration::from_secs(30)).await);
     for i in 1..=10u64 {
         writer.publish("secure", json!(i)).await.expect("publish");
     }
