@@ -253,9 +253,7 @@ impl<P> Session<P> {
                     epoch,
                 },
             ) => {
-                self.stats.history_frames += 1;
-                self.stats.history_bytes += bytes as u64;
-                self.learn_epoch(stream, epoch);
+                self.messages_received(stream, bytes, epoch);
                 self.history_answer(now, stream, (from, to, limit), (messages, epoch), earliest);
             }
             (
@@ -270,9 +268,7 @@ impl<P> Session<P> {
                     epoch,
                 },
             ) => {
-                self.stats.history_frames += 1;
-                self.stats.history_bytes += bytes as u64;
-                self.learn_epoch(stream, epoch);
+                self.messages_received(stream, bytes, epoch);
                 self.catch_up_answer(now, stream, since, subscribing, (messages, epoch), earliest);
             }
             (Fetching::Snapshot { stream }, FetchAnswer::Snapshot { seq, state }) => {
@@ -718,6 +714,14 @@ impl<P> Session<P> {
     }
 
     // ---- epochs -------------------------------------------------------------------
+
+    /// An answer of messages for `id`, `bytes` long, naming `epoch`: counted
+    /// as history, and its epoch learned, before its messages are used.
+    fn messages_received(&mut self, id: StreamId, bytes: usize, epoch: Option<Epoch>) {
+        self.stats.history_frames += 1;
+        self.stats.history_bytes += bytes as u64;
+        self.learn_epoch(id, epoch);
+    }
 
     fn learn_epoch(&mut self, id: StreamId, epoch: Option<Epoch>) {
         if let (Some(foreign), Some(epoch), Some(name)) =
