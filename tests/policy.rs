@@ -157,8 +157,7 @@ async fn a_new_client_resumes_where_the_last_one_stopped() {
     }
     let second = connect(client_config(&server.ws_url()).position_store(store.clone())).await;
     let mut sub = second.subscribe("kept").await.expect("subscribe");
-    let mut check = StreamCheck::recording();
-    check.last = 10;
+    let mut check = StreamCheck::resuming_after(10);
     read_to(&mut sub, &mut check, 15).await;
     assert!(check.snapshots.is_empty(), "resumed, not a snapshot");
     let delivered: Vec<u64> = check
