@@ -4,6 +4,7 @@
 // the test drives, an HTTP server the test scripts, a page server, and
 // waiting on real state with a deadline.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
@@ -302,4 +303,129 @@ export async function servePage({ dir, pkg, upstream }) {
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * The contract checker of the JS suites, with the rules of the Rust suites'
+ * `StreamCheck` (test-support/src/check.rs): fed one subscription's
+ * callbacks, it throws at the first breach and keeps what was delivered.
+ *
+ * - A snapshot comes only as the first delivery or right after a reset.
+ * - Messages go on from the last contiguous seq, one seq at a time, never
+ *   between a reset and its snapshot; a skip (`onGap` `skipped`) too.
+ * - The position never moves backwards, except through a reset that says the
+ *   log changed (`epoch_changed`, `server_behind`): its snapshot starts a new
+ *   incarnation, and what was delivered above it is forgotten.
+ *
+ * A breach is thrown from the callback and also kept in `breaches` (the
+ * client may catch what a callback throws), so `assertExact` fails on it.
+ */
+export class StreamCheck {
+  constructor(stream, { resumingAfter } = {}) {
+    this.stream = stream;
+    this.last = resumingAfter ?? 0;
+    this.resumedAfter = resumingAfter ?? 0;
+    this.started = resumingAfter !== undefined;
+    /** Payloads by seq, in the current incarnation. */
+    this.delivered = new Map();
+    this.snapshots = [];
+    this.resets = [];
+    this.skipped = 0;
+    this.breaches = [];
+    this.resetPending = null;
+  }
+
+  /** The callbacks to pass to `subscribe`, merged over `extra`. */
+  handlers(extra = {}) {
+    return {
+      ...extra,
+      onMessage: (data, seq) => {
+        this.message(seq, data);
+        extra.onMessage?.(data, seq);
+      },
+      onSnapshot: (state, seq, epoch) => {
+        this.snapshot(seq, epoch);
+        extra.onSnapshot?.(state, seq, epoch);
+      },
+      onReset: (reason, earliest) => {
+        this.reset(reason);
+        extra.onReset?.(reason, earliest);
+      },
+      onGap: (event) => {
+        if (event.type === 'skipped') this.skip(event.from, event.to);
+        extra.onGap?.(event);
+      },
+    };
+  }
+
+  message(seq, data) {
+    this.#take('message', seq);
+    if (this.delivered.has(seq)) this.#breach(`seq ${seq} delivered twice`);
+    this.delivered.set(seq, data);
+  }
+
+  snapshot(seq, epoch) {
+    const reason = this.resetPending;
+    this.resetPending = null;
+    if (reason === null) {
+      if (this.started) this.#breach(`snapshot at ${seq} with no reset before it (the application held ${this.last})`);
+    } else if (reason === 'epoch_changed' || reason === 'server_behind') {
+      for (const held of [...this.delivered.keys()]) if (held > seq) this.delivered.delete(held);
+    } else if (seq < this.last) {
+      this.#breach(`the snapshot after a ${reason} reset moved the position back from ${this.last} to ${seq}`);
+    }
+    this.started = true;
+    this.last = seq;
+    this.snapshots.push({ seq, epoch });
+  }
+
+  reset(reason) {
+    this.resets.push(reason);
+    // Two resets before one snapshot: it may go back if either said the log changed.
+    if (this.resetPending === null || this.resetPending === 'history_unavailable') this.resetPending = reason;
+  }
+
+  skip(from, to) {
+    if (this.resetPending !== null) this.#breach(`skip ${from}..${to} between reset and snapshot`);
+    if (from !== this.last + 1) this.#breach(`skip ${from}..${to} not contiguous after ${this.last}`);
+    this.started = true;
+    this.skipped += to - from + 1;
+    this.last = to;
+  }
+
+  /**
+   * Asserts that the stream holds `last`, with no reset, skip or breach,
+   * one snapshot at most, and every seq after it delivered with the payload
+   * `expected(seq)` gives (compared with `assert.deepStrictEqual`'s rules).
+   */
+  assertExact(last, expected) {
+    if (this.breaches.length > 0) throw new Error(this.breaches[0]);
+    const where = this.stream;
+    if (this.resets.length !== 0) throw new Error(`${where}: nothing was lost, so no reset (got ${this.resets})`);
+    if (this.skipped !== 0) throw new Error(`${where}: nothing was skipped (got ${this.skipped})`);
+    if (this.snapshots.length > 1) throw new Error(`${where}: one snapshot at most without a reset`);
+    if (this.last !== last) throw new Error(`${where}: everything delivered (at ${this.last} of ${last})`);
+    const first = this.snapshots[0]?.seq ?? this.resumedAfter;
+    for (let seq = first + 1; seq <= last; seq++) {
+      if (!this.delivered.has(seq)) throw new Error(`${where}: seq ${seq} missing`);
+      assert.deepStrictEqual(this.delivered.get(seq), expected(seq), `${where}: seq ${seq}`);
+    }
+  }
+
+  #take(what, seq) {
+    if (this.resetPending !== null) this.#breach(`${what} ${seq} between reset and snapshot`);
+    if (!Number.isSafeInteger(seq) || seq <= this.last) {
+      this.#breach(`${what} ${seq} moves the position backwards from ${this.last}`);
+    } else if (seq !== this.last + 1) {
+      this.#breach(`expected seq ${this.last + 1} next, got ${what} ${seq}`);
+    }
+    this.started = true;
+    this.last = seq;
+  }
+
+  #breach(what) {
+    const message = `${this.stream}: ${what}`;
+    this.breaches.push(message);
+    throw new Error(message);
+  }
 }

@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, Sequencer, SeqsyncError, init } from 'seqsync';
 import { createHmac } from 'node:crypto';
-import { startServer, waitFor } from './support.mjs';
+import { StreamCheck, startServer, waitFor } from './support.mjs';
 
 let server;
 const clients = [];
@@ -63,32 +63,17 @@ test('10,000 messages arrive exactly once, in order, through drops, duplicates a
   const stream = 'node:faults';
   const faults = 'seed=7,drop=0.05,dup=0.05,reorder=0.2,window=10';
   const reader = client(`${server.wsUrl}?faults=${faults}`, { core: { gapTimeoutMs: 50 } });
-  const seqs = [];
-  const payloads = [];
-  let live = false;
-  const sub = reader.subscribe(stream, {
-    onSnapshot: () => {
-      live = true;
-    },
-    onMessage: (data, seq) => {
-      seqs.push(seq);
-      payloads.push(data.n);
-    },
-  });
+  const check = new StreamCheck(stream);
+  const sub = reader.subscribe(stream, check.handlers());
   await reader.ready;
-  await waitFor(() => live, 'the reader to be live');
+  await waitFor(() => check.snapshots.length > 0, 'the reader to be live');
 
   const writer = client(server.wsUrl);
   const assigned = await publishAll(writer, stream, 1, 10_000);
   assert.deepEqual(assigned, Array.from({ length: 10_000 }, (_, i) => i + 1));
 
-  await waitFor(() => seqs.length >= 10_000, `10,000 messages (have ${seqs.length})`, 60_000);
-  assert.equal(seqs.length, 10_000);
-  for (let i = 0; i < 10_000; i++) {
-    if (seqs[i] !== i + 1 || payloads[i] !== i + 1) {
-      assert.fail(`position ${i}: seq ${seqs[i]} payload ${payloads[i]}`);
-    }
-  }
+  await waitFor(() => check.last >= 10_000 || check.breaches.length > 0, `10,000 messages (have ${check.last})`, 60_000);
+  check.assertExact(10_000, (seq) => ({ n: seq }));
   const stats = sub.stats();
   assert.equal(stats.delivered, 10_000);
   assert.equal(stats.lastSeq, 10_000);
@@ -120,15 +105,11 @@ test('a client resumes after its persisted position instead of taking a snapshot
 
   await publishAll(writer, stream, 21, 30);
   const second = client(server.wsUrl, { persist: true, storage: store });
-  const got = [];
-  let snapshots = 0;
-  second.subscribe(stream, {
-    onSnapshot: () => snapshots++,
-    onMessage: (_data, seq) => got.push(seq),
-  });
-  await waitFor(() => got.length === 10, 'the ten messages after the resume point');
-  assert.deepEqual(got, [21, 22, 23, 24, 25, 26, 27, 28, 29, 30]);
-  assert.equal(snapshots, 0);
+  const check = new StreamCheck(stream, { resumingAfter: 20 });
+  second.subscribe(stream, check.handlers());
+  await waitFor(() => check.last >= 30 || check.breaches.length > 0, 'the ten messages after the resume point');
+  check.assertExact(30, (seq) => ({ n: seq }));
+  assert.equal(check.snapshots.length, 0, 'resumed, no snapshot');
   await second.close();
   await writer.close();
 });

@@ -22,7 +22,7 @@ export function startCheck(Client, params, report) {
   const sub = client.subscribe(params.stream, {
     onMessage: (data, seq) => report({ kind: 'message', seq, n: data?.n }),
     onSnapshot: (_state, seq) => report({ kind: 'snapshot', seq }),
-    onReset: (reason) => report({ kind: 'error', what: `reset ${reason}` }),
+    onReset: (reason) => report({ kind: 'reset', reason }),
     onRefused: (code) => report({ kind: 'error', what: `refused ${code}` }),
     onState: (phase) => {
       report({ kind: 'phase', phase });
@@ -51,16 +51,42 @@ export function publishRange(client, stream, from, to, report) {
   }
 }
 
-/** What a page shows the test: everything reported, folded. */
+/**
+ * What a page shows the test: everything reported, folded. `events` keeps
+ * the deliveries in the order they came (`['message', seq, n]`,
+ * `['snapshot', seq]`, `['reset', reason]`) for the test's contract check;
+ * `published` maps each acked seq to the `n` published as it.
+ */
 export function newResult() {
-  return { received: [], snapshots: [], acked: 0, errors: [], connection: 'none', phase: 'none', stats: null };
+  return {
+    received: [],
+    snapshots: [],
+    events: [],
+    acked: 0,
+    published: {},
+    errors: [],
+    connection: 'none',
+    phase: 'none',
+    stats: null,
+  };
 }
 
 export function record(result, r) {
-  if (r.kind === 'message') result.received.push([r.seq, r.n]);
-  else if (r.kind === 'snapshot') result.snapshots.push(r.seq);
-  else if (r.kind === 'acked') result.acked += 1;
-  else if (r.kind === 'connection') result.connection = r.state;
+  if (r.kind === 'message') {
+    result.received.push([r.seq, r.n]);
+    result.events.push(['message', r.seq, r.n]);
+  } else if (r.kind === 'snapshot') {
+    result.snapshots.push(r.seq);
+    result.events.push(['snapshot', r.seq]);
+  } else if (r.kind === 'reset') {
+    // A reset is a failure of these runs (nothing is trimmed), and an event
+    // the contract check must see in its place.
+    result.events.push(['reset', r.reason]);
+    result.errors.push(`reset ${r.reason}`);
+  } else if (r.kind === 'acked') {
+    result.acked += 1;
+    result.published[r.seq] = r.n;
+  } else if (r.kind === 'connection') result.connection = r.state;
   else if (r.kind === 'phase') result.phase = r.phase;
   else if (r.kind === 'stats') result.stats = { client: r.client, stream: r.stream };
   else result.errors.push(r.what);
