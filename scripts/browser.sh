@@ -1,11 +1,14 @@
 # Browser side of seqsync: the wasm package (npm `seqsync`), its tests in
-# headless Chromium and Node (20 with its WebSocket flag, 22 without), the
+# headless Chromium and Node (22 every file; 20, with its WebSocket flag, the
+# files that drive the socket), the
 # Vite, webpack, worker and page-reload checks, the chat-web demo test, and
 # the package against the foreign chat server of tests/foreign/.
 #
 #   source scripts/browser.sh
 #   ensure_browser_toolchain   # installs what is missing, skips what is there
-#   run_browser_tests          # builds the package, runs every browser test
+#   run_browser_tests          # builds the package, runs every browser test,
+#                              # each suite a step (run_step, scripts/lib.sh:
+#                              # needs SEQSYNC_STEP_LOGS)
 #   run_browser_bench          # per-message cost vs a pure-JS baseline, bundle size
 #
 # Run from the repository root. Every function returns non-zero on failure,
@@ -153,40 +156,123 @@ _foreign_fixture_bin() {
     printf '%s/debug/foreign_fixture\n' "$(_cargo_target_dir)"
 }
 
+# The Node test files that also run on Node 20. What differs between the two
+# is the platform under the package, above all the WebSocket (behind a flag
+# on 20, global on 22); these two files drive the socket through every state
+# (messages under faults, cuts, refusals, a dead peer, close). Node 22 runs
+# every file.
+SEQSYNC_NODE20_TESTS=${SEQSYNC_NODE20_TESTS:-"client.test.mjs connection.test.mjs"}
+
+# The browser suites, each a step of its own (`run_step`, scripts/lib.sh):
+# each prints its wall time and test counts, and every one runs even when an
+# earlier one failed, except those that need the package or the server that
+# failed to build. Returns non-zero when any failed.
 run_browser_tests() (
-    set -euo pipefail
     export PATH="$HOME/.cargo/bin:$PATH"
-    local root
+    local root failed=0
     root=$(pwd)
 
-    build_browser_package || exit 1
-
-    _browser_step "wasm-bindgen unit tests in headless Chromium"
-    (cd sdk-wasm && CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome) || exit 1
-
-    _browser_step "TypeScript: the shipped types compile against their documented use, with no any"
-    (cd tests/browser && npx --no-install tsc -p types) || exit 1
-    if grep -nw 'any' sdk-wasm/pkg/seqsync.d.ts sdk-wasm/pkg/foreign.d.ts; then
-        echo "the package's types must not use any" >&2
-        return 1
+    if ! run_step "browser: build the npm package" build_browser_package; then
+        skip_step "browser: every suite" "the npm package did not build"
+        exit 1
     fi
 
-    local server
-    server=$(_browser_server_bin) || exit 1
+    run_step "browser: wasm-bindgen unit tests in headless Chromium" \
+        _browser_in sdk-wasm env CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome ||
+        failed=1
 
-    _browser_step "Node: the packed npm package in a fresh project, against the reference server"
+    run_step "browser: the shipped types compile against their documented use, with no any" \
+        _browser_types_check || failed=1
+
+    local server
+    if ! server=$(_browser_server_bin); then
+        skip_step "browser: suites against the reference server" "the server did not build"
+        exit 1
+    fi
+
     local scratch
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
+    if ! run_step "browser: the packed npm package installed in a fresh project" \
+        _browser_node_app "$scratch"; then
+        skip_step "browser: Node and consumer suites" "the package did not pack or install"
+        exit 1
+    fi
+
+    local node22
+    node22=$(_node22)
+    run_step "browser: Node 22, every test file (global WebSocket)" \
+        _browser_in "$scratch/app" env SEQSYNC_SERVER_BIN="$server" \
+        "$node22" --test --test-reporter=tap ./*.test.mjs || failed=1
+
+    # shellcheck disable=SC2086 # the list is word-split on purpose
+    run_step "browser: Node 20, $SEQSYNC_NODE20_TESTS (--experimental-websocket)" \
+        _browser_in "$scratch/app" env SEQSYNC_SERVER_BIN="$server" \
+        node --experimental-websocket --test --test-reporter=tap $SEQSYNC_NODE20_TESTS || failed=1
+
+    run_step "browser: the same use of every public item, against the installed package (its exports map)" \
+        _browser_installed_types_check "$scratch" || failed=1
+
+    run_step "browser: consumers: Vite and webpack 5 apps (page, dedicated worker, page reload with persist) in headless Chromium" \
+        _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" \
+        SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" \
+        node --test --test-reporter=tap consumers.test.mjs || failed=1
+
+    run_step "browser: Playwright: the chat-web demo in two pages under fault injection" \
+        _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" \
+        node --test --test-reporter=tap demo.test.mjs || failed=1
+
+    local fixture
+    if fixture=$(_foreign_fixture_bin); then
+        run_step "browser: foreign chat server (Python, two instances, Redis) behind a fault proxy, Node and Chromium clients" \
+            _browser_in tests/browser env SEQSYNC_FOREIGN_FIXTURE_BIN="$fixture" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
+            node --experimental-websocket --test --test-reporter=tap foreign.test.mjs || failed=1
+    else
+        skip_step "browser: foreign chat server" "its fixture did not build"
+        failed=1
+    fi
+
+    # The budget holds the size reached (sdk-wasm/BENCHMARKS.md says where the
+    # bytes go); the goal and ceiling it misses are printed with the total.
+    run_step "browser: bundle size (fails above the budget)" \
+        node tests/browser/size.mjs sdk-wasm/pkg --budget "${SEQSYNC_SIZE_BUDGET:-64000}" || failed=1
+    run_step "browser: bundle size of a page with a client of a foreign server (fails above its budget)" \
+        node tests/browser/size.mjs sdk-wasm/pkg --foreign --budget "${SEQSYNC_FOREIGN_SIZE_BUDGET:-85000}" ||
+        failed=1
+
+    exit "$failed"
+)
+
+# Runs a command in a directory (a subshell, so the caller stays where it is).
+_browser_in() (
+    cd "$1" || exit 1
+    shift
+    "$@"
+)
+
+_browser_types_check() (
+    cd tests/browser && npx --no-install tsc -p types || exit 1
+    cd ../.. || exit 1
+    if grep -nw 'any' sdk-wasm/pkg/seqsync.d.ts sdk-wasm/pkg/foreign.d.ts; then
+        echo "the package's types must not use any" >&2
+        exit 1
+    fi
+)
+
+# Packs the package into SCRATCH and installs the tarball in SCRATCH/app,
+# beside the Node test files, as a user's project would.
+_browser_node_app() (
+    local scratch=$1
     (cd sdk-wasm/pkg && npm pack --silent --pack-destination "$scratch" >/dev/null) || exit 1
     mkdir -p "$scratch/app" || exit 1
     cp tests/browser/node/*.test.mjs tests/browser/support.mjs "$scratch/app/" || exit 1
-    (cd "$scratch/app" &&
-        printf '{ "name": "seqsync-node-check", "private": true, "type": "module" }\n' >package.json &&
-        npm install --no-audit --no-fund --offline "$scratch"/seqsync-*.tgz >/dev/null &&
-        SEQSYNC_SERVER_BIN="$server" node --experimental-websocket --test ./*.test.mjs) || exit 1
+    cd "$scratch/app" || exit 1
+    printf '{ "name": "seqsync-node-check", "private": true, "type": "module" }\n' >package.json || exit 1
+    npm install --no-audit --no-fund --offline "$scratch"/seqsync-*.tgz >/dev/null || exit 1
+)
 
-    _browser_step "TypeScript: the same use of every public item, against the installed package (its exports map)"
+_browser_installed_types_check() (
+    local scratch=$1
     mkdir -p "$scratch/app/types" || exit 1
     cp tests/browser/types/usage.ts "$scratch/app/types/" || exit 1
     node -e '
@@ -195,36 +281,6 @@ run_browser_tests() (
         console.log(JSON.stringify(c));
     ' tests/browser/types/tsconfig.json >"$scratch/app/types/tsconfig.json" || exit 1
     node tests/browser/node_modules/typescript/bin/tsc -p "$scratch/app/types" || exit 1
-
-    local node22
-    node22=$(_node22)
-    _browser_step "Node $("$node22" --version): the same tests with the global WebSocket, no flag"
-    (cd "$scratch/app" && SEQSYNC_SERVER_BIN="$server" "$node22" --test ./*.test.mjs) || exit 1
-
-    _browser_step "Vite and webpack 5 apps (page, dedicated worker, page reload with persist) in headless Chromium"
-    (cd tests/browser &&
-        SEQSYNC_SERVER_BIN="$server" SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" node --test consumers.test.mjs) || exit 1
-
-    _browser_step "Playwright: the chat-web demo in two pages under fault injection"
-    (cd tests/browser &&
-        SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" node --test demo.test.mjs) || exit 1
-
-    _browser_step "the foreign chat server (Python, two instances, Redis) behind a fault proxy: Node and Chromium clients configured only with its description"
-    source scripts/redis.sh && source scripts/foreign.sh || exit 1
-    ensure_redis || exit 1
-    ensure_foreign_server || exit 1
-    local fixture
-    fixture=$(_foreign_fixture_bin) || exit 1
-    (cd tests/browser &&
-        SEQSYNC_FOREIGN_FIXTURE_BIN="$fixture" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
-            node --experimental-websocket --test foreign.test.mjs) || exit 1
-
-    # The budget holds the size reached (sdk-wasm/BENCHMARKS.md says where the
-    # bytes go); the goal and ceiling it misses are printed with the total.
-    _browser_step "bundle size (fails above the budget)"
-    node tests/browser/size.mjs sdk-wasm/pkg --budget "${SEQSYNC_SIZE_BUDGET:-64000}" || exit 1
-    _browser_step "bundle size of a page with a client of a foreign server (fails above its budget)"
-    node tests/browser/size.mjs sdk-wasm/pkg --foreign --budget "${SEQSYNC_FOREIGN_SIZE_BUDGET:-85000}" || exit 1
 )
 
 run_browser_bench() (
