@@ -1,5 +1,6 @@
 //! The native client against the reference server: one behaviour per test.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -9,6 +10,7 @@ use seqsync_test_support::{
     read_until_snapshot, ws_server,
 };
 use serde_json::json;
+use tokio::net::TcpSocket;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -66,11 +68,20 @@ async fn snapshot_of_existing_stream_then_only_newer_messages() {
     client.close().await;
 }
 
+/// A loopback port that refuses every connection for as long as the socket
+/// lives: bound, so that nothing else is given the port, but not listening.
+fn refusing_port() -> (TcpSocket, SocketAddr) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    (socket, addr)
+}
+
 #[tokio::test]
 async fn connect_fails_clearly_when_no_server_answers() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
+    let (_held, addr) = refusing_port();
     let mut config = client_config(&format!("ws://{addr}/ws"));
     config.initial_connect_timeout_ms = 300;
     match Client::connect(config).await {
@@ -88,9 +99,7 @@ async fn connect_fails_clearly_when_no_server_answers() {
 #[tokio::test]
 async fn fails_over_to_the_next_endpoint() {
     let server = TestServer::new().start().await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = listener.local_addr().expect("addr");
-    drop(listener);
+    let (_held, dead) = refusing_port();
     let config = client_config(&format!("ws://{dead}/ws")).endpoint(server.ws_url());
     let client = Client::connect(config)
         .await
