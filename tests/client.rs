@@ -1,5 +1,7 @@
 //! The native client against the reference server: one behaviour per test.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -9,6 +11,8 @@ use seqsync_test_support::{
     read_until_snapshot, ws_server,
 };
 use serde_json::json;
+use tokio::net::TcpSocket;
+use tokio::sync::watch;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -66,11 +70,20 @@ async fn snapshot_of_existing_stream_then_only_newer_messages() {
     client.close().await;
 }
 
+/// A loopback port that refuses every connection for as long as the socket
+/// lives: bound, so that nothing else is given the port, but not listening.
+fn refusing_port() -> (TcpSocket, SocketAddr) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    (socket, addr)
+}
+
 #[tokio::test]
 async fn connect_fails_clearly_when_no_server_answers() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
+    let (_held, addr) = refusing_port();
     let mut config = client_config(&format!("ws://{addr}/ws"));
     config.initial_connect_timeout_ms = 300;
     match Client::connect(config).await {
@@ -88,9 +101,7 @@ async fn connect_fails_clearly_when_no_server_answers() {
 #[tokio::test]
 async fn fails_over_to_the_next_endpoint() {
     let server = TestServer::new().start().await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let dead = listener.local_addr().expect("addr");
-    drop(listener);
+    let (_held, dead) = refusing_port();
     let config = client_config(&format!("ws://{dead}/ws")).endpoint(server.ws_url());
     let client = Client::connect(config)
         .await
@@ -270,17 +281,28 @@ async fn ordered_processing_completes_in_seq_order() {
     for i in 1..=20u64 {
         client.publish("work", json!(i)).await.expect("publish");
     }
-    // Handlers finish in reverse order of arrival within each batch; seq 7
+    // The handler of each odd seq finishes only after the next seq's has, so
+    // handlers finish out of seq order (and only if they run at once); seq 7
     // never finishes and must time out without blocking the rest.
-    let results =
-        seqsync::process_ordered(sub, 8, Duration::from_millis(300), |seq, data| async move {
-            let n = seq.get();
-            if n == 7 {
-                std::future::pending::<()>().await;
+    let (finish, finished) = watch::channel(Vec::<u64>::new());
+    let finish = Arc::new(finish);
+    let results = seqsync::process_ordered(sub, 8, Duration::from_secs(2), {
+        let finished = finished.clone();
+        move |seq, data| {
+            let (finish, mut finished) = (finish.clone(), finished.clone());
+            async move {
+                let n = seq.get();
+                if n == 7 {
+                    std::future::pending::<()>().await;
+                }
+                if n % 2 == 1 {
+                    let _ = finished.wait_for(|done| done.contains(&(n + 1))).await;
+                }
+                finish.send_modify(|done| done.push(n));
+                data
             }
-            tokio::time::sleep(Duration::from_millis(40 - n % 8 * 5)).await;
-            data
-        });
+        }
+    });
     let outcomes: Vec<_> = timeout(
         LIMIT,
         results
@@ -300,6 +322,20 @@ async fn ordered_processing_completes_in_seq_order() {
         .map(|n| if n == 7 { Err(7) } else { Ok((n, json!(n))) })
         .collect();
     assert_eq!(outcomes, expected);
+    // The order above was restored: the handlers did finish out of it.
+    let finished = finished.borrow().clone();
+    let mut each = finished.clone();
+    each.sort_unstable();
+    let but_seven: Vec<u64> = (1..=20).filter(|&n| n != 7).collect();
+    assert_eq!(each, but_seven, "every handler but 7's finished once");
+    let at = |n: u64| finished.iter().position(|&m| m == n);
+    for n in (1..20u64).step_by(2).filter(|&n| n != 7) {
+        assert!(
+            at(n + 1) < at(n),
+            "{n} finished before {}: {finished:?}",
+            n + 1
+        );
+    }
     client.close().await;
 }
 

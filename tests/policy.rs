@@ -3,9 +3,10 @@
 //! through an outage, refused requests, resume positions across runs.
 
 use std::collections::HashSet;
+use std::pin::pin;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use seqsync::{ConnectionState, ErrorCode, FilePositionStore, PositionStore, SubscriptionEvent};
 use seqsync_server::auth::{Claims, sign};
 use seqsync_test_support::{
@@ -71,22 +72,48 @@ async fn close_during_an_outage_waits_for_the_pending_publish() {
     .await
     .is_ok_and(|r| r.is_ok());
     assert!(down, "the outage is seen");
-    let publish = {
-        let writer = writer.clone();
-        tokio::spawn(async move { writer.publish("drain", json!("kept")).await })
-    };
-    // Close while the publish cannot go out, then end the outage: close
-    // must have kept the publish alive and finish only after its ack.
-    let closing = tokio::spawn(writer.close());
+    // Both futures are polled by hand: the first poll of each hands its
+    // command to the client, the publish's before the close's.
+    let mut publish = pin!(writer.publish("drain", json!("kept")));
+    assert!(
+        publish.as_mut().now_or_never().is_none(),
+        "no ack in an outage"
+    );
+    let mut closing = pin!(writer.clone().close());
+    assert!(closing.as_mut().now_or_never().is_none(), "close waits");
+    // The client answers in the order it was asked: these counters come
+    // after close() ran, and the attempts they count come after it too.
+    let after_close = writer.stats().await.expect("stats");
+    assert_eq!(after_close.pending_publishes, 1, "close kept the publish");
+    let retried = timeout(LIMIT, async {
+        loop {
+            let now = writer.stats().await.expect("stats");
+            if now.connect_failures >= after_close.connect_failures + 2 {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("attempts to reconnect after close()");
+    assert_eq!(retried.pending_publishes, 1);
+    assert!(
+        closing.as_mut().now_or_never().is_none(),
+        "close still waits"
+    );
+    assert!(publish.as_mut().now_or_never().is_none(), "still no ack");
+    assert!(!matches!(
+        *writer.connection_state().borrow(),
+        ConnectionState::Closed
+    ));
+
+    // The outage ends: close() finishes only once the publish is acked.
     proxy.set(ProxyMode::Forward);
-    timeout(LIMIT, closing)
-        .await
-        .expect("close finishes")
-        .expect("task");
-    let seq = timeout(LIMIT, publish)
-        .await
-        .expect("in time")
-        .expect("task")
+    timeout(LIMIT, closing).await.expect("close finishes");
+    // The ack was handed over before close() returned.
+    let seq = publish
+        .now_or_never()
+        .expect("acked by the time close() returned")
         .expect("the publish was acked, not failed by close");
     assert_eq!(seq.get(), 1);
 

@@ -591,6 +591,17 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
         read_until(&mut sub, &mut check, 20, LIMIT).await,
         "the new log is followed to its head"
     );
+    // One more once the new log is followed: at least one message is
+    // delivered live after the reset, whatever the snapshot covered.
+    let last = writer
+        .publish("r", json!({ "phase": "after", "i": 21 }))
+        .await
+        .expect("publish after the snapshot");
+    assert_eq!(last.get(), 21);
+    assert!(
+        read_until(&mut sub, &mut check, 21, LIMIT).await,
+        "the message after the snapshot"
+    );
     // Never silent loss: nothing of the new log was delivered as if it
     // continued the old one.
     let events = check.events();
@@ -604,14 +615,22 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
             assert_eq!(data["phase"], "before", "new-log message before the reset");
         }
     }
-    let after_snapshot: Vec<Value> = events[reset_at..]
+    // After it, only the new log, each message under its own seq, up to
+    // the last one.
+    let after_reset: Vec<(u64, Value)> = events[reset_at..]
         .iter()
         .filter_map(|e| match e {
-            SubscriptionEvent::Message { data, .. } => data.to_value().ok(),
+            SubscriptionEvent::Message { seq, data } => {
+                Some((seq.get(), data.to_value().expect("JSON")))
+            }
             _ => None,
         })
         .collect();
-    assert!(after_snapshot.iter().all(|d| d["phase"] == "after"));
+    assert_eq!(after_reset.last().map(|(seq, _)| *seq), Some(21));
+    for (seq, data) in &after_reset {
+        assert_eq!(data["phase"], "after", "old-log message after the reset");
+        assert_eq!(data["i"], *seq, "message {seq} of the new log");
+    }
     reader.close().await;
     writer.close().await;
     a.stop().await;

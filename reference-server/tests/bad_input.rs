@@ -2,10 +2,14 @@
 //! only a frame past the hard limit (1009), text that is not UTF-8 (1007)
 //! and a flood of refused frames (1008) close it.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use futures_util::SinkExt;
 use seqsync_server::{ErrorCode, Limits};
-use seqsync_test_support::{Read, TestServer, WsClient, served};
+use seqsync_test_support::{Read, TestServer, WAIT, WsClient, served};
 use serde_json::json;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -173,44 +177,79 @@ async fn too_many_subscriptions_are_refused() {
     client.subscribe("a").await;
 }
 
+/// Sends a publish to `s` for each of `ids` without waiting, then reads one
+/// answer for each: `Some(seq)` when it was acked, `None` when it was
+/// refused as rate limited. Any other answer, or a second one, fails.
+async fn publish_burst(client: &mut WsClient, ids: &[String]) -> BTreeMap<String, Option<u64>> {
+    for id in ids {
+        client
+            .send(json!({"type": "publish", "stream": "s", "id": id, "data": id}))
+            .await;
+    }
+    let mut answers = BTreeMap::new();
+    while answers.len() < ids.len() {
+        let frame = client.next().await;
+        let (id, answer) = match (frame["type"].as_str(), frame["code"].as_str()) {
+            (Some("ack"), _) => (&frame["id"], Some(frame["seq"].as_u64().expect("a seq"))),
+            (Some("error"), Some("rate_limited")) => (&frame["ref"], None),
+            _ => panic!("unexpected {frame}"),
+        };
+        let id = id.as_str().expect("the publish id").to_string();
+        assert!(
+            ids.contains(&id),
+            "an answer to no publish of this burst: {frame}"
+        );
+        assert!(
+            answers.insert(id, answer).is_none(),
+            "a second answer: {frame}"
+        );
+    }
+    answers
+}
+
 #[tokio::test]
 async fn publish_beyond_the_rate_is_refused_then_allowed_again() {
-    let (_server, mut client) = served(|c| c.limits.publish_rate = 5).await;
-    for i in 0..8 {
-        client
-            .send(json!({"type": "publish", "stream": "s", "id": format!("r{i}"), "data": i}))
-            .await;
-    }
-    let (mut acks, mut limited) = (0, 0);
-    while acks + limited < 8 {
-        let frame = client.next().await;
-        match (frame["type"].as_str(), frame["code"].as_str()) {
-            (Some("ack"), _) => acks += 1,
-            (Some("error"), Some("rate_limited")) => {
-                assert!(frame["ref"].as_str().is_some_and(|r| r.starts_with('r')));
-                limited += 1;
+    const RATE: usize = 5;
+    let (_server, mut client) = served(|c| c.limits.publish_rate = RATE as u32).await;
+    let mut seqs = Vec::new();
+    // Bursts of twice the bucket until one meets the limit: however slow
+    // the machine, the bucket cannot refill as fast as frames are read.
+    let deadline = Instant::now() + WAIT;
+    for round in 0.. {
+        let ids: Vec<String> = (0..2 * RATE).map(|i| format!("r{round}-{i}")).collect();
+        let answers = publish_burst(&mut client, &ids).await;
+        if round == 0 {
+            // The bucket starts full: the first second's worth always passes.
+            for id in &ids[..RATE] {
+                assert!(answers[id].is_some(), "{id} refused from a full bucket");
             }
-            _ => panic!("unexpected {frame}"),
         }
-    }
-    assert_eq!((acks, limited), (5, 3));
-    // The bucket refills: a publish goes through again.
-    let mut i = 0;
-    let deadline = tokio::time::Instant::now() + seqsync_test_support::WAIT;
-    loop {
-        i += 1;
-        client
-            .send(json!({"type": "publish", "stream": "s", "id": format!("later{i}"), "data": 0}))
-            .await;
-        if client.next().await["type"] == "ack" {
+        seqs.extend(answers.values().flatten());
+        if answers.values().any(Option::is_none) {
             break;
         }
         assert!(
-            tokio::time::Instant::now() < deadline,
-            "rate limit never lifted"
+            Instant::now() < deadline,
+            "no publish was ever rate limited"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    // The bucket refills: a publish goes through again.
+    let deadline = Instant::now() + WAIT;
+    for i in 0.. {
+        let id = format!("later{i}");
+        if let Some(seq) = publish_burst(&mut client, std::slice::from_ref(&id)).await[&id] {
+            seqs.push(seq);
+            break;
+        }
+        assert!(Instant::now() < deadline, "rate limit never lifted");
+        // Spaces the retries: every refusal counts against the error budget.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every acked publish is stored once, and no refused one is.
+    seqs.sort_unstable();
+    let stored = seqs.len() as u64;
+    assert_eq!(seqs, (1..=stored).collect::<Vec<_>>());
+    assert_eq!(client.subscribe("s").await["seq"], stored);
 }
 
 /// Sends `count` bad frames at once and reads until the close: the close

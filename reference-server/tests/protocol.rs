@@ -1,8 +1,10 @@
 //! Every frame type and flow of protocol v1 against a live server.
 
 use seqsync_server::Retention;
-use seqsync_test_support::{TempDir, TestServer, eventually, http_get, message_seqs, served};
-use serde_json::json;
+use seqsync_test_support::{
+    TempDir, TestServer, WAIT, WsClient, eventually, http_get, message_seqs, served,
+};
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn subscribe_without_since_answers_snapshot_of_last_k_messages() {
@@ -201,6 +203,24 @@ async fn snapshot_request_answers_current_state() {
     assert_eq!(snap["state"]["messages"][0]["data"], "x");
 }
 
+/// Reads heartbeats until `wanted` holds for one, and returns it; fails
+/// when none does within [`WAIT`] in all.
+async fn heartbeat_until(client: &mut WsClient, mut wanted: impl FnMut(&Value) -> bool) -> Value {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            let head = client.next_of("head").await;
+            if wanted(&head) {
+                return head;
+            }
+        }
+    })
+    .await;
+    match found {
+        Ok(head) => head,
+        Err(_) => panic!("no such heartbeat within {WAIT:?}"),
+    }
+}
+
 #[tokio::test]
 async fn heartbeat_names_every_subscribed_stream() {
     let (_server, mut client) = served(|_| {}).await;
@@ -208,14 +228,9 @@ async fn heartbeat_names_every_subscribed_stream() {
     client.subscribe("b").await;
     client.publish("a", "1", json!(1)).await;
     client.publish("a", "2", json!(2)).await;
-    loop {
-        let head = client.next_of("head").await;
-        if head["heads"]["a"]["seq"] == 2 {
-            assert_eq!(head["heads"]["a"]["epoch"], epoch);
-            assert_eq!(head["heads"]["b"]["seq"], 0);
-            break;
-        }
-    }
+    let head = heartbeat_until(&mut client, |head| head["heads"]["a"]["seq"] == 2).await;
+    assert_eq!(head["heads"]["a"]["epoch"], epoch);
+    assert_eq!(head["heads"]["b"]["seq"], 0);
 }
 
 #[tokio::test]
@@ -233,13 +248,11 @@ async fn unsubscribe_stops_live_messages() {
         msg["stream"], "other",
         "no msg of an unsubscribed stream: {msg}"
     );
-    loop {
-        let head = client.next_of("head").await;
+    heartbeat_until(&mut client, |head| {
         assert!(head["heads"].get("u").is_none(), "{head}");
-        if head["heads"].get("other").is_some() {
-            break;
-        }
-    }
+        head["heads"].get("other").is_some()
+    })
+    .await;
 }
 
 #[tokio::test]

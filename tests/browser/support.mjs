@@ -123,13 +123,21 @@ export async function startProxy(target) {
   };
 }
 
-/** A ws:// URL on a loopback port that nothing listens on (bound, then released). */
+/**
+ * A ws:// URL on a loopback port that refuses every connection: a listener
+ * that resets each one as soon as it is accepted, which a WebSocket sees as
+ * it sees a refused connection (an error before it opens). It holds its
+ * port until the process ends (a released port could be taken by anything
+ * meanwhile) and does not keep the process alive.
+ */
 export async function closedPortUrl() {
-  const probe = createServer();
-  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address();
-  await new Promise((resolve) => probe.close(resolve));
-  return `ws://127.0.0.1:${port}/ws`;
+  const refusing = createServer((socket) => {
+    socket.on('error', () => {});
+    socket.resetAndDestroy();
+  });
+  await new Promise((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+  refusing.unref();
+  return `ws://127.0.0.1:${refusing.address().port}/ws`;
 }
 
 /** A WebSocket that records what the client sends and is driven by the test. */
