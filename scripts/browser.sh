@@ -177,11 +177,11 @@ run_browser_tests() (
         exit 1
     fi
 
-    run_step "browser: wasm-bindgen unit tests in headless Chromium" \
+    run_step "browser: wasm-bindgen tests in headless Chromium" \
         _browser_in sdk-wasm env CHROMEDRIVER=/usr/bin/chromedriver wasm-pack test --headless --chrome ||
         failed=1
 
-    run_step "browser: the shipped types compile against their documented use, with no any" \
+    run_step "browser: types compile against their use, no any" \
         _browser_types_check || failed=1
 
     local server
@@ -193,7 +193,7 @@ run_browser_tests() (
     local scratch
     scratch=$(mktemp -d)
     trap 'rm -rf "$scratch"' EXIT
-    if ! run_step "browser: the packed npm package installed in a fresh project" \
+    if ! run_step "browser: the packed package installed in a fresh project" \
         _browser_node_app "$scratch"; then
         skip_step "browser: Node and consumer suites" "the package did not pack or install"
         exit 1
@@ -201,30 +201,30 @@ run_browser_tests() (
 
     local node22
     node22=$(_node22)
-    run_step "browser: Node 22, every test file (global WebSocket)" \
+    run_step "browser: Node 22, every test file" \
         _browser_in "$scratch/app" env SEQSYNC_SERVER_BIN="$server" \
         "$node22" --test --test-reporter=tap ./*.test.mjs || failed=1
 
     # shellcheck disable=SC2086 # the list is word-split on purpose
-    run_step "browser: Node 20, $SEQSYNC_NODE20_TESTS (--experimental-websocket)" \
+    run_step "browser: Node 20, $SEQSYNC_NODE20_TESTS" \
         _browser_in "$scratch/app" env SEQSYNC_SERVER_BIN="$server" \
         node --experimental-websocket --test --test-reporter=tap $SEQSYNC_NODE20_TESTS || failed=1
 
-    run_step "browser: the same use of every public item, against the installed package (its exports map)" \
+    run_step "browser: types against the installed package (exports map)" \
         _browser_installed_types_check "$scratch" || failed=1
 
-    run_step "browser: consumers: Vite and webpack 5 apps (page, dedicated worker, page reload with persist) in headless Chromium" \
+    run_step "browser: consumers: Vite, webpack (page, worker, reload) in Chromium" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" \
         SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" \
         node --test --test-reporter=tap consumers.test.mjs || failed=1
 
-    run_step "browser: Playwright: the chat-web demo in two pages under fault injection" \
+    run_step "browser: chat-web demo in two pages under faults (Playwright)" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" \
         node --test --test-reporter=tap demo.test.mjs || failed=1
 
     local fixture
     if fixture=$(_foreign_fixture_bin); then
-        run_step "browser: foreign chat server (Python, two instances, Redis) behind a fault proxy, Node and Chromium clients" \
+        run_step "browser: foreign chat server behind faults, Node and Chromium" \
             _browser_in tests/browser env SEQSYNC_FOREIGN_FIXTURE_BIN="$fixture" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
             node --experimental-websocket --test --test-reporter=tap foreign.test.mjs || failed=1
     else
@@ -234,9 +234,9 @@ run_browser_tests() (
 
     # The budget holds the size reached (sdk-wasm/BENCHMARKS.md says where the
     # bytes go); the goal and ceiling it misses are printed with the total.
-    run_step "browser: bundle size (fails above the budget)" \
+    run_step "browser: size of the default page (fails above its budget)" \
         node tests/browser/size.mjs sdk-wasm/pkg --budget "${SEQSYNC_SIZE_BUDGET:-64000}" || failed=1
-    run_step "browser: bundle size of a page with a client of a foreign server (fails above its budget)" \
+    run_step "browser: size of a foreign-server page (fails above its budget)" \
         node tests/browser/size.mjs sdk-wasm/pkg --foreign --budget "${SEQSYNC_FOREIGN_SIZE_BUDGET:-85000}" ||
         failed=1
 

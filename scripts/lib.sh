@@ -92,7 +92,7 @@ print_summary() {
     local total_passed=0 total_failed=0 total_skipped=0 broken=0
     local name status took log passed failed skipped outcome
     step "summary"
-    printf '%-72s %8s %7s %7s %7s %8s\n' step outcome seconds passed failed skipped
+    printf '%-68s %8s %7s %7s %7s %8s\n' step outcome seconds passed failed skipped
     while IFS=$'\t' read -r name status took log; do
         passed=0 failed=0 skipped=0
         if [ -n "$log" ] && [ -f "$log" ]; then
@@ -103,7 +103,7 @@ print_summary() {
             "not run") outcome="not run"; broken=1 ;;
             *) outcome=FAILED; broken=1 ;;
         esac
-        printf '%-72.72s %8s %7s %7s %7s %8s\n' "$name" "$outcome" "$took" "$passed" "$failed" "$skipped"
+        printf '%-68.68s %8s %7s %7s %7s %8s\n' "$name" "$outcome" "$took" "$passed" "$failed" "$skipped"
         total_passed=$((total_passed + passed))
         total_failed=$((total_failed + failed))
         total_skipped=$((total_skipped + skipped))
