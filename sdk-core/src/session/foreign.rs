@@ -104,6 +104,27 @@ impl Fetching {
             Fetching::Publish { .. } => None,
         }
     }
+
+    /// Whether this read answers a stream's subscribe: with a position
+    /// (`resuming`), its catch-up or head read; without one, the read of
+    /// its start.
+    fn answers_subscribe(self, resuming: bool) -> bool {
+        match self {
+            Fetching::CatchUp {
+                subscribing: true, ..
+            }
+            | Fetching::Head {
+                purpose: HeadFor::Subscribe,
+                ..
+            } => resuming,
+            Fetching::Snapshot { .. }
+            | Fetching::Head {
+                purpose: HeadFor::Start,
+                ..
+            } => !resuming,
+            _ => false,
+        }
+    }
 }
 
 impl<P> Session<P> {
@@ -304,7 +325,7 @@ impl<P> Session<P> {
                 let Some(id) = self.seq.stream_id(stream.as_str()) else {
                     return;
                 };
-                self.forget_fetches_of(id);
+                let waiting = self.forget_fetches_of(id, since.is_some());
                 self.emit(
                     None,
                     ForeignRequest::Subscribe {
@@ -312,6 +333,11 @@ impl<P> Session<P> {
                         since: since.unwrap_or(Seq::ZERO),
                     },
                 );
+                if waiting {
+                    // The sequencer's retry of a subscribe whose read is
+                    // still on its way: that read answers this attempt too.
+                    return;
+                }
                 match since {
                     Some(_) if plan.head => self.fetch(
                         Fetching::Head {
@@ -456,12 +482,23 @@ impl<P> Session<P> {
         self.transmits.push_back(Transmit::Foreign { id, request });
     }
 
-    /// Drops what was in flight for a stream that subscribes again: its
-    /// answers belong to the old subscription.
-    fn forget_fetches_of(&mut self, id: StreamId) {
-        if let Some(foreign) = self.foreign.as_deref_mut() {
-            foreign.in_flight.retain(|_, f| f.stream() != Some(id));
-        }
+    /// Drops what was in flight for a stream that subscribes again, except
+    /// a read that answers an earlier attempt of the same subscribe (a
+    /// retry after the wait ran out): an answer to any attempt completes
+    /// it (protocol.md 8.12), and dropping that read on every retry would
+    /// keep a stream whose reads take longer than the retry wait from ever
+    /// going live. Returns whether such a read is still in flight.
+    fn forget_fetches_of(&mut self, id: StreamId, resuming: bool) -> bool {
+        let Some(foreign) = self.foreign.as_deref_mut() else {
+            return false;
+        };
+        let mut waiting = false;
+        foreign.in_flight.retain(|_, f| {
+            let keep = f.stream() != Some(id) || f.answers_subscribe(resuming);
+            waiting |= f.stream() == Some(id) && keep;
+            keep
+        });
+        waiting
     }
 
     /// The connection ended: answers to what was asked on it no longer
