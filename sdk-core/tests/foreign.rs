@@ -938,27 +938,33 @@ fn at_most_4096_requests_are_in_flight_and_the_rest_wait_for_their_retry() {
 fn a_catch_up_slower_than_the_subscribe_retry_still_completes_the_subscribe() {
     let mut f = Fx::open(history_plan());
     f.subscribe("room");
-    let (id, request) = f.take_fetch();
+    let (first, request) = f.take_fetch();
     assert_eq!(history(&request).0, 0);
     // The read takes longer than the subscribe's wait, several times over:
-    // each retry joins the stream again but does not read again.
+    // each retry joins again and reads again.
+    let mut later = Vec::new();
     for _ in 0..3 {
-        let retry = f.s.poll_timeout().expect("the subscribe's retry").0;
-        f.at(retry);
-        assert!(
-            f.requests.iter().all(|(id, _)| id.is_none()),
-            "{:?}",
-            f.requests
-        );
-        assert!(matches!(
-            f.requests.last(),
-            Some((None, ForeignRequest::Subscribe { .. }))
-        ));
+        while f.requests.iter().all(|(id, _)| id.is_none()) {
+            let next = f.s.poll_timeout().expect("the subscribe's retry").0;
+            f.at(next);
+        }
+        let (id, request) = f.take_fetch();
+        assert_eq!(history(&request).0, 0);
+        later.push(id);
     }
     assert_eq!(f.phase(), StreamPhase::Subscribing);
-    // The first read's answer ends the subscribe.
-    f.answer(id, page(&[1, 2]));
+    // The first read's answer, though its attempt was retried, ends the
+    // subscribe.
+    f.answer(first, page(&[1, 2]));
     assert_eq!(f.delivered(), [1, 2]);
     assert_eq!(f.phase(), StreamPhase::Live);
     assert_eq!(f.s.stats().stale_answers, 0);
+    // The later attempts' answers no longer count.
+    let before = f.events.len();
+    for id in later {
+        f.answer(id, page(&[1, 2, 3]));
+    }
+    assert_eq!(f.s.stats().stale_answers, 3);
+    assert_eq!(f.events.len(), before, "{:?}", &f.events[before..]);
+    assert!(f.requests.iter().all(|(id, _)| id.is_none()));
 }

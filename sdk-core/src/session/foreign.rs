@@ -125,6 +125,11 @@ impl Fetching {
             _ => false,
         }
     }
+
+    /// Whether this read answers a stream's subscribe, of either kind.
+    fn answers_a_subscribe(self) -> bool {
+        self.answers_subscribe(true) || self.answers_subscribe(false)
+    }
 }
 
 impl<P> Session<P> {
@@ -233,6 +238,10 @@ impl<P> Session<P> {
             self.stats.stale_answers += 1;
             return;
         }
+        let subscribe_of = fetching
+            .answers_a_subscribe()
+            .then(|| fetching.stream())
+            .flatten();
         match (fetching, answer) {
             (Fetching::Publish { publish }, answer) => self.published(now, publish, answer),
             (
@@ -309,6 +318,11 @@ impl<P> Session<P> {
             },
             _ => self.stats.bad_frames += 1,
         }
+        if let Some(stream) = subscribe_of {
+            if self.seq.phase(stream) == Some(crate::event::StreamPhase::Live) {
+                self.forget_subscribe_reads(stream);
+            }
+        }
         self.arm_persist(now);
         self.after(now);
     }
@@ -325,7 +339,7 @@ impl<P> Session<P> {
                 let Some(id) = self.seq.stream_id(stream.as_str()) else {
                     return;
                 };
-                let waiting = self.forget_fetches_of(id, since.is_some());
+                self.forget_fetches_of(id, since.is_some());
                 self.emit(
                     None,
                     ForeignRequest::Subscribe {
@@ -333,11 +347,6 @@ impl<P> Session<P> {
                         since: since.unwrap_or(Seq::ZERO),
                     },
                 );
-                if waiting {
-                    // The sequencer's retry of a subscribe whose read is
-                    // still on its way: that read answers this attempt too.
-                    return;
-                }
                 match since {
                     Some(_) if plan.head => self.fetch(
                         Fetching::Head {
@@ -483,22 +492,27 @@ impl<P> Session<P> {
     }
 
     /// Drops what was in flight for a stream that subscribes again, except
-    /// a read that answers an earlier attempt of the same subscribe (a
+    /// the reads that answer earlier attempts of the same subscribe (a
     /// retry after the wait ran out): an answer to any attempt completes
-    /// it (protocol.md 8.12), and dropping that read on every retry would
-    /// keep a stream whose reads take longer than the retry wait from ever
-    /// going live. Returns whether such a read is still in flight.
-    fn forget_fetches_of(&mut self, id: StreamId, resuming: bool) -> bool {
-        let Some(foreign) = self.foreign.as_deref_mut() else {
-            return false;
-        };
-        let mut waiting = false;
-        foreign.in_flight.retain(|_, f| {
-            let keep = f.stream() != Some(id) || f.answers_subscribe(resuming);
-            waiting |= f.stream() == Some(id) && keep;
-            keep
-        });
-        waiting
+    /// it (protocol.md 8.12), and dropping them on every retry would keep
+    /// a stream whose reads take longer than the retry wait from ever going
+    /// live. The first answer that completes the subscribe drops the others.
+    fn forget_fetches_of(&mut self, id: StreamId, resuming: bool) {
+        if let Some(foreign) = self.foreign.as_deref_mut() {
+            foreign
+                .in_flight
+                .retain(|_, f| f.stream() != Some(id) || f.answers_subscribe(resuming));
+        }
+    }
+
+    /// The stream's subscribe is complete: reads of its other attempts no
+    /// longer count.
+    fn forget_subscribe_reads(&mut self, id: StreamId) {
+        if let Some(foreign) = self.foreign.as_deref_mut() {
+            foreign
+                .in_flight
+                .retain(|_, f| f.stream() != Some(id) || !f.answers_a_subscribe());
+        }
     }
 
     /// The connection ended: answers to what was asked on it no longer
