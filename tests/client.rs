@@ -520,3 +520,83 @@ async fn every_frame_of_a_fast_burst_is_taken_in_order() {
     assert_eq!(stats.history_frames, 0);
     client.close().await;
 }
+
+/// The README's "Quiet": a resync that keeps failing is reported. A stand-in
+/// server answers the subscribe with a snapshot at 0, sends seq 3, and never
+/// answers the history request for 1..=2: after the configured number of
+/// attempts the subscription gets `Stalled`, and the requests go on.
+#[tokio::test]
+async fn a_history_request_never_answered_reaches_the_application_as_stalled() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::SinkExt;
+    use seqsync::{SeqRange, StalledRequest};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let asked = Arc::new(AtomicUsize::new(0));
+    let seen = asked.clone();
+    let addr = ws_server(1, move |mut ws| {
+        let asked = seen.clone();
+        async move {
+            while let Some(Ok(message)) = ws.next().await {
+                let Ok(text) = message.to_text() else {
+                    continue;
+                };
+                let frame: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                let answer = match frame["type"].as_str() {
+                    Some("subscribe") => vec![
+                        r#"{"type":"snapshot","stream":"q","seq":0,"epoch":1,"state":null}"#,
+                        r#"{"type":"msg","stream":"q","seq":3,"epoch":1,"data":3}"#,
+                    ],
+                    Some("history") => {
+                        if frame["from"] == 1 && frame["to"] == 2 {
+                            asked.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                };
+                for text in answer {
+                    if ws.send(Message::text(text)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    let mut config = client_config(&format!("ws://{addr}/ws"));
+    // Nothing else may end the wait: no dead peer, no silence check.
+    config.session.heartbeat_timeout_ms = 600_000;
+    config.session.silence_timeout_ms = 0;
+    config.session.core.request_timeout_ms = 50;
+    config.session.core.max_backoff_ms = 200;
+    config.session.core.stall_after_attempts = 3;
+    let client = Client::connect(config).await.expect("connect");
+    let mut sub = client.subscribe("q").await.expect("subscribe");
+    let stalled = timeout(LIMIT, async {
+        loop {
+            match sub.next().await {
+                Some(SubscriptionEvent::Stalled { request, attempts }) => {
+                    break (request, attempts);
+                }
+                Some(SubscriptionEvent::Message { seq, .. }) => {
+                    panic!("{seq} delivered across an unanswered hole")
+                }
+                Some(_) => {}
+                None => panic!("the subscription ended"),
+            }
+        }
+    })
+    .await
+    .expect("Stalled in time");
+    let hole = SeqRange::from_u64(1, 2).expect("a range");
+    assert_eq!(stalled, (StalledRequest::History(hole), 3));
+    // Retries go on after the report: a fourth attempt reaches the server.
+    seqsync_test_support::eventually("a retry after Stalled", || {
+        asked.load(Ordering::SeqCst) >= 4
+    })
+    .await;
+    client.close().await;
+}

@@ -442,3 +442,213 @@ async fn a_lost_last_message_is_found_by_polling_the_head() {
     assert_eq!(proxy.stats().forwarded, 0, "nothing came live");
     client.close().await;
 }
+
+// ---- HTTP limits of docs/protocol.md section 12.3, against a stand-in -------
+
+/// What the HTTP stand-in does with one request.
+enum Reply {
+    /// Writes this whole response, then closes the connection.
+    Raw(Vec<u8>),
+    /// Never answers; waits until the client gives up on the connection.
+    Never,
+}
+
+/// A 200 answer with `body`, with or without a `Content-Length`.
+fn ok(body: &[u8], length: bool) -> Reply {
+    let mut raw =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n".to_vec();
+    if length {
+        raw.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw.extend_from_slice(body);
+    Reply::Raw(raw)
+}
+
+/// An HTTP server on a free loopback port that answers the `n`th request
+/// (from 0) as `reply(n)` says; it records each request's head, and counts
+/// the connections the client closed while waiting for an answer.
+struct HttpStandIn {
+    addr: SocketAddr,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+    abandoned: Arc<AtomicU64>,
+}
+
+impl HttpStandIn {
+    async fn start(reply: impl Fn(usize) -> Reply + Send + Sync + 'static) -> HttpStandIn {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local address");
+        let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let abandoned = Arc::new(AtomicU64::new(0));
+        let reply = Arc::new(reply);
+        let (h, a) = (heads.clone(), abandoned.clone());
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let (heads, abandoned, reply) = (h.clone(), a.clone(), reply.clone());
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let n = {
+                        let mut heads = heads.lock().expect("not poisoned");
+                        heads.push(String::from_utf8_lossy(&head).into_owned());
+                        heads.len() - 1
+                    };
+                    match reply(n) {
+                        Reply::Raw(raw) => {
+                            let _ = tcp.write_all(&raw).await;
+                            let _ = tcp.shutdown().await;
+                        }
+                        Reply::Never => {
+                            while let Ok(n) = tcp.read(&mut buf).await {
+                                if n == 0 {
+                                    break;
+                                }
+                            }
+                            abandoned.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        HttpStandIn {
+            addr,
+            heads,
+            abandoned,
+        }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().expect("not poisoned").clone()
+    }
+}
+
+/// A socket that sends nothing and stays open, and a description whose
+/// history reads go to `http`: a stream starts from the beginning with a
+/// catch-up read of what follows 0.
+async fn quiet_socket_and_history(http: SocketAddr, extra: &str) -> ClientConfig {
+    let addr = ws_server(1, |mut ws| async move {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    let mut config = ClientConfig::foreign(
+        format!("ws://{addr}/ws"),
+        description(&format!(
+            r#"{{
+              "message": {{"stream": {{"fixed": "room"}}, "seq": "seq", "payload": "data"}},
+              "history": {{"url": "http://{http}/room/messages?since={{since}}", "messages": "messages"}}
+              {extra}
+            }}"#
+        )),
+    )
+    .expect("config");
+    // Failed reads come back quickly.
+    config.session.core.request_timeout_ms = 100;
+    config.session.core.max_backoff_ms = 400;
+    config
+}
+
+/// The first message the subscription delivers, with its payload.
+async fn first_message(sub: &mut Subscription) -> (u64, Value) {
+    timeout(LIMIT, async {
+        loop {
+            match sub.next().await {
+                Some(SubscriptionEvent::Message { seq, data }) => {
+                    break (seq.get(), data.to_value().expect("a JSON payload"));
+                }
+                Some(_) => {}
+                None => panic!("the subscription ended"),
+            }
+        }
+    })
+    .await
+    .expect("a message in time")
+}
+
+#[tokio::test]
+async fn an_http_answer_that_never_comes_is_given_up_after_the_fetch_timeout() {
+    assert_eq!(
+        ClientConfig::default().fetch_timeout,
+        Duration::from_secs(10),
+        "the default of protocol.md 12.3"
+    );
+    let http = HttpStandIn::start(|n| match n {
+        0 => Reply::Never,
+        _ => ok(br#"{"messages":[{"seq":1,"data":"after"}]}"#, true),
+    })
+    .await;
+    let mut config = quiet_socket_and_history(http.addr, "").await;
+    config.fetch_timeout = Duration::from_millis(200);
+    let client = Client::connect(config).await.expect("connect");
+    let mut sub = client.subscribe("room").await.expect("subscribe");
+    assert_eq!(first_message(&mut sub).await, (1, json!("after")));
+    // The unanswered request was not left hanging: the client closed it.
+    let abandoned = http.abandoned.clone();
+    eventually("the unanswered request closed", || {
+        abandoned.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(http.heads().len() >= 2);
+    client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_answer_over_32_mib_fails_and_one_of_32_mib_is_read() {
+    const MAX: usize = 32 << 20;
+    assert_eq!(ClientConfig::default().max_answer_bytes, MAX);
+    // Valid answers padded with JSON whitespace to `len` bytes.
+    let padded = |data: &str, len: usize| {
+        let mut body = format!(r#"{{"messages":[{{"seq":1,"data":"{data}"}}]}}"#).into_bytes();
+        body.resize(len, b' ');
+        body
+    };
+    let over = padded("over", MAX + 1);
+    let at = padded("at the limit", MAX);
+    let http = HttpStandIn::start(move |n| match n {
+        // Refused from its Content-Length, then while reading a body that
+        // names no length.
+        0 => ok(&over, true),
+        1 => ok(&over, false),
+        _ => ok(&at, false),
+    })
+    .await;
+    let config = quiet_socket_and_history(http.addr, "").await;
+    let client = Client::connect(config).await.expect("connect");
+    let mut sub = client.subscribe("room").await.expect("subscribe");
+    assert_eq!(first_message(&mut sub).await, (1, json!("at the limit")));
+    assert!(http.heads().len() >= 3, "{} reads", http.heads().len());
+    client.close().await;
+}
+
+#[tokio::test]
+async fn the_description_headers_go_with_every_http_request() {
+    let http = HttpStandIn::start(|_| ok(br#"{"messages":[{"seq":1,"data":"one"}]}"#, true)).await;
+    let config = quiet_socket_and_history(
+        http.addr,
+        r#", "headers": {"authorization": "Bearer t-1", "x-room-key": "k 2"}"#,
+    )
+    .await;
+    let client = Client::connect(config).await.expect("connect");
+    let mut sub = client.subscribe("room").await.expect("subscribe");
+    assert_eq!(first_message(&mut sub).await, (1, json!("one")));
+    let heads = http.heads();
+    assert!(!heads.is_empty());
+    for head in heads {
+        let lines: Vec<String> = head.lines().map(str::to_ascii_lowercase).collect();
+        assert!(
+            lines.iter().any(|l| l == "authorization: bearer t-1"),
+            "{head}"
+        );
+        assert!(lines.iter().any(|l| l == "x-room-key: k 2"), "{head}");
+    }
+    client.close().await;
+}

@@ -1055,3 +1055,248 @@ fn timeout_is_the_earliest_deadline_of_any_stream() {
     core.unsubscribe(Millis(121), ids[0]).expect("unsubscribe");
     assert_eq!(core.poll_timeout(), Some(Millis(1_120)));
 }
+
+// ---- rules of docs/protocol.md section 8, one fixed case each ----------------
+
+/// 8.3 rule 3: of the messages held while a snapshot was awaited, those of
+/// another epoch than the snapshot's are dropped, not delivered as part of
+/// the snapshot's log.
+#[test]
+fn held_messages_of_another_epoch_than_the_snapshot_are_dropped() {
+    let mut core = Sequencer::<u64>::new(config());
+    let id = core
+        .subscribe(Millis(0), "s", SubscribeOptions::default())
+        .expect("subscribe");
+    core.handle_connected(Millis(0));
+    while core.poll_request().is_some() {}
+    // Seq 2 comes from another log (epoch 5) than the snapshot's (77); its
+    // payload says so.
+    let held = [
+        (1, Some(EPOCH), 10),
+        (2, Some(Epoch(5)), 999),
+        (3, None, 30),
+    ];
+    for (n, epoch, payload) in held {
+        core.handle_message(Millis(1), id, seq(n), epoch, payload)
+            .expect("held");
+    }
+    core.handle_snapshot(Millis(2), id, seq(0), EPOCH, 0)
+        .expect("snapshot");
+    let messages = |core: &mut Sequencer<u64>| -> Vec<(u64, u64)> {
+        std::iter::from_fn(|| core.poll_event())
+            .filter_map(|e| match e {
+                Event::Message { seq, payload, .. } => Some((seq.get(), payload)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(messages(&mut core), [(1, 10)], "3 waits for the real 2");
+    let stats = core.stats(id).expect("stats");
+    assert_eq!(stats.dropped, 1);
+    assert_eq!(stats.epoch, Some(EPOCH));
+    // The dropped seq is a hole like any other: fetched from the
+    // snapshot's log after the gap timeout.
+    core.handle_timeout(Millis(102));
+    let fetches: Vec<Request> = std::iter::from_fn(|| core.poll_request()).collect();
+    assert!(
+        matches!(&fetches[..], [Request::FetchHistory { range: r, .. }] if *r == range(2, 2)),
+        "{fetches:?}"
+    );
+    core.handle_history(
+        Millis(103),
+        id,
+        range(2, 2),
+        Some(EPOCH),
+        vec![(seq(2), 20)],
+    )
+    .expect("history");
+    assert_eq!(messages(&mut core), [(2, 20), (3, 30)]);
+}
+
+/// 8.4, last paragraph: a `subscribed` that arrives while the stream is not
+/// subscribing is a `head` entry: below the position it changes nothing
+/// (no `server_behind` reset), above it it reveals a lost tail fetched after
+/// the gap timeout, and before the snapshot it is ignored.
+#[test]
+fn subscribed_outside_the_subscribing_phase_counts_as_a_head() {
+    // Live at 5: a `subscribed` naming head 3 (a late answer of an earlier
+    // subscribe) is a head below the position.
+    let mut f = Fixture::live(0);
+    for n in 1..=5 {
+        f.msg(0, n);
+    }
+    f.events();
+    f.core
+        .handle_subscribed(Millis(1), f.id, EPOCH, seq(3))
+        .expect("subscribed");
+    assert!(f.events().is_empty(), "no reset, nothing at all");
+    assert!(f.requests().is_empty());
+    assert_eq!(f.core.phase(f.id), Some(StreamPhase::Live));
+    // Head 8: 6..=8 is a lost tail, asked for after the gap timeout (a
+    // `subscribed` of the subscribing phase would ask at once).
+    f.core
+        .handle_subscribed(Millis(10), f.id, EPOCH, seq(8))
+        .expect("subscribed");
+    assert!(
+        f.events()
+            .iter()
+            .any(|e| matches!(e, Event::GapDetected { range: r, .. } if *r == range(6, 8)))
+    );
+    assert!(f.fetches().is_empty(), "not at once");
+    f.core.handle_timeout(Millis(110));
+    assert_eq!(f.fetches(), [range(6, 8)]);
+
+    // Snapshotting: a head is ignored there, so the stream stays waiting
+    // for its snapshot.
+    let mut core = Sequencer::<u64>::new(config());
+    let id = core
+        .subscribe(Millis(0), "s", SubscribeOptions::default())
+        .expect("subscribe");
+    core.handle_connected(Millis(0));
+    while core.poll_request().is_some() {}
+    core.handle_subscribed(Millis(1), id, EPOCH, seq(4))
+        .expect("subscribed");
+    assert_eq!(core.phase(id), Some(StreamPhase::Snapshotting));
+    assert_eq!(core.poll_request(), None);
+    core.handle_snapshot(Millis(2), id, seq(4), EPOCH, 40)
+        .expect("snapshot");
+    assert!(std::iter::from_fn(|| core.poll_event()).any(|e| matches!(e, Event::Snapshot { .. })));
+}
+
+/// 8.5 rule 1: a `history` frame for a stream that is not live is ignored,
+/// even one that answers what the stream asked before it left the live
+/// phase: it delivers nothing and skips nothing.
+#[test]
+fn history_in_a_non_live_phase_is_ignored() {
+    // Live at 1 with 2..=3 missing and asked for.
+    let asked = || {
+        let mut f = Fixture::live(0);
+        f.msg(0, 1);
+        f.msg(0, 4);
+        f.core.handle_timeout(Millis(100));
+        assert_eq!(f.fetches(), [range(2, 3)]);
+        assert_eq!(f.delivered(), [1]);
+        f
+    };
+    let ignored = |f: &mut Fixture, phase: StreamPhase| {
+        assert_eq!(f.core.phase(f.id), Some(phase));
+        f.history(200, 2, 3, &[2]);
+        assert_eq!(f.delivered(), Vec::<u64>::new(), "{phase:?}");
+        assert_eq!(f.stats().skipped, 0, "{phase:?}");
+        assert_eq!(f.stats().last_seq, seq(1), "{phase:?}");
+        assert_eq!(f.core.phase(f.id), Some(phase));
+    };
+    // Disconnected.
+    let mut f = asked();
+    f.core.handle_disconnected(Millis(150));
+    ignored(&mut f, StreamPhase::Disconnected);
+    // Subscribing again on a new connection.
+    f.core.handle_connected(Millis(160));
+    f.requests();
+    ignored(&mut f, StreamPhase::Subscribing);
+    // Subscribing again on the same connection, after a silence.
+    let mut f = asked();
+    f.events();
+    for t in [10_100, 20_200] {
+        f.core.resubscribe_silent(Millis(t));
+    }
+    f.requests();
+    ignored(&mut f, StreamPhase::Subscribing);
+    // Snapshotting after a reset.
+    let mut f = asked();
+    f.core
+        .handle_reset(Millis(150), f.id, ResetReason::HistoryUnavailable, None)
+        .expect("reset");
+    f.events();
+    f.requests();
+    ignored(&mut f, StreamPhase::Snapshotting);
+}
+
+/// 8.5 rule 2: a `history` frame naming another epoch than the known one
+/// resets the stream (`epoch_changed`) instead of continuing the old log
+/// with the new one's messages.
+#[test]
+fn history_of_another_epoch_resets() {
+    let mut f = Fixture::live(0);
+    f.msg(0, 1);
+    f.msg(0, 4);
+    f.core.handle_timeout(Millis(100));
+    assert_eq!(f.fetches(), [range(2, 3)]);
+    f.delivered();
+    f.core
+        .handle_history(
+            Millis(110),
+            f.id,
+            range(2, 3),
+            Some(Epoch(78)),
+            vec![(seq(2), 20), (seq(3), 30)],
+        )
+        .expect("history");
+    let events = f.events();
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Message { .. })),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Reset {
+            reason: ResetReason::EpochChanged,
+            ..
+        }
+    )));
+    assert!(matches!(f.requests()[..], [Request::FetchSnapshot { .. }]));
+    assert_eq!(f.stats().skipped, 0);
+}
+
+/// 8.6: members of a `head` frame are ignored in every phase but live, and
+/// a live stream's head below its position changes nothing (a heartbeat
+/// built before a message was appended can arrive after it).
+#[test]
+fn head_in_a_non_live_phase_or_below_the_position_changes_nothing() {
+    // Below the position: delivered up to 5, head 3.
+    let mut f = Fixture::live(0);
+    for n in 1..=5 {
+        f.msg(0, n);
+    }
+    f.events();
+    f.core
+        .handle_head(Millis(1), f.id, seq(3), Some(EPOCH))
+        .expect("head");
+    assert!(f.events().is_empty());
+    assert!(f.requests().is_empty());
+    assert_eq!(f.core.poll_timeout(), None);
+    assert_eq!(f.stats().resets, 0);
+    f.msg(2, 6);
+    assert_eq!(f.delivered(), [6]);
+
+    // Subscribing (resuming after a reconnect): neither a head past the
+    // position nor one of another epoch counts before `subscribed`.
+    f.core.handle_disconnected(Millis(3));
+    f.core.handle_connected(Millis(4));
+    f.requests();
+    f.events();
+    f.core
+        .handle_head(Millis(5), f.id, seq(9), Some(EPOCH))
+        .expect("head");
+    f.core
+        .handle_head(Millis(5), f.id, seq(9), Some(Epoch(78)))
+        .expect("head");
+    assert!(f.events().is_empty());
+    assert!(f.requests().is_empty());
+    assert_eq!(f.core.phase(f.id), Some(StreamPhase::Subscribing));
+    assert_eq!(f.stats().head, seq(6));
+    // Its `subscribed` then finds the tail, asked for at once.
+    f.core
+        .handle_subscribed(Millis(6), f.id, EPOCH, seq(8))
+        .expect("subscribed");
+    assert_eq!(f.fetches(), [range(7, 8)]);
+
+    // Disconnected: ignored as well.
+    f.core.handle_disconnected(Millis(7));
+    f.events();
+    f.core
+        .handle_head(Millis(8), f.id, seq(20), Some(Epoch(78)))
+        .expect("head");
+    assert!(f.events().is_empty());
+    assert_eq!(f.stats().head, seq(8));
+}

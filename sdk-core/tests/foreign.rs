@@ -856,3 +856,115 @@ fn history_asked_as_a_frame_ends_the_subscribe_and_its_messages_come_as_frames()
     f.msg(1);
     assert_eq!(f.delivered(), [1, 2]);
 }
+
+#[test]
+fn a_publish_answered_429_is_sent_again_with_the_same_id_after_a_backoff() {
+    let mut f = Fx::new(Plan {
+        publish: true,
+        ..history_plan()
+    });
+    let p = f.s.publish(Millis(0), "room", "1").expect("publish");
+    f.drain();
+    let (id, request) = f.take_fetch();
+    let ForeignRequest::Publish { id: first, .. } = &request else {
+        panic!("{request:?}")
+    };
+    f.answer(
+        id,
+        FetchAnswer::Failed {
+            reason: "HTTP 429".into(),
+            status: Some(429),
+        },
+    );
+    assert!(
+        !f.events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::PublishFailed { .. })),
+        "{:?}",
+        f.events
+    );
+    assert!(
+        f.requests.iter().all(|(id, _)| id.is_none()),
+        "not sent again before its backoff"
+    );
+    let retry = f.s.poll_timeout().expect("a retry").0;
+    f.at(retry);
+    let (id, again) = f.take_fetch();
+    let ForeignRequest::Publish { id: second, .. } = &again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(first, second, "the same publish");
+    f.answer(id, FetchAnswer::Published { seq: Some(seq(4)) });
+    assert!(f.events.iter().any(|e| matches!(e, SessionEvent::PublishAcked { publish, seq } if *publish == p && seq.get() == 4)));
+    assert_eq!(f.s.pending_publishes(), 0);
+}
+
+#[test]
+fn at_most_4096_requests_are_in_flight_and_the_rest_wait_for_their_retry() {
+    const STREAMS: usize = 4_100;
+    let mut f = Fx::open(history_plan());
+    for i in 0..STREAMS {
+        f.s.subscribe(Millis(0), &format!("r{i}"), Default::default())
+            .expect("subscribe");
+    }
+    f.drain();
+    let live = |f: &Fx| {
+        let seq = f.s.sequencer();
+        seq.streams()
+            .filter(|(id, _)| seq.phase(*id) == Some(StreamPhase::Live))
+            .count()
+    };
+    let mut most = 0;
+    for _ in 0..20 {
+        // Every catch-up read asked so far; none was answered yet.
+        let asked: Vec<FetchId> = f.requests.drain(..).filter_map(|(id, _)| id).collect();
+        most = most.max(asked.len());
+        assert!(asked.len() <= 4_096, "{} in flight", asked.len());
+        // A short page: each stream answered is caught up and live.
+        for id in asked {
+            f.answer(id, page(&[1]));
+        }
+        if live(&f) == STREAMS {
+            break;
+        }
+        let next = f.s.poll_timeout().expect("the waiting reads retry").0;
+        f.at(next);
+    }
+    assert_eq!(most, 4_096, "the cap is reached");
+    assert_eq!(live(&f), STREAMS, "the reads that waited were all made");
+}
+
+#[test]
+fn a_catch_up_slower_than_the_subscribe_retry_still_completes_the_subscribe() {
+    let mut f = Fx::open(history_plan());
+    f.subscribe("room");
+    let (first, request) = f.take_fetch();
+    assert_eq!(history(&request).0, 0);
+    // The read takes longer than the subscribe's wait, several times over:
+    // each retry joins again and reads again.
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        while f.requests.iter().all(|(id, _)| id.is_none()) {
+            let next = f.s.poll_timeout().expect("the subscribe's retry").0;
+            f.at(next);
+        }
+        let (id, request) = f.take_fetch();
+        assert_eq!(history(&request).0, 0);
+        later.push(id);
+    }
+    assert_eq!(f.phase(), StreamPhase::Subscribing);
+    // The first read's answer, though its attempt was retried, ends the
+    // subscribe.
+    f.answer(first, page(&[1, 2]));
+    assert_eq!(f.delivered(), [1, 2]);
+    assert_eq!(f.phase(), StreamPhase::Live);
+    assert_eq!(f.s.stats().stale_answers, 0);
+    // The later attempts' answers no longer count.
+    let before = f.events.len();
+    for id in later {
+        f.answer(id, page(&[1, 2, 3]));
+    }
+    assert_eq!(f.s.stats().stale_answers, 3);
+    assert_eq!(f.events.len(), before, "{:?}", &f.events[before..]);
+    assert!(f.requests.iter().all(|(id, _)| id.is_none()));
+}

@@ -339,11 +339,14 @@ proptest! {
         prop_assert_eq!(report.stale_answers, 0);
     }
 
-    /// (k) With `ref` echoed, the same runs drop late answers instead.
+    /// (k) With `ref` echoed, the same runs drop late answers instead:
+    /// exactly the answers the server sent with the `ref` of an earlier
+    /// subscription of their stream.
     #[test]
     fn session_drops_late_answers_to_earlier_subscriptions(scenario in through_session(with_cuts(DeliveryMode::Ordered)), refuse_pct in 5u32..=40, resubscribe_every_ms in 100u64..=1_500) {
         let knobs = scenario.session.clone().map(|k| SessionScenario { echo_ref: true, ..k });
-        run(Scenario { session: knobs, refuse_pct, resubscribe_every_ms, ..scenario })?;
+        let report = run(Scenario { session: knobs, refuse_pct, resubscribe_every_ms, ..scenario })?;
+        prop_assert_eq!(report.stale_answers, report.late_answers);
     }
 
     /// (l) Latest mode through a session.
@@ -504,6 +507,10 @@ fn session_storms_meet_every_fault_and_stay_exact() {
         let report = Sim::new(session_storm(seed, echo_ref))
             .run()
             .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            report.stale_answers, report.late_answers,
+            "seed {seed}: stale answers counted against late answers sent"
+        );
         totals.attempts_to_down_endpoint += report.attempts_to_down_endpoint;
         totals.failovers += report.failovers;
         totals.dead_peers += report.dead_peers;

@@ -42,7 +42,12 @@ struct Fixture {
 
 impl Fixture {
     fn new(config: SessionConfig) -> Fixture {
-        let s = Session::new(config, [3; 32], Millis(0)).expect("session");
+        Fixture::seeded(config, [3; 32])
+    }
+
+    /// A new session whose randomness comes from `seed`.
+    fn seeded(config: SessionConfig, seed: [u8; 32]) -> Fixture {
+        let s = Session::new(config, seed, Millis(0)).expect("session");
         let mut f = Fixture {
             s,
             now: 0,
@@ -389,6 +394,86 @@ fn failed_attempts_back_off_and_go_round_the_endpoints() {
     let endpoints: Vec<usize> = f.connects.iter().map(|(e, _)| *e).collect();
     assert_eq!(endpoints, [0, 1, 0, 1, 0, 1, 0]);
     assert_eq!(f.s.stats().connect_failures, 6);
+}
+
+/// The reconnect waits of `failures` attempts in a row that all fail.
+fn waits_of_failures(f: &mut Fixture, failures: usize) -> Vec<u64> {
+    let mut waits = Vec::new();
+    for _ in 0..failures {
+        f.closed("refused");
+        let wait = f
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                SessionEvent::Disconnected { retry_in_ms, .. } => Some(*retry_in_ms),
+                _ => None,
+            })
+            .expect("a wait");
+        waits.push(wait);
+        let t = f.now + wait;
+        f.advance(t);
+    }
+    waits
+}
+
+#[test]
+fn reconnect_waits_are_full_jitter_over_a_doubling_bound() {
+    // The bound starts at reconnect_initial_ms, doubles per failure in a
+    // row and stops at reconnect_max_ms; each wait is uniform in 0..=bound.
+    let bounds: [u64; 7] = [100, 200, 400, 800, 1_600, 1_600, 1_600];
+    const SEEDS: u32 = 400;
+    let mut by_failure: Vec<Vec<u64>> = vec![Vec::new(); bounds.len()];
+    for i in 0..SEEDS {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&i.to_le_bytes());
+        let mut f = Fixture::seeded(config(), seed);
+        let waits = waits_of_failures(&mut f, bounds.len());
+        for (all, wait) in by_failure.iter_mut().zip(waits) {
+            all.push(wait);
+        }
+    }
+    for (k, (waits, bound)) in by_failure.iter().zip(bounds).enumerate() {
+        let max = waits.iter().copied().max().unwrap_or(0);
+        assert!(max <= bound, "failure {k}: {max} over the bound {bound}");
+        // Nearly reached: the bound really is this large.
+        assert!(
+            max >= bound * 95 / 100,
+            "failure {k}: at most {max} of {bound}"
+        );
+        // Spread over the whole range (no floor but 0, no fixed wait): each
+        // outer quarter holds about a quarter of the draws.
+        let low = waits.iter().filter(|&&w| w < bound / 4).count();
+        let high = waits.iter().filter(|&&w| w > bound - bound / 4).count();
+        let quarter = SEEDS as usize / 4;
+        assert!(
+            low > quarter * 6 / 10 && high > quarter * 6 / 10,
+            "failure {k}, bound {bound}: {low} low and {high} high of {SEEDS}"
+        );
+        let mean = waits.iter().sum::<u64>() / u64::from(SEEDS);
+        assert!(
+            mean.abs_diff(bound / 2) <= bound / 10,
+            "failure {k}: mean {mean} for the bound {bound}"
+        );
+    }
+    // A bound is never below reconnect_initial_ms, even with a smaller
+    // maximum.
+    let mut waits = Vec::new();
+    for i in 0..SEEDS {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&i.to_le_bytes());
+        let mut f = Fixture::seeded(
+            SessionConfig {
+                reconnect_initial_ms: 400,
+                reconnect_max_ms: 50,
+                ..config()
+            },
+            seed,
+        );
+        waits.extend(waits_of_failures(&mut f, 3));
+    }
+    let max = waits.iter().copied().max().unwrap_or(0);
+    assert!((380..=400).contains(&max), "waits up to {max}");
 }
 
 #[test]

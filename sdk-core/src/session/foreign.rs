@@ -104,6 +104,32 @@ impl Fetching {
             Fetching::Publish { .. } => None,
         }
     }
+
+    /// Whether this read answers a stream's subscribe: with a position
+    /// (`resuming`), its catch-up or head read; without one, the read of
+    /// its start.
+    fn answers_subscribe(self, resuming: bool) -> bool {
+        match self {
+            Fetching::CatchUp {
+                subscribing: true, ..
+            }
+            | Fetching::Head {
+                purpose: HeadFor::Subscribe,
+                ..
+            } => resuming,
+            Fetching::Snapshot { .. }
+            | Fetching::Head {
+                purpose: HeadFor::Start,
+                ..
+            } => !resuming,
+            _ => false,
+        }
+    }
+
+    /// Whether this read answers a stream's subscribe, of either kind.
+    fn answers_a_subscribe(self) -> bool {
+        self.answers_subscribe(true) || self.answers_subscribe(false)
+    }
 }
 
 impl<P> Session<P> {
@@ -212,6 +238,10 @@ impl<P> Session<P> {
             self.stats.stale_answers += 1;
             return;
         }
+        let subscribe_of = fetching
+            .answers_a_subscribe()
+            .then(|| fetching.stream())
+            .flatten();
         match (fetching, answer) {
             (Fetching::Publish { publish }, answer) => self.published(now, publish, answer),
             (
@@ -288,6 +318,11 @@ impl<P> Session<P> {
             },
             _ => self.stats.bad_frames += 1,
         }
+        if let Some(stream) = subscribe_of {
+            if self.seq.phase(stream) == Some(crate::event::StreamPhase::Live) {
+                self.forget_subscribe_reads(stream);
+            }
+        }
         self.arm_persist(now);
         self.after(now);
     }
@@ -304,7 +339,7 @@ impl<P> Session<P> {
                 let Some(id) = self.seq.stream_id(stream.as_str()) else {
                     return;
                 };
-                self.forget_fetches_of(id);
+                self.forget_fetches_of(id, since.is_some());
                 self.emit(
                     None,
                     ForeignRequest::Subscribe {
@@ -456,11 +491,27 @@ impl<P> Session<P> {
         self.transmits.push_back(Transmit::Foreign { id, request });
     }
 
-    /// Drops what was in flight for a stream that subscribes again: its
-    /// answers belong to the old subscription.
-    fn forget_fetches_of(&mut self, id: StreamId) {
+    /// Drops what was in flight for a stream that subscribes again, except
+    /// the reads that answer earlier attempts of the same subscribe (a
+    /// retry after the wait ran out): an answer to any attempt completes
+    /// it (protocol.md 8.12), and dropping them on every retry would keep
+    /// a stream whose reads take longer than the retry wait from ever going
+    /// live. The first answer that completes the subscribe drops the others.
+    fn forget_fetches_of(&mut self, id: StreamId, resuming: bool) {
         if let Some(foreign) = self.foreign.as_deref_mut() {
-            foreign.in_flight.retain(|_, f| f.stream() != Some(id));
+            foreign
+                .in_flight
+                .retain(|_, f| f.stream() != Some(id) || f.answers_subscribe(resuming));
+        }
+    }
+
+    /// The stream's subscribe is complete: reads of its other attempts no
+    /// longer count.
+    fn forget_subscribe_reads(&mut self, id: StreamId) {
+        if let Some(foreign) = self.foreign.as_deref_mut() {
+            foreign
+                .in_flight
+                .retain(|_, f| f.stream() != Some(id) || !f.answers_a_subscribe());
         }
     }
 

@@ -345,6 +345,9 @@ pub struct Report {
     /// Answers the session dropped because their `ref` named an earlier
     /// subscription.
     pub stale_answers: u64,
+    /// Answers the server delivered with the `ref` of an earlier
+    /// subscription of their stream: what the session must count as stale.
+    pub late_answers: u64,
     /// Resubscribes after a silence.
     pub silence_resubscribes: u64,
     /// Positions the session reported.
@@ -396,6 +399,9 @@ struct SimStream {
     to_publish: usize,
     /// Publish ids the server remembers for the current log, with their seq.
     publish_ids: HashMap<String, u64>,
+    /// The `ref` of the last request the session sent for the stream: its
+    /// current subscription's.
+    current_ref: Option<String>,
 }
 
 impl SimStream {
@@ -623,6 +629,8 @@ pub struct Sim {
     attempts: Vec<u64>,
     /// The server says nothing on the open connection until then.
     silent_until: u64,
+    /// Every `ref` the session sent with a subscribe, history or snapshot.
+    subscription_refs: HashSet<String>,
 }
 
 impl Sim {
@@ -697,6 +705,7 @@ impl Sim {
                 to_publish: 0,
                 hostile: HashSet::new(),
                 publish_ids: HashMap::new(),
+                current_ref: None,
             });
         }
         Sim {
@@ -720,6 +729,7 @@ impl Sim {
             publishes: HashMap::new(),
             attempts: Vec::new(),
             silent_until: 0,
+            subscription_refs: HashSet::new(),
         }
     }
 
@@ -1251,6 +1261,21 @@ impl Sim {
         if let Client::Session(session) = &mut self.core {
             session.handle_received(now, 64);
         }
+        let answer_ref = match &frame {
+            Frame::Snapshot { reference, .. }
+            | Frame::Subscribed { reference, .. }
+            | Frame::History { reference, .. }
+            | Frame::Reset { reference, .. }
+            | Frame::Error { reference, .. } => reference.as_deref(),
+            _ => None,
+        };
+        if let Some(r) = answer_ref {
+            if self.subscription_refs.contains(r)
+                && self.streams[i].current_ref.as_deref() != Some(r)
+            {
+                self.report.late_answers += 1;
+            }
+        }
         let result = match frame {
             Frame::Msg {
                 seq,
@@ -1495,6 +1520,7 @@ impl Sim {
                     Ok(frame) => frame,
                     Err(e) => return Err(format!("the session sent a bad frame {text}: {e}")),
                 };
+                self.note_ref(&frame);
                 if self.silent() {
                     // The server reads nothing during a spell of silence.
                     return Ok(());
@@ -1537,6 +1563,27 @@ impl Sim {
                 }
             }
         }
+    }
+
+    /// Records the `ref` a request of the session carries: it names the
+    /// stream's current subscription from now on.
+    fn note_ref(&mut self, frame: &ClientFrame<serde_json::Value>) {
+        let (stream, reference) = match frame {
+            ClientFrame::Subscribe {
+                stream, reference, ..
+            }
+            | ClientFrame::History {
+                stream, reference, ..
+            }
+            | ClientFrame::Snapshot { stream, reference } => (stream, reference),
+            _ => return,
+        };
+        let (Some(i), Some(reference)) = (self.index_by_name(stream.as_str()), reference) else {
+            return;
+        };
+        let reference = reference.as_str().to_string();
+        self.subscription_refs.insert(reference.clone());
+        self.streams[i].current_ref = Some(reference);
     }
 
     /// A connection attempt: it opens, is refused, or never answers.

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, SeqsyncError } from 'seqsync';
-import { StandIn, waitFor } from './support.mjs';
+import { StandIn, startHttp, waitFor } from './support.mjs';
 
 const clients = [];
 
@@ -185,4 +185,58 @@ test('endpoints may be one URL, and a close reason reaches the disconnected stat
   await waitFor(() => socket() !== first, 'the next attempt');
   assert.equal(socket().url, 'ws://other.in/ws');
   assert.ok(states.some((s) => s.state === 'disconnected' && /1008: token expired/.test(s.reason)), JSON.stringify(states));
+});
+
+test('a history request that is never answered reaches onGap as stalled, and is still asked again', async () => {
+  const { c, socket } = await client({
+    heartbeatTimeoutMs: 600_000,
+    silenceTimeoutMs: 0,
+    core: { gapTimeoutMs: 5, requestTimeoutMs: 20, maxBackoffMs: 40, stallAfterAttempts: 3 },
+  });
+  const gaps = [];
+  const got = [];
+  c.subscribe('room', { onGap: (gap) => gaps.push(gap), onMessage: (data, seq) => got.push(seq) });
+  socket().open();
+  socket().receive({ type: 'snapshot', stream: 'room', seq: 0, epoch: 1, state: null });
+  socket().receive({ type: 'msg', stream: 'room', seq: 3, epoch: 1, data: 3 });
+  const asked = () => socket().sent.filter((f) => f.type === 'history' && f.from === 1 && f.to === 2).length;
+  await waitFor(() => gaps.some((g) => g.type === 'stalled'), 'a stalled gap event');
+  const stalled = gaps.filter((g) => g.type === 'stalled');
+  assert.deepEqual(stalled, [{ type: 'stalled', request: 'history', from: 1, to: 2, attempts: 3 }]);
+  assert.ok(asked() >= 3, `every attempt went out: ${asked()}`);
+  assert.deepEqual(got, [], 'nothing delivered across the unanswered hole');
+  const before = asked();
+  await waitFor(() => asked() > before, 'a retry after the report');
+});
+
+test('the description\'s headers go with every HTTP request, a read and a publish alike', async () => {
+  const http = await startHttp((req) =>
+    req.method === 'POST' ? { status: 201, json: { seq: 2 } } : { json: { messages: [{ seq: 1, data: 'one' }] } },
+  );
+  const headers = { authorization: 'Bearer t-1', 'x-room-key': 'k 2' };
+  const before = StandIn.opened.length;
+  const c = new Client('ws://chat.test/ws', {
+    WebSocket: StandIn,
+    description: {
+      message: { stream: { fixed: 'room' }, seq: 'seq', payload: 'data' },
+      history: { url: `${http.url}/room/messages?since={since}`, messages: 'messages' },
+      publish: { url: `${http.url}/room/messages`, seq: 'seq' },
+      headers,
+    },
+  });
+  clients.push(c);
+  try {
+    await waitFor(() => StandIn.opened.length > before, 'a socket');
+    StandIn.opened.at(-1).open();
+    c.subscribe('room');
+    await waitFor(() => http.requests.length === 1, 'the catch-up read');
+    assert.equal(await c.publish('room', 'hi'), 2);
+    assert.deepEqual(http.requests.map((r) => r.method).sort(), ['GET', 'POST']);
+    for (const request of http.requests) {
+      assert.equal(request.headers.authorization, 'Bearer t-1', `${request.method} ${request.url}`);
+      assert.equal(request.headers['x-room-key'], 'k 2', `${request.method} ${request.url}`);
+    }
+  } finally {
+    await http.stop();
+  }
 });
