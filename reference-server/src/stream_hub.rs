@@ -40,7 +40,6 @@ use crate::frame::{error_frame, text};
 use crate::log::redis::follow::{Follower, Sink};
 use crate::log::{
     Batch, Log, LogError, NewMessage, Payload, StoredMessage, StreamInfo, call, now_ms,
-    random_epoch,
 };
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
@@ -88,11 +87,6 @@ pub(crate) struct StreamHub {
 }
 
 impl StreamHub {
-    /// The stream's name.
-    pub(crate) fn name(&self) -> &StreamName {
-        &self.name
-    }
-
     /// The latest committed seq.
     pub(crate) fn head(&self) -> Seq {
         Seq::new(self.head.load(Ordering::SeqCst)).unwrap_or(Seq::MAX)
@@ -289,7 +283,7 @@ impl Hubs {
     }
 
     /// The hub of `name`, making the stream live (with the log's state, or
-    /// a reserved epoch when it has no log yet).
+    /// the epoch reserved for it when it has no log yet).
     pub(crate) async fn open(&self, name: &StreamName) -> Result<Arc<StreamHub>, HubError> {
         if let Some(hub) = self.find(name) {
             return Ok(hub);
@@ -301,7 +295,7 @@ impl Hubs {
             return Err(HubError::Full(self.max_streams));
         }
         let stream = name.clone();
-        let info = call(&self.log, move |log| log.reserve(&stream, random_epoch())).await?;
+        let info = call(&self.log, move |log| log.reserve(&stream)).await?;
         let mut streams = self.lock();
         if let Some(hub) = streams.get(name) {
             return Ok(hub.clone());

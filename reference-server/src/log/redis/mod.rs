@@ -608,7 +608,7 @@ impl Log for RedisLog {
     /// Reserves an epoch of its own drawing, never the caller's: a meta
     /// that vanished may have belonged to a log with messages, and its epoch
     /// must not come back with other messages under the same seqs.
-    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> LogResult<StreamInfo> {
+    fn reserve(&self, stream: &StreamName) -> LogResult<StreamInfo> {
         self.touch(stream);
         let keys = Keys::of(stream);
         let reply: Value = self.with(|conn| {
