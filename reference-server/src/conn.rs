@@ -8,6 +8,7 @@
 //! that is not UTF-8.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,6 +137,7 @@ pub(crate) async fn run(
         out: out.clone(),
         subs: subs.clone(),
         claims,
+        address: ticket.as_ref().map(|t| t.address()),
         bucket: TokenBucket::new(limits.publish_rate),
         errors: ErrorBudget {
             window: Instant::now(),
@@ -169,6 +171,9 @@ struct Conn {
     out: Arc<Outbound>,
     subs: Subscriptions,
     claims: Claims,
+    /// The address the connection counts against: the streams it makes
+    /// live are on its budget.
+    address: Option<IpAddr>,
     /// When the token expires, in Unix milliseconds.
     expires_ms: Option<u64>,
     bucket: TokenBucket,
@@ -396,7 +401,7 @@ impl Conn {
                 req.about(),
             );
         }
-        let hub = match self.state.hubs.open(stream).await {
+        let hub = match self.state.hubs.open(stream, self.address).await {
             Ok(hub) => hub,
             Err(e) => return self.hub_error(&e, req.about()),
         };
@@ -563,7 +568,7 @@ impl Conn {
                 &id,
             );
         }
-        let hub = match self.state.hubs.open(&stream).await {
+        let hub = match self.state.hubs.open(&stream, self.address).await {
             Ok(hub) => hub,
             Err(e) => return self.hub_error(&e, &id),
         };
