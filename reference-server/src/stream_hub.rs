@@ -109,14 +109,11 @@ impl StreamHub {
     /// head is now at least `head`.
     fn fan_out(&self, frames: &[Utf8Bytes], head: Seq) {
         self.head.fetch_max(head.get(), Ordering::SeqCst);
-        let subscribers: Vec<Arc<Outbound>> = self
-            .subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for sub in subscribers {
+        // Under the subscribers' lock, without a copy of the list per
+        // batch: a queue push takes only its connection's own lock, which
+        // is never held while this one is wanted.
+        let subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        for sub in subscribers.values() {
             sub.push_live(frames);
         }
     }
