@@ -114,6 +114,7 @@ mod decide;
 pub mod faults;
 mod frame;
 pub mod log;
+mod memory;
 pub mod metrics;
 mod outbound;
 mod server;

@@ -472,6 +472,10 @@ impl Hubs {
         });
         Metrics::set(&self.metrics.streams, table.hubs.len() as u64);
         Metrics::add(&self.metrics.streams_evicted, evicted as u64);
+        drop(table);
+        if evicted >= crate::memory::RELEASE_AFTER {
+            crate::memory::release_free_memory();
+        }
         evicted
     }
 
