@@ -187,10 +187,10 @@ fn redis_log_reserves_an_empty_streams_epoch_for_every_instance_until_it_is_used
         redis_log(&redis, Retention::default()),
     );
     let s = name("empty");
-    let reserved = a.reserve(&s, Epoch(5)).expect("reserve");
+    let reserved = a.reserve(&s).expect("reserve");
     assert_eq!(reserved.head.get(), 0);
     assert_eq!(
-        b.reserve(&s, Epoch(6)).expect("reserve"),
+        b.reserve(&s).expect("reserve"),
         reserved,
         "one epoch for all"
     );

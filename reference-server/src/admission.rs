@@ -98,6 +98,13 @@ impl Admission {
     }
 }
 
+impl Ticket {
+    /// The address the connection counts against (an IPv6 one's /64).
+    pub(crate) fn address(&self) -> IpAddr {
+        self.address
+    }
+}
+
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());

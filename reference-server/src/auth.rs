@@ -122,7 +122,8 @@ fn matches(pattern: &str, stream: &str) -> bool {
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
-    /// Not two base64url parts, too long, or claims that are not JSON.
+    /// Not two base64url parts, too long, or claims that are not a JSON
+    /// object of the claims' shape.
     #[error("malformed token")]
     Malformed,
     /// The signature does not match the secret.
@@ -161,6 +162,11 @@ pub fn verify(secret: &[u8], token: &str, now_secs: u64) -> Result<Claims, Token
         .verify_slice(&tag)
         .map_err(|_| TokenError::BadSignature)?;
     let json = LENIENT.decode(body).map_err(|_| TokenError::Malformed)?;
+    // The derived deserializer also takes a struct written as an array
+    // (`[]` would be claims allowing nothing): only an object is claims.
+    if json.trim_ascii_start().first() != Some(&b'{') {
+        return Err(TokenError::Malformed);
+    }
     let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
     if let Some(exp) = claims.exp {
         if now_secs >= exp {
@@ -218,6 +224,29 @@ mod tests {
             verify(secret, &token(r#"{"read":["*"],"exp":1893456000.5}"#), 5),
             Err(TokenError::Malformed)
         );
+    }
+
+    #[test]
+    fn signed_claims_that_are_not_an_object_are_malformed() {
+        let secret = b"k";
+        for claims in ["[]", " [[\"*\"],[\"*\"]]", "null", "7", "\"x\"", "true"] {
+            let body = URL_SAFE_NO_PAD.encode(claims);
+            let token = format!(
+                "{body}.{}",
+                URL_SAFE_NO_PAD.encode(mac(secret, body.as_bytes()))
+            );
+            assert_eq!(
+                verify(secret, &token, 0),
+                Err(TokenError::Malformed),
+                "{claims}"
+            );
+        }
+        let body = URL_SAFE_NO_PAD.encode(" {}");
+        let token = format!(
+            "{body}.{}",
+            URL_SAFE_NO_PAD.encode(mac(secret, body.as_bytes()))
+        );
+        assert_eq!(verify(secret, &token, 0), Ok(Claims::default()));
     }
 
     #[test]

@@ -51,9 +51,16 @@ pub struct Limits {
     /// connection subscribes to it or a publish to it is under way, and
     /// for [`ServerConfig::stream_idle_ms`] after its last use; when the
     /// limit is reached, idle streams are let go first. Beyond it, a
-    /// subscribe or publish naming another stream gets `invalid_stream`.
+    /// subscribe or publish naming another stream gets `too_many_streams`.
     /// Reading (`history`, `snapshot`) never makes a stream live.
     pub max_streams: usize,
+    /// Most live streams one client address (IPv6: one /64) may hold
+    /// open: the streams its connections made live count against it until
+    /// they are let go. Beyond it, a subscribe or publish from that address
+    /// naming another stream gets `too_many_streams`. At most half of
+    /// [`Limits::max_streams`] counts, whatever is set here, so that one
+    /// host can never take the table from the others.
+    pub max_streams_per_ip: usize,
     /// Error frames per second (any code, `rate_limited` included) after
     /// which a connection is closed as a flood (code 1008).
     pub max_errors_per_sec: u32,
@@ -70,6 +77,21 @@ pub struct Limits {
     pub handshake_timeout_ms: u64,
 }
 
+impl Limits {
+    /// The live streams one address may hold: [`Limits::max_streams_per_ip`],
+    /// but never more than half of [`Limits::max_streams`] (and at least
+    /// one).
+    ///
+    /// ```
+    /// use seqsync_server::Limits;
+    /// let limits = Limits { max_streams: 100, max_streams_per_ip: 80, ..Limits::default() };
+    /// assert_eq!(limits.streams_per_address(), 50);
+    /// ```
+    pub fn streams_per_address(&self) -> usize {
+        self.max_streams_per_ip.min(self.max_streams / 2).max(1)
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -83,6 +105,7 @@ impl Default for Limits {
             control_queue: 256,
             max_errors_per_sec: 1_000,
             max_streams: 100_000,
+            max_streams_per_ip: 10_000,
             max_connections: 10_000,
             max_connections_per_ip: 256,
             handshake_timeout_ms: 10_000,

@@ -8,6 +8,7 @@
 //! that is not UTF-8.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use crate::auth::Claims;
 use crate::decide::{self, History, PageLimits, Resume};
 use crate::faults::FaultSpec;
 use crate::frame::{Refused, error_frame, parse_request, text};
-use crate::log::{LogError, Page, Payload, StreamInfo, call, now_ms, random_epoch};
+use crate::log::{LogError, Page, Payload, StreamInfo, call, now_ms};
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
 use crate::state::AppState;
@@ -136,6 +137,7 @@ pub(crate) async fn run(
         out: out.clone(),
         subs: subs.clone(),
         claims,
+        address: ticket.as_ref().map(|t| t.address()),
         bucket: TokenBucket::new(limits.publish_rate),
         errors: ErrorBudget {
             window: Instant::now(),
@@ -169,6 +171,9 @@ struct Conn {
     out: Arc<Outbound>,
     subs: Subscriptions,
     claims: Claims,
+    /// The address the connection counts against: the streams it makes
+    /// live are on its budget.
+    address: Option<IpAddr>,
     /// When the token expires, in Unix milliseconds.
     expires_ms: Option<u64>,
     bucket: TokenBucket,
@@ -370,13 +375,13 @@ impl Conn {
         }));
     }
 
-    /// The stream's state now: the log's, or the live hub's for a stream
-    /// with nothing in its log yet. Reading a shared log reserves its
-    /// epoch, so that every instance names the same one.
-    async fn read_info(&self, hub: &Arc<StreamHub>) -> Result<StreamInfo, LogError> {
-        let name = hub.name().clone();
-        let epoch = hub.epoch();
-        call(self.state.hubs.log(), move |log| log.reserve(&name, epoch)).await
+    /// The stream's state now: the log's, or for a stream with nothing in
+    /// its log yet, empty in the epoch its first message will be stored
+    /// in. Reading a shared log reserves that epoch, so that every instance
+    /// names the same one.
+    async fn read_info(&self, name: &StreamName) -> Result<StreamInfo, LogError> {
+        let name = name.clone();
+        call(self.state.hubs.log(), move |log| log.reserve(&name)).await
     }
 
     async fn subscribe(&mut self, req: &Req, since: Option<Seq>, epoch: Option<Epoch>) -> Flow {
@@ -396,7 +401,7 @@ impl Conn {
                 req.about(),
             );
         }
-        let hub = match self.state.hubs.open(stream).await {
+        let hub = match self.state.hubs.open(stream, self.address).await {
             Ok(hub) => hub,
             Err(e) => return self.hub_error(&e, req.about()),
         };
@@ -410,7 +415,7 @@ impl Conn {
         let Some(since) = since else {
             return self.snapshot(req, Some(hub)).await;
         };
-        let info = match self.read_info(&hub).await {
+        let info = match self.read_info(stream).await {
             Ok(info) => info,
             Err(e) => return self.internal(req, &e),
         };
@@ -447,8 +452,9 @@ impl Conn {
     }
 
     /// Answers with the stream's snapshot. `hub` is the stream's live hub,
-    /// when it has one (a subscriber just registered with it); a stream
-    /// that has no log and no hub is empty, in an epoch of its own.
+    /// when it has one (a subscriber just registered with it). A stream
+    /// that has no log is empty, in the epoch the log reserves for it,
+    /// whether it is live or not: the one its first message gets.
     async fn snapshot(&mut self, req: &Req, hub: Option<Arc<StreamHub>>) -> Flow {
         let name = req.stream.clone();
         let k = self.state.config.snapshot_messages;
@@ -456,13 +462,12 @@ impl Conn {
             Ok(read) => read,
             Err(e) => return self.internal(req, &e),
         };
-        let (info, messages) = match (read, &hub) {
-            (Some(read), _) => (read.info, read.messages),
-            (None, Some(hub)) => match self.read_info(hub).await {
+        let (info, messages) = match read {
+            Some(read) => (read.info, read.messages),
+            None => match self.read_info(&req.stream).await {
                 Ok(info) => (info, Vec::new()),
                 Err(e) => return self.internal(req, &e),
             },
-            (None, None) => (StreamInfo::empty(random_epoch()), Vec::new()),
         };
         if let Some(hub) = &hub {
             self.state.hubs.follow(hub, &self.out, info.head);
@@ -563,7 +568,7 @@ impl Conn {
                 &id,
             );
         }
-        let hub = match self.state.hubs.open(&stream).await {
+        let hub = match self.state.hubs.open(&stream, self.address).await {
             Ok(hub) => hub,
             Err(e) => return self.hub_error(&e, &id),
         };

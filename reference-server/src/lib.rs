@@ -80,7 +80,8 @@
 //! | text frame that is not UTF-8 | (not read) | closed, 1007 |
 //! | history `from` = 0 or `from > to` | `invalid_range` | stays |
 //! | history `from` beyond the head (a stream never published to has head 0) | `range_beyond_head` | stays |
-//! | stream name empty, over 256 bytes or with control characters; a subscribe or publish naming another stream while `--max-streams` are live | `invalid_stream` | stays |
+//! | stream name empty, over 256 bytes or with control characters | `invalid_stream` | stays |
+//! | a subscribe or publish naming another stream while the client's address holds `--max-streams-per-ip` live streams, or the server `--max-streams` | `too_many_streams` | stays |
 //! | stream not allowed by the token | `unauthorized` | stays |
 //! | the token expired | (none) | closed, 1008 |
 //! | subscription beyond `--max-subscriptions` | `too_many_subscriptions` | stays |
@@ -113,6 +114,7 @@ mod decide;
 pub mod faults;
 mod frame;
 pub mod log;
+mod memory;
 pub mod metrics;
 mod outbound;
 mod server;

@@ -110,9 +110,15 @@ struct Cli {
 
     /// Most streams live at once, server-wide: subscribed, being published to, or used in the
     /// last --stream-idle-ms (idle ones are let go first; beyond it a new stream gets
-    /// `invalid_stream`).
+    /// `too_many_streams`).
     #[arg(long, env = "SEQSYNC_MAX_STREAMS", default_value_t = 100_000)]
     max_streams: usize,
+
+    /// Most live streams the connections of one address (IPv6: one /64) may hold open; beyond
+    /// it that address's new streams get `too_many_streams`. At most half of --max-streams
+    /// counts, so that other hosts always find room.
+    #[arg(long, env = "SEQSYNC_MAX_STREAMS_PER_IP", default_value_t = 10_000)]
+    max_streams_per_ip: usize,
 
     /// How long a stream nobody subscribes to stays live after its last use, in milliseconds.
     #[arg(long, env = "SEQSYNC_STREAM_IDLE_MS", default_value_t = 30_000)]
@@ -249,6 +255,7 @@ async fn serve(cli: Cli) -> Result<(), seqsync_server::ServerError> {
             publish_rate: cli.publish_rate,
             live_queue: cli.live_queue,
             max_streams: cli.max_streams,
+            max_streams_per_ip: cli.max_streams_per_ip,
             max_errors_per_sec: cli.max_errors_per_sec,
             max_connections: cli.max_connections,
             max_connections_per_ip: cli.max_connections_per_ip,

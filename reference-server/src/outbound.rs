@@ -114,11 +114,15 @@ impl Outbound {
     /// Queues live frames; those that find the live queue full are dropped
     /// and counted (the client recovers them through `head` and history).
     pub(crate) fn push_live(&self, frames: &[Utf8Bytes]) {
-        let (queued, dropped, new_max) = {
+        let (wake, dropped, new_max) = {
             let mut inner = self.lock();
             if inner.closed {
                 return;
             }
+            // A queue that held frames already has its writer woken (the
+            // writer takes the whole queue after each wake-up): only the
+            // first frame of a wake-up wakes it.
+            let was_empty = inner.queues.live.is_empty();
             let room = self.live_cap.saturating_sub(inner.queues.live.len());
             let take = room.min(frames.len());
             inner.queues.live.extend(frames[..take].iter().cloned());
@@ -127,13 +131,13 @@ impl Outbound {
                 inner.max_live = len;
                 len
             });
-            (take, frames.len() - take, new_max)
+            (was_empty && take > 0, frames.len() - take, new_max)
         };
         Metrics::add(&self.metrics.live_dropped, dropped as u64);
         if let Some(depth) = new_max {
             self.metrics.observe_depth(depth as u64);
         }
-        if queued > 0 {
+        if wake {
             self.wake.notify_one();
         }
     }

@@ -135,6 +135,7 @@ impl Server {
             log,
             metrics.clone(),
             config.limits.max_streams,
+            config.limits.streams_per_address(),
             config.stream_idle_ms,
             follower,
         );

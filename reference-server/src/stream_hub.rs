@@ -14,17 +14,22 @@
 //! Only subscribing and publishing make a stream live; `history` and
 //! `snapshot` read the log (and a live hub's epoch) without creating
 //! anything. [`Hubs`] counts live streams against
-//! [`Limits::max_streams`](crate::Limits::max_streams) and lets go of a
-//! hub nobody holds once it has been idle for
+//! [`Limits::max_streams`](crate::Limits::max_streams), and against the
+//! budget of the address whose connection made each one live
+//! ([`Limits::streams_per_address`](crate::Limits::streams_per_address),
+//! at most half the table, so one host never takes it all). It lets go of
+//! a hub nobody holds once it has been idle for
 //! [`ServerConfig::stream_idle_ms`](crate::ServerConfig::stream_idle_ms),
-//! or at once when the table is full; a stream read again later gets a
-//! new hub from the log's state.
+//! or at once when the table (or the address's budget) is full; a stream
+//! read again later gets a new hub from the log's state. A table that
+//! emptied gives its memory back.
 //!
 //! With a shared log (Redis), live messages come from the log's follower
 //! (a hub is its [`Sink`]) and not from the hub's own appends; a stream is
 //! followed while it has subscribers here.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +45,6 @@ use crate::frame::{error_frame, text};
 use crate::log::redis::follow::{Follower, Sink};
 use crate::log::{
     Batch, Log, LogError, NewMessage, Payload, StoredMessage, StreamInfo, call, now_ms,
-    random_epoch,
 };
 use crate::metrics::Metrics;
 use crate::outbound::Outbound;
@@ -77,6 +81,9 @@ struct Queue {
 /// and subscribers.
 pub(crate) struct StreamHub {
     name: StreamName,
+    /// The address whose connection made the stream live: its budget pays
+    /// for the hub until the hub is let go.
+    owner: Option<IpAddr>,
     epoch: AtomicU64,
     head: AtomicU64,
     subscribers: Mutex<HashMap<u64, Arc<Outbound>>>,
@@ -88,11 +95,6 @@ pub(crate) struct StreamHub {
 }
 
 impl StreamHub {
-    /// The stream's name.
-    pub(crate) fn name(&self) -> &StreamName {
-        &self.name
-    }
-
     /// The latest committed seq.
     pub(crate) fn head(&self) -> Seq {
         Seq::new(self.head.load(Ordering::SeqCst)).unwrap_or(Seq::MAX)
@@ -107,14 +109,11 @@ impl StreamHub {
     /// head is now at least `head`.
     fn fan_out(&self, frames: &[Utf8Bytes], head: Seq) {
         self.head.fetch_max(head.get(), Ordering::SeqCst);
-        let subscribers: Vec<Arc<Outbound>> = self
-            .subscribers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
-        for sub in subscribers {
+        // Under the subscribers' lock, without a copy of the list per
+        // batch: a queue push takes only its connection's own lock, which
+        // is never held while this one is wanted.
+        let subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        for sub in subscribers.values() {
             sub.push_live(frames);
         }
     }
@@ -172,6 +171,8 @@ pub(crate) enum HubError {
     Log(LogError),
     /// The server holds `Limits::max_streams` live streams already.
     Full(usize),
+    /// The client's address holds its budget of live streams already.
+    AddressFull(usize),
     /// The server is shutting down.
     Stopping,
 }
@@ -191,9 +192,15 @@ impl HubError {
                 (ErrorCode::Internal, "the log failed to answer".into())
             }
             HubError::Full(limit) => (
-                ErrorCode::InvalidStream,
+                ErrorCode::TooManyStreams,
                 format!(
                     "the server holds its limit of {limit} live streams; no other stream can be opened now"
+                ),
+            ),
+            HubError::AddressFull(limit) => (
+                ErrorCode::TooManyStreams,
+                format!(
+                    "this address holds its limit of {limit} live streams; unsubscribe from some first"
                 ),
             ),
             HubError::Stopping => (ErrorCode::Internal, "the server is shutting down".into()),
@@ -218,13 +225,81 @@ impl Drop for Running {
     }
 }
 
+/// What one address holds of the table.
+#[derive(Default)]
+struct Held {
+    /// Live streams its connections made live.
+    streams: usize,
+    /// Until when (on the hubs' clock) its full budget is taken as full
+    /// without another search, because the last search freed nothing.
+    full_until_ms: u64,
+}
+
+/// The live streams, and how many of them each address made live.
+#[derive(Default)]
+struct Table {
+    hubs: HashMap<StreamName, Arc<StreamHub>>,
+    by_address: HashMap<IpAddr, Held>,
+}
+
+impl Table {
+    /// Live streams `owner` holds.
+    fn held(&self, owner: Option<IpAddr>) -> usize {
+        owner
+            .and_then(|a| self.by_address.get(&a))
+            .map_or(0, |h| h.streams)
+    }
+
+    fn insert(&mut self, hub: Arc<StreamHub>) {
+        if let Some(owner) = hub.owner {
+            self.by_address.entry(owner).or_default().streams += 1;
+        }
+        self.hubs.insert(hub.name.clone(), hub);
+    }
+
+    /// Lets go of the hubs `gone` picks; returns how many.
+    fn remove_where(&mut self, mut gone: impl FnMut(&Arc<StreamHub>) -> bool) -> usize {
+        let before = self.hubs.len();
+        let by_address = &mut self.by_address;
+        self.hubs.retain(|_, hub| {
+            if !gone(hub) {
+                return true;
+            }
+            if let Some(owner) = hub.owner {
+                if let Some(held) = by_address.get_mut(&owner) {
+                    held.streams = held.streams.saturating_sub(1);
+                    if held.streams == 0 {
+                        by_address.remove(&owner);
+                    }
+                }
+            }
+            false
+        });
+        let removed = before - self.hubs.len();
+        if removed > 0 {
+            shrink(&mut self.hubs);
+            shrink(&mut self.by_address);
+        }
+        removed
+    }
+}
+
+/// Gives back the room of a map that holds less than a quarter of it: a
+/// flood of streams must not keep its table's memory once it is gone.
+fn shrink<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// The live streams.
 pub(crate) struct Hubs {
     log: Arc<dyn Log>,
     metrics: Arc<Metrics>,
     max_streams: usize,
+    per_address: usize,
     idle_ms: u64,
-    streams: Mutex<HashMap<StreamName, Arc<StreamHub>>>,
+    streams: Mutex<Table>,
     follower: Option<Follower>,
     clock: Instant,
     /// Until when (on `clock`) a full table is not searched again for
@@ -235,12 +310,14 @@ pub(crate) struct Hubs {
 }
 
 impl Hubs {
-    /// No live stream yet; at most `max_streams` at once, each let go after
-    /// `idle_ms` unused. With a `follower`, live messages come from it.
+    /// No live stream yet; at most `max_streams` at once, `per_address` of
+    /// them made live by one address, each let go after `idle_ms` unused.
+    /// With a `follower`, live messages come from it.
     pub(crate) fn new(
         log: Arc<dyn Log>,
         metrics: Arc<Metrics>,
         max_streams: usize,
+        per_address: usize,
         idle_ms: u64,
         follower: Option<Follower>,
     ) -> Hubs {
@@ -248,8 +325,9 @@ impl Hubs {
             log,
             metrics,
             max_streams: max_streams.max(1),
+            per_address: per_address.max(1),
             idle_ms,
-            streams: Mutex::new(HashMap::new()),
+            streams: Mutex::new(Table::default()),
             follower,
             clock: Instant::now(),
             full_until_ms: AtomicU64::new(0),
@@ -263,7 +341,7 @@ impl Hubs {
         &self.log
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamName, Arc<StreamHub>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -273,14 +351,14 @@ impl Hubs {
 
     /// The hub of `name` when the stream is live; creates nothing.
     pub(crate) fn find(&self, name: &StreamName) -> Option<Arc<StreamHub>> {
-        let hub = self.lock().get(name).cloned()?;
+        let hub = self.lock().hubs.get(name).cloned()?;
         hub.used_ms.store(self.now_ms(), Ordering::Relaxed);
         Some(hub)
     }
 
     /// Live streams now.
     pub(crate) fn live(&self) -> usize {
-        self.lock().len()
+        self.lock().hubs.len()
     }
 
     /// Streams a shared log's follower reads now.
@@ -289,28 +367,42 @@ impl Hubs {
     }
 
     /// The hub of `name`, making the stream live (with the log's state, or
-    /// a reserved epoch when it has no log yet).
-    pub(crate) async fn open(&self, name: &StreamName) -> Result<Arc<StreamHub>, HubError> {
+    /// the epoch reserved for it when it has no log yet) on the budget of
+    /// `owner`, the address of the connection that asks.
+    pub(crate) async fn open(
+        &self,
+        name: &StreamName,
+        owner: Option<IpAddr>,
+    ) -> Result<Arc<StreamHub>, HubError> {
         if let Some(hub) = self.find(name) {
             return Ok(hub);
         }
         if self.stopping.load(Ordering::SeqCst) {
             return Err(HubError::Stopping);
         }
+        if let Some(owner) = owner {
+            if !self.address_has_room(owner) {
+                return Err(HubError::AddressFull(self.per_address));
+            }
+        }
         if self.live() >= self.max_streams && !self.make_room() {
             return Err(HubError::Full(self.max_streams));
         }
         let stream = name.clone();
-        let info = call(&self.log, move |log| log.reserve(&stream, random_epoch())).await?;
-        let mut streams = self.lock();
-        if let Some(hub) = streams.get(name) {
+        let info = call(&self.log, move |log| log.reserve(&stream)).await?;
+        let mut table = self.lock();
+        if let Some(hub) = table.hubs.get(name) {
             return Ok(hub.clone());
         }
-        if streams.len() >= self.max_streams {
+        if table.hubs.len() >= self.max_streams {
             return Err(HubError::Full(self.max_streams));
+        }
+        if table.held(owner) >= self.per_address {
+            return Err(HubError::AddressFull(self.per_address));
         }
         let hub = Arc::new(StreamHub {
             name: name.clone(),
+            owner,
             epoch: AtomicU64::new(info.epoch.0),
             head: AtomicU64::new(info.head.get()),
             subscribers: Mutex::new(HashMap::new()),
@@ -318,9 +410,35 @@ impl Hubs {
             space: Notify::new(),
             used_ms: AtomicU64::new(self.now_ms()),
         });
-        streams.insert(name.clone(), hub.clone());
-        Metrics::set(&self.metrics.streams, streams.len() as u64);
+        table.insert(hub.clone());
+        Metrics::set(&self.metrics.streams, table.hubs.len() as u64);
         Ok(hub)
+    }
+
+    /// Whether `owner` may make one more stream live: under its budget, or
+    /// at it with streams nobody holds any more, which are let go at once.
+    /// As for the whole table, a search that frees nothing is not repeated
+    /// for a while.
+    fn address_has_room(&self, owner: IpAddr) -> bool {
+        let now = self.now_ms();
+        let mut table = self.lock();
+        match table.by_address.get(&owner) {
+            None => return true,
+            Some(held) if held.streams < self.per_address => return true,
+            Some(held) if now < held.full_until_ms => return false,
+            Some(_) => {}
+        }
+        let freed =
+            table.remove_where(|hub| hub.owner == Some(owner) && Arc::strong_count(hub) == 1);
+        Metrics::set(&self.metrics.streams, table.hubs.len() as u64);
+        Metrics::add(&self.metrics.streams_evicted, freed as u64);
+        if freed > 0 {
+            return true;
+        }
+        if let Some(held) = table.by_address.get_mut(&owner) {
+            held.full_until_ms = now + FULL_RETRY_MS;
+        }
+        false
     }
 
     /// Lets go of every hub nobody holds, to make room in a full table.
@@ -344,18 +462,20 @@ impl Hubs {
     /// `min_idle_ms` ago; returns how many.
     pub(crate) fn evict(&self, min_idle_ms: u64) -> usize {
         let now = self.now_ms();
-        let mut streams = self.lock();
-        let before = streams.len();
+        let mut table = self.lock();
         // The table's own reference is the only one: no connection, task
         // or follower can reach the hub, and a new one can only be had
         // through this lock.
-        streams.retain(|_, hub| {
-            Arc::strong_count(hub) > 1
-                || now.saturating_sub(hub.used_ms.load(Ordering::Relaxed)) < min_idle_ms
+        let evicted = table.remove_where(|hub| {
+            Arc::strong_count(hub) == 1
+                && now.saturating_sub(hub.used_ms.load(Ordering::Relaxed)) >= min_idle_ms
         });
-        let evicted = before - streams.len();
-        Metrics::set(&self.metrics.streams, streams.len() as u64);
+        Metrics::set(&self.metrics.streams, table.hubs.len() as u64);
         Metrics::add(&self.metrics.streams_evicted, evicted as u64);
+        drop(table);
+        if evicted >= crate::memory::RELEASE_AFTER {
+            crate::memory::release_free_memory();
+        }
         evicted
     }
 

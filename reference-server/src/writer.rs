@@ -86,12 +86,17 @@ impl Writer {
         let cut_ms = self.injector.as_ref().map_or(0, |i| i.spec().cut_every_ms);
         let cut_at = (cut_ms > 0).then(|| Instant::now() + Duration::from_millis(cut_ms));
         let mut queues = Queues::default();
+        // One shutdown watch for the whole run: a new one per wake-up would
+        // register with (and leave) the watch shared by every connection
+        // each time.
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
         let end = loop {
             let next_delay = self.delayed.next_due().map(Instant::from_std);
             let mut heads = false;
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
+                _ = &mut stop => {
                     break self.finish(&mut queues, 1001, "server shutting down", config.grace).await;
                 }
                 () = sleep_until(cut_at) => break End::Cut,
@@ -124,10 +129,12 @@ impl Writer {
                     }
                 }
             }
-            Metrics::add(
-                &self.metrics.deliveries,
-                std::mem::take(&mut self.delivered),
-            );
+            if self.delivered > 0 {
+                Metrics::add(
+                    &self.metrics.deliveries,
+                    std::mem::take(&mut self.delivered),
+                );
+            }
             if !matches!(end, End::No) {
                 break end;
             }
@@ -232,6 +239,18 @@ impl Writer {
         }
         if !queues.live.is_empty() {
             self.live_since_tick = true;
+        }
+        if self.injector.is_none() {
+            // Every frame is fed now and flushed once by the caller: one
+            // write for all that queued since the last wake-up, and no
+            // frame waits for another.
+            while let Some(f) = queues.live.pop_front() {
+                let end = self.feed(f, true).await;
+                if !matches!(end, End::No) {
+                    return end;
+                }
+            }
+            return End::No;
         }
         let now = std::time::Instant::now();
         let mut ready = Vec::with_capacity(queues.live.len());

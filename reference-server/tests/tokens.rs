@@ -77,6 +77,28 @@ async fn an_upgrade_without_a_valid_token_is_refused_with_401() {
 }
 
 #[tokio::test]
+async fn an_upgrade_whose_signed_claims_are_not_an_object_is_refused_with_401() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, Mac};
+
+    let server = with_tokens().start().await;
+    for claims in ["[]", r#"[["*"],["*"]]"#, "null"] {
+        let body = URL_SAFE_NO_PAD.encode(claims);
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()) else {
+            panic!("HMAC takes any key");
+        };
+        mac.update(body.as_bytes());
+        let tag = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert_eq!(
+            upgrade_refusal(&server.url_with(&format!("token={body}.{tag}"))).await,
+            Some(401),
+            "claims {claims}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_padded_token_is_accepted() {
     let server = with_tokens().start().await;
     // An HMAC-SHA256 tag is 32 bytes: padded base64url ends in one `=`.

@@ -39,6 +39,41 @@ impl WsClient {
         }
     }
 
+    /// Connects to `url` (`ws://host:port/...`) from the local address
+    /// `from` (on loopback, any of 127.0.0.0/8 works on Linux: a second
+    /// client host); panics when that fails within [`WAIT`].
+    pub async fn connect_from(url: &str, from: std::net::IpAddr) -> WsClient {
+        let connect = async {
+            let authority = url
+                .strip_prefix("ws://")
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or_else(|| panic!("not a ws:// url: {url}"));
+            let server: std::net::SocketAddr = authority
+                .parse()
+                .unwrap_or_else(|e| panic!("not an address: {authority}: {e}"));
+            let socket = match from {
+                std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
+            .unwrap_or_else(|e| panic!("socket: {e}"));
+            socket
+                .bind(std::net::SocketAddr::new(from, 0))
+                .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+            let tcp = socket
+                .connect(server)
+                .await
+                .unwrap_or_else(|e| panic!("connect to {server} from {from}: {e}"));
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+                .await
+                .unwrap_or_else(|e| panic!("upgrade at {url} from {from}: {e}"))
+                .0
+        };
+        match tokio::time::timeout(WAIT, connect).await {
+            Ok(ws) => WsClient { ws },
+            Err(_) => panic!("connect to {url} from {from} timed out"),
+        }
+    }
+
     /// Sends a frame.
     pub async fn send(&mut self, frame: Value) {
         self.send_text(&frame.to_string()).await;

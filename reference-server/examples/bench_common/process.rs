@@ -66,6 +66,12 @@ impl Drop for ChildServer {
 /// the live queue `live_queue` for the reference server, and waits until
 /// it listens.
 pub fn spawn_server(kind: Kind, live_queue: usize) -> ChildServer {
+    spawn_server_with(kind, live_queue, &[])
+}
+
+/// As [`spawn_server`], with more arguments for the child (those
+/// [`serve_if_asked`] reads: `--stream-idle-ms N`).
+pub fn spawn_server_with(kind: Kind, live_queue: usize, extra: &[&str]) -> ChildServer {
     let exe = std::env::current_exe().expect("own executable");
     let mut child = Command::new(exe)
         .args([
@@ -74,6 +80,7 @@ pub fn spawn_server(kind: Kind, live_queue: usize) -> ChildServer {
             "--live-queue",
             &live_queue.to_string(),
         ])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -117,12 +124,19 @@ pub fn serve_if_asked() -> bool {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(4096);
+    let idle_ms = args
+        .iter()
+        .position(|a| a == "--stream-idle-ms")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
     super::runtime().block_on(async move {
         let (sub_url, pub_url, server) = match kind {
             Kind::Seqsync => {
-                let server = Server::start(bench_server_config(live_queue))
-                    .await
-                    .expect("server");
+                let mut config = bench_server_config(live_queue);
+                if let Some(idle_ms) = idle_ms {
+                    config.stream_idle_ms = idle_ms;
+                }
+                let server = Server::start(config).await.expect("server");
                 (server.ws_url(), server.ws_url(), Some(server))
             }
             Kind::Baseline => {

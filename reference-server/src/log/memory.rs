@@ -1,5 +1,11 @@
 //! The in-memory log: for tests, demos and benchmarks. Lost on restart,
 //! so every start gives each stream a new epoch.
+//!
+//! Like an SQLite file, the log draws one epoch when it is created: a
+//! stream with nothing in it is in that epoch, and so is its first message
+//! (the server creates each stream in the epoch [`Log::reserve`] named).
+//! A server restarted over the same `MemoryLog` (see
+//! [`Server::start_with_log`](crate::Server::start_with_log)) names it again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -65,6 +71,8 @@ impl MemStream {
 
 /// A [`Log`] kept in memory.
 pub struct MemoryLog {
+    /// The epoch of streams with nothing appended yet: the log's own.
+    epoch: Epoch,
     retention: Retention,
     ids: IdWindow,
     streams: Mutex<HashMap<StreamName, MemStream>>,
@@ -74,6 +82,7 @@ impl MemoryLog {
     /// An empty log with the given retention and the default [`IdWindow`].
     pub fn new(retention: Retention) -> MemoryLog {
         MemoryLog {
+            epoch: super::random_epoch(),
             retention,
             ids: IdWindow::default(),
             streams: Mutex::new(HashMap::new()),
@@ -112,6 +121,10 @@ impl std::fmt::Debug for MemoryLog {
 impl Log for MemoryLog {
     fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>> {
         self.view(stream, |s| s.info(stream))
+    }
+
+    fn reserve(&self, stream: &StreamName) -> LogResult<StreamInfo> {
+        Ok(self.info(stream)?.unwrap_or(StreamInfo::empty(self.epoch)))
     }
 
     fn append(&self, stream: &StreamName, batch: &Batch<'_>) -> LogResult<Vec<Appended>> {

@@ -10,9 +10,14 @@
 //! [`Log::is_blocking`] and is called inline.
 //!
 //! Every backend guarantees, per stream:
-//! - reading never creates anything: a stream that was never appended to
-//!   has no log ([`Log::info`], [`Log::read`] and [`Log::last`] answer
-//!   `None`), so names that are only read cost no storage;
+//! - reading never creates a log: a stream that was never appended to
+//!   has none ([`Log::info`], [`Log::read`] and [`Log::last`] answer
+//!   `None`), so names that are only read cost no storage (a shared log
+//!   keeps an expiring reservation of the epoch, see [`Log::reserve`]);
+//! - an empty stream has one epoch, the one its first message is stored
+//!   in, named alike by every [`Log::reserve`] for as long as the log
+//!   lives (the memory log's lifetime, the SQLite file's, a Redis
+//!   reservation's);
 //! - seqs are assigned atomically, contiguous from 1, in the order of
 //!   [`Log::append`] calls (the caller serializes appends of one stream);
 //! - a publish id seen within the [`IdWindow`] gets its old seq back and
@@ -247,12 +252,12 @@ pub trait Log: Send + Sync + 'static {
     fn info(&self, stream: &StreamName) -> LogResult<Option<StreamInfo>>;
 
     /// The stream's state, or, when it has no log, the state it will have:
-    /// empty, in `epoch`. A log shared by several servers (Redis) records
-    /// the epoch for a while, so that every server names the same one for
-    /// an empty stream its clients subscribe to; the others record nothing.
-    fn reserve(&self, stream: &StreamName, epoch: Epoch) -> LogResult<StreamInfo> {
-        Ok(self.info(stream)?.unwrap_or(StreamInfo::empty(epoch)))
-    }
+    /// empty, in the epoch its first message will be stored in. Every call
+    /// names the same epoch for an empty stream while the log lives: the
+    /// local logs name their own (the SQLite file's, the memory log's) and
+    /// record nothing; a log shared by several servers (Redis) records the
+    /// epoch for a while, so that every server names the same one.
+    fn reserve(&self, stream: &StreamName) -> LogResult<StreamInfo>;
 
     /// Appends the batch's messages in order, in one atomic step, creating
     /// the stream's log when it has none. Returns one outcome per message.
@@ -392,10 +397,12 @@ mod tests {
             assert_eq!(log.info(&s)?, None);
             assert!(log.read(&s, page(1, 9, 10))?.is_none());
             assert!(log.last(&s, 10)?.is_none());
-            // Empty, in the epoch offered (memory) or the file's (SQLite).
-            let reserved = log.reserve(&s, E)?;
+            // Empty, in the log's own epoch (the memory log's, the file's).
+            let reserved = log.reserve(&s)?;
             assert_eq!(reserved, StreamInfo::empty(reserved.epoch));
             assert_eq!(log.info(&s)?, None, "a local log keeps no reservation");
+            assert_eq!(log.reserve(&s)?, reserved, "the same epoch every time");
+            assert_eq!(log.reserve(&name("other"))?, reserved);
             Ok(())
         })
     }

@@ -223,9 +223,9 @@ impl Log for SqliteLog {
             .transpose()
     }
 
-    /// A stream with no row is empty in the file's epoch, whatever epoch is
-    /// offered: the same after a restart.
-    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> LogResult<StreamInfo> {
+    /// A stream with no row is empty in the file's epoch: the same after a
+    /// restart.
+    fn reserve(&self, stream: &StreamName) -> LogResult<StreamInfo> {
         Ok(self.info(stream)?.unwrap_or(StreamInfo::empty(self.epoch)))
     }
 

@@ -87,13 +87,16 @@ pub enum ErrorCode {
     RangeBeyondHead,
     /// The server failed to serve a valid request: retry with the same id.
     Internal,
+    /// A `subscribe` or `publish` would open a stream while the client's
+    /// address, or the server, holds its limit of live streams.
+    TooManyStreams,
     /// A code this version does not know: a refusal of the frame it names.
     Unknown,
 }
 
 impl ErrorCode {
     /// Every code of section 6, in its order (not `Unknown`).
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::MalformedFrame,
         ErrorCode::UnknownType,
         ErrorCode::FrameTooLarge,
@@ -106,6 +109,7 @@ impl ErrorCode {
         ErrorCode::NotSubscribed,
         ErrorCode::RangeBeyondHead,
         ErrorCode::Internal,
+        ErrorCode::TooManyStreams,
     ];
 
     /// The wire name.
@@ -123,6 +127,7 @@ impl ErrorCode {
             ErrorCode::NotSubscribed => "not_subscribed",
             ErrorCode::RangeBeyondHead => "range_beyond_head",
             ErrorCode::Internal => "internal",
+            ErrorCode::TooManyStreams => "too_many_streams",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -142,6 +147,7 @@ impl ErrorCode {
             "not_subscribed" => ErrorCode::NotSubscribed,
             "range_beyond_head" => ErrorCode::RangeBeyondHead,
             "internal" => ErrorCode::Internal,
+            "too_many_streams" => ErrorCode::TooManyStreams,
             _ => ErrorCode::Unknown,
         }
     }
@@ -170,7 +176,8 @@ impl ErrorCode {
             ErrorCode::NotSubscribed => 9,
             ErrorCode::RangeBeyondHead => 10,
             ErrorCode::Internal => 11,
-            ErrorCode::Unknown => 12,
+            ErrorCode::TooManyStreams => 12,
+            ErrorCode::Unknown => 13,
         }
     }
 }

@@ -20,12 +20,12 @@
 //! every key: the next use draws a new epoch, so clients are reset rather
 //! than shown seqs of another log.
 //!
-//! Reading creates nothing. A subscriber of an empty stream *reserves* its
-//! epoch: the meta is written with an expiry
+//! Reading creates no log. A subscriber of an empty stream, or a snapshot
+//! of one, *reserves* its epoch: the meta is written with an expiry
 //! ([`RedisOptions::reservation_ttl_ms`]), renewed while some instance
 //! follows the stream, and made permanent by the first append; so every
-//! instance names the same epoch for it, and names nobody published to
-//! vanish on their own.
+//! instance names the same epoch for it, on every read, and names nobody
+//! published to vanish on their own.
 //!
 //! After each append the script publishes the log key on the channel
 //! [`NOTIFY_CHANNEL`]; each instance's [`follow::Follower`] reads the
@@ -608,7 +608,7 @@ impl Log for RedisLog {
     /// Reserves an epoch of its own drawing, never the caller's: a meta
     /// that vanished may have belonged to a log with messages, and its epoch
     /// must not come back with other messages under the same seqs.
-    fn reserve(&self, stream: &StreamName, _epoch: Epoch) -> LogResult<StreamInfo> {
+    fn reserve(&self, stream: &StreamName) -> LogResult<StreamInfo> {
         self.touch(stream);
         let keys = Keys::of(stream);
         let reply: Value = self.with(|conn| {
