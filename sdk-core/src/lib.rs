@@ -111,7 +111,7 @@ pub use event::{
 };
 pub use publish::PublishId;
 pub use sequencer::{Sequencer, SubscribeOptions, idle_stream_bytes};
-pub use session::{Session, SessionStats};
+pub use session::{Input, Session, SessionStats};
 pub use stats::StreamStats;
 pub use types::{
     DeliveryMode, Epoch, MAX_SEQ, Millis, Seq, SeqRange, StartAt, StreamId, StreamName,

@@ -14,6 +14,9 @@ mod foreign;
 #[cfg(not(feature = "foreign"))]
 #[path = "session/without_foreign.rs"]
 mod foreign;
+mod input;
+
+pub use input::Input;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -175,8 +178,6 @@ pub struct Session<P> {
     stats: SessionStats,
     timers: Timers,
     closing: bool,
-    /// Size of the frame being handled (from `handle_received`).
-    frame_bytes: usize,
     /// A server that does not speak the protocol: its plan and requests.
     #[cfg(feature = "foreign")]
     foreign: Option<Box<foreign::Foreign<P>>>,
@@ -214,7 +215,6 @@ impl<P> Session<P> {
             stats: SessionStats::default(),
             timers: Timers::default(),
             closing: false,
-            frame_bytes: 0,
             #[cfg(feature = "foreign")]
             foreign: None,
         };
@@ -345,13 +345,14 @@ impl<P> Session<P> {
         self.after(now);
     }
 
-    /// A frame of `bytes` bytes arrived on the open connection, before it is
-    /// parsed: the peer is alive. Call it for every frame, usable or not.
+    /// A frame of `bytes` bytes arrived on the open connection: counted, and
+    /// the peer is alive. [`handle_input`](Self::handle_input) does this for
+    /// every frame it is given; call it only for a frame that takes another
+    /// path (the browser's in-order fast path).
     #[inline]
     pub fn handle_received(&mut self, now: Millis, bytes: usize) {
         self.stats.frames += 1;
         self.stats.bytes += bytes as u64;
-        self.frame_bytes = bytes;
         if let LinkState::Open { last_rx, .. } = &mut self.link.state {
             *last_rx = now;
         }
@@ -473,7 +474,9 @@ impl<P> Session<P> {
         result
     }
 
-    /// A `history` answer covering `range`.
+    /// A `history` answer covering `range`, counted in the history counters
+    /// (its bytes only when it comes through
+    /// [`handle_input`](Self::handle_input), which knows them).
     ///
     /// # Errors
     /// As [`Sequencer::handle_history`].
@@ -486,9 +489,7 @@ impl<P> Session<P> {
         messages: Vec<(Seq, P)>,
         reference: Option<&str>,
     ) -> Result<(), Error> {
-        self.stats.history_frames += 1;
-        self.stats.history_bytes += self.frame_bytes as u64;
-        self.stats.history_messages += messages.len() as u64;
+        self.count_history(messages.len());
         if !self.answers(stream, reference) {
             return Ok(());
         }
@@ -1162,113 +1163,6 @@ impl<P> Session<P> {
             seq: position.0,
             epoch,
         });
-    }
-}
-
-#[cfg(feature = "json")]
-impl<P> Session<P> {
-    /// Feeds one parsed server frame: routes it by stream name to the
-    /// matching `handle_*` method. Frames for streams not subscribed (late
-    /// after an `unsubscribe`) are ignored.
-    ///
-    /// # Errors
-    /// As the method the frame maps to; the session is unchanged. Count
-    /// such frames with [`handle_bad_frame`](Self::handle_bad_frame).
-    pub fn handle_frame(
-        &mut self,
-        now: Millis,
-        frame: crate::protocol::ServerFrame<P>,
-    ) -> Result<(), Error> {
-        use crate::protocol::ServerFrame;
-        fn reference(r: &Option<RequestRef>) -> Option<&str> {
-            r.as_ref().map(RequestRef::as_str)
-        }
-        match frame {
-            ServerFrame::Msg {
-                stream,
-                seq,
-                epoch,
-                data,
-            } => match self.seq.stream_id(stream.as_str()) {
-                Some(id) => self.handle_message(now, id, seq, epoch, data),
-                None => Ok(()),
-            },
-            ServerFrame::Snapshot {
-                stream,
-                seq,
-                epoch,
-                state,
-                reference: r,
-            } => match self.seq.stream_id(stream.as_str()) {
-                Some(id) => self.handle_snapshot(now, id, seq, epoch, state, reference(&r)),
-                None => Ok(()),
-            },
-            ServerFrame::Subscribed {
-                stream,
-                epoch,
-                head,
-                reference: r,
-            } => match self.seq.stream_id(stream.as_str()) {
-                Some(id) => self.handle_subscribed(now, id, epoch, head, reference(&r)),
-                None => Ok(()),
-            },
-            ServerFrame::History {
-                stream,
-                range,
-                epoch,
-                messages,
-                reference: r,
-                ..
-            } => match self.seq.stream_id(stream.as_str()) {
-                Some(id) => {
-                    let messages = messages.into_iter().map(|m| (m.seq, m.data)).collect();
-                    self.handle_history(now, id, range.0, epoch, messages, reference(&r))
-                }
-                None => {
-                    self.stats.history_frames += 1;
-                    Ok(())
-                }
-            },
-            ServerFrame::Head { heads } => {
-                let mut result = Ok(());
-                for (stream, head) in heads {
-                    if let Some(id) = self.seq.stream_id(stream.as_str()) {
-                        let r = self.handle_head(now, id, head.seq, Some(head.epoch));
-                        result = result.and(r);
-                    }
-                }
-                result
-            }
-            ServerFrame::Reset {
-                stream,
-                reason,
-                earliest,
-                reference: r,
-            } => match self.seq.stream_id(stream.as_str()) {
-                Some(id) => {
-                    let reason = ResetReason::from_wire(&reason);
-                    self.handle_reset(now, id, reason, earliest, reference(&r))
-                }
-                None => Ok(()),
-            },
-            ServerFrame::Ack { id, stream, seq } => {
-                self.handle_ack(now, &id, stream.as_str(), seq);
-                Ok(())
-            }
-            ServerFrame::Error {
-                code,
-                message,
-                reference,
-            } => {
-                self.handle_error(
-                    now,
-                    ErrorCode::from_wire(&code),
-                    &message,
-                    reference.as_deref(),
-                );
-                Ok(())
-            }
-        }
     }
 }
 

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use seqsync_core::adapter::{FetchAnswer, FetchId, ForeignRequest, HttpRequest, Outbound};
-use seqsync_core::protocol::{ErrorCode, RawServerFrame, encode, parse_server_frame_raw};
+use seqsync_core::protocol::{encode, parse_server_frame_raw};
 use seqsync_core::{
-    CloseReason, ConnId, Millis, PublishError, PublishId, ResetReason, Seq, Session, SessionEvent,
+    CloseReason, ConnId, Input, Millis, PublishError, PublishId, Seq, Session, SessionEvent,
     StreamId, StreamName, StreamStats, SubscribeOptions, Transmit,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -307,9 +307,9 @@ impl Driver {
                     Ok(socket) => {
                         let (sink, stream) = (*socket).split();
                         self.open = Some(Open { conn, sink, stream });
-                        self.session.handle_opened(now, conn);
+                        let _ = self.session.handle_input(now, Input::Opened { conn });
                     }
-                    Err(reason) => self.session.handle_closed(now, conn, &reason),
+                    Err(reason) => self.closed(now, conn, &reason),
                 }
             }
             Wake::Command(Some(command)) => self.on_command(command),
@@ -320,7 +320,7 @@ impl Driver {
             }
             Wake::Timer => {
                 let now = self.now();
-                self.session.handle_timeout(now);
+                let _ = self.session.handle_input(now, Input::Timeout);
             }
             Wake::Fetched(Some((id, request, result))) => {
                 let now = self.now();
@@ -372,8 +372,16 @@ impl Driver {
                 None
             }
             Some(Ok(Message::Binary(data))) => {
-                self.session.handle_received(now, data.len());
-                self.session.handle_bad_frame(now);
+                let frame = Err(seqsync_core::Error::MalformedFrame {
+                    reason: "a binary frame (the protocol's frames are text)".to_string(),
+                });
+                let input = Input::Frame {
+                    bytes: data.len(),
+                    frame,
+                };
+                if let Err(error) = self.session.handle_input(now, input) {
+                    warn!(%error, "frame dropped");
+                }
                 None
             }
             Some(Ok(Message::Close(frame))) => Some(match frame {
@@ -387,7 +395,7 @@ impl Driver {
         match ended {
             Some(reason) => {
                 self.open = None;
-                self.session.handle_closed(now, conn, &reason);
+                self.closed(now, conn, &reason);
                 false
             }
             None => true,
@@ -395,8 +403,8 @@ impl Driver {
     }
 
     fn on_text(&mut self, now: Millis, text: Utf8Bytes) {
-        self.session.handle_received(now, text.len());
         if let Some(foreign) = &self.foreign {
+            self.session.handle_received(now, text.len());
             let frame = Frame::new(text);
             let result = match foreign.adapter.read(&frame) {
                 Inbound::Message {
@@ -423,136 +431,16 @@ impl Driver {
             }
             return;
         }
-        let result = match parse_server_frame_raw(text.as_str(), self.max_frame_bytes) {
-            // The hot path: a message's payload takes the frame itself
-            // along, without even a reference count.
-            Ok(RawServerFrame::Msg {
-                stream,
-                seq,
-                epoch,
-                data,
-            }) => match self.session.stream_id(&stream) {
-                Some(id) => {
-                    let range = Payload::range(&text, data);
-                    let payload = Payload::from_frame(text, range);
-                    self.session.handle_message(now, id, seq, epoch, payload)
-                }
-                None => Ok(()),
-            },
-            Ok(frame) => self.feed(now, &text, frame),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = result {
-            self.session.handle_bad_frame(now);
+        // Payloads stay slices of the frame: each takes the frame along.
+        let frame = parse_server_frame_raw(text.as_str(), self.max_frame_bytes).map(|frame| {
+            frame.map(|data| Payload::from_frame(text.clone(), Payload::range(&text, data)))
+        });
+        let bytes = text.len();
+        if let Err(error) = self
+            .session
+            .handle_input(now, Input::Frame { bytes, frame })
+        {
             warn!(%error, "frame dropped");
-        }
-    }
-
-    /// Hands one frame to the session, payloads as slices of `text`.
-    /// Frames for streams not subscribed (late after an unsubscribe) are
-    /// ignored.
-    fn feed(
-        &mut self,
-        now: Millis,
-        text: &Utf8Bytes,
-        frame: RawServerFrame<'_>,
-    ) -> Result<(), seqsync_core::Error> {
-        let session = &mut self.session;
-        match frame {
-            RawServerFrame::Msg {
-                stream,
-                seq,
-                epoch,
-                data,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let payload = Payload::from_frame(text.clone(), Payload::range(text, data));
-                    session.handle_message(now, id, seq, epoch, payload)
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Snapshot {
-                stream,
-                seq,
-                epoch,
-                state,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let state = Payload::from_frame(text.clone(), Payload::range(text, state));
-                    session.handle_snapshot(now, id, seq, epoch, state, reference.as_deref())
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Subscribed {
-                stream,
-                epoch,
-                head,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => session.handle_subscribed(now, id, epoch, head, reference.as_deref()),
-                None => Ok(()),
-            },
-            RawServerFrame::History {
-                stream,
-                range,
-                epoch,
-                messages,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let messages = messages
-                        .into_iter()
-                        .map(|(seq, data)| {
-                            (
-                                seq,
-                                Payload::from_frame(text.clone(), Payload::range(text, data)),
-                            )
-                        })
-                        .collect();
-                    session.handle_history(now, id, range, epoch, messages, reference.as_deref())
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Head { heads } => {
-                let mut result = Ok(());
-                for (stream, seq, epoch) in heads {
-                    if let Some(id) = session.stream_id(&stream) {
-                        result = result.and(session.handle_head(now, id, seq, Some(epoch)));
-                    }
-                }
-                result
-            }
-            RawServerFrame::Reset {
-                stream,
-                reason,
-                earliest,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let reason = ResetReason::from_wire(&reason);
-                    session.handle_reset(now, id, reason, earliest, reference.as_deref())
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Ack { id, stream, seq } => {
-                session.handle_ack(now, &id, &stream, seq);
-                Ok(())
-            }
-            RawServerFrame::Error {
-                code,
-                message,
-                reference,
-            } => {
-                let known = ErrorCode::from_wire(&code);
-                let message = if known == ErrorCode::Unknown {
-                    format!("{code}: {message}")
-                } else {
-                    message.into_owned()
-                };
-                session.handle_error(now, known, &message, reference.as_deref());
-                Ok(())
-            }
         }
     }
 
@@ -727,8 +615,15 @@ impl Driver {
         let conn = open.conn;
         self.open = None;
         let now = self.now();
-        self.session.handle_closed(now, conn, &failure);
+        self.closed(now, conn, &failure);
         false
+    }
+
+    /// Tells the session that the socket or attempt `conn` ended.
+    fn closed(&mut self, now: Millis, conn: ConnId, reason: &str) {
+        let _ = self
+            .session
+            .handle_input(now, Input::Closed { conn, reason });
     }
 
     /// Hands the session's events to whoever waits for them. Waits when a
