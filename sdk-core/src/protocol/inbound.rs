@@ -203,43 +203,62 @@ impl<'a, P> InboundFrame<'a, P> {
     /// [`Error::UnknownFrameType`], [`Error::SeqOutOfRange`],
     /// [`Error::EpochOutOfRange`], [`Error::InvalidRange`] or
     /// [`Error::MalformedFrame`] (a member missing).
-    pub fn from_fields(m: Fields<'a, P>) -> Result<InboundFrame<'a, P>, Error> {
+    pub fn from_fields(mut m: Fields<'a, P>) -> Result<InboundFrame<'a, P>, Error> {
+        // Numbers are checked before anything is moved out of `m`, and
+        // members are taken rather than moved: every way out drops `m`
+        // whole, one call, instead of a drop of each member left at each
+        // exit (bytes in the browser build).
         let frame = match &*m.kind {
-            "msg" => InboundFrame::Msg {
-                stream: need(m.stream, "stream")?,
-                seq: Seq::message(need(m.seq, "seq")?)?,
-                epoch: m.epoch.map(epoch).transpose()?,
-                data: need(m.data, "data")?,
-            },
-            "snapshot" => InboundFrame::Snapshot {
-                stream: need(m.stream, "stream")?,
-                seq: Seq::new(need(m.seq, "seq")?)?,
-                epoch: epoch(need(m.epoch, "epoch")?)?,
-                state: need(m.state, "state")?,
-                reference: m.reference,
-            },
-            "subscribed" => InboundFrame::Subscribed {
-                stream: need(m.stream, "stream")?,
-                epoch: epoch(need(m.epoch, "epoch")?)?,
-                head: Seq::new(need(m.head, "head")?)?,
-                reference: m.reference,
-            },
+            "msg" => {
+                let seq = Seq::message(need(m.seq, "seq")?)?;
+                let epoch = m.epoch.map(epoch).transpose()?;
+                InboundFrame::Msg {
+                    data: need(m.data.take(), "data")?,
+                    stream: need(m.stream.take(), "stream")?,
+                    seq,
+                    epoch,
+                }
+            }
+            "snapshot" => {
+                let seq = Seq::new(need(m.seq, "seq")?)?;
+                let epoch = epoch(need(m.epoch, "epoch")?)?;
+                InboundFrame::Snapshot {
+                    state: need(m.state.take(), "state")?,
+                    stream: need(m.stream.take(), "stream")?,
+                    seq,
+                    epoch,
+                    reference: m.reference.take(),
+                }
+            }
+            "subscribed" => {
+                let epoch = epoch(need(m.epoch, "epoch")?)?;
+                let head = Seq::new(need(m.head, "head")?)?;
+                InboundFrame::Subscribed {
+                    stream: need(m.stream.take(), "stream")?,
+                    epoch,
+                    head,
+                    reference: m.reference.take(),
+                }
+            }
             "history" => {
-                let items = need(m.messages, "messages")?;
+                let range = SeqRange::from_u64(need(m.from, "from")?, need(m.to, "to")?)?;
+                let epoch = m.epoch.map(epoch).transpose()?;
+                let stream = need(m.stream.take(), "stream")?;
+                let items = need(m.messages.take(), "messages")?;
                 let mut messages = Vec::with_capacity(items.len());
                 for (seq, data) in items {
                     messages.push((Seq::message(need(seq, "seq")?)?, need(data, "data")?));
                 }
                 InboundFrame::History {
-                    stream: need(m.stream, "stream")?,
-                    range: SeqRange::from_u64(need(m.from, "from")?, need(m.to, "to")?)?,
-                    epoch: m.epoch.map(epoch).transpose()?,
+                    stream,
+                    range,
+                    epoch,
                     messages,
-                    reference: m.reference,
+                    reference: m.reference.take(),
                 }
             }
             "head" => {
-                let entries = need(m.heads, "heads")?;
+                let entries = need(m.heads.take(), "heads")?;
                 let mut heads = Vec::with_capacity(entries.len());
                 for (stream, seq, e) in entries {
                     heads.push((
@@ -250,27 +269,29 @@ impl<'a, P> InboundFrame<'a, P> {
                 }
                 InboundFrame::Head { heads }
             }
-            "reset" => InboundFrame::Reset {
-                stream: need(m.stream, "stream")?,
-                reason: need(m.reason, "reason")?,
-                earliest: m.earliest.map(Seq::new).transpose()?,
-                reference: m.reference,
-            },
-            "ack" => InboundFrame::Ack {
-                id: need(m.id, "id")?,
-                stream: need(m.stream, "stream")?,
-                seq: Seq::message(need(m.seq, "seq")?)?,
-            },
-            "error" => InboundFrame::Error {
-                code: need(m.code, "code")?,
-                message: need(m.message, "message")?,
-                reference: m.reference,
-            },
-            other => {
-                return Err(Error::UnknownFrameType {
-                    kind: other.chars().take(64).collect(),
-                });
+            "reset" => {
+                let earliest = m.earliest.map(Seq::new).transpose()?;
+                InboundFrame::Reset {
+                    stream: need(m.stream.take(), "stream")?,
+                    reason: need(m.reason.take(), "reason")?,
+                    earliest,
+                    reference: m.reference.take(),
+                }
             }
+            "ack" => {
+                let seq = Seq::message(need(m.seq, "seq")?)?;
+                InboundFrame::Ack {
+                    id: need(m.id.take(), "id")?,
+                    stream: need(m.stream.take(), "stream")?,
+                    seq,
+                }
+            }
+            "error" => InboundFrame::Error {
+                code: need(m.code.take(), "code")?,
+                message: need(m.message.take(), "message")?,
+                reference: m.reference.take(),
+            },
+            other => return Err(unknown_type(other)),
         };
         Ok(frame)
     }
@@ -354,14 +375,32 @@ impl<'a, P> InboundFrame<'a, P> {
 }
 
 fn need<T>(member: Option<T>, name: &'static str) -> Result<T, Error> {
-    member.ok_or_else(|| {
-        // Put together without `format!`: the browser build has no use for
-        // `core::fmt` otherwise.
-        let mut reason = String::from("missing member `");
-        reason.push_str(name);
-        reason.push('`');
-        Error::MalformedFrame { reason }
-    })
+    match member {
+        Some(value) => Ok(value),
+        None => Err(missing(name)),
+    }
+}
+
+/// Out of line: the error paths are many and cold.
+#[cold]
+#[inline(never)]
+fn missing(name: &'static str) -> Error {
+    // Put together without `format!`: the browser build has no use for
+    // `core::fmt` otherwise.
+    let mut reason = String::from("missing member `");
+    reason.push_str(name);
+    reason.push('`');
+    Error::MalformedFrame { reason }
+}
+
+#[cold]
+#[inline(never)]
+fn unknown_type(kind: &str) -> Error {
+    // At most 64 characters, cut at a character's boundary.
+    let end = kind.char_indices().nth(64).map_or(kind.len(), |(i, _)| i);
+    Error::UnknownFrameType {
+        kind: kind.get(..end).unwrap_or_default().to_string(),
+    }
 }
 
 fn epoch(value: u64) -> Result<Epoch, Error> {

@@ -205,9 +205,13 @@ pub(crate) fn join_unknown_code(code: &str, message: &str) -> String {
 /// assert_eq!(split_unknown_code("no prefix"), ("unknown", "no prefix"));
 /// ```
 pub fn split_unknown_code(message: &str) -> (&str, &str) {
-    message
-        .split_once(": ")
-        .unwrap_or((ErrorCode::Unknown.as_str(), message))
+    // `get` rather than `split_once`: a slice that panics would bring
+    // `core::fmt` and its Unicode tables into the browser build (10 KB).
+    let at = message.as_bytes().windows(2).position(|w| w == b": ");
+    match at.and_then(|i| Some((message.get(..i)?, message.get(i + 2..)?))) {
+        Some(parts) => parts,
+        None => (ErrorCode::Unknown.as_str(), message),
+    }
 }
 
 impl Error {
