@@ -6,10 +6,12 @@
 //! frame's `type` to pick a method.
 
 use super::Session;
+use super::connection::LinkState;
+use super::events::{ConnId, SessionEvent};
 use crate::error::Error;
-use crate::event::{ConnId, ResetReason};
-use crate::protocol::{ErrorCode, InboundFrame};
-use crate::types::Millis;
+use crate::event::ResetReason;
+use crate::protocol::{ErrorCode, InboundFrame, parse_stream_ref};
+use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId};
 
 /// What a shell hands [`Session::handle_input`].
 #[derive(Debug)]
@@ -89,7 +91,8 @@ impl<P> Session<P> {
 
     /// What a frame means: the `handle_*` method of its kind, for the
     /// stream it names.
-    fn route(
+    #[inline(never)]
+    pub(super) fn route(
         &mut self,
         now: Millis,
         bytes: usize,
@@ -101,7 +104,7 @@ impl<P> Session<P> {
                 seq,
                 epoch,
                 data,
-            } => match self.seq.stream_id(&stream) {
+            } => match self.named(&stream) {
                 Some(id) => self.handle_message(now, id, seq, epoch, data),
                 None => Ok(()),
             },
@@ -111,7 +114,7 @@ impl<P> Session<P> {
                 epoch,
                 state,
                 reference,
-            } => match self.seq.stream_id(&stream) {
+            } => match self.named(&stream) {
                 Some(id) => self.handle_snapshot(now, id, seq, epoch, state, reference.as_deref()),
                 None => Ok(()),
             },
@@ -120,7 +123,7 @@ impl<P> Session<P> {
                 epoch,
                 head,
                 reference,
-            } => match self.seq.stream_id(&stream) {
+            } => match self.named(&stream) {
                 Some(id) => self.handle_subscribed(now, id, epoch, head, reference.as_deref()),
                 None => Ok(()),
             },
@@ -132,7 +135,7 @@ impl<P> Session<P> {
                 reference,
             } => {
                 self.stats.history_bytes += bytes as u64;
-                match self.seq.stream_id(&stream) {
+                match self.named(&stream) {
                     Some(id) => {
                         self.handle_history(now, id, range, epoch, messages, reference.as_deref())
                     }
@@ -148,7 +151,7 @@ impl<P> Session<P> {
             InboundFrame::Head { heads } => {
                 let mut result = Ok(());
                 for (stream, head, epoch) in heads {
-                    if let Some(id) = self.seq.stream_id(&stream) {
+                    if let Some(id) = self.named(&stream) {
                         result = result.and(self.handle_head(now, id, head, Some(epoch)));
                     }
                 }
@@ -159,7 +162,7 @@ impl<P> Session<P> {
                 reason,
                 earliest,
                 reference,
-            } => match self.seq.stream_id(&stream) {
+            } => match self.named(&stream) {
                 Some(id) => {
                     let reason = ResetReason::from_wire(&reason);
                     self.handle_reset(now, id, reason, earliest, reference.as_deref())
@@ -186,9 +189,279 @@ impl<P> Session<P> {
         }
     }
 
+    /// The handle of the stream a frame names. Out of line: the lookup
+    /// hashes the name, and one copy of that is enough (bytes in the
+    /// browser build).
+    #[inline(never)]
+    pub(super) fn named(&self, stream: &str) -> Option<StreamId> {
+        self.seq.stream_id(stream)
+    }
+
     /// Counts a `history` answer of `messages` messages.
     pub(super) fn count_history(&mut self, messages: usize) {
         self.stats.history_frames += 1;
         self.stats.history_messages += messages as u64;
+    }
+}
+
+/// What each frame does, once routed; public for tests and for shells
+/// with a path of their own (the browser's in-order fast path).
+impl<P> Session<P> {
+    /// A frame of `bytes` bytes arrived on the open connection: counted, and
+    /// the peer is alive. [`handle_input`](Self::handle_input) does this for
+    /// every frame it is given; call it only for a frame that takes another
+    /// path (the browser's in-order fast path).
+    #[inline]
+    pub fn handle_received(&mut self, now: Millis, bytes: usize) {
+        self.stats.frames += 1;
+        self.stats.bytes += bytes as u64;
+        if let LinkState::Open { last_rx, .. } = &mut self.link.state {
+            *last_rx = now;
+        }
+    }
+
+    /// A frame that could not be used (unparseable, too large, a rejected
+    /// value): counted, and otherwise ignored.
+    pub fn handle_bad_frame(&mut self, _now: Millis) {
+        self.stats.bad_frames += 1;
+    }
+
+    /// A live message.
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_message`]; the session is unchanged.
+    pub fn handle_message(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+    ) -> Result<(), Error> {
+        let result = self.seq.handle_message(now, stream, seq, epoch, payload);
+        self.arm_persist(now);
+        self.after(now);
+        result
+    }
+
+    /// The hot path: as [`Sequencer::handle_message_direct`], an in-order
+    /// message with nothing queued comes straight back as `Ok(Some(payload))`
+    /// to be delivered now as `seq`.
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_message`].
+    #[inline]
+    pub fn handle_message_direct(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+        payload: P,
+    ) -> Result<Option<P>, Error> {
+        let result = self
+            .seq
+            .handle_message_direct(now, stream, seq, epoch, payload);
+        if self.timers.persist.is_none() {
+            self.arm_persist(now);
+        }
+        if !matches!(result, Ok(Some(_))) {
+            self.after(now);
+        }
+        result
+    }
+
+    /// As [`Sequencer::handle_message_in_order`]: `Ok(true)` when `seq` is
+    /// delivered now with the payload the caller kept; `Ok(false)` when
+    /// nothing happened and the message goes to
+    /// [`handle_message`](Self::handle_message).
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_message`].
+    #[inline]
+    pub fn handle_message_in_order(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Option<Epoch>,
+    ) -> Result<bool, Error> {
+        let taken = self.seq.handle_message_in_order(now, stream, seq, epoch)?;
+        if taken && self.timers.persist.is_none() {
+            self.arm_persist(now);
+        }
+        Ok(taken)
+    }
+
+    /// A `snapshot` answer. `reference` is its `ref`: an answer to an
+    /// earlier subscription of the stream is dropped.
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_snapshot`].
+    pub fn handle_snapshot(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        seq: Seq,
+        epoch: Epoch,
+        state: P,
+        reference: Option<&str>,
+    ) -> Result<(), Error> {
+        if !self.answers(stream, reference) {
+            return Ok(());
+        }
+        let result = self.seq.handle_snapshot(now, stream, seq, epoch, state);
+        self.arm_persist(now);
+        self.after(now);
+        result
+    }
+
+    /// A `subscribed` answer.
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_subscribed`].
+    pub fn handle_subscribed(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        epoch: Epoch,
+        head: Seq,
+        reference: Option<&str>,
+    ) -> Result<(), Error> {
+        if !self.answers(stream, reference) {
+            return Ok(());
+        }
+        let result = self.seq.handle_subscribed(now, stream, epoch, head);
+        self.after(now);
+        result
+    }
+
+    /// A `history` answer covering `range`, counted in the history counters
+    /// (its bytes only when it comes through
+    /// [`handle_input`](Self::handle_input), which knows them).
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_history`].
+    pub fn handle_history(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        range: SeqRange,
+        epoch: Option<Epoch>,
+        messages: Vec<(Seq, P)>,
+        reference: Option<&str>,
+    ) -> Result<(), Error> {
+        self.count_history(messages.len());
+        if !self.answers(stream, reference) {
+            return Ok(());
+        }
+        let before = self.seq.stats(stream).map_or(0, |s| s.duplicates);
+        let result = self.seq.handle_history(now, stream, range, epoch, messages);
+        let after = self.seq.stats(stream).map_or(0, |s| s.duplicates);
+        self.stats.history_duplicates += after.saturating_sub(before);
+        self.arm_persist(now);
+        self.after(now);
+        result
+    }
+
+    /// One stream's entry of a `head` heartbeat.
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_head`].
+    pub fn handle_head(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        head: Seq,
+        epoch: Option<Epoch>,
+    ) -> Result<(), Error> {
+        let result = self.seq.handle_head(now, stream, head, epoch);
+        self.after(now);
+        result
+    }
+
+    /// A `reset` frame.
+    ///
+    /// # Errors
+    /// As [`Sequencer::handle_reset`].
+    pub fn handle_reset(
+        &mut self,
+        now: Millis,
+        stream: StreamId,
+        reason: ResetReason,
+        earliest: Option<Seq>,
+        reference: Option<&str>,
+    ) -> Result<(), Error> {
+        if !self.answers(stream, reference) {
+            return Ok(());
+        }
+        let result = self.seq.handle_reset(now, stream, reason, earliest);
+        self.after(now);
+        result
+    }
+
+    /// An `error` frame. Its `ref` says what it is about: a request of a
+    /// stream's current subscription (reported as
+    /// [`SessionEvent::Refused`]; the request is retried on its timeout), a
+    /// pending publish (`rate_limited` and `internal` are sent again with
+    /// the same id after a backoff; other codes fail it), or a stream by
+    /// name (a server that does not echo `ref`). Anything else is reported
+    /// as [`SessionEvent::ServerError`].
+    pub fn handle_error(
+        &mut self,
+        now: Millis,
+        code: ErrorCode,
+        message: &str,
+        reference: Option<&str>,
+    ) {
+        if self.is_closed() {
+            return;
+        }
+        let Some(reference) = reference else {
+            self.events.push_back(SessionEvent::ServerError {
+                code,
+                message: message.to_string(),
+            });
+            return;
+        };
+        if let Some(id) = parse_stream_ref(reference) {
+            if self.seq.stream_name(id).is_some() {
+                self.refused(id, code, message);
+            } else {
+                self.stats.stale_answers += 1;
+            }
+        } else if let Some(publish) = self.publishes.find(reference) {
+            self.publish_refused(now, publish, code, message);
+        } else if let Some(id) = self.seq.stream_id(reference) {
+            self.refused(id, code, message);
+        } else {
+            self.events.push_back(SessionEvent::ServerError {
+                code,
+                message: message.to_string(),
+            });
+        }
+        self.after(now);
+    }
+
+    /// Whether an answer with `reference` belongs to the stream's current
+    /// subscription. Answers without one are matched by stream alone.
+    pub(super) fn answers(&mut self, stream: StreamId, reference: Option<&str>) -> bool {
+        match reference {
+            None => true,
+            Some(text) if parse_stream_ref(text) == Some(stream) => true,
+            Some(_) => {
+                self.stats.stale_answers += 1;
+                false
+            }
+        }
+    }
+
+    pub(super) fn refused(&mut self, stream: StreamId, code: ErrorCode, message: &str) {
+        self.stats.refused_requests += 1;
+        self.events.push_back(SessionEvent::Refused {
+            stream,
+            code,
+            message: message.to_string(),
+        });
     }
 }
