@@ -205,12 +205,13 @@ impl<P> Session<P> {
 }
 
 /// What each frame does, once routed; public for tests and for shells
-/// with a path of their own (the browser's in-order fast path).
+/// with a path of their own (the browser's in-order fast path and its
+/// routing, a foreign server's adapter).
 impl<P> Session<P> {
     /// A frame of `bytes` bytes arrived on the open connection: counted, and
     /// the peer is alive. [`handle_input`](Self::handle_input) does this for
     /// every frame it is given; call it only for a frame that takes another
-    /// path (the browser's in-order fast path).
+    /// path (the browser's, a foreign server's adapter).
     #[inline]
     pub fn handle_received(&mut self, now: Millis, bytes: usize) {
         self.stats.frames += 1;
