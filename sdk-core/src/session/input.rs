@@ -230,7 +230,7 @@ impl<P> Session<P> {
     /// A live message.
     ///
     /// # Errors
-    /// As [`Sequencer::handle_message`]; the session is unchanged.
+    /// As [`Sequencer::handle_message`](crate::Sequencer::handle_message); the session is unchanged.
     pub fn handle_message(
         &mut self,
         now: Millis,
@@ -245,12 +245,12 @@ impl<P> Session<P> {
         result
     }
 
-    /// The hot path: as [`Sequencer::handle_message_direct`], an in-order
+    /// The hot path: as [`Sequencer::handle_message_direct`](crate::Sequencer::handle_message_direct), an in-order
     /// message with nothing queued comes straight back as `Ok(Some(payload))`
     /// to be delivered now as `seq`.
     ///
     /// # Errors
-    /// As [`Sequencer::handle_message`].
+    /// As [`Sequencer::handle_message`](crate::Sequencer::handle_message).
     #[inline]
     pub fn handle_message_direct(
         &mut self,
@@ -272,13 +272,13 @@ impl<P> Session<P> {
         result
     }
 
-    /// As [`Sequencer::handle_message_in_order`]: `Ok(true)` when `seq` is
+    /// As [`Sequencer::handle_message_in_order`](crate::Sequencer::handle_message_in_order): `Ok(true)` when `seq` is
     /// delivered now with the payload the caller kept; `Ok(false)` when
     /// nothing happened and the message goes to
     /// [`handle_message`](Self::handle_message).
     ///
     /// # Errors
-    /// As [`Sequencer::handle_message`].
+    /// As [`Sequencer::handle_message`](crate::Sequencer::handle_message).
     #[inline]
     pub fn handle_message_in_order(
         &mut self,
@@ -298,7 +298,7 @@ impl<P> Session<P> {
     /// earlier subscription of the stream is dropped.
     ///
     /// # Errors
-    /// As [`Sequencer::handle_snapshot`].
+    /// As [`Sequencer::handle_snapshot`](crate::Sequencer::handle_snapshot).
     pub fn handle_snapshot(
         &mut self,
         now: Millis,
@@ -320,7 +320,7 @@ impl<P> Session<P> {
     /// A `subscribed` answer.
     ///
     /// # Errors
-    /// As [`Sequencer::handle_subscribed`].
+    /// As [`Sequencer::handle_subscribed`](crate::Sequencer::handle_subscribed).
     pub fn handle_subscribed(
         &mut self,
         now: Millis,
@@ -342,7 +342,7 @@ impl<P> Session<P> {
     /// [`handle_input`](Self::handle_input), which knows them).
     ///
     /// # Errors
-    /// As [`Sequencer::handle_history`].
+    /// As [`Sequencer::handle_history`](crate::Sequencer::handle_history).
     pub fn handle_history(
         &mut self,
         now: Millis,
@@ -368,7 +368,7 @@ impl<P> Session<P> {
     /// One stream's entry of a `head` heartbeat.
     ///
     /// # Errors
-    /// As [`Sequencer::handle_head`].
+    /// As [`Sequencer::handle_head`](crate::Sequencer::handle_head).
     pub fn handle_head(
         &mut self,
         now: Millis,
@@ -384,7 +384,7 @@ impl<P> Session<P> {
     /// A `reset` frame.
     ///
     /// # Errors
-    /// As [`Sequencer::handle_reset`].
+    /// As [`Sequencer::handle_reset`](crate::Sequencer::handle_reset).
     pub fn handle_reset(
         &mut self,
         now: Millis,
