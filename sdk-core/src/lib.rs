@@ -80,11 +80,19 @@
 //!   machine (`stream.rs`) holds every rule of the contract; the reorder ring
 //!   (`ring.rs`) buffers messages ahead of a gap; `timers.rs` keeps the
 //!   deadlines.
-//! - [`Session`] (`session.rs`) is the connection policy; `publish.rs` its
-//!   pending publishes, `rng.rs` its seeded randomness.
-//! - [`protocol`]: error codes, request references and the encoder of client
-//!   frames in every build; with the feature `json` (on by default) the serde
-//!   types of every v1 frame and their parsers.
+//! - [`Session`] (`session.rs` and `session/`) is the whole client:
+//!   `session/input.rs` the one inbound path ([`Session::handle_input`]
+//!   decides what every server frame means), `session/connection.rs` the
+//!   connection policy, `session/publishes.rs` and `publish.rs` publishes,
+//!   `session/positions.rs` resume positions, `session/events.rs` what it
+//!   asks of its shell and tells the application; `rng.rs` its seeded
+//!   randomness. The sequencer's own events and requests (`event.rs`) know
+//!   nothing of the session's.
+//! - [`protocol`]: error codes, request references, the encoder of client
+//!   frames and [`InboundFrame`](protocol::InboundFrame) (a server frame's
+//!   members judged once, whichever shell read them) in every build; with
+//!   the feature `json` (on by default) the serde types of every v1 frame
+//!   and their parsers.
 //! - [`Config`], [`Error`], [`Event`], [`Request`], [`StreamStats`].
 #![forbid(unsafe_code)]
 
@@ -105,13 +113,12 @@ pub mod types;
 
 pub use config::{Config, SessionConfig};
 pub use error::Error;
-pub use event::{
-    CloseReason, ConnId, Event, PublishError, Request, ResetReason, SessionEvent, StalledRequest,
-    StreamPhase, Transmit,
-};
+pub use event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
 pub use publish::PublishId;
 pub use sequencer::{Sequencer, SubscribeOptions, idle_stream_bytes};
-pub use session::{Session, SessionStats};
+pub use session::{
+    CloseReason, ConnId, Input, PublishError, Session, SessionEvent, SessionStats, Transmit,
+};
 pub use stats::StreamStats;
 pub use types::{
     DeliveryMode, Epoch, MAX_SEQ, Millis, Seq, SeqRange, StartAt, StreamId, StreamName,

@@ -3,6 +3,16 @@
 //! and carries out what the session asks (open, send, close). Every
 //! decision about the connection is the session's.
 
+mod connection;
+mod foreign;
+mod input;
+mod positions;
+mod publishes;
+
+use connection::{Dialer, Open, attempt, close, next_frame};
+use foreign::{CONCURRENT_FETCHES, Fetched, Foreign};
+use positions::wait_saved;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,9 +22,9 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use seqsync_core::adapter::{FetchAnswer, FetchId, ForeignRequest, HttpRequest, Outbound};
-use seqsync_core::protocol::{ErrorCode, RawServerFrame, encode, parse_server_frame_raw};
+use seqsync_core::protocol::{encode, parse_server_frame_raw};
 use seqsync_core::{
-    CloseReason, ConnId, Millis, PublishError, PublishId, ResetReason, Seq, Session, SessionEvent,
+    CloseReason, ConnId, Input, Millis, PublishError, PublishId, Seq, Session, SessionEvent,
     StreamId, StreamName, StreamStats, SubscribeOptions, Transmit,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -78,13 +88,6 @@ struct Outlet {
 /// Most events handed to a subscription at once.
 const EVENT_BATCH: usize = 256;
 
-/// The open socket, split.
-struct Open {
-    conn: ConnId,
-    sink: SplitSink<Socket, Message>,
-    stream: SplitStream<Socket>,
-}
-
 /// What woke the task.
 enum Wake {
     Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
@@ -93,23 +96,6 @@ enum Wake {
     Timer,
     Saved(Result<std::io::Result<()>, tokio::task::JoinError>),
     Fetched(Option<Fetched>),
-}
-
-/// An HTTP answer from a foreign server: what it answers, and the status
-/// and body, or why there is none.
-type Fetched = (FetchId, ForeignRequest, Result<(u16, Frame), String>);
-
-/// HTTP requests to a foreign server run at most this many at once.
-const CONCURRENT_FETCHES: usize = 8;
-
-/// A foreign server: its adapter, and the HTTP client its requests use.
-struct Foreign {
-    adapter: Arc<dyn Adapter>,
-    http: reqwest::Client,
-    fetch_timeout: Duration,
-    max_answer_bytes: usize,
-    permits: Arc<tokio::sync::Semaphore>,
-    answers: mpsc::UnboundedSender<Fetched>,
 }
 
 pub(crate) struct Driver {
@@ -307,9 +293,9 @@ impl Driver {
                     Ok(socket) => {
                         let (sink, stream) = (*socket).split();
                         self.open = Some(Open { conn, sink, stream });
-                        self.session.handle_opened(now, conn);
+                        let _ = self.session.handle_input(now, Input::Opened { conn });
                     }
-                    Err(reason) => self.session.handle_closed(now, conn, &reason),
+                    Err(reason) => self.closed(now, conn, &reason),
                 }
             }
             Wake::Command(Some(command)) => self.on_command(command),
@@ -320,7 +306,7 @@ impl Driver {
             }
             Wake::Timer => {
                 let now = self.now();
-                self.session.handle_timeout(now);
+                let _ = self.session.handle_input(now, Input::Timeout);
             }
             Wake::Fetched(Some((id, request, result))) => {
                 let now = self.now();
@@ -353,205 +339,6 @@ impl Driver {
                     Ok(Err(error)) => warn!(%error, "resume positions could not be saved"),
                     Err(error) => warn!(%error, "saving resume positions failed"),
                 }
-            }
-        }
-    }
-
-    /// One frame from the socket; false when the connection ended.
-    fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) -> bool {
-        let now = self.now();
-        let Some(conn) = self.open.as_ref().map(|o| o.conn) else {
-            return false;
-        };
-        let ended = match frame {
-            Some(Ok(Message::Text(text))) => {
-                self.on_text(now, text);
-                None
-            }
-            Some(Ok(Message::Binary(data))) => {
-                self.session.handle_received(now, data.len());
-                self.session.handle_bad_frame(now);
-                None
-            }
-            Some(Ok(Message::Close(frame))) => Some(match frame {
-                Some(f) => format!("closed by the server ({}: {})", u16::from(f.code), f.reason),
-                None => "closed by the server".to_string(),
-            }),
-            Some(Ok(_)) => None,
-            Some(Err(error)) => Some(error.to_string()),
-            None => Some("connection ended".to_string()),
-        };
-        match ended {
-            Some(reason) => {
-                self.open = None;
-                self.session.handle_closed(now, conn, &reason);
-                false
-            }
-            None => true,
-        }
-    }
-
-    fn on_text(&mut self, now: Millis, text: Utf8Bytes) {
-        self.session.handle_received(now, text.len());
-        if let Some(foreign) = &self.foreign {
-            let frame = Frame::new(text);
-            let result = match foreign.adapter.read(&frame) {
-                Inbound::Message {
-                    stream,
-                    seq,
-                    epoch,
-                    payload,
-                } => self
-                    .session
-                    .handle_foreign_message(now, &stream, seq, epoch, payload),
-                Inbound::Heartbeat { stream, seq, epoch } => {
-                    self.session.handle_foreign_head(now, &stream, seq, epoch)
-                }
-                Inbound::Ignore => Ok(()),
-                Inbound::Bad(reason) => {
-                    self.session.handle_bad_frame(now);
-                    warn!(%reason, "frame dropped");
-                    Ok(())
-                }
-            };
-            if let Err(error) = result {
-                self.session.handle_bad_frame(now);
-                warn!(%error, "frame dropped");
-            }
-            return;
-        }
-        let result = match parse_server_frame_raw(text.as_str(), self.max_frame_bytes) {
-            // The hot path: a message's payload takes the frame itself
-            // along, without even a reference count.
-            Ok(RawServerFrame::Msg {
-                stream,
-                seq,
-                epoch,
-                data,
-            }) => match self.session.stream_id(&stream) {
-                Some(id) => {
-                    let range = Payload::range(&text, data);
-                    let payload = Payload::from_frame(text, range);
-                    self.session.handle_message(now, id, seq, epoch, payload)
-                }
-                None => Ok(()),
-            },
-            Ok(frame) => self.feed(now, &text, frame),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = result {
-            self.session.handle_bad_frame(now);
-            warn!(%error, "frame dropped");
-        }
-    }
-
-    /// Hands one frame to the session, payloads as slices of `text`.
-    /// Frames for streams not subscribed (late after an unsubscribe) are
-    /// ignored.
-    fn feed(
-        &mut self,
-        now: Millis,
-        text: &Utf8Bytes,
-        frame: RawServerFrame<'_>,
-    ) -> Result<(), seqsync_core::Error> {
-        let session = &mut self.session;
-        match frame {
-            RawServerFrame::Msg {
-                stream,
-                seq,
-                epoch,
-                data,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let payload = Payload::from_frame(text.clone(), Payload::range(text, data));
-                    session.handle_message(now, id, seq, epoch, payload)
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Snapshot {
-                stream,
-                seq,
-                epoch,
-                state,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let state = Payload::from_frame(text.clone(), Payload::range(text, state));
-                    session.handle_snapshot(now, id, seq, epoch, state, reference.as_deref())
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Subscribed {
-                stream,
-                epoch,
-                head,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => session.handle_subscribed(now, id, epoch, head, reference.as_deref()),
-                None => Ok(()),
-            },
-            RawServerFrame::History {
-                stream,
-                range,
-                epoch,
-                messages,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let messages = messages
-                        .into_iter()
-                        .map(|(seq, data)| {
-                            (
-                                seq,
-                                Payload::from_frame(text.clone(), Payload::range(text, data)),
-                            )
-                        })
-                        .collect();
-                    session.handle_history(now, id, range, epoch, messages, reference.as_deref())
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Head { heads } => {
-                let mut result = Ok(());
-                for (stream, seq, epoch) in heads {
-                    if let Some(id) = session.stream_id(&stream) {
-                        result = result.and(session.handle_head(now, id, seq, Some(epoch)));
-                    }
-                }
-                result
-            }
-            RawServerFrame::Reset {
-                stream,
-                reason,
-                earliest,
-                reference,
-            } => match session.stream_id(&stream) {
-                Some(id) => {
-                    let reason = ResetReason::from_wire(&reason);
-                    session.handle_reset(now, id, reason, earliest, reference.as_deref())
-                }
-                None => Ok(()),
-            },
-            RawServerFrame::Ack { id, stream, seq } => {
-                session.handle_ack(now, &id, &stream, seq);
-                Ok(())
-            }
-            RawServerFrame::Error {
-                code,
-                message,
-                reference,
-            } => {
-                let known = ErrorCode::from_wire(&code);
-                let message = if known == ErrorCode::Unknown {
-                    format!("{code}: {message}")
-                } else {
-                    message.into_owned()
-                };
-                session.handle_error(now, known, &message, reference.as_deref());
-                Ok(())
             }
         }
     }
@@ -658,77 +445,6 @@ impl Driver {
                 }
             }
         }
-    }
-
-    /// Carries out one request to a foreign server: a frame goes to the
-    /// outbox, an HTTP request runs on its own task and its answer comes
-    /// back as `Wake::Fetched`. Every request with an id is answered once.
-    fn foreign_request(&mut self, id: Option<FetchId>, request: ForeignRequest) {
-        let Some(foreign) = &self.foreign else {
-            return;
-        };
-        let now = self.now();
-        match foreign.adapter.request(&request) {
-            Outbound::Frame(text) => {
-                self.outbox.push(text);
-                if let Some(id) = id {
-                    self.session.handle_fetched(now, id, 0, FetchAnswer::Sent);
-                }
-            }
-            Outbound::Http(http) => {
-                let client = foreign.http.clone();
-                let (limit, max) = (foreign.fetch_timeout, foreign.max_answer_bytes);
-                let permits = foreign.permits.clone();
-                let answers = foreign.answers.clone();
-                tokio::spawn(async move {
-                    let _permit = permits.acquire_owned().await;
-                    let result = fetch(client, http, limit, max).await;
-                    // A subscribe or unsubscribe over HTTP: nobody waits.
-                    if let Some(id) = id {
-                        let _ = answers.send((id, request, result));
-                    }
-                });
-            }
-            Outbound::Nothing => {
-                if let Some(id) = id {
-                    let answer = FetchAnswer::Failed {
-                        reason: "the adapter cannot carry this request out".into(),
-                        status: None,
-                    };
-                    self.session.handle_fetched(now, id, 0, answer);
-                }
-            }
-        }
-    }
-
-    /// Writes the outbox to the open socket; false when that ended the
-    /// connection. A write that fails, or blocks longer than the heartbeat
-    /// timeout, ends it.
-    async fn flush(&mut self) -> bool {
-        if self.outbox.is_empty() {
-            return true;
-        }
-        let frames = std::mem::take(&mut self.outbox);
-        let limit = Duration::from_millis(self.session.config().heartbeat_timeout_ms.max(1));
-        let Some(open) = self.open.as_mut() else {
-            return true;
-        };
-        let send = async {
-            for text in frames {
-                open.sink.feed(Message::text(text)).await?;
-            }
-            open.sink.flush().await
-        };
-        let failure = match timeout(limit, send).await {
-            Ok(Ok(())) => return true,
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => "send blocked longer than the heartbeat timeout".to_string(),
-        };
-        let conn = open.conn;
-        self.open = None;
-        let now = self.now();
-        self.session.handle_closed(now, conn, &failure);
-        false
     }
 
     /// Hands the session's events to whoever waits for them. Waits when a
@@ -848,37 +564,6 @@ impl Driver {
         }
     }
 
-    fn publish_failed(&mut self, publish: PublishId, error: PublishError) {
-        let Some((id, reply)) = self.publishes.remove(&publish.to_raw()) else {
-            return;
-        };
-        let error = match error {
-            PublishError::Refused { code, message } => {
-                ClientError::PublishRejected { code, message }
-            }
-            PublishError::TimedOut => ClientError::PublishTimeout { id },
-            PublishError::Closed => ClientError::Closed,
-            PublishError::Failed { reason, status } => {
-                ClientError::PublishFailed { reason, status }
-            }
-        };
-        let _ = reply.send(Err(error));
-    }
-
-    /// Starts writing the positions if they changed and no write is under
-    /// way; the next change after a write starts the next.
-    fn save_positions(&mut self) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        if !self.positions_dirty || self.saving.is_some() {
-            return;
-        }
-        self.positions_dirty = false;
-        let positions = self.positions.clone();
-        self.saving = Some(tokio::task::spawn_blocking(move || store.save(&positions)));
-    }
-
     fn endpoint(&self, index: usize) -> String {
         self.endpoints.get(index).cloned().unwrap_or_default()
     }
@@ -901,139 +586,6 @@ impl Driver {
 /// Frames handled in a row before the timer and commands get a turn.
 const FRAME_BATCH: usize = 256;
 
-/// What a connection attempt needs besides its URL.
-struct Dialer {
-    tls: Arc<rustls::ClientConfig>,
-    tokens: Option<TokenSource>,
-    max_frame_bytes: usize,
-}
-
-impl Dialer {
-    /// Opens a WebSocket to `endpoint`: to `url` (the session's, with the
-    /// configured token), or with a token fetched now when there is a
-    /// provider. A failure says why in words.
-    async fn dial(self: Arc<Self>, endpoint: String, url: String) -> Result<Socket, String> {
-        let url = match &self.tokens {
-            Some(tokens) => {
-                let token = tokens
-                    .0
-                    .token()
-                    .await
-                    .map_err(|e| format!("no token: {e}"))?;
-                encode::connect_url(&endpoint, Some(&token))
-            }
-            None => url,
-        };
-        // The socket refuses frames above the limit before buffering them.
-        let limits = WebSocketConfig::default()
-            .max_message_size(Some(self.max_frame_bytes))
-            .max_frame_size(Some(self.max_frame_bytes));
-        let connector = Connector::Rustls(self.tls.clone());
-        match tokio_tungstenite::connect_async_tls_with_config(
-            url,
-            Some(limits),
-            true,
-            Some(connector),
-        )
-        .await
-        {
-            Ok((socket, _)) => Ok(socket),
-            Err(error) => Err(error.to_string()),
-        }
-    }
-}
-
-async fn close(sink: &mut SplitSink<Socket, Message>, code: u16, reason: &'static str) {
-    let frame = tokio_tungstenite::tungstenite::protocol::CloseFrame {
-        code: code.into(),
-        reason: reason.into(),
-    };
-    // Best effort: a dead peer does not get to hold the task.
-    let _ = timeout(
-        Duration::from_millis(500),
-        sink.send(Message::Close(Some(frame))),
-    )
-    .await;
-}
-
-async fn next_frame(
-    stream: Option<&mut SplitStream<Socket>>,
-) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
-    match stream {
-        Some(stream) => stream.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn attempt(
-    connecting: Option<&mut (ConnId, Connecting)>,
-) -> (ConnId, Result<Socket, String>) {
-    match connecting {
-        Some((conn, future)) => (*conn, future.await),
-        None => std::future::pending().await,
-    }
-}
-
-async fn wait_saved(
-    saving: Option<&mut JoinHandle<std::io::Result<()>>>,
-) -> Result<std::io::Result<()>, tokio::task::JoinError> {
-    match saving {
-        Some(handle) => handle.await,
-        None => std::future::pending().await,
-    }
-}
-
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
-/// One HTTP request to a foreign server, its answer read up to `max` bytes
-/// within `limit`.
-async fn fetch(
-    client: reqwest::Client,
-    request: HttpRequest,
-    limit: Duration,
-    max: usize,
-) -> Result<(u16, Frame), String> {
-    let method = reqwest::Method::from_bytes(request.method.as_bytes())
-        .map_err(|e| format!("method {}: {e}", request.method))?;
-    let mut builder = client.request(method, &request.url);
-    for (name, value) in request.headers {
-        builder = builder.header(name, value);
-    }
-    if let Some(body) = request.body {
-        builder = builder.body(body);
-    }
-    let read = async {
-        let mut response = builder.send().await.map_err(|e| error_chain(&e))?;
-        let status = response.status().as_u16();
-        if response.content_length().is_some_and(|n| n > max as u64) {
-            return Err(format!("the answer is larger than {max} bytes"));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-            if body.len() + chunk.len() > max {
-                return Err(format!("the answer is larger than {max} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let text = String::from_utf8(body).map_err(|_| "the answer is not UTF-8".to_string())?;
-        Ok((status, Frame::new(text)))
-    };
-    match timeout(limit, read).await {
-        Ok(result) => result,
-        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
-    }
-}
-
-/// An error with its causes, in one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

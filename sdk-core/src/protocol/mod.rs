@@ -26,9 +26,11 @@
 pub mod encode;
 #[cfg(feature = "json")]
 mod frames;
+mod inbound;
 #[cfg(feature = "json")]
 mod raw;
 
+pub use inbound::{Fields, HeadMembers, InboundFrame};
 #[cfg(feature = "json")]
 pub use raw::{RawServerFrame, parse_server_frame_raw};
 
@@ -185,6 +187,37 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The message reported for an `error` frame whose code this version does
+/// not know ([`ErrorCode::Unknown`]): the code as the server wrote it, then
+/// its message, as `"<code>: <message>"`, so that nothing the server said
+/// is lost.
+pub(crate) fn join_unknown_code(code: &str, message: &str) -> String {
+    let mut text = String::with_capacity(code.len() + 2 + message.len());
+    text.push_str(code);
+    text.push_str(": ");
+    text.push_str(message);
+    text
+}
+
+/// The code and the message of an [`ErrorCode::Unknown`] report, for a
+/// shell that shows the code on its own (the browser package passes it on
+/// as the server wrote it). A message without the prefix gives `"unknown"`.
+///
+/// ```
+/// use seqsync_core::protocol::split_unknown_code;
+/// assert_eq!(split_unknown_code("quota_exceeded: slow down"), ("quota_exceeded", "slow down"));
+/// assert_eq!(split_unknown_code("no prefix"), ("unknown", "no prefix"));
+/// ```
+pub fn split_unknown_code(message: &str) -> (&str, &str) {
+    // `get` rather than `split_once`: a slice that panics would bring
+    // `core::fmt` and its Unicode tables into the browser build (10 KB).
+    let at = message.as_bytes().windows(2).position(|w| w == b": ");
+    match at.and_then(|i| Some((message.get(..i)?, message.get(i + 2..)?))) {
+        Some(parts) => parts,
+        None => (ErrorCode::Unknown.as_str(), message),
     }
 }
 

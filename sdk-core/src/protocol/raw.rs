@@ -6,8 +6,10 @@
 //!
 //! [`ServerFrame`](super::ServerFrame) is internally tagged, so serde
 //! buffers its members and cannot lend out raw slices; here every member of
-//! every frame type is read in one pass into one table of optional fields,
-//! and the frame's `type` then says which are required.
+//! every frame type is read in one pass into one table of optional fields
+//! ([`Fields`]), and the core's [`InboundFrame::from_fields`] then says
+//! which the frame's `type` requires, as it does for the browser's
+//! `JSON.parse`.
 //!
 //! ```
 //! use seqsync_core::protocol::{parse_server_frame_raw, RawServerFrame};
@@ -28,95 +30,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::inbound::{Fields, InboundFrame};
 use crate::error::Error;
-use crate::types::{Epoch, MAX_SEQ, Seq, SeqRange};
 
-/// One server frame, borrowing from its text.
-#[derive(Debug, Clone)]
-pub enum RawServerFrame<'a> {
-    /// A live message.
-    Msg {
-        /// The stream.
-        stream: Cow<'a, str>,
-        /// Its seq (at least 1).
-        seq: Seq,
-        /// The log's epoch, when the frame has one.
-        epoch: Option<Epoch>,
-        /// The payload's JSON text.
-        data: &'a RawValue,
-    },
-    /// The stream's state at `seq`.
-    Snapshot {
-        /// The stream.
-        stream: Cow<'a, str>,
-        /// Last seq folded into the state.
-        seq: Seq,
-        /// The log's epoch.
-        epoch: Epoch,
-        /// The state's JSON text.
-        state: &'a RawValue,
-        /// The `ref` of the request this answers.
-        reference: Option<Cow<'a, str>>,
-    },
-    /// The answer to a resuming subscribe.
-    Subscribed {
-        /// The stream.
-        stream: Cow<'a, str>,
-        /// The log's epoch.
-        epoch: Epoch,
-        /// The head when the subscription was registered.
-        head: Seq,
-        /// The `ref` of the request this answers.
-        reference: Option<Cow<'a, str>>,
-    },
-    /// A history answer covering `range`.
-    History {
-        /// The stream.
-        stream: Cow<'a, str>,
-        /// The covered range.
-        range: SeqRange,
-        /// The log's epoch, when the frame has one.
-        epoch: Option<Epoch>,
-        /// The messages, each with its payload's JSON text.
-        messages: Vec<(Seq, &'a RawValue)>,
-        /// The `ref` of the request this answers.
-        reference: Option<Cow<'a, str>>,
-    },
-    /// A heartbeat: each stream's head and epoch.
-    Head {
-        /// Per stream.
-        heads: Vec<(Cow<'a, str>, Seq, Epoch)>,
-    },
-    /// The stream must start over from a snapshot.
-    Reset {
-        /// The stream.
-        stream: Cow<'a, str>,
-        /// The reason as sent.
-        reason: Cow<'a, str>,
-        /// The earliest seq still held, when sent.
-        earliest: Option<Seq>,
-        /// The `ref` of the request this answers.
-        reference: Option<Cow<'a, str>>,
-    },
-    /// A publish was stored.
-    Ack {
-        /// The publish's id.
-        id: Cow<'a, str>,
-        /// The stream.
-        stream: Cow<'a, str>,
-        /// The seq it got.
-        seq: Seq,
-    },
-    /// A refusal.
-    Error {
-        /// The code as sent.
-        code: Cow<'a, str>,
-        /// The explanation.
-        message: Cow<'a, str>,
-        /// What it is about, when the server said.
-        reference: Option<Cow<'a, str>>,
-    },
-}
+/// One server frame, borrowing from its text: payloads are slices of it.
+pub type RawServerFrame<'a> = InboundFrame<'a, &'a RawValue>;
 
 /// Every member any server frame has, each optional; filled in one pass.
 #[derive(Deserialize)]
@@ -188,70 +106,35 @@ pub fn parse_server_frame_raw(text: &str, max_bytes: usize) -> Result<RawServerF
     let m: Members<'_> = serde_json::from_str(text).map_err(|e| Error::MalformedFrame {
         reason: e.to_string(),
     })?;
-    let frame = match &*m.kind {
-        "msg" => RawServerFrame::Msg {
-            stream: need(m.stream, "stream")?,
-            seq: message_seq(need(m.seq, "seq")?)?,
-            epoch: m.epoch.map(epoch).transpose()?,
-            data: need(m.data, "data")?,
-        },
-        "snapshot" => RawServerFrame::Snapshot {
-            stream: need(m.stream, "stream")?,
-            seq: Seq::new(need(m.seq, "seq")?)?,
-            epoch: epoch(need(m.epoch, "epoch")?)?,
-            state: need(m.state, "state")?,
-            reference: m.reference,
-        },
-        "subscribed" => RawServerFrame::Subscribed {
-            stream: need(m.stream, "stream")?,
-            epoch: epoch(need(m.epoch, "epoch")?)?,
-            head: Seq::new(need(m.head, "head")?)?,
-            reference: m.reference,
-        },
-        "history" => {
-            let items = need(m.messages, "messages")?;
-            let mut messages = Vec::with_capacity(items.len());
-            for item in items {
-                messages.push((message_seq(item.seq)?, item.data));
-            }
-            RawServerFrame::History {
-                stream: need(m.stream, "stream")?,
-                range: SeqRange::from_u64(need(m.from, "from")?, need(m.to, "to")?)?,
-                epoch: m.epoch.map(epoch).transpose()?,
-                messages,
-                reference: m.reference,
-            }
-        }
-        "head" => {
-            let mut heads = Vec::new();
-            for (stream, head) in need(m.heads, "heads")? {
-                heads.push((stream, Seq::new(head.seq)?, epoch(head.epoch)?));
-            }
-            RawServerFrame::Head { heads }
-        }
-        "reset" => RawServerFrame::Reset {
-            stream: need(m.stream, "stream")?,
-            reason: need(m.reason, "reason")?,
-            earliest: m.earliest.map(Seq::new).transpose()?,
-            reference: m.reference,
-        },
-        "ack" => RawServerFrame::Ack {
-            id: need(m.id, "id")?,
-            stream: need(m.stream, "stream")?,
-            seq: message_seq(need(m.seq, "seq")?)?,
-        },
-        "error" => RawServerFrame::Error {
-            code: need(m.code, "code")?,
-            message: need(m.message, "message")?,
-            reference: m.reference,
-        },
-        other => {
-            return Err(Error::UnknownFrameType {
-                kind: other.chars().take(64).collect(),
-            });
-        }
-    };
-    Ok(frame)
+    InboundFrame::from_fields(Fields {
+        kind: m.kind,
+        stream: m.stream,
+        seq: m.seq,
+        epoch: m.epoch,
+        head: m.head,
+        from: m.from,
+        to: m.to,
+        earliest: m.earliest,
+        data: m.data,
+        state: m.state,
+        messages: m.messages.map(|items| {
+            items
+                .into_iter()
+                .map(|i| (Some(i.seq), Some(i.data)))
+                .collect()
+        }),
+        heads: m.heads.map(|heads| {
+            heads
+                .into_iter()
+                .map(|(name, h)| (name, Some(h.seq), Some(h.epoch)))
+                .collect()
+        }),
+        reason: m.reason,
+        id: m.id,
+        code: m.code,
+        message: m.message,
+        reference: m.reference,
+    })
 }
 
 /// A text member, borrowed from the frame unless it has escapes (serde's
@@ -285,26 +168,10 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
     <&'de RawValue>::deserialize(d).map(Some)
 }
 
-fn need<T>(member: Option<T>, name: &'static str) -> Result<T, Error> {
-    member.ok_or_else(|| Error::MalformedFrame {
-        reason: format!("missing member `{name}`"),
-    })
-}
-
-fn message_seq(value: u64) -> Result<Seq, Error> {
-    Seq::message(value)
-}
-
-fn epoch(value: u64) -> Result<Epoch, Error> {
-    if value > MAX_SEQ {
-        return Err(Error::EpochOutOfRange { epoch: value });
-    }
-    Ok(Epoch(value))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::SeqRange;
 
     #[test]
     fn every_frame_type_parses_with_its_payloads_borrowed() {

@@ -20,10 +20,12 @@
 
 use std::collections::HashMap;
 
-use super::{LinkState, Session};
+use super::Session;
+use super::connection::LinkState;
+use super::events::{PublishError, SessionEvent, Transmit};
 use crate::adapter::{FetchAnswer, FetchId, ForeignRequest, Plan, Start};
 use crate::error::Error;
-use crate::event::{PublishError, Request, ResetReason, SessionEvent, Transmit};
+use crate::event::{Request, ResetReason};
 use crate::publish::PublishId;
 use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId, StreamName};
 
