@@ -400,6 +400,18 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
     assert!(reached.is_ok(), "latest value reached");
     let stats = reader.stats().await.expect("stats");
     assert_eq!(stats.history_frames, 0, "latest mode never fetches history");
+    // The faults reached the stream: repeats and messages that came after a
+    // newer one were dropped as not newer (Latest counts both as dropped),
+    // and what was lost or overtaken was never waited for.
+    let stream = reader.stream_stats("cursor").await.expect("stream stats");
+    assert!(
+        stream.dropped > 0,
+        "repeats and older after newer came and were dropped: {stream:?}"
+    );
+    assert!(
+        stream.delivered < last,
+        "lost and overtaken messages were never waited for: {stream:?}"
+    );
     reader.close().await;
     writer.close().await;
 }
