@@ -43,27 +43,18 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut out = Args {
-        connections: 10_000,
-        streams: 100,
-        external: None,
+    let external = match (
+        bench_common::flag::<String>("--external"),
+        bench_common::flag::<String>("--pid"),
+    ) {
+        (Some(url), Some(pid)) => Some((url, pid.parse().expect("--pid"))),
+        _ => None,
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
-    if let Some(n) = value("--connections").and_then(|v| v.parse().ok()) {
-        out.connections = n;
+    Args {
+        connections: bench_common::flag("--connections").unwrap_or(10_000),
+        streams: bench_common::flag("--streams").unwrap_or(100),
+        external,
     }
-    if let Some(n) = value("--streams").and_then(|v| v.parse().ok()) {
-        out.streams = n;
-    }
-    if let (Some(url), Some(pid)) = (value("--external"), value("--pid")) {
-        out.external = Some((url.clone(), pid.parse().expect("--pid")));
-    }
-    out
 }
 
 /// What one server measured.

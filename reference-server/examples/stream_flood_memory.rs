@@ -39,27 +39,11 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut out = Args {
-        addresses: 1,
-        connections: 100,
-        names: 1000,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-    };
-    if let Some(n) = value("--addresses").and_then(|v| v.parse().ok()) {
-        out.addresses = n;
+    Args {
+        addresses: bench_common::flag("--addresses").unwrap_or(1),
+        connections: bench_common::flag("--connections").unwrap_or(100),
+        names: bench_common::flag("--names").unwrap_or(1000),
     }
-    if let Some(n) = value("--connections").and_then(|v| v.parse().ok()) {
-        out.connections = n;
-    }
-    if let Some(n) = value("--names").and_then(|v| v.parse().ok()) {
-        out.names = n;
-    }
-    out
 }
 
 /// A WebSocket connection to `url` from the local address `from`.

@@ -78,6 +78,16 @@ impl Params {
     }
 }
 
+/// The value after `name` on the command line (`--connections 100`),
+/// parsed; `None` when the flag is absent or its value does not parse.
+pub fn flag<T: std::str::FromStr>(name: &str) -> Option<T> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+}
+
 /// Server configuration for a benchmark: the given storage, the limits of
 /// [`process::bench_server_config`] and the `--live-queue` size.
 pub fn server_config(storage: Storage, p: &Params) -> ServerConfig {

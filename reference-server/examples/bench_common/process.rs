@@ -118,17 +118,8 @@ pub fn serve_if_asked() -> bool {
         Some("holder") => Kind::Holder,
         other => panic!("--serve takes seqsync, baseline or holder, not {other:?}"),
     };
-    let live_queue = args
-        .iter()
-        .position(|a| a == "--live-queue")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4096);
-    let idle_ms = args
-        .iter()
-        .position(|a| a == "--stream-idle-ms")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok());
+    let live_queue = super::flag("--live-queue").unwrap_or(4096);
+    let idle_ms: Option<u64> = super::flag("--stream-idle-ms");
     super::runtime().block_on(async move {
         let (sub_url, pub_url, server) = match kind {
             Kind::Seqsync => {
