@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bench_common::process::{Kind, rss_kib, settle, spawn_server_with};
 use futures_util::{SinkExt, StreamExt};
+use seqsync_test_support::WsClient;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -44,22 +45,6 @@ fn args() -> Args {
         connections: bench_common::flag("--connections").unwrap_or(100),
         names: bench_common::flag("--names").unwrap_or(1000),
     }
-}
-
-/// A WebSocket connection to `url` from the local address `from`.
-async fn connect_from(url: &str, from: IpAddr) -> Ws {
-    let authority = url
-        .strip_prefix("ws://")
-        .and_then(|r| r.split('/').next())
-        .expect("a ws:// url");
-    let server: SocketAddr = authority.parse().expect("an address");
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind(SocketAddr::new(from, 0)).expect("bind");
-    let tcp = socket.connect(server).await.expect("connect");
-    tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("upgrade")
-        .0
 }
 
 /// Subscribes to every name (pipelined), then reads one answer per name;
@@ -111,7 +96,7 @@ fn main() {
                     .map(|n| format!("flood-{host}-{c}-{n}"))
                     .collect();
                 tasks.push(tokio::spawn(async move {
-                    let mut ws = connect_from(&url, from).await;
+                    let mut ws = WsClient::connect_from(&url, from).await.ws;
                     let counts = subscribe_all(&mut ws, &names).await;
                     (ws, counts)
                 }));
@@ -129,7 +114,7 @@ fn main() {
         settle(Duration::from_millis(500)).await;
         let peak = rss_kib(&pid);
         let outsider = IpAddr::V4(Ipv4Addr::new(127, 0, 0, a.addresses + 1));
-        let mut other = connect_from(&url, outsider).await;
+        let mut other = WsClient::connect_from(&url, outsider).await.ws;
         let (other_opened, _) = subscribe_all(&mut other, &["outsider".to_string()]).await;
         drop(other);
         for mut ws in held {
