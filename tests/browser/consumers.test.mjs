@@ -81,13 +81,7 @@ const result = (page) => page.evaluate(() => window.__check);
  * published as that seq (`published`, from the acks).
  */
 function assertExact(reader, from, to, published) {
-  const check = new StreamCheck('the app\'s stream', from > 1 ? { resumingAfter: from - 1 } : {});
-  const h = check.handlers();
-  for (const [kind, seq, n] of reader.events) {
-    if (kind === 'message') h.onMessage({ n }, seq);
-    else if (kind === 'snapshot') h.onSnapshot(null, seq, 0);
-    else if (kind === 'reset') h.onReset(seq, undefined);
-  }
+  const check = new StreamCheck('the app\'s stream', from > 1 ? { resumingAfter: from - 1 } : {}).replay(reader.events);
   const acked = Object.keys(published).length;
   assert.ok(acked >= to - from + 1, `every message acked (${acked})`);
   check.assertExact(to, (seq) => ({ n: published[seq] }));

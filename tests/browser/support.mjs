@@ -366,6 +366,21 @@ export class StreamCheck {
     };
   }
 
+  /**
+   * Applies a delivery log recorded elsewhere (a page, a worker), in the
+   * order it came: `['message', seq, data]`, `['snapshot', seq, epoch]`,
+   * `['reset', reason]`. Returns the checker.
+   */
+  replay(events) {
+    const h = this.handlers();
+    for (const [kind, arg, more] of events) {
+      if (kind === 'message') h.onMessage(more, arg);
+      else if (kind === 'snapshot') h.onSnapshot(null, arg, more);
+      else if (kind === 'reset') h.onReset(arg, undefined);
+    }
+    return this;
+  }
+
   message(seq, data) {
     this.#take('message', seq);
     if (this.delivered.has(seq)) this.#breach(`seq ${seq} delivered twice`);

@@ -99,3 +99,10 @@ test('a wrong payload fails assertExact', () => {
   feed(check, [['snapshot', 0], ['message', 1]]);
   assert.throws(() => check.assertExact(1, () => ({ n: 2 })), /seq 1/);
 });
+
+test('a recorded log replays through the same rules', () => {
+  const good = [['snapshot', 0, 7], ['message', 1, { n: 1 }], ['reset', 'epoch_changed'], ['snapshot', 0, 8], ['message', 1, { n: 1 }]];
+  assert.equal(new StreamCheck('s').replay(good).last, 1);
+  const repeat = [['snapshot', 0, 7], ['message', 1, { n: 1 }], ['message', 1, { n: 1 }]];
+  assert.throws(() => new StreamCheck('s').replay(repeat), /message 1 moves the position backwards from 1/);
+});

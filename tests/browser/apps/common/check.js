@@ -53,7 +53,7 @@ export function publishRange(client, stream, from, to, report) {
 
 /**
  * What a page shows the test: everything reported, folded. `events` keeps
- * the deliveries in the order they came (`['message', seq, n]`,
+ * the deliveries in the order they came (`['message', seq, { n }]`,
  * `['snapshot', seq]`, `['reset', reason]`) for the test's contract check;
  * `published` maps each acked seq to the `n` published as it.
  */
@@ -74,7 +74,7 @@ export function newResult() {
 export function record(result, r) {
   if (r.kind === 'message') {
     result.received.push([r.seq, r.n]);
-    result.events.push(['message', r.seq, r.n]);
+    result.events.push(['message', r.seq, { n: r.n }]);
   } else if (r.kind === 'snapshot') {
     result.snapshots.push(r.seq);
     result.events.push(['snapshot', r.seq]);
