@@ -131,12 +131,19 @@ build_browser_package() (
     # code stays as it is): whole-program LTO, one codegen unit, abort on
     # panic. opt-level 3 rather than "z": after `wasm-opt -Oz` it came out
     # both smaller gzipped and faster (sdk-wasm/BENCHMARKS.md).
-    _wasm_pack_build pkg seqsync_wasm --no-default-features || exit 1
+    # Each entry of the package has its own module, built with only the
+    # binding it uses. The default one: the `Session` under `Client`.
+    _wasm_pack_build pkg seqsync_wasm --no-default-features --features session || exit 1
     # The module of `seqsync/foreign`: the same with the binding of a session
     # over a server that does not speak the protocol, loaded only by pages
     # that use one (sdk-wasm/BENCHMARKS.md: it would add 9 KB to every page).
-    _wasm_pack_build pkg seqsync_foreign || exit 1
+    _wasm_pack_build pkg seqsync_foreign --no-default-features --features foreign || exit 1
+    # The module of `seqsync/sequencer`: the bare sequencer (`Core`) alone,
+    # for applications with their own transport (sdk-wasm/BENCHMARKS.md: in
+    # the default module it cost every page about 4 KB).
+    _wasm_pack_build pkg seqsync_sequencer --no-default-features --features sequencer || exit 1
     cp sdk-wasm/js/seqsync.js sdk-wasm/js/seqsync.d.ts sdk-wasm/js/foreign.js sdk-wasm/js/foreign.d.ts \
+        sdk-wasm/js/sequencer.js sdk-wasm/js/sequencer.d.ts sdk-wasm/js/shared.js \
         sdk-wasm/js/package.json sdk-wasm/js/README.md sdk-wasm/pkg/ || exit 1
     rm -f sdk-wasm/pkg/.gitignore
     rm -rf examples/chat-web/pkg
@@ -253,7 +260,7 @@ _browser_in() (
 _browser_types_check() (
     cd tests/browser && npx --no-install tsc -p types || exit 1
     cd ../.. || exit 1
-    if grep -nw 'any' sdk-wasm/pkg/seqsync.d.ts sdk-wasm/pkg/foreign.d.ts; then
+    if grep -nw 'any' sdk-wasm/pkg/seqsync.d.ts sdk-wasm/pkg/foreign.d.ts sdk-wasm/pkg/sequencer.d.ts; then
         echo "the package's types must not use any" >&2
         exit 1
     fi
@@ -293,6 +300,8 @@ run_browser_bench() (
     node tests/browser/bench.mjs sdk-wasm/pkg || exit 1
     _browser_step "bundle size"
     node tests/browser/size.mjs sdk-wasm/pkg || exit 1
+    _browser_step "bundle size of a page with only the bare Sequencer (seqsync/sequencer)"
+    node tests/browser/size.mjs sdk-wasm/pkg --sequencer || exit 1
 )
 
 # The socket in JavaScript (the package) against the measured prototypes of
@@ -304,15 +313,17 @@ run_shell_comparison() (
     local out
     out=$(_cargo_target_dir)/shell-comparison
     rm -rf "$out"
+    if [ ! -f sdk-wasm/pkg/seqsync.js ]; then
+        build_browser_package || exit 1
+    fi
     local variant
     for variant in websys gloo; do
         _browser_step "build the $variant prototype"
         _wasm_pack_build "$out/$variant" seqsync_wasm --no-default-features --features "$variant" || exit 1
-        cp sdk-wasm/js/seqsync.js "$out/$variant/" || exit 1
+        # The bench page also measures the bare Sequencer: the package's module of it.
+        cp sdk-wasm/js/seqsync.js sdk-wasm/js/shared.js sdk-wasm/pkg/sequencer.js \
+            sdk-wasm/pkg/seqsync_sequencer.js sdk-wasm/pkg/seqsync_sequencer_bg.wasm "$out/$variant/" || exit 1
     done
-    if [ ! -f sdk-wasm/pkg/seqsync.js ]; then
-        build_browser_package || exit 1
-    fi
     for variant in websys gloo; do
         _browser_step "$variant prototype: per message, in the same page as the package's client"
         node tests/browser/bench.mjs "$out/$variant" || exit 1

@@ -14,9 +14,11 @@ export type WasmSource =
   | Promise<Response>;
 
 /**
- * Loads the WASM core. `Client` does it by itself; await it before
- * `new Sequencer()`. Safe to call many times. Without an argument the module
- * is fetched next to this file (read from disk under Node).
+ * Loads the WASM core. `Client` does it by itself; call it to load the
+ * module ahead of time, or from a place of your choosing. Safe to call many
+ * times. Without an argument the module is fetched next to this file (read
+ * from disk under Node). The bare `Sequencer` (`seqsync/sequencer`) has its
+ * own module and its own `init`.
  */
 export function init(source?: WasmSource): Promise<void>;
 
@@ -345,7 +347,7 @@ export class Client {
   close(): Promise<void>;
 }
 
-/** What the bare `Sequencer` asks to send: a protocol v1 client frame. */
+/** What the bare `Sequencer` (`seqsync/sequencer`) asks to send: a protocol v1 client frame. */
 export type ClientFrame =
   | { type: 'subscribe'; stream: string; since?: number; epoch?: number }
   | { type: 'unsubscribe'; stream: string }
@@ -372,7 +374,7 @@ export type ServerFrame<T = Json> =
   | { type: 'ack'; id: string; stream: string; seq: number }
   | { type: 'error'; code: string; message: string; ref?: string };
 
-/** What the bare `Sequencer` tells the application; `stream` is a handle. */
+/** What the bare `Sequencer` (`seqsync/sequencer`) tells the application; `stream` is a handle. */
 export type SequencerEvent<T = Json> =
   | { type: 'message'; stream: number; seq: number; data: T }
   | { type: 'snapshot'; stream: number; seq: number; epoch: number; state: T }
@@ -383,54 +385,6 @@ export type SequencerEvent<T = Json> =
   | { type: 'stalled'; stream: number; request: 'history'; from: number; to: number; attempts: number }
   | { type: 'stalled'; stream: number; request: 'snapshot' | 'subscribe'; attempts: number }
   | { type: 'phase'; stream: number; phase: StreamPhase };
-
-/**
- * The sans-IO sequencer, for apps that keep their own transport (SSE,
- * Socket.IO, their own WebSocket). Every input takes the current time in
- * milliseconds; after each, drain `pollRequest()`, `pollTimeout()` and
- * `pollEvent()`. Streams are named by number handles from `subscribe`.
- * Inputs that are invalid throw `SeqsyncError` and change nothing.
- */
-export class Sequencer<T = Json> {
-  constructor(options?: CoreOptions);
-  /**
-   * Follows a stream; returns its handle. Throws `SeqsyncError` with the
-   * codes of `Client.subscribe`: `invalid_stream`, `already_subscribed`,
-   * `too_many_streams`, `invalid_subscription`.
-   */
-  subscribe(now: number, stream: string, options?: StartOptions): number;
-  unsubscribe(now: number, stream: number): void;
-  handleConnected(now: number): void;
-  handleDisconnected(now: number): void;
-  handleMessage(now: number, stream: number, seq: number, epoch: number | undefined, data: T): void;
-  handleSnapshot(now: number, stream: number, seq: number, epoch: number, state: T): void;
-  handleSubscribed(now: number, stream: number, epoch: number, head: number): void;
-  handleHistory(
-    now: number,
-    stream: number,
-    from: number,
-    to: number,
-    epoch: number | undefined,
-    messages: { seq: number; data: T }[],
-  ): void;
-  handleHead(now: number, stream: number, head: number, epoch: number | undefined): void;
-  handleReset(now: number, stream: number, reason: string, earliest: number | undefined): void;
-  handleTimeout(now: number): void;
-  /**
-   * Feeds a parsed server frame; hands back frames that are not the
-   * sequencer's: other types, and frames of streams it does not follow
-   * (a frame without a `stream` included).
-   */
-  handleFrame(now: number, frame: ServerFrame<T>): ServerFrame<T> | undefined;
-  pollRequest(): ClientFrame | undefined;
-  pollTimeout(): number | undefined;
-  pollEvent(): SequencerEvent<T> | undefined;
-  stats(stream: number): StreamStats | undefined;
-  streamHandle(stream: string): number | undefined;
-  streamName(stream: number): string | undefined;
-  /** Frees the WASM memory now instead of at garbage collection. */
-  free(): void;
-}
 
 // ---- servers that do not speak the seqsync protocol (docs/protocol.md section 12) ----
 

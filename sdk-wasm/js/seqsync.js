@@ -4,51 +4,39 @@
 // retries and timeouts, resume positions) is made by the WASM core. This file
 // owns the WebSocket, one timer, JSON.parse, the callbacks and the storage.
 // A client of a server that does not speak the protocol (options `adapter` or
-// `description`) loads ./foreign.js and its own WASM build instead.
+// `description`) loads ./foreign.js and its own WASM build instead. The bare
+// `Sequencer` is the package's other entry, sequencer.js, over its own build.
 
-import initWasm, { Core, Session } from './seqsync_wasm.js';
+import initWasm, { Session } from './seqsync_wasm.js';
+import {
+  CORE_OPTIONS, PHASES, REJECTED, RESET_REASONS, SLOTS, SeqsyncError, checkName, epochOrNone, eventFields, feed,
+  instantiate, scratch, statsObject, stringOrNone, utf8Length,
+} from './shared.js';
+
+export { SeqsyncError };
 
 // The core's calling convention (sdk-wasm/src/lib.rs): flags returned by its inputs, the kinds
 // of its events and transmits, and a scratch area of SLOTS numbers in WASM memory for their numbers.
 const READY_TRANSMIT = 1, READY_EVENTS = 2, READY_TIMEOUT = 4, READY_ERROR = 8, READY_DELIVER = 16;
-// Not the core's: a frame this file refused before the core saw it (the core counts those it refuses).
-const REJECTED = 32;
 const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
 const EVENT_PUBLISH_ACKED = 13, EVENT_PUBLISH_FAILED = 14, EVENT_POSITION = 15, EVENT_REFUSED = 16;
-const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, TRANSMIT_FOREIGN = 4, SLOTS = 15;
+const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, TRANSMIT_FOREIGN = 4;
 
-const RESET_REASONS = ['history_unavailable', 'epoch_changed', 'server_behind'];
-const PHASES = ['disconnected', 'subscribing', 'snapshotting', 'live'];
-const STALLED_REQUESTS = ['history', 'snapshot', 'subscribe'];
-// By event kind: the `type` of a bare Sequencer's event, and of an `onGap` event.
-const SEQUENCER_EVENTS = [, 'message', 'snapshot', 'reset', 'skipped', 'gapDetected', 'gapHealed', 'stalled', 'phase'];
+// By event kind: the `type` of an `onGap` event.
 const GAP_EVENTS = [, , , , 'skipped', 'detected', 'healed', 'stalled'];
-// The order of the core's counters, and of the numeric options a Session's constructor reads.
-const STREAM_STATS = `delivered duplicates dropped skipped gaps gapsHealed resyncs resets buffered lastSeq head
-  lag`.split(/\s+/);
+// The order of the client's counters, and of the numeric options a Session's constructor reads
+// (then CORE_OPTIONS).
 const CLIENT_STATS = `connects disconnects connectFailures frames bytes badFrames framesSent bytesSent historyFrames
   historyBytes historyMessages historyDuplicates published publishRetries publishFailures pendingPublishes
   resubscribes staleAnswers refusedRequests`.split(/\s+/);
 const SESSION_OPTIONS = `reconnectInitialMs reconnectMaxMs stableAfterMs connectTimeoutMs initialConnectTimeoutMs
   heartbeatTimeoutMs silenceTimeoutMs publishTimeoutMs maxPendingPublishes maxPublishBytes maxFrameBytes
   persistIntervalMs`.split(/\s+/);
-const CORE_OPTIONS = 'window gapTimeoutMs requestTimeoutMs maxBackoffMs stallAfterAttempts maxFetch maxStreams'.split(' ');
-const NAME_CONTROL = /\p{Cc}/u;
 
 let loading = null;
 let memory = null;
-
-/** Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. */
-async function instantiate(initModule, input) {
-  if (input instanceof URL && input.protocol === 'file:') {
-    // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
-    const fsModule = 'node:fs/promises';
-    input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
-  }
-  return (await initModule({ module_or_path: input })).memory;
-}
 
 /** Loads the WASM core (once; `Client` does it by itself). */
 export function init(source) {
@@ -61,23 +49,7 @@ export function init(source) {
   return loading;
 }
 
-export class SeqsyncError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.name = 'SeqsyncError';
-    this.code = code;
-  }
-}
-
 const closedError = () => new SeqsyncError('closed', 'the client is closed');
-const epochOrNone = (value) => (value === undefined || value === null ? -1 : value);
-const stringOrNone = (value) => (typeof value === 'string' ? value : undefined);
-
-/** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
-function scratch(owner) {
-  if (owner._view.length === 0) owner._view = new Float64Array(owner._memory.buffer, owner._ptr, SLOTS);
-  return owner._view;
-}
 
 /** `url` with `token` as its `token` query parameter, percent-encoded as the core does (RFC 3986). */
 function withToken(url, token) {
@@ -92,59 +64,6 @@ function fits(text, max) {
   return n > 0 && n <= max && (3 * n <= max || utf8Length(text) <= max);
 }
 
-const statsObject = (raw) => raw && {
-  ...Object.fromEntries(STREAM_STATS.map((name, i) => [name, raw[i]])),
-  epoch: raw[12] < 0 ? undefined : raw[12],
-  phase: PHASES[raw[13]],
-};
-
-/** A stream event's numbers (and payload) from the scratch area, as a plain object. */
-function eventFields(kind, s, payload) {
-  switch (kind) {
-    case EVENT_MESSAGE: return { seq: s[3], data: payload };
-    case EVENT_SNAPSHOT: return { seq: s[3], epoch: s[4], state: payload };
-    case EVENT_RESET: return s[4] < 0 ? { reason: RESET_REASONS[s[3]] } : { reason: RESET_REASONS[s[3]], earliest: s[4] };
-    case EVENT_SKIPPED: case EVENT_GAP_DETECTED: return { from: s[3], to: s[4] };
-    case EVENT_GAP_HEALED: return { through: s[3] };
-    case EVENT_STALLED: return s[3] === 0
-      ? { request: 'history', from: s[4], to: s[5], attempts: s[6] }
-      : { request: STALLED_REQUESTS[s[3]], attempts: s[6] };
-    default: return { phase: PHASES[s[3]] };
-  }
-}
-
-// Feeds a parsed server frame to a `Core` or a `Session`: their inputs take
-// the same arguments, but a `Session`'s also the frame's `ref` (a `Core`
-// ignores it). Returns the flags, or -1 for a frame not for a subscribed stream.
-function feed(core, now, f, handleOf) {
-  const h = f.type === 'head' ? 0 : handleOf(f.stream);
-  if (h === undefined) return -1;
-  const ref = stringOrNone(f.ref);
-  switch (f.type) {
-    case 'msg': return f.data === undefined ? REJECTED : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
-    case 'snapshot': return core.snapshot(now, h, f.seq, f.epoch, f.state, ref);
-    case 'subscribed': return core.subscribed(now, h, f.epoch, f.head, ref);
-    case 'reset': return core.reset(now, h, String(f.reason), epochOrNone(f.earliest), ref);
-    case 'history': {
-      const m = f.messages;
-      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return REJECTED;
-      const seqs = Float64Array.from(m, (x) => x.seq);
-      return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, m.map((x) => x.data), ref);
-    }
-    case 'head': {
-      if (f.heads === null || typeof f.heads !== 'object') return REJECTED;
-      let flags = 0;
-      for (const [name, entry] of Object.entries(f.heads)) {
-        const stream = handleOf(name);
-        if (stream === undefined || entry === null || typeof entry !== 'object') continue;
-        flags |= core.head(now, stream, entry.seq, epochOrNone(entry.epoch));
-      }
-      return flags;
-    }
-    default: return -1;
-  }
-}
-
 /** Calls an application callback; what it throws is reported, never passed on. */
 function call(handler, a, b, c) {
   try {
@@ -152,23 +71,6 @@ function call(handler, a, b, c) {
   } catch (error) {
     if (typeof globalThis.reportError === 'function') globalThis.reportError(error);
     else setTimeout(() => { throw error; }, 0);
-  }
-}
-
-/** The length of `text` in UTF-8 bytes (a surrogate pair is 2 + 2). */
-function utf8Length(text) {
-  let n = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
-  }
-  return n;
-}
-
-/** Throws `invalid_stream` unless `stream` is a valid stream name (protocol.md 3.3). */
-function checkName(stream) {
-  if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
-    throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
   }
 }
 
@@ -181,81 +83,6 @@ function parse(text, max) {
   let f;
   try { f = JSON.parse(text); } catch { return undefined; }
   return f !== null && typeof f === 'object' ? f : undefined;
-}
-
-// ---- Sequencer: the bare core, for apps with their own transport -------------
-export class Sequencer {
-  constructor(options = {}) {
-    if (memory === null) throw new SeqsyncError('not_initialized', 'call `await init()` before creating a Sequencer');
-    this._core = new Core(...CORE_OPTIONS.map((name) => options[name]));
-    this._memory = memory;
-    this._ptr = this._core.scratchPtr();
-    this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
-    this._handles = new Map();
-  }
-
-  _check(flags) {
-    if (flags & REJECTED) throw new SeqsyncError('invalid_input', 'a malformed frame');
-    if (flags & READY_ERROR) throw new SeqsyncError('invalid_input', this._core.lastError());
-  }
-
-  subscribe(now, stream, options = {}) {
-    // The codes `Client.subscribe` uses for the same refusals.
-    checkName(stream);
-    if (this._handles.has(stream)) throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
-    try {
-      const handle = this._core.subscribe(now, stream, options.since, options.epoch, options.mode === 'latest');
-      this._handles.set(stream, handle);
-      return handle;
-    } catch (e) {
-      throw new SeqsyncError(/too many streams/.test(e.message) ? 'too_many_streams' : 'invalid_subscription', e.message);
-    }
-  }
-
-  unsubscribe(now, handle) {
-    this._handles.delete(this._core.streamName(handle));
-    this._check(this._core.unsubscribe(now, handle));
-  }
-
-  handleConnected(now) { this._check(this._core.connected(now)); }
-  handleDisconnected(now) { this._check(this._core.disconnected(now)); }
-  handleMessage(now, h, seq, epoch, data) { this._check(this._core.message(now, h, seq, epochOrNone(epoch), data)); }
-  handleSnapshot(now, h, seq, epoch, state) { this._check(this._core.snapshot(now, h, seq, epoch, state)); }
-  handleSubscribed(now, h, epoch, head) { this._check(this._core.subscribed(now, h, epoch, head)); }
-  handleHead(now, h, head, epoch) { this._check(this._core.head(now, h, head, epochOrNone(epoch))); }
-  handleReset(now, h, reason, earliest) { this._check(this._core.reset(now, h, reason, epochOrNone(earliest))); }
-  handleTimeout(now) { this._check(this._core.timeout(now)); }
-  handleHistory(now, h, from, to, epoch, messages) {
-    const seqs = messages.map((m) => m.seq);
-    this._check(this._core.history(now, h, from, to, epochOrNone(epoch), seqs, messages.map((m) => m.data)));
-  }
-
-  /** Returns the frame back when it is not the sequencer's (`ack`, `error`, a stream not subscribed). */
-  handleFrame(now, frame) {
-    const flags = feed(this._core, now, frame, (name) => this._handles.get(name));
-    if (flags !== -1) this._check(flags);
-    return flags === -1 ? frame : undefined;
-  }
-
-  pollRequest() {
-    const text = this._core.pollRequest();
-    return text === undefined ? undefined : JSON.parse(text);
-  }
-  pollTimeout() {
-    const deadline = scratch(this)[7]; // kept current by the core
-    return deadline < 0 ? undefined : deadline;
-  }
-  pollEvent() {
-    const payload = this._core.pollEvent();
-    const s = scratch(this);
-    if (s[0] === EVENT_MESSAGE) return { type: 'message', stream: s[2], seq: s[3], data: payload };
-    return s[0] === 0 ? undefined : { type: SEQUENCER_EVENTS[s[0]], stream: s[2], ...eventFields(s[0], s, payload) };
-  }
-
-  stats(handle) { return statsObject(this._core.stats(handle)); }
-  streamHandle(stream) { return this._handles.get(stream); }
-  streamName(handle) { return this._core.streamName(handle); }
-  free() { this._core.free(); }
 }
 
 // ---- Client: the WASM Session's IO --------------------------------------------

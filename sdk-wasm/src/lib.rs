@@ -11,10 +11,16 @@
 //!   it: it owns the WebSocket, one timer, `JSON.parse`, the callbacks and
 //!   the storage, and carries out what the session asks.
 //! - [`Core`]: the bare [`Sequencer`](seqsync_core::Sequencer), behind the
-//!   package's `Sequencer` class for applications with their own transport.
+//!   `Sequencer` class of the package's `seqsync/sequencer` module, for
+//!   applications with their own transport.
 //!
-//! With the feature `foreign` (on by default; the package's default module
-//! is built without it, its `seqsync/foreign` module with it), `Session`
+//! Each class has its cargo feature, and the package ships one module per
+//! entry, each built with only what its entry uses (every feature is on by
+//! default, for tests): the default module (`seqsync`) with `session`, the
+//! `seqsync/sequencer` module with `sequencer`, the `seqsync/foreign` module
+//! with `foreign`.
+//!
+//! With the feature `foreign`, `Session`
 //! also runs over a server that does not speak the protocol
 //! (docs/protocol.md section 12): `Session.foreign` takes the adapter's
 //! plan, `foreignMessage` and `foreignHead` what the adapter read from a
@@ -65,7 +71,9 @@
 //! own messages.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "sequencer")]
 mod sequencer;
+#[cfg(feature = "session")]
 mod session;
 #[cfg(feature = "websys")]
 mod websys;
@@ -77,7 +85,9 @@ mod websys;
 #[allow(unsafe_code)]
 static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 
+#[cfg(feature = "sequencer")]
 pub use sequencer::Core;
+#[cfg(feature = "session")]
 pub use session::Session;
 #[cfg(feature = "websys")]
 pub use websys::WebClient;
@@ -205,8 +215,11 @@ const SLOT_C: usize = 5;
 const SLOT_D: usize = 6;
 const SLOT_DEADLINE: usize = 7;
 const SLOT_FLAGS: usize = 8;
+#[cfg(feature = "session")]
 const SLOT_TRANSMIT: usize = 9;
+#[cfg(feature = "session")]
 const SLOT_CONN: usize = 10;
+#[cfg(feature = "session")]
 const SLOT_ARG: usize = 11;
 #[cfg(feature = "foreign")]
 const SLOT_SINCE: usize = 12;

@@ -19,8 +19,9 @@
 // core; the CPU time does not, so its ratios are the ones reported first.
 // `?rounds=N` sets the number of measured rounds (at least 9).
 
-import { Client, Sequencer, init } from '/pkg/seqsync.js';
+import { Client, init } from '/pkg/seqsync.js';
 import * as glue from '/pkg/seqsync_wasm.js';
+import { Sequencer, init as initSequencer } from '/pkg/sequencer.js';
 
 const N = 100_000;
 const MIN_ROUNDS = 9;
@@ -312,7 +313,7 @@ function summary(s, clock) {
 }
 
 async function main() {
-  await init();
+  await Promise.all([init(), initSequencer()]);
   if (threadTime !== undefined) {
     // Reading the clock costs main-thread time that falls between two readings: measured here as
     // the median of back-to-back pairs.

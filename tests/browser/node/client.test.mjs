@@ -4,7 +4,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Client, Sequencer, SeqsyncError, init } from 'seqsync';
+import { Client, SeqsyncError } from 'seqsync';
 import { createHmac } from 'node:crypto';
 import { StreamCheck, startServer, waitFor } from './support.mjs';
 
@@ -123,52 +123,6 @@ test('invalid stream names and duplicate subscriptions throw SeqsyncError', asyn
   await assert.rejects(c.publish('', 1), SeqsyncError);
   await c.close();
   await assert.rejects(c.publish('node:once', 1), (e) => e.code === 'closed');
-});
-
-test('the bare Sequencer orders, dedupes and asks for what is missing', async () => {
-  await init();
-  const seq = new Sequencer({ gapTimeoutMs: 50 });
-  const room = seq.subscribe(0, 'room');
-  seq.handleConnected(0);
-  assert.deepEqual(seq.pollRequest(), { type: 'subscribe', stream: 'room' });
-  assert.equal(seq.pollRequest(), undefined);
-
-  assert.equal(seq.handleFrame(1, { type: 'snapshot', stream: 'room', seq: 10, epoch: 3, state: 'at10' }), undefined);
-  seq.handleMessage(2, room, 12, 3, 'twelve');
-  seq.handleMessage(3, room, 12, 3, 'twelve again');
-  assert.equal(seq.pollTimeout(), 52);
-  seq.handleTimeout(52);
-  assert.deepEqual(seq.pollRequest(), { type: 'history', stream: 'room', from: 11, to: 11 });
-  seq.handleHistory(60, room, 11, 11, 3, [{ seq: 11, data: 'eleven' }]);
-
-  const events = [];
-  for (let e = seq.pollEvent(); e !== undefined; e = seq.pollEvent()) events.push(e);
-  const messages = events.filter((e) => e.type === 'message');
-  assert.deepEqual(messages, [
-    { type: 'message', stream: room, seq: 11, data: 'eleven' },
-    { type: 'message', stream: room, seq: 12, data: 'twelve' },
-  ]);
-  assert.deepEqual(events.find((e) => e.type === 'snapshot'), { type: 'snapshot', stream: room, seq: 10, epoch: 3, state: 'at10' });
-  assert.deepEqual(events.find((e) => e.type === 'gapDetected'), { type: 'gapDetected', stream: room, from: 11, to: 11 });
-  assert.deepEqual(events.find((e) => e.type === 'gapHealed'), { type: 'gapHealed', stream: room, through: 12 });
-  const stats = seq.stats(room);
-  assert.equal(stats.duplicates, 1);
-  assert.equal(stats.lastSeq, 12);
-  assert.equal(stats.phase, 'live');
-
-  assert.throws(() => seq.handleMessage(70, room, 0, 3, 'zero'), SeqsyncError);
-  assert.throws(() => seq.handleMessage(70, room, 1.5, 3, 'half'), SeqsyncError);
-  const ack = { type: 'ack', id: 'x', stream: 'room', seq: 1 };
-  assert.equal(seq.handleFrame(70, ack), ack);
-  // The codes of Client.subscribe for the same refusals.
-  const code = (fn) => { try { fn(); } catch (e) { assert.ok(e instanceof SeqsyncError, String(e)); return e.code; } return 'none'; };
-  assert.equal(code(() => seq.subscribe(71, 'room')), 'already_subscribed');
-  assert.equal(code(() => seq.subscribe(71, '')), 'invalid_stream');
-  assert.equal(code(() => seq.subscribe(71, 'other', { since: -1 })), 'invalid_subscription');
-  seq.unsubscribe(80, room);
-  assert.deepEqual(seq.pollRequest(), { type: 'unsubscribe', stream: 'room' });
-  assert.equal(seq.stats(room), undefined);
-  seq.free();
 });
 
 test('a client whose connection is cut reconnects by itself and resumes without a hole', async () => {

@@ -5,7 +5,6 @@
 
 import {
   Client,
-  Sequencer,
   SeqsyncError,
   init,
   type ClientFrame,
@@ -42,6 +41,16 @@ import {
   type JsonPath,
   type MessageShape,
 } from 'seqsync/foreign';
+import {
+  Sequencer,
+  SeqsyncError as SequencerError,
+  init as initSequencer,
+  type ClientFrame as SequencerFrame,
+  type CoreOptions as SequencerOptions,
+  type SequencerEvent as SequencerEventType,
+} from 'seqsync/sequencer';
+// @ts-expect-error: the bare Sequencer is the entry `seqsync/sequencer`, not part of `seqsync`
+import { Sequencer as NotInTheDefaultEntry } from 'seqsync';
 
 interface Chat {
   from: string;
@@ -134,6 +143,7 @@ export async function usage(): Promise<number> {
   client.subscribe('y', { mode: 'fast' });
 
   await init();
+  await initSequencer();
   const core = new Sequencer<Json>({ gapTimeoutMs: 100 });
   const h: number = core.subscribe(0, 'room', { mode: 'latest' });
   core.handleConnected(0);
@@ -144,6 +154,12 @@ export async function usage(): Promise<number> {
   if (r?.type === 'history') console.log(r.from, r.to);
   const t: number | undefined = core.pollTimeout();
   console.log(t, core.stats(h)?.delivered, new SeqsyncError('x', 'y').code);
+  // One error class for both entries.
+  const sameClass: typeof SeqsyncError = SequencerError;
+  const options: SequencerOptions = { window: 64 };
+  const first: SequencerFrame | undefined = new Sequencer(options).pollRequest();
+  const event: SequencerEventType | undefined = core.pollEvent();
+  console.log(sameClass.name, first?.type, event?.stream, NotInTheDefaultEntry);
   return seq;
 }
 

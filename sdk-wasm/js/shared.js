@@ -1,0 +1,116 @@
+// What the package's entries share (seqsync.js and sequencer.js, each over its own WASM build):
+// the error class, loading a build, and reading the core's answers. Not an entry of the package.
+
+// The event kinds of the core's calling convention (sdk-wasm/src/lib.rs) that `eventFields` reads.
+const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
+const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7;
+// The numbers of the core's scratch area.
+export const SLOTS = 15;
+// Not the core's: a frame the JavaScript refused before the core saw it (the core counts those it refuses).
+export const REJECTED = 32;
+
+export const RESET_REASONS = ['history_unavailable', 'epoch_changed', 'server_behind'];
+export const PHASES = ['disconnected', 'subscribing', 'snapshotting', 'live'];
+const STALLED_REQUESTS = ['history', 'snapshot', 'subscribe'];
+// The order of the core's counters, and of the numeric options its sequencer reads.
+const STREAM_STATS = `delivered duplicates dropped skipped gaps gapsHealed resyncs resets buffered lastSeq head
+  lag`.split(/\s+/);
+export const CORE_OPTIONS = 'window gapTimeoutMs requestTimeoutMs maxBackoffMs stallAfterAttempts maxFetch maxStreams'.split(' ');
+const NAME_CONTROL = /\p{Cc}/u;
+
+export class SeqsyncError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.name = 'SeqsyncError';
+    this.code = code;
+  }
+}
+
+/** Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. */
+export async function instantiate(initModule, input) {
+  if (input instanceof URL && input.protocol === 'file:') {
+    // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
+    const fsModule = 'node:fs/promises';
+    input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
+  }
+  return (await initModule({ module_or_path: input })).memory;
+}
+
+export const epochOrNone = (value) => (value === undefined || value === null ? -1 : value);
+export const stringOrNone = (value) => (typeof value === 'string' ? value : undefined);
+
+/** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
+export function scratch(owner) {
+  if (owner._view.length === 0) owner._view = new Float64Array(owner._memory.buffer, owner._ptr, SLOTS);
+  return owner._view;
+}
+
+export const statsObject = (raw) => raw && {
+  ...Object.fromEntries(STREAM_STATS.map((name, i) => [name, raw[i]])),
+  epoch: raw[12] < 0 ? undefined : raw[12],
+  phase: PHASES[raw[13]],
+};
+
+/** A stream event's numbers (and payload) from the scratch area, as a plain object. */
+export function eventFields(kind, s, payload) {
+  switch (kind) {
+    case EVENT_MESSAGE: return { seq: s[3], data: payload };
+    case EVENT_SNAPSHOT: return { seq: s[3], epoch: s[4], state: payload };
+    case EVENT_RESET: return s[4] < 0 ? { reason: RESET_REASONS[s[3]] } : { reason: RESET_REASONS[s[3]], earliest: s[4] };
+    case EVENT_SKIPPED: case EVENT_GAP_DETECTED: return { from: s[3], to: s[4] };
+    case EVENT_GAP_HEALED: return { through: s[3] };
+    case EVENT_STALLED: return s[3] === 0
+      ? { request: 'history', from: s[4], to: s[5], attempts: s[6] }
+      : { request: STALLED_REQUESTS[s[3]], attempts: s[6] };
+    default: return { phase: PHASES[s[3]] };
+  }
+}
+
+// Feeds a parsed server frame to a `Core` or a `Session`: their inputs take
+// the same arguments, but a `Session`'s also the frame's `ref` (a `Core`
+// ignores it). Returns the flags, or -1 for a frame not for a subscribed stream.
+export function feed(core, now, f, handleOf) {
+  const h = f.type === 'head' ? 0 : handleOf(f.stream);
+  if (h === undefined) return -1;
+  const ref = stringOrNone(f.ref);
+  switch (f.type) {
+    case 'msg': return f.data === undefined ? REJECTED : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
+    case 'snapshot': return core.snapshot(now, h, f.seq, f.epoch, f.state, ref);
+    case 'subscribed': return core.subscribed(now, h, f.epoch, f.head, ref);
+    case 'reset': return core.reset(now, h, String(f.reason), epochOrNone(f.earliest), ref);
+    case 'history': {
+      const m = f.messages;
+      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return REJECTED;
+      const seqs = Float64Array.from(m, (x) => x.seq);
+      return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, m.map((x) => x.data), ref);
+    }
+    case 'head': {
+      if (f.heads === null || typeof f.heads !== 'object') return REJECTED;
+      let flags = 0;
+      for (const [name, entry] of Object.entries(f.heads)) {
+        const stream = handleOf(name);
+        if (stream === undefined || entry === null || typeof entry !== 'object') continue;
+        flags |= core.head(now, stream, entry.seq, epochOrNone(entry.epoch));
+      }
+      return flags;
+    }
+    default: return -1;
+  }
+}
+
+/** The length of `text` in UTF-8 bytes (a surrogate pair is 2 + 2). */
+export function utf8Length(text) {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
+  }
+  return n;
+}
+
+/** Throws `invalid_stream` unless `stream` is a valid stream name (protocol.md 3.3). */
+export function checkName(stream) {
+  if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
+    throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
+  }
+}
