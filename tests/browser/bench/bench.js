@@ -290,7 +290,7 @@ async function pair(frames, packageFirst) {
   return { base, ours, sum };
 }
 
-/** Per-round figures of one scenario: each side's times and the ratios, by clock. */
+/** Per-round figures of one scenario: each side's times, by clock. */
 function series() {
   return { base: { wall: [], cpu: [] }, ours: { wall: [], cpu: [] } };
 }
