@@ -96,10 +96,13 @@
 //! - [`Config`], [`Error`], [`Event`], [`Request`], [`StreamStats`].
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod adapter;
 mod config;
 mod error;
 mod event;
+mod map;
 pub mod protocol;
 mod publish;
 mod ring;

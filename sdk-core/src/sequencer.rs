@@ -1,11 +1,12 @@
 //! The [`Sequencer`]: routes inputs to per-stream state machines and queues
 //! their outputs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, Request, ResetReason, StreamPhase};
+use crate::map::VecMap;
 use crate::stats::StreamStats;
 use crate::stream::{Ctx, Recovery, StreamState};
 use crate::timers::{DeadlineQueue, Due};
@@ -64,7 +65,7 @@ pub struct Sequencer<P> {
     /// A recovery box kept for the next stream that needs one, so that a
     /// gap that opens and heals costs no allocation.
     spare: Option<Box<Recovery<P>>>,
-    by_name: HashMap<StreamName, StreamId>,
+    by_name: VecMap<StreamName, StreamId>,
     /// When each stream with pending recovery next needs a pass. The top
     /// entry is always current (see `settle_timers`).
     timers: DeadlineQueue,
@@ -83,7 +84,7 @@ impl<P> Sequencer<P> {
             entries: Vec::new(),
             free: Vec::new(),
             spare: None,
-            by_name: HashMap::new(),
+            by_name: VecMap::new(),
             timers: DeadlineQueue::default(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
@@ -656,8 +657,9 @@ fn raw_id(before: &str, id: StreamId, after: &str) -> String {
 #[doc(hidden)]
 pub fn idle_stream_bytes<P>(name: &str) -> (usize, usize) {
     let state = std::mem::size_of::<Option<StreamState<P>>>();
-    // Key + value + one control byte; hashbrown keeps its load factor <= 7/8.
-    let bucket = (std::mem::size_of::<(StreamName, StreamId)>() + 1) * 8 / 7;
+    // The name index is a sorted `Vec` of (name, handle): one entry, its
+    // spare capacity left out.
+    let entry = std::mem::size_of::<(StreamName, StreamId)>();
     let name_heap = 2 * std::mem::size_of::<usize>() + name.len();
-    (state, state + bucket + name_heap)
+    (state, state + entry + name_heap)
 }

@@ -23,12 +23,13 @@ mod publishes;
 pub use events::{CloseReason, ConnId, PublishError, SessionEvent, Transmit};
 pub use input::Input;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use self::connection::{Link, LinkState};
 use crate::config::SessionConfig;
 use crate::error::Error;
 use crate::event::Request;
+use crate::map::VecMap;
 use crate::protocol::{RequestRef, encode};
 use crate::publish::{PublishId, Publishes};
 use crate::rng::Rng;
@@ -133,7 +134,7 @@ pub struct Session<P> {
     publishes: Publishes,
     /// Resume positions: those the application gave, then the last ones
     /// reported, by stream name.
-    positions: HashMap<StreamName, (Seq, Epoch)>,
+    positions: VecMap<StreamName, (Seq, Epoch)>,
     /// Whether the shell keeps positions ([`Session::resume_from`] was
     /// called): only then does a subscribe resume from them. Without, a
     /// stream subscribed again starts from a snapshot, as the first time.
@@ -173,7 +174,7 @@ impl<P> Session<P> {
                 started: now,
             },
             publishes: Publishes::default(),
-            positions: HashMap::new(),
+            positions: VecMap::new(),
             keeps_positions: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
