@@ -11,7 +11,8 @@
 //! paths the description names, and carries out the fetches the core asks
 //! for (`Transmit::Fetch`).
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 
 use crate::protocol::encode;
 use crate::types::{Epoch, Seq, StreamName};

@@ -1,7 +1,8 @@
 //! The [`Sequencer`]: routes inputs to per-stream state machines and queues
 //! their outputs.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -601,8 +602,8 @@ impl<P> Sequencer<P> {
     }
 }
 
-impl<P> std::fmt::Debug for Sequencer<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<P> core::fmt::Debug for Sequencer<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Sequencer")
             .field("streams", &self.by_name.len())
             .field("connected", &self.connected)
@@ -656,10 +657,10 @@ fn raw_id(before: &str, id: StreamId, after: &str) -> String {
 /// recovery state (ring, holes, fetches) is allocated only on demand.
 #[doc(hidden)]
 pub fn idle_stream_bytes<P>(name: &str) -> (usize, usize) {
-    let state = std::mem::size_of::<Option<StreamState<P>>>();
+    let state = core::mem::size_of::<Option<StreamState<P>>>();
     // The name index is a sorted `Vec` of (name, handle): one entry, its
     // spare capacity left out.
-    let entry = std::mem::size_of::<(StreamName, StreamId)>();
-    let name_heap = 2 * std::mem::size_of::<usize>() + name.len();
+    let entry = core::mem::size_of::<(StreamName, StreamId)>();
+    let name_heap = 2 * core::mem::size_of::<usize>() + name.len();
     (state, state + entry + name_heap)
 }

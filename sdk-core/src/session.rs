@@ -23,7 +23,8 @@ mod publishes;
 pub use events::{CloseReason, ConnId, PublishError, SessionEvent, Transmit};
 pub use input::Input;
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use self::connection::{Link, LinkState};
 use crate::config::SessionConfig;
@@ -273,7 +274,7 @@ impl<P> Session<P> {
             self.foreign_poll(now);
         } else if self.is_open() {
             for publish in due {
-                if let Some(text) = self.publishes.get(publish).map(|p| p.frame.to_string()) {
+                if let Some(text) = self.publishes.get(publish).map(|p| String::from(&*p.frame)) {
                     self.send(text);
                 }
             }
@@ -459,8 +460,8 @@ impl<P> Session<P> {
     }
 }
 
-impl<P> std::fmt::Debug for Session<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<P> core::fmt::Debug for Session<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("link", &self.link.state)
             .field("streams", &self.seq.len())

@@ -1,7 +1,7 @@
 //! Value types that carry meaning: sequence numbers, ranges, epochs, time.
 
-use std::fmt;
-use std::sync::Arc;
+use alloc::sync::Arc;
+use core::fmt;
 
 use crate::error::Error;
 
@@ -216,7 +216,7 @@ impl fmt::Display for StreamName {
     }
 }
 
-impl std::borrow::Borrow<str> for StreamName {
+impl core::borrow::Borrow<str> for StreamName {
     fn borrow(&self) -> &str {
         &self.0
     }

@@ -25,6 +25,7 @@ use crate::adapter::{FetchAnswer, FetchId, ForeignRequest, Plan, Start};
 use crate::error::Error;
 use crate::event::{Request, ResetReason};
 use crate::map::VecMap;
+use crate::prelude::*;
 use crate::publish::PublishId;
 use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId, StreamName};
 

@@ -4,6 +4,7 @@
 use super::Session;
 use super::events::{PublishError, SessionEvent};
 use crate::error::Error;
+use crate::prelude::*;
 use crate::protocol::{ErrorCode, encode};
 use crate::publish::{Pending, PublishId};
 use crate::types::{Millis, Seq, StreamName};
