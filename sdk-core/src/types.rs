@@ -197,9 +197,7 @@ impl StreamName {
     pub fn new(name: &str) -> Result<StreamName, Error> {
         if name.is_empty() || name.len() > MAX_STREAM_NAME_LEN || name.chars().any(char::is_control)
         {
-            return Err(Error::InvalidStreamName {
-                name: name.chars().take(64).collect(),
-            });
+            return Err(invalid_name(name));
         }
         Ok(StreamName(Arc::from(name)))
     }
@@ -207,6 +205,16 @@ impl StreamName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The error for a name [`StreamName::new`] refuses, out of line: the
+/// check is inlined into every caller, the message need not be.
+#[cold]
+#[inline(never)]
+fn invalid_name(name: &str) -> Error {
+    Error::InvalidStreamName {
+        name: name.chars().take(64).collect(),
     }
 }
 
