@@ -11,7 +11,8 @@
 //! paths the description names, and carries out the fetches the core asks
 //! for (`Transmit::Fetch`).
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+use alloc::collections::BTreeMap;
 
 use crate::protocol::encode;
 use crate::types::{Epoch, Seq, StreamName};
@@ -269,7 +270,7 @@ impl Default for Plan {
 pub const DEFAULT_LIMIT: u32 = 500;
 
 /// Names one request to a foreign server, so that its answer finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FetchId(pub u64);
 
 /// What the session asks of a foreign server, in the server's own terms;

@@ -1,5 +1,7 @@
 //! Sequencer configuration: a plain struct with documented defaults.
 
+use crate::prelude::*;
+
 /// Tuning of a [`Sequencer`](crate::Sequencer). Every field has a sane default.
 ///
 /// ```

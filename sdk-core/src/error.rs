@@ -1,5 +1,7 @@
 //! The one error type of `seqsync-core`.
 
+use crate::prelude::*;
+
 /// Everything that can be wrong with an input to the core.
 ///
 /// An `Err` from any `handle_*` method means the input was rejected and the

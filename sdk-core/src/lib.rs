@@ -94,12 +94,30 @@
 //!   the feature `json` (on by default) the serde types of every v1 frame
 //!   and their parsers.
 //! - [`Config`], [`Error`], [`Event`], [`Request`], [`StreamStats`].
+//!
+//! ## `no_std`
+//!
+//! Without its `std` feature (on with `json`, so by default) the crate is
+//! `#![no_std]` and needs only `alloc`: the browser build leaves std's
+//! panic and formatting machinery out.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+
+/// The part of std's prelude the crate uses, from `alloc`.
+mod prelude {
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
 
 pub mod adapter;
 mod config;
 mod error;
 mod event;
+mod map;
 pub mod protocol;
 mod publish;
 mod ring;

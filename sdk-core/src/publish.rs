@@ -3,7 +3,8 @@
 //! its deadline and, after a `rate_limited` or `internal` refusal, the time
 //! it is sent again.
 
-use std::collections::VecDeque;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use crate::types::{Millis, StreamName};
 

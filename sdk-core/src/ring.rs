@@ -6,6 +6,8 @@
 //! Lookups, inserts and pops are O(1); no allocation is proportional to a
 //! seq value, only to the offset, which the caller bounds by the window.
 
+use crate::prelude::*;
+
 /// What a slot holds.
 #[derive(Debug)]
 pub(crate) enum Slot<P> {
@@ -89,7 +91,7 @@ impl<P> Ring<P> {
         if matches!(self.slots[index], Slot::Empty) {
             return None;
         }
-        let slot = std::mem::replace(&mut self.slots[index], Slot::Empty);
+        let slot = core::mem::replace(&mut self.slots[index], Slot::Empty);
         self.head = (self.head + 1) & self.mask();
         self.len -= 1;
         Some(slot)
@@ -115,7 +117,7 @@ impl<P> Ring<P> {
             let mask = old_capacity - 1;
             for i in 0..old_capacity {
                 let index = (self.head + i) & mask;
-                slots.push(std::mem::replace(&mut self.slots[index], Slot::Empty));
+                slots.push(core::mem::replace(&mut self.slots[index], Slot::Empty));
             }
         }
         slots.resize_with(new_capacity, || Slot::Empty);

@@ -10,6 +10,8 @@
 //! non-cryptographic generator would reveal its state in a few outputs.
 //! Reconnect jitter draws from the same stream.
 
+use crate::prelude::*;
+
 /// A ChaCha20 keystream (RFC 8439 block function, nonce 0), read 32 bits
 /// at a time.
 #[derive(Clone)]
@@ -20,8 +22,8 @@ pub(crate) struct Rng {
     used: usize,
 }
 
-impl std::fmt::Debug for Rng {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Rng {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         // The key is secret: never printed.
         f.debug_struct("Rng").finish_non_exhaustive()
     }

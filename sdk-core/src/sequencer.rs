@@ -1,11 +1,13 @@
 //! The [`Sequencer`]: routes inputs to per-stream state machines and queues
 //! their outputs.
 
-use std::collections::{HashMap, VecDeque};
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use crate::config::Config;
 use crate::error::Error;
 use crate::event::{Event, Request, ResetReason, StreamPhase};
+use crate::map::VecMap;
 use crate::stats::StreamStats;
 use crate::stream::{Ctx, Recovery, StreamState};
 use crate::timers::{DeadlineQueue, Due};
@@ -64,7 +66,7 @@ pub struct Sequencer<P> {
     /// A recovery box kept for the next stream that needs one, so that a
     /// gap that opens and heals costs no allocation.
     spare: Option<Box<Recovery<P>>>,
-    by_name: HashMap<StreamName, StreamId>,
+    by_name: VecMap<StreamName, StreamId>,
     /// When each stream with pending recovery next needs a pass. The top
     /// entry is always current (see `settle_timers`).
     timers: DeadlineQueue,
@@ -83,7 +85,7 @@ impl<P> Sequencer<P> {
             entries: Vec::new(),
             free: Vec::new(),
             spare: None,
-            by_name: HashMap::new(),
+            by_name: VecMap::new(),
             timers: DeadlineQueue::default(),
             events: VecDeque::new(),
             requests: VecDeque::new(),
@@ -600,8 +602,8 @@ impl<P> Sequencer<P> {
     }
 }
 
-impl<P> std::fmt::Debug for Sequencer<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<P> core::fmt::Debug for Sequencer<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Sequencer")
             .field("streams", &self.by_name.len())
             .field("connected", &self.connected)
@@ -655,9 +657,10 @@ fn raw_id(before: &str, id: StreamId, after: &str) -> String {
 /// recovery state (ring, holes, fetches) is allocated only on demand.
 #[doc(hidden)]
 pub fn idle_stream_bytes<P>(name: &str) -> (usize, usize) {
-    let state = std::mem::size_of::<Option<StreamState<P>>>();
-    // Key + value + one control byte; hashbrown keeps its load factor <= 7/8.
-    let bucket = (std::mem::size_of::<(StreamName, StreamId)>() + 1) * 8 / 7;
-    let name_heap = 2 * std::mem::size_of::<usize>() + name.len();
-    (state, state + bucket + name_heap)
+    let state = core::mem::size_of::<Option<StreamState<P>>>();
+    // The name index is a sorted `Vec` of (name, handle): one entry, its
+    // spare capacity left out.
+    let entry = core::mem::size_of::<(StreamName, StreamId)>();
+    let name_heap = 2 * core::mem::size_of::<usize>() + name.len();
+    (state, state + entry + name_heap)
 }

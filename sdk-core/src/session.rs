@@ -23,12 +23,14 @@ mod publishes;
 pub use events::{CloseReason, ConnId, PublishError, SessionEvent, Transmit};
 pub use input::Input;
 
-use std::collections::{HashMap, VecDeque};
+use crate::prelude::*;
+use alloc::collections::VecDeque;
 
 use self::connection::{Link, LinkState};
 use crate::config::SessionConfig;
 use crate::error::Error;
 use crate::event::Request;
+use crate::map::VecMap;
 use crate::protocol::{RequestRef, encode};
 use crate::publish::{PublishId, Publishes};
 use crate::rng::Rng;
@@ -133,7 +135,7 @@ pub struct Session<P> {
     publishes: Publishes,
     /// Resume positions: those the application gave, then the last ones
     /// reported, by stream name.
-    positions: HashMap<StreamName, (Seq, Epoch)>,
+    positions: VecMap<StreamName, (Seq, Epoch)>,
     /// Whether the shell keeps positions ([`Session::resume_from`] was
     /// called): only then does a subscribe resume from them. Without, a
     /// stream subscribed again starts from a snapshot, as the first time.
@@ -173,7 +175,7 @@ impl<P> Session<P> {
                 started: now,
             },
             publishes: Publishes::default(),
-            positions: HashMap::new(),
+            positions: VecMap::new(),
             keeps_positions: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -272,7 +274,7 @@ impl<P> Session<P> {
             self.foreign_poll(now);
         } else if self.is_open() {
             for publish in due {
-                if let Some(text) = self.publishes.get(publish).map(|p| p.frame.to_string()) {
+                if let Some(text) = self.publishes.get(publish).map(|p| String::from(&*p.frame)) {
                     self.send(text);
                 }
             }
@@ -458,8 +460,8 @@ impl<P> Session<P> {
     }
 }
 
-impl<P> std::fmt::Debug for Session<P> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<P> core::fmt::Debug for Session<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("link", &self.link.state)
             .field("streams", &self.seq.len())

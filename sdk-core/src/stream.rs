@@ -15,8 +15,9 @@
 //! fields inline in [`StreamState`]; everything needed for recovery lives in a
 //! [`Recovery`] box that exists only while something is pending.
 
-use std::collections::VecDeque;
-use std::num::NonZeroU64;
+use crate::prelude::*;
+use alloc::collections::VecDeque;
+use core::num::NonZeroU64;
 
 use crate::config::Config;
 use crate::event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
@@ -815,7 +816,7 @@ impl<P> StreamState<P> {
         let s = seq.get();
         let mut pending = match self.recovery.as_mut() {
             Some(rec) => {
-                let pending = std::mem::take(&mut rec.pending);
+                let pending = core::mem::take(&mut rec.pending);
                 rec.clear();
                 pending
             }

@@ -8,8 +8,8 @@
 //! or the stream is gone) and drops it. The queue is rebuilt when stale
 //! entries outnumber live streams, so its size stays proportional to them.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use alloc::collections::BinaryHeap;
+use core::cmp::Reverse;
 
 use crate::types::Millis;
 
@@ -67,7 +67,7 @@ mod tests {
                 generation: 0,
             });
         }
-        let order: Vec<u32> = std::iter::from_fn(|| q.pop()).map(|d| d.index).collect();
+        let order: Vec<u32> = core::iter::from_fn(|| q.pop()).map(|d| d.index).collect();
         assert_eq!(order, [2, 3, 1]);
     }
 }

@@ -1,7 +1,7 @@
 //! Value types that carry meaning: sequence numbers, ranges, epochs, time.
 
-use std::fmt;
-use std::sync::Arc;
+use alloc::sync::Arc;
+use core::fmt;
 
 use crate::error::Error;
 
@@ -197,9 +197,7 @@ impl StreamName {
     pub fn new(name: &str) -> Result<StreamName, Error> {
         if name.is_empty() || name.len() > MAX_STREAM_NAME_LEN || name.chars().any(char::is_control)
         {
-            return Err(Error::InvalidStreamName {
-                name: name.chars().take(64).collect(),
-            });
+            return Err(invalid_name(name));
         }
         Ok(StreamName(Arc::from(name)))
     }
@@ -210,13 +208,23 @@ impl StreamName {
     }
 }
 
+/// The error for a name [`StreamName::new`] refuses, out of line: the
+/// check is inlined into every caller, the message need not be.
+#[cold]
+#[inline(never)]
+fn invalid_name(name: &str) -> Error {
+    Error::InvalidStreamName {
+        name: name.chars().take(64).collect(),
+    }
+}
+
 impl fmt::Display for StreamName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::borrow::Borrow<str> for StreamName {
+impl core::borrow::Borrow<str> for StreamName {
     fn borrow(&self) -> &str {
         &self.0
     }

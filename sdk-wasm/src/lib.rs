@@ -68,8 +68,32 @@
 //!
 //! Error messages are fixed strings or codes, never formatted: formatting
 //! code is a large part of a WASM module, and the JavaScript side words its
-//! own messages.
+//! own messages. For the same reason the package's builds are `no_std` on
+//! wasm32 (without the feature `std`): a panic is a trap, the module's own
+//! panic handler, and nothing of std's panic hook or `core::fmt` is linked.
+#![cfg_attr(all(target_arch = "wasm32", not(feature = "std"), not(test)), no_std)]
 #![deny(unsafe_code)]
+
+extern crate alloc;
+
+/// The part of std's prelude the crate uses, from `alloc`.
+mod prelude {
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec;
+    pub(crate) use alloc::vec::Vec;
+}
+use prelude::*;
+
+/// A panic (a bug: the binding checks what JavaScript passes, the core
+/// never panics on what a peer sends) stops the module with a trap, which
+/// JavaScript sees as a `RuntimeError`. Nothing of the panic's message is
+/// formatted.
+#[cfg(all(target_arch = "wasm32", not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 #[cfg(feature = "sequencer")]
 mod sequencer;
@@ -361,7 +385,7 @@ fn count(value: u64) -> usize {
 }
 
 fn exact(value: f64) -> Option<u64> {
-    (value >= 0.0 && value <= MAX_SEQ as f64 && value.fract() == 0.0).then_some(value as u64)
+    (value >= 0.0 && value <= MAX_SEQ as f64 && is_integer(value)).then_some(value as u64)
 }
 
 fn position(value: f64) -> Result<Seq, Error> {
@@ -405,8 +429,14 @@ fn history_messages(seqs: Vec<f64>, data: Vec<JsValue>) -> Result<Vec<(Seq, JsVa
         .collect()
 }
 
+/// Whether a number in `0.0..2^64` has no fraction (`f64::fract` is std's:
+/// it is not in `core`).
+fn is_integer(value: f64) -> bool {
+    value as u64 as f64 == value
+}
+
 fn handle_id(handle: f64) -> Option<StreamId> {
-    (handle >= 0.0 && handle.fract() == 0.0 && handle < 18_446_744_073_709_551_616.0)
+    (handle >= 0.0 && is_integer(handle) && handle < 18_446_744_073_709_551_616.0)
         .then(|| StreamId::from_raw(handle as u64))
 }
 
@@ -445,6 +475,24 @@ mod tests {
         assert!(handle_id(0.5).is_none());
         assert_eq!(millis(f64::NAN), Millis(0));
         assert_eq!(millis(-5.0), Millis(0));
+    }
+
+    #[test]
+    fn whole_numbers_are_told_from_fractions_without_std() {
+        for whole in [
+            0.0,
+            1.0,
+            MAX_SEQ as f64,
+            9_007_199_254_740_994.0,
+            18_446_744_073_709_549_568.0,
+        ] {
+            assert!(is_integer(whole), "{whole}");
+        }
+        for fraction in [0.5, 1.25, 4_503_599_627_370_495.5] {
+            assert!(!is_integer(fraction), "{fraction}");
+        }
+        assert_eq!(handle_id(3.0), Some(StreamId::from_raw(3)));
+        assert!(handle_id(18_446_744_073_709_551_616.0).is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `Core`: the bare sequencer, for the package's `Sequencer` class.
 
+use crate::prelude::*;
 use seqsync_core::protocol::encode;
 use seqsync_core::{
     DeliveryMode, Error, Event, Millis, Request, ResetReason, SeqRange, Sequencer, StartAt,

@@ -1,5 +1,6 @@
 //! `Session`: the whole client, for the package's `Client` class.
 
+use crate::prelude::*;
 use seqsync_core::protocol::ErrorCode;
 use seqsync_core::{
     CloseReason, DeliveryMode, Error, Millis, PublishError, PublishId, ResetReason, SeqRange,

@@ -15,6 +15,7 @@
 //! ```
 
 use crate::event::Request;
+use crate::prelude::*;
 use crate::protocol::RequestRef;
 
 /// A request of the sequencer as a frame, with `reference` as its `ref`.

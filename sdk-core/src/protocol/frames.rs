@@ -5,7 +5,7 @@
 //! internally tagged, so serde buffers their fields: types that must borrow
 //! the raw text, such as `serde_json::value::RawValue`, do not work.)
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -266,7 +266,7 @@ impl<'de> Deserialize<'de> for StreamName {
         struct Visitor;
         impl serde::de::Visitor<'_> for Visitor {
             type Value = StreamName;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 f.write_str("a stream name")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StreamName, E> {
@@ -288,7 +288,7 @@ impl<'de> Deserialize<'de> for RequestRef {
         struct Visitor;
         impl serde::de::Visitor<'_> for Visitor {
             type Value = RequestRef;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            fn expecting(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
                 f.write_str("a request reference")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RequestRef, E> {

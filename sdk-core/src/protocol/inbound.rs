@@ -30,7 +30,8 @@
 //! # Ok::<(), seqsync_core::Error>(())
 //! ```
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use crate::error::Error;
 use crate::types::{Epoch, MAX_SEQ, Seq, SeqRange};

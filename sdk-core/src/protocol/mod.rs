@@ -41,6 +41,7 @@ pub use frames::{
 };
 
 use crate::error::Error;
+use crate::prelude::*;
 use crate::types::StreamId;
 
 /// The protocol version these types speak.
@@ -184,8 +185,8 @@ impl ErrorCode {
     }
 }
 
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
     }
 }

@@ -4,6 +4,7 @@
 
 use super::events::{CloseReason, ConnId, PublishError, SessionEvent, Transmit};
 use super::{Session, Timers};
+use crate::prelude::*;
 use crate::protocol::encode;
 use crate::types::Millis;
 
@@ -87,7 +88,7 @@ impl<P> Session<P> {
         let frames: Vec<String> = self
             .publishes
             .sendable()
-            .map(|(_, p)| p.frame.to_string())
+            .map(|(_, p)| String::from(&*p.frame))
             .collect();
         for text in frames {
             self.send(text);

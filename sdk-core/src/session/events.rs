@@ -4,6 +4,7 @@
 
 use crate::adapter::{FetchId, ForeignRequest};
 use crate::event::Event;
+use crate::prelude::*;
 use crate::protocol::ErrorCode;
 use crate::publish::PublishId;
 use crate::types::{Epoch, Seq, StreamId, StreamName};

@@ -18,14 +18,14 @@
 //!   position) every `poll_ms`, the only way to notice a lost last message
 //!   on a server without heartbeats.
 
-use std::collections::HashMap;
-
 use super::Session;
 use super::connection::LinkState;
 use super::events::{PublishError, SessionEvent, Transmit};
 use crate::adapter::{FetchAnswer, FetchId, ForeignRequest, Plan, Start};
 use crate::error::Error;
 use crate::event::{Request, ResetReason};
+use crate::map::VecMap;
+use crate::prelude::*;
 use crate::publish::PublishId;
 use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId, StreamName};
 
@@ -38,12 +38,12 @@ pub(super) struct Foreign<P> {
     pub(super) plan: Plan,
     empty: fn() -> P,
     next_id: u64,
-    in_flight: HashMap<FetchId, Fetching>,
+    in_flight: VecMap<FetchId, Fetching>,
     /// The epoch each stream's messages carried last (servers with epochs).
-    epochs: HashMap<StreamName, Epoch>,
+    epochs: VecMap<StreamName, Epoch>,
     /// The earliest seq a "gone" answer named, per stream: where a stream
     /// without snapshot or head starts again.
-    earliest: HashMap<StreamName, Seq>,
+    earliest: VecMap<StreamName, Seq>,
     pub(super) poll_at: Option<Millis>,
 }
 
@@ -53,9 +53,9 @@ impl<P> Foreign<P> {
             plan,
             empty,
             next_id: 0,
-            in_flight: HashMap::new(),
-            epochs: HashMap::new(),
-            earliest: HashMap::new(),
+            in_flight: VecMap::new(),
+            epochs: VecMap::new(),
+            earliest: VecMap::new(),
             poll_at: None,
         }
     }

@@ -10,6 +10,7 @@ use super::connection::LinkState;
 use super::events::{ConnId, SessionEvent};
 use crate::error::Error;
 use crate::event::ResetReason;
+use crate::prelude::*;
 use crate::protocol::{ErrorCode, InboundFrame, parse_stream_ref};
 use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId};
 

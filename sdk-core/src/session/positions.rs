@@ -3,6 +3,7 @@
 
 use super::Session;
 use super::events::SessionEvent;
+use crate::prelude::*;
 use crate::types::{DeliveryMode, Epoch, Millis, Seq, StreamId, StreamName};
 
 impl<P> Session<P> {

@@ -4,6 +4,7 @@
 use super::Session;
 use super::events::{PublishError, SessionEvent};
 use crate::error::Error;
+use crate::prelude::*;
 use crate::protocol::{ErrorCode, encode};
 use crate::publish::{Pending, PublishId};
 use crate::types::{Millis, Seq, StreamName};
@@ -113,6 +114,9 @@ impl<P> Session<P> {
         self.finish_close_if_drained();
     }
 
+    /// A publish ended without an ack: rare, kept out of line.
+    #[cold]
+    #[inline(never)]
     pub(super) fn publish_failed(&mut self, publish: PublishId, error: PublishError) {
         self.stats.publish_failures += 1;
         self.events

@@ -5,6 +5,7 @@
 //! (frames and HTTP, reading JSON) is JavaScript: the package's `describe`,
 //! or one written by hand.
 
+use crate::prelude::*;
 use seqsync_core::adapter::{DEFAULT_LIMIT, FetchAnswer, FetchId, ForeignRequest, Plan, Start};
 use seqsync_core::{Epoch, Error, Seq};
 use wasm_bindgen::prelude::*;
@@ -119,13 +120,13 @@ impl Session {
     /// The JSON text of the last publish request `pollTransmit` returned.
     #[wasm_bindgen(js_name = foreignData)]
     pub fn foreign_data(&mut self) -> String {
-        std::mem::take(&mut self.foreign_data)
+        core::mem::take(&mut self.foreign_data)
     }
 
     /// The random id of the last publish request `pollTransmit` returned.
     #[wasm_bindgen(js_name = foreignId)]
     pub fn foreign_id(&mut self) -> String {
-        std::mem::take(&mut self.foreign_id)
+        core::mem::take(&mut self.foreign_id)
     }
 }
 
@@ -248,7 +249,7 @@ fn answer_of(
             reason: value.as_string().unwrap_or_default(),
             status: whole(number)
                 .and_then(|n| u16::try_from(n).ok())
-                .filter(|_| number.fract() == 0.0),
+                .filter(|_| crate::is_integer(number)),
         },
         _ => FetchAnswer::Failed {
             reason: "an answer of no known kind".to_string(),
