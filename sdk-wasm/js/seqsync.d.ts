@@ -32,7 +32,9 @@ export class SeqsyncError extends Error {
    * What was wrong: `closed`, `connect_failed`, `publish_timeout`,
    * `too_many_pending`, `publish_too_large`, `invalid_stream`,
    * `already_subscribed`, `too_many_streams`, `invalid_subscription`,
-   * `invalid_data`, `invalid_input`, `not_initialized`, `no_websocket`,
+   * `invalid_argument` (an argument of the wrong kind, named in the
+   * message), `invalid_payload` (publish data JSON cannot carry as it is),
+   * `invalid_input`, `not_initialized`, `no_websocket`,
    * `no_crypto`, `publish_failed` (a foreign server's publish request
    * failed: see `status`), `unsupported` (a foreign server without a
    * publish request), or the error code of the server that refused a publish
@@ -123,7 +125,11 @@ export type GapEvent =
   | { type: 'stalled'; request: 'history'; from: number; to: number; attempts: number }
   | { type: 'stalled'; request: 'snapshot' | 'subscribe'; attempts: number };
 
-/** The callbacks of one subscription; each is optional. */
+/**
+ * The callbacks of one subscription; each is optional (undefined or null:
+ * none). A callback that is not a function, or a key not listed here (such
+ * as `onmessage`), makes `subscribe` throw `invalid_argument`.
+ */
 export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
   /** The next message: every seq once, in order. */
   onMessage?: (data: T, seq: number) => void;
@@ -182,7 +188,11 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-/** How a `Client` connects and recovers; the names match the native client's. */
+/**
+ * How a `Client` connects and recovers; the names match the native client's.
+ * Every number is finite and 0 or more; an option of another type or out of
+ * range makes the constructor throw `invalid_argument`, naming it.
+ */
 export interface ClientOptions {
   /** More server URLs, tried in turn after the first (one URL or a list). */
   endpoints?: string | string[];
@@ -310,8 +320,12 @@ export interface ClientStats {
  */
 export class Client {
   /**
-   * Starts connecting at once. Throws `SeqsyncError` `no_websocket` without
-   * a WebSocket, and `no_crypto` without `crypto.getRandomValues` (publish
+   * Starts connecting at once. Throws `SeqsyncError` `invalid_argument`
+   * for a `url` that is not a string, `options` that are not an object, or
+   * an option of the wrong type or out of range (a number that is not
+   * finite or is below 0, a string where a number belongs, ...), the
+   * option's path named (`options.core.window`); `no_websocket` without a
+   * WebSocket, and `no_crypto` without `crypto.getRandomValues` (publish
    * ids are drawn from it).
    */
   constructor(url: string, options?: ClientOptions);
@@ -324,17 +338,22 @@ export class Client {
    * subscribed again after `unsubscribe` starts from a snapshot too, unless
    * `persist` kept its position. Throws `SeqsyncError`: `invalid_stream`,
    * `already_subscribed`, `invalid_subscription` (a `since` or `epoch` that
-   * is not an integer in 0..2^53-1, an unknown `mode`), `too_many_streams`,
-   * `closed`.
+   * is not an integer in 0..2^53-1, an unknown `mode`), `invalid_argument`
+   * (handlers that are not an object, a handler that is not a function, a
+   * key that is not one of `SubscribeHandlers`; the stream and key named),
+   * `too_many_streams`, `closed`.
    */
   subscribe<T = Json, S = Json>(stream: string, handlers?: SubscribeHandlers<T, S>): Subscription;
   /**
-   * Appends `data` (anything `JSON.stringify` accepts) to `stream`; resolves
+   * Appends `data` (a value JSON carries as it is) to `stream`; resolves
    * to its seq. Sent again with the same id after every reconnect (after the
    * subscribes) and after `rate_limited` or `internal` refusals, until acked
    * or `publishTimeoutMs` passes. Rejects with `SeqsyncError`
-   * (`invalid_stream`, `invalid_data`, `publish_too_large`,
-   * `too_many_pending`, `publish_timeout`, `closed`, or the server's code).
+   * (`invalid_stream`; `invalid_payload` for data JSON cannot carry as it
+   * is: `NaN`, `Infinity`, a `Map`, a `Set`, a `BigInt`, a cycle, or a
+   * top-level `undefined`, function or symbol, never altered silently;
+   * `publish_too_large`, `too_many_pending`, `publish_timeout`, `closed`, or
+   * the server's code).
    * A publish that timed out may have been stored.
    */
   publish<T = Json>(stream: string, data: T): Promise<number>;
