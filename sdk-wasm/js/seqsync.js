@@ -10,7 +10,7 @@
 import initWasm, { Session } from './seqsync_wasm.js';
 import {
   CORE_OPTIONS, PHASES, REJECTED, RESET_REASONS, SLOTS, SeqsyncError, checkArguments, checkName, epochOrNone,
-  eventFields, feed, instantiate, kindsOf, scratch, statsObject, stringOrNone, utf8Length,
+  eventFields, feed, instantiate, kindsOf, scratch, serverError, statsObject, stringOrNone, utf8Length,
 } from './shared.js';
 
 export { SeqsyncError };
@@ -443,7 +443,7 @@ export class Client {
       const waiting = this._waiting.get(s[3]);
       this._waiting.delete(s[3]);
       if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
-      else if (s[4] === 0) waiting?.reject(new SeqsyncError(this._session.code(s[5]), payload));
+      else if (s[4] === 0) waiting?.reject(serverError(this._session.code(s[5]), s[5], payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
       else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
       else waiting?.reject(closedError());

@@ -28,6 +28,14 @@ export class SeqsyncError extends Error {
   }
 }
 
+// How many error codes of the protocol the core knows (`ErrorCode::ALL`): an index past them
+// is a code this version does not know.
+const SERVER_CODES = 13;
+
+/** The server's refusal `code` (its index in the core, `index`) of a request: `unknown` for a code this version does not know; the message names the code. */
+export const serverError = (code, index, message) =>
+  new SeqsyncError(index < SERVER_CODES ? code : 'unknown', `${code}: ${message}`);
+
 /** Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. */
 export async function instantiate(initModule, input) {
   if (input instanceof URL && input.protocol === 'file:') {

@@ -1,8 +1,8 @@
 // What the packed npm package refuses at the call, before anything is sent:
 // handlers and options of the wrong kind (`invalid_argument`, naming the
 // stream, key or option), and values JSON would alter (`invalid_payload`).
-// Through a stand-in WebSocket (`options.WebSocket`) that records what the
-// client sends.
+// Also the code of a server's refusal of a publish. Through a stand-in
+// WebSocket (`options.WebSocket`) that records what the client sends.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -136,4 +136,17 @@ test('a payload JSON carries as it is goes out unchanged', async () => {
   assert.deepEqual(frame.data, { n: 1.5, none: null, list: [0, -2, 'x'], when: '1970-01-01T00:00:00.000Z', nested: { ok: true } });
   socket.receive({ type: 'ack', id: frame.id, stream: 'room', seq: 7 });
   assert.equal(await published, 7);
+});
+
+test('a server code this version knows rejects a publish with that code', async () => {
+  const c = client();
+  const before = StandIn.opened.length;
+  const published = c.publish('room', { text: 'hi' });
+  await waitFor(() => StandIn.opened.length > before, 'the socket');
+  const socket = StandIn.opened[StandIn.opened.length - 1];
+  socket.open();
+  await waitFor(() => socket.sent.some((f) => f.type === 'publish'), 'the publish frame');
+  const { id } = socket.sent.find((f) => f.type === 'publish');
+  socket.receive({ type: 'error', code: 'unauthorized', message: 'no writing here', ref: id });
+  await rejected(published, 'unauthorized', 'unauthorized: no writing here');
 });
