@@ -281,7 +281,7 @@ _browser_node_app() (
 _browser_installed_types_check() (
     local scratch=$1
     mkdir -p "$scratch/app/types" || exit 1
-    cp tests/browser/types/usage.ts "$scratch/app/types/" || exit 1
+    cp tests/browser/types/usage.ts tests/browser/types/errors.ts "$scratch/app/types/" || exit 1
     node -e '
         const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
         delete c.compilerOptions.paths;

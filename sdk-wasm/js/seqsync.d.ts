@@ -23,27 +23,85 @@ export type WasmSource =
 export function init(source?: WasmSource): Promise<void>;
 
 /**
+ * What a `SeqsyncError` says was wrong: every code this package produces
+ * (README, "Errors"). Switch on it exhaustively: a code added in a later
+ * version then fails to compile where it is not handled.
+ */
+export type SeqsyncErrorCode =
+  // ---- the calling code
+  /** An argument of the wrong kind, named in the message: a handler that is not a function, an unknown handler key, handlers that are not an object, an option of the wrong type or out of range, a `url` that is not a string. */
+  | 'invalid_argument'
+  /** `publish` data JSON cannot carry as it is: `NaN`, `Infinity`, a `Map`, a `Set`, a `BigInt`, a cycle, or a top-level `undefined`, function or symbol. Never altered silently. */
+  | 'invalid_payload'
+  /** A stream name that is empty, has a control character, or is over 256 bytes of UTF-8. */
+  | 'invalid_stream'
+  /** `subscribe` to a stream this client (or `Sequencer`) already follows. */
+  | 'already_subscribed'
+  /** More streams than `core.maxStreams`. */
+  | 'too_many_streams'
+  /** A `since` or `epoch` that is not an integer in 0..2^53-1, or an unknown `mode`. */
+  | 'invalid_subscription'
+  /** `Sequencer`: a frame or input it refuses. */
+  | 'invalid_input'
+  /** `Sequencer`: created before `await init()`. */
+  | 'not_initialized'
+  // ---- the platform
+  /** `new Client` without a WebSocket: pass `options.WebSocket`. */
+  | 'no_websocket'
+  /** `new Client` without `crypto.getRandomValues` (publish ids are drawn from it). */
+  | 'no_crypto'
+  // ---- the client
+  /** The client is closed (or closing): also what pending publishes reject with when it closes. */
+  | 'closed'
+  /** No connection within `initialConnectTimeoutMs`: `ready` rejects and the client closes. */
+  | 'connect_failed'
+  /** A publish not acked within `publishTimeoutMs`. It may have been stored. */
+  | 'publish_timeout'
+  /** More than `maxPendingPublishes` publishes waiting for their ack. */
+  | 'too_many_pending'
+  /** A publish frame over `maxPublishBytes`. */
+  | 'publish_too_large'
+  /** A foreign server's publish request failed (see `status`). */
+  | 'publish_failed'
+  /** A publish to a foreign server that has no publish request. */
+  | 'unsupported'
+  // ---- the server's refusal of a publish (the protocol's error codes; `invalid_stream`,
+  // `too_many_streams` above): `rate_limited` and `internal` never reach the application,
+  // such publishes are sent again with the same id.
+  /** The server could not read the frame. */
+  | 'malformed_frame'
+  /** The server does not know the frame's type. */
+  | 'unknown_type'
+  /** The frame exceeds the server's frame size limit. */
+  | 'frame_too_large'
+  /** A seq above 2^53 - 1. */
+  | 'seq_out_of_range'
+  /** A `history` range the server refuses. */
+  | 'invalid_range'
+  /** The token does not allow this stream. */
+  | 'unauthorized'
+  /** The connection holds the most subscriptions it may. */
+  | 'too_many_subscriptions'
+  /** An `unsubscribe` for a stream not subscribed. */
+  | 'not_subscribed'
+  /** A `history` request starting above the head. */
+  | 'range_beyond_head'
+  /** A server code this version does not know; the message starts with it. */
+  | 'unknown';
+
+/**
  * Every error this package throws or rejects with, but for two mistakes in
  * the calling code: a `description` or `adapter` that is not valid (a
  * `TypeError` naming what is wrong) and a `Sequencer` used after `free()`.
+ * The message names what was wrong (the stream, key, option or limit); a
+ * server's refusal starts with the server's code.
  */
 export class SeqsyncError extends Error {
-  /**
-   * What was wrong: `closed`, `connect_failed`, `publish_timeout`,
-   * `too_many_pending`, `publish_too_large`, `invalid_stream`,
-   * `already_subscribed`, `too_many_streams`, `invalid_subscription`,
-   * `invalid_data`, `invalid_input`, `not_initialized`, `no_websocket`,
-   * `no_crypto`, `publish_failed` (a foreign server's publish request
-   * failed: see `status`), `unsupported` (a foreign server without a
-   * publish request), or the error code of the server that refused a publish
-   * (`unauthorized`, `invalid_stream`, ...; a code this version does not
-   * know is passed on as the server wrote it). `rate_limited` and `internal` never reach
-   * the application: such publishes are sent again with the same id.
-   */
-  readonly code: string;
+  /** What was wrong (see `SeqsyncErrorCode`). */
+  readonly code: SeqsyncErrorCode;
   /** The HTTP status of a foreign server's answer to a failed publish, when there was one. */
   readonly status?: number;
-  constructor(code: string, message: string);
+  constructor(code: SeqsyncErrorCode, message: string);
 }
 
 /** The phase of one stream. */
@@ -123,7 +181,11 @@ export type GapEvent =
   | { type: 'stalled'; request: 'history'; from: number; to: number; attempts: number }
   | { type: 'stalled'; request: 'snapshot' | 'subscribe'; attempts: number };
 
-/** The callbacks of one subscription; each is optional. */
+/**
+ * The callbacks of one subscription; each is optional (undefined or null:
+ * none). A callback that is not a function, or a key not listed here (such
+ * as `onmessage`), makes `subscribe` throw `invalid_argument`.
+ */
 export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
   /** The next message: every seq once, in order. */
   onMessage?: (data: T, seq: number) => void;
@@ -182,7 +244,11 @@ export interface WebSocketLike {
   onerror: ((event: unknown) => void) | null;
 }
 
-/** How a `Client` connects and recovers; the names match the native client's. */
+/**
+ * How a `Client` connects and recovers; the names match the native client's.
+ * Every number is finite and 0 or more; an option of another type or out of
+ * range makes the constructor throw `invalid_argument`, naming it.
+ */
 export interface ClientOptions {
   /** More server URLs, tried in turn after the first (one URL or a list). */
   endpoints?: string | string[];
@@ -310,8 +376,12 @@ export interface ClientStats {
  */
 export class Client {
   /**
-   * Starts connecting at once. Throws `SeqsyncError` `no_websocket` without
-   * a WebSocket, and `no_crypto` without `crypto.getRandomValues` (publish
+   * Starts connecting at once. Throws `SeqsyncError` `invalid_argument`
+   * for a `url` that is not a string, `options` that are not an object, or
+   * an option of the wrong type or out of range (a number that is not
+   * finite or is below 0, a string where a number belongs, ...), the
+   * option's path named (`options.core.window`); `no_websocket` without a
+   * WebSocket, and `no_crypto` without `crypto.getRandomValues` (publish
    * ids are drawn from it).
    */
   constructor(url: string, options?: ClientOptions);
@@ -324,17 +394,22 @@ export class Client {
    * subscribed again after `unsubscribe` starts from a snapshot too, unless
    * `persist` kept its position. Throws `SeqsyncError`: `invalid_stream`,
    * `already_subscribed`, `invalid_subscription` (a `since` or `epoch` that
-   * is not an integer in 0..2^53-1, an unknown `mode`), `too_many_streams`,
-   * `closed`.
+   * is not an integer in 0..2^53-1, an unknown `mode`), `invalid_argument`
+   * (handlers that are not an object, a handler that is not a function, a
+   * key that is not one of `SubscribeHandlers`; the stream and key named),
+   * `too_many_streams`, `closed`.
    */
   subscribe<T = Json, S = Json>(stream: string, handlers?: SubscribeHandlers<T, S>): Subscription;
   /**
-   * Appends `data` (anything `JSON.stringify` accepts) to `stream`; resolves
+   * Appends `data` (a value JSON carries as it is) to `stream`; resolves
    * to its seq. Sent again with the same id after every reconnect (after the
    * subscribes) and after `rate_limited` or `internal` refusals, until acked
    * or `publishTimeoutMs` passes. Rejects with `SeqsyncError`
-   * (`invalid_stream`, `invalid_data`, `publish_too_large`,
-   * `too_many_pending`, `publish_timeout`, `closed`, or the server's code).
+   * (`invalid_stream`; `invalid_payload` for data JSON cannot carry as it
+   * is: `NaN`, `Infinity`, a `Map`, a `Set`, a `BigInt`, a cycle, or a
+   * top-level `undefined`, function or symbol, never altered silently;
+   * `publish_too_large`, `too_many_pending`, `publish_timeout`, `closed`, or
+   * the server's code, `unknown` for one this version does not know).
    * A publish that timed out may have been stored.
    */
   publish<T = Json>(stream: string, data: T): Promise<number>;

@@ -9,8 +9,8 @@
 
 import initWasm, { Session } from './seqsync_wasm.js';
 import {
-  CORE_OPTIONS, PHASES, REJECTED, RESET_REASONS, SLOTS, SeqsyncError, checkName, epochOrNone, eventFields, feed,
-  instantiate, scratch, statsObject, stringOrNone, utf8Length,
+  CORE_OPTIONS, PHASES, REJECTED, RESET_REASONS, SLOTS, SeqsyncError, checkArguments, checkName, epochOrNone,
+  eventFields, feed, instantiate, kindsOf, scratch, serverError, statsObject, stringOrNone, utf8Length,
 } from './shared.js';
 
 export { SeqsyncError };
@@ -34,6 +34,26 @@ const CLIENT_STATS = `connects disconnects connectFailures frames bytes badFrame
 const SESSION_OPTIONS = `reconnectInitialMs reconnectMaxMs stableAfterMs connectTimeoutMs initialConnectTimeoutMs
   heartbeatTimeoutMs silenceTimeoutMs publishTimeoutMs maxPendingPublishes maxPublishBytes maxFrameBytes
   persistIntervalMs`.split(/\s+/);
+// What `checkArguments` accepts of the options and of a subscription's handlers (every key of
+// those). `wasm` can be many things; `adapter` and `description` are checked by ./foreign.js.
+const NUMBER = 'number >= 0';
+const OPTION_KINDS = {
+  ...kindsOf(SESSION_OPTIONS, NUMBER), endpoints: 'string or array', token: 'string or function', core: 'object',
+  persist: 'boolean or string', storage: 'object', WebSocket: 'function', onConnection: 'function',
+};
+const CORE_KINDS = kindsOf(CORE_OPTIONS, NUMBER);
+const HANDLER_KINDS = {
+  ...kindsOf('onMessage onSnapshot onReset onGap onState onRefused'.split(' '), 'function'),
+  since: NUMBER, epoch: NUMBER, mode: 'string',
+};
+
+/** A `JSON.stringify` replacer that throws on what JSON would alter: a number it writes as `null`, a `Map` or `Set` it writes as `{}`. */
+function plain(key, value) {
+  if (typeof value === 'number' ? !Number.isFinite(value) : value instanceof Map || value instanceof Set) {
+    throw Error(`${key || 'data'} is ${value}`);
+  }
+  return value;
+}
 
 let loading = null;
 let memory = null;
@@ -88,7 +108,9 @@ function parse(text, max) {
 // ---- Client: the WASM Session's IO --------------------------------------------
 export class Client {
   constructor(url, options = {}) {
-    if (typeof url !== 'string') throw new SeqsyncError('invalid_input', 'Client: url must be a string');
+    if (typeof url !== 'string') throw new SeqsyncError('invalid_argument', 'url must be a string');
+    checkArguments('options', options, OPTION_KINDS);
+    checkArguments('options.core', options.core ?? {}, CORE_KINDS);
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     const hint = 'pass options.WebSocket (Node 20: --experimental-websocket)';
     if (typeof this._WebSocket !== 'function') throw new SeqsyncError('no_websocket', `no WebSocket here: ${hint}`);
@@ -135,10 +157,11 @@ export class Client {
     // whatever it would refuse is refused here, at once.
     checkName(stream);
     if (this._subs.has(stream)) throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
-    const { since, epoch, mode } = handlers;
+    const { since, epoch, mode } = handlers ?? {};
     if (!isPosition(since) || !isPosition(epoch) || !(mode === undefined || mode === 'ordered' || mode === 'latest')) {
       throw new SeqsyncError('invalid_subscription', `${stream}: since and epoch must be integers in 0..2^53-1, mode 'ordered' or 'latest'`);
     }
+    checkArguments(`${stream}: handlers`, handlers, HANDLER_KINDS, true);
     const maxStreams = this._options.core?.maxStreams;
     if (this._session === null && typeof maxStreams === 'number' && this._subs.size >= maxStreams) {
       throw new SeqsyncError('too_many_streams', `${stream}: too many streams (core.maxStreams ${maxStreams})`);
@@ -156,9 +179,15 @@ export class Client {
   publish(stream, data) {
     return new Promise((resolve, reject) => {
       if (this._closed || this._closing !== null) return reject(closedError());
+      // One pass: `plain` refuses what JSON would alter; what it cannot write at all (a BigInt,
+      // a cycle) throws, and a top-level `undefined`, function or symbol writes nothing.
       let text;
-      try { text = JSON.stringify(data); } catch { text = undefined; }
-      if (text === undefined) return reject(new SeqsyncError('invalid_data', 'data is not JSON'));
+      try {
+        text = JSON.stringify(data, plain);
+        if (text === undefined) throw Error(`data is ${typeof data}`);
+      } catch (e) {
+        return reject(new SeqsyncError('invalid_payload', `not JSON: ${e.message}`));
+      }
       try { checkName(stream); } catch (e) { return reject(e); }
       const send = () => {
         if (this._closed) return reject(closedError());
@@ -414,7 +443,7 @@ export class Client {
       const waiting = this._waiting.get(s[3]);
       this._waiting.delete(s[3]);
       if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
-      else if (s[4] === 0) waiting?.reject(new SeqsyncError(this._session.code(s[5]), payload));
+      else if (s[4] === 0) waiting?.reject(serverError(this._session.code(s[5]), s[5], payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
       else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
       else waiting?.reject(closedError());

@@ -16,6 +16,8 @@ const STALLED_REQUESTS = ['history', 'snapshot', 'subscribe'];
 const STREAM_STATS = `delivered duplicates dropped skipped gaps gapsHealed resyncs resets buffered lastSeq head
   lag`.split(/\s+/);
 export const CORE_OPTIONS = 'window gapTimeoutMs requestTimeoutMs maxBackoffMs stallAfterAttempts maxFetch maxStreams'.split(' ');
+/** `names`, each of `kind`, as `checkArguments` reads its `kinds`. */
+export const kindsOf = (names, kind) => Object.fromEntries(names.map((name) => [name, kind]));
 const NAME_CONTROL = /\p{Cc}/u;
 
 export class SeqsyncError extends Error {
@@ -25,6 +27,14 @@ export class SeqsyncError extends Error {
     this.code = code;
   }
 }
+
+// How many error codes of the protocol the core knows (`ErrorCode::ALL`): an index past them
+// is a code this version does not know.
+const SERVER_CODES = 13;
+
+/** The server's refusal `code` (its index in the core, `index`) of a request: `unknown` for a code this version does not know; the message names the code. */
+export const serverError = (code, index, message) =>
+  new SeqsyncError(index < SERVER_CODES ? code : 'unknown', `${code}: ${message}`);
 
 /** Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. */
 export async function instantiate(initModule, input) {
@@ -106,6 +116,26 @@ export function utf8Length(text) {
     if (c >= 0x80) n += c < 0x800 || (c >= 0xd800 && c < 0xe000) ? 1 : 2;
   }
   return n;
+}
+
+/**
+ * Throws `invalid_argument` naming what is wrong unless `given` is an object whose members
+ * named in `kinds` are absent (undefined or null) or of a kind its text there names: `kinds`
+ * maps a key to text such as `'string or function'` (a number: finite and 0 or more; an
+ * array: of strings). `strict`: a key `kinds` does not name is refused too. `where` names
+ * `given` in the message.
+ */
+export function checkArguments(where, given, kinds, strict) {
+  if (given === null || typeof given !== 'object') throw new SeqsyncError('invalid_argument', `${where} must be an object`);
+  for (const key of Object.keys(given)) {
+    const kind = Object.hasOwn(kinds, key) && kinds[key];
+    const v = given[key];
+    const type = typeof v === 'number' ? v >= 0 && v < Infinity && 'number'
+      : Array.isArray(v) ? v.every((e) => typeof e === 'string') && 'array' : typeof v;
+    if (kind ? v != null && !kind.includes(type) : strict) {
+      throw new SeqsyncError('invalid_argument', `${where}.${key} ${kind ? `must be ${kind}` : `is not one of ${Object.keys(kinds)}`}`);
+    }
+  }
 }
 
 /** Throws `invalid_stream` unless `stream` is a valid stream name (protocol.md 3.3). */

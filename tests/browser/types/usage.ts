@@ -153,7 +153,7 @@ export async function usage(): Promise<number> {
   const r = core.pollRequest();
   if (r?.type === 'history') console.log(r.from, r.to);
   const t: number | undefined = core.pollTimeout();
-  console.log(t, core.stats(h)?.delivered, new SeqsyncError('x', 'y').code);
+  console.log(t, core.stats(h)?.delivered, new SeqsyncError('closed', 'y').code);
   // One error class for both entries.
   const sameClass: typeof SeqsyncError = SequencerError;
   const options: SequencerOptions = { window: 64 };
