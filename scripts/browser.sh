@@ -131,11 +131,12 @@ build_browser_package() (
     # code stays as it is): whole-program LTO, one codegen unit, abort on
     # panic. opt-level 3 rather than "z": after `wasm-opt -Oz` it came out
     # both smaller gzipped and faster (sdk-wasm/BENCHMARKS.md).
-    _wasm_pack_build pkg seqsync_wasm --no-default-features || exit 1
+    _wasm_pack_build pkg seqsync_wasm --no-default-features --features sequencer || exit 1
     # The module of `seqsync/foreign`: the same with the binding of a session
     # over a server that does not speak the protocol, loaded only by pages
     # that use one (sdk-wasm/BENCHMARKS.md: it would add 9 KB to every page).
-    _wasm_pack_build pkg seqsync_foreign || exit 1
+    # Without the bare sequencer's binding, which only the default module's `Sequencer` uses.
+    _wasm_pack_build pkg seqsync_foreign --no-default-features --features foreign || exit 1
     cp sdk-wasm/js/seqsync.js sdk-wasm/js/seqsync.d.ts sdk-wasm/js/foreign.js sdk-wasm/js/foreign.d.ts \
         sdk-wasm/js/package.json sdk-wasm/js/README.md sdk-wasm/pkg/ || exit 1
     rm -f sdk-wasm/pkg/.gitignore
@@ -307,7 +308,7 @@ run_shell_comparison() (
     local variant
     for variant in websys gloo; do
         _browser_step "build the $variant prototype"
-        _wasm_pack_build "$out/$variant" seqsync_wasm --no-default-features --features "$variant" || exit 1
+        _wasm_pack_build "$out/$variant" seqsync_wasm --no-default-features --features "sequencer,$variant" || exit 1
         cp sdk-wasm/js/seqsync.js "$out/$variant/" || exit 1
     done
     if [ ! -f sdk-wasm/pkg/seqsync.js ]; then

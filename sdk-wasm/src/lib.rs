@@ -11,7 +11,9 @@
 //!   it: it owns the WebSocket, one timer, `JSON.parse`, the callbacks and
 //!   the storage, and carries out what the session asks.
 //! - [`Core`]: the bare [`Sequencer`](seqsync_core::Sequencer), behind the
-//!   package's `Sequencer` class for applications with their own transport.
+//!   package's `Sequencer` class for applications with their own transport
+//!   (feature `sequencer`, on by default; the `seqsync/foreign` module is
+//!   built without it).
 //!
 //! With the feature `foreign` (on by default; the package's default module
 //! is built without it, its `seqsync/foreign` module with it), `Session`
@@ -29,8 +31,17 @@
 //!
 //! Inputs return a bit set of what is ready ([`READY_TRANSMIT`] (for `Core`:
 //! [`READY_REQUESTS`]), [`READY_EVENTS`], [`READY_TIMEOUT`],
-//! [`READY_ERROR`]); methods that return something else (`deliver`,
-//! `subscribe`, `publish`) leave the bit set in scratch slot 8. The caller
+//! [`READY_ERROR`]); methods that return something else (`Core::deliver`,
+//! `subscribe`, `publish`) leave the bit set in scratch slot 8.
+//!
+//! A `Session` has one input, `input` ([`INPUT_FRAME`] and the other
+//! `INPUT_*`): what arrived from the socket or the clock. A frame's
+//! members cross as `JSON.parse` read them, whatever its `type`, and the
+//! core judges and routes them (`seqsync_core::Session::handle_input`);
+//! its numbers go through scratch slots 0 to 6 just before the call, its
+//! stream as the handle of a subscription when it names one. The one
+//! exception is `inOrder`, the measured fast path for a message next in
+//! order (docs/design.md, "One inbound path"). The caller
 //! then drains, in this order, `pollTransmit()` (`Session`: what to do with
 //! the socket) or `pollRequest()` (`Core`: JSON text frames), reads the new
 //! timer deadline from the scratch area, and drains `pollEvent()`: it
@@ -40,7 +51,7 @@
 //!
 //! | slot | meaning |
 //! | --- | --- |
-//! | 0 | event kind (`EVENT_*`, 0: none) |
+//! | 0 | event kind (`EVENT_*`, 0: none); for `Session::input`, slots 0 to 6 are a frame's stream handle (-1: none), `seq`, `epoch`, `head`, `from`, `to`, `earliest` (NaN: absent) |
 //! | 1 | 1 when another event is queued |
 //! | 2 | stream handle |
 //! | 3..=6 | the event's numbers (see `EVENT_*`) |
@@ -53,8 +64,9 @@
 //! | 13 | a foreign history request's `to` (-1: no known end) |
 //! | 14 | a foreign history request's `limit` |
 //!
-//! `deliver` is a message followed by the first `pollEvent`, for the hot
-//! path: one crossing instead of two when the message is delivered at once.
+//! `Core::deliver` is a message followed by the first `pollEvent`, for the
+//! hot path: one crossing instead of two when the message is delivered at
+//! once.
 //!
 //! Seqs, epochs and times are JavaScript numbers: every valid seq is at most
 //! 2^53 - 1, so it is exact. A stream handle is `StreamId::to_raw` as a
@@ -65,6 +77,7 @@
 //! own messages.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "sequencer")]
 mod sequencer;
 mod session;
 #[cfg(feature = "websys")]
@@ -77,6 +90,7 @@ mod websys;
 #[allow(unsafe_code)]
 static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 
+#[cfg(feature = "sequencer")]
 pub use sequencer::Core;
 pub use session::Session;
 #[cfg(feature = "websys")]
@@ -195,6 +209,28 @@ pub const ANSWER_GONE: u32 = 6;
 /// Answer: no usable answer (the number is the HTTP status, -1 for none;
 /// the value is the reason, a string).
 pub const ANSWER_FAILED: u32 = 7;
+
+/// `Session::input`: a frame read by `JSON.parse`, its members given.
+pub const INPUT_FRAME: u32 = 0;
+/// `Session::input`: a frame that could not be read (not text, too large,
+/// not JSON, a member of the wrong type).
+pub const INPUT_UNREADABLE: u32 = 1;
+/// `Session::input`: the socket of a connection opened.
+pub const INPUT_OPENED: u32 = 2;
+/// `Session::input`: the socket of a connection closed or failed.
+pub const INPUT_CLOSED: u32 = 3;
+/// `Session::input`: the timer fired.
+pub const INPUT_TIMEOUT: u32 = 4;
+
+// A frame's numbers as `Session::input` reads them, written by the caller
+// just before: the outputs' slots, free while an input runs.
+const SLOT_IN_STREAM: usize = 0;
+const SLOT_IN_SEQ: usize = 1;
+const SLOT_IN_EPOCH: usize = 2;
+const SLOT_IN_HEAD: usize = 3;
+const SLOT_IN_FROM: usize = 4;
+const SLOT_IN_TO: usize = 5;
+const SLOT_IN_EARLIEST: usize = 6;
 
 const SLOT_KIND: usize = 0;
 const SLOT_MORE: usize = 1;
@@ -371,6 +407,7 @@ fn required_epoch(value: f64) -> Result<Epoch, Error> {
     })
 }
 
+#[cfg(feature = "sequencer")]
 fn optional_epoch(value: f64) -> Result<Option<Epoch>, Error> {
     if value == -1.0 {
         Ok(None)
@@ -380,6 +417,7 @@ fn optional_epoch(value: f64) -> Result<Option<Epoch>, Error> {
 }
 
 /// The messages of a `history` answer: `seqs[i]` is the seq of `data[i]`.
+#[cfg(any(feature = "sequencer", feature = "foreign"))]
 fn history_messages(seqs: Vec<f64>, data: Vec<JsValue>) -> Result<Vec<(Seq, JsValue)>, Error> {
     if seqs.len() != data.len() {
         return Err(Error::MalformedFrame {
@@ -399,6 +437,7 @@ fn handle_id(handle: f64) -> Option<StreamId> {
 
 /// The error for a handle that names no stream (no message: see the crate
 /// docs).
+#[cfg(feature = "sequencer")]
 fn unknown_stream() -> Error {
     Error::UnknownStream {
         stream: String::new(),
@@ -426,8 +465,11 @@ mod tests {
         assert!(message_seq(MAX_SEQ as f64 + 2.0).is_err());
         assert_eq!(message_seq(MAX_SEQ as f64).unwrap().get(), MAX_SEQ);
         assert_eq!(position(0.0).unwrap(), Seq::ZERO);
-        assert_eq!(optional_epoch(-1.0).unwrap(), None);
-        assert!(optional_epoch(-2.0).is_err());
+        #[cfg(feature = "sequencer")]
+        {
+            assert_eq!(optional_epoch(-1.0).unwrap(), None);
+            assert!(optional_epoch(-2.0).is_err());
+        }
         assert!(handle_id(-1.0).is_none());
         assert!(handle_id(0.5).is_none());
         assert_eq!(millis(f64::NAN), Millis(0));
