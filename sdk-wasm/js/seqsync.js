@@ -527,8 +527,16 @@ export class Client {
     const h = sub === undefined ? -1 : sub._handle;
     const v = scratch(this);
     v[0] = h;
-    [v[1], v[2], v[3], v[4], v[5], v[6]] = [f.seq, f.epoch, f.head, f.from, f.to, f.earliest].map(num);
+    v[1] = num(f.seq);
+    v[2] = num(f.epoch);
+    v[3] = num(f.head);
+    v[4] = num(f.from);
+    v[5] = num(f.to);
+    v[6] = num(f.earliest);
     const texts = [f.type, h >= 0 ? undefined : f.stream, f.reason, f.id, f.code, f.message, f.ref].map(text);
+    // Absent texts at the end need not cross (each one that does is a call): a message names its
+    // stream by handle and has only its type.
+    while (texts.length > 1 && texts[texts.length - 1] === undefined) texts.pop();
     const m = typed(f.messages, Array.isArray(f.messages));
     const heads = typed(f.heads, typeof f.heads === 'object' && !Array.isArray(f.heads)) && Object.entries(f.heads);
     return s.input(t, wrong ? INPUT_UNREADABLE : INPUT_FRAME, n, texts, f.data, f.state,
