@@ -163,7 +163,7 @@ impl Session {
 
     /// The one input: what arrived from the socket or the clock, `what`
     /// being [`INPUT_FRAME`] (a frame of `number` bytes, read by
-    /// `JSON.parse`), [`INPUT_UNREADABLE`] (a frame of `number` bytes that
+    /// `JSON.parse`), [`INPUT_UNREADABLE`](crate::INPUT_UNREADABLE) (a frame of `number` bytes that
     /// is not text, too large, not JSON, or with a member of the wrong
     /// type: a number member that is not a whole number from 0 is one), [`INPUT_OPENED`] or [`INPUT_CLOSED`] (the socket of
     /// connection `number`; `reason` says why it closed) or
