@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use seqsync_core::protocol::{
-    ErrorCode, Fields, InboundFrame, RequestRef, parse_server_frame_raw, split_unknown_code,
+    ErrorCode, Fields, InboundFrame, RequestRef, StreamKey, parse_server_frame_raw,
+    split_unknown_code,
 };
 use seqsync_core::{
     Error, Input, Millis, PublishError, Session, SessionConfig, SessionEvent, StreamId, Transmit,
@@ -222,4 +223,79 @@ fn members_read_by_any_shell_make_the_same_input() {
         .expect("a head frame");
     let head = f.s.sequencer().stats(room).expect("subscribed").head;
     assert_eq!(head.get(), 4);
+}
+
+/// What a shell that keeps each subscription's handle (the browser's)
+/// hands over for a frame naming `stream`: the handle instead of the name.
+fn by_handle(kind: &'static str, stream: StreamId) -> Fields<'static, String> {
+    Fields {
+        kind: Cow::Borrowed(kind),
+        stream: Some(StreamKey::Id(stream)),
+        ..Fields::default()
+    }
+}
+
+#[test]
+fn a_frame_may_name_its_stream_by_the_handle_the_session_gave_it() {
+    let mut f = Fixture::new();
+    let room = f.subscribe("room");
+    let snapshot = Fields {
+        seq: Some(2),
+        epoch: Some(1),
+        state: Some("s".to_string()),
+        ..by_handle("snapshot", room)
+    };
+    let frame = InboundFrame::from_fields(snapshot);
+    f.s.handle_input(Millis(3), Input::Frame { bytes: 50, frame })
+        .expect("a snapshot");
+    let message = Fields {
+        seq: Some(3),
+        data: Some("m".to_string()),
+        ..by_handle("msg", room)
+    };
+    let frame = InboundFrame::from_fields(message);
+    f.s.handle_input(Millis(4), Input::Frame { bytes: 40, frame })
+        .expect("a message");
+    let stats = f.s.sequencer().stats(room).expect("subscribed");
+    assert_eq!((stats.last_seq.get(), stats.delivered), (3, 1));
+}
+
+#[test]
+fn a_handle_of_a_stream_no_longer_subscribed_names_nothing() {
+    let mut f = Fixture::new();
+    let room = f.subscribe("room");
+    f.s.unsubscribe(Millis(3), room).expect("subscribed");
+    f.drain();
+    let message = Fields {
+        seq: Some(1),
+        data: Some("m".to_string()),
+        ..by_handle("msg", room)
+    };
+    let frame = InboundFrame::from_fields(message);
+    f.s.handle_input(Millis(4), Input::Frame { bytes: 40, frame })
+        .expect("ignored, not refused");
+    assert!(f.drain().is_empty());
+    assert_eq!(f.s.stats().bad_frames, 0);
+}
+
+#[test]
+fn an_ack_naming_its_stream_by_handle_completes_the_publish() {
+    let mut f = Fixture::new();
+    let room = f.subscribe("room");
+    let publish = f.s.publish(Millis(3), "room", "1").expect("publish");
+    let id = f.s.publish_wire_id(publish).expect("pending").to_string();
+    f.drain();
+    let ack = Fields {
+        id: Some(Cow::Owned(id)),
+        seq: Some(9),
+        ..by_handle("ack", room)
+    };
+    let frame = InboundFrame::from_fields(ack);
+    f.s.handle_input(Millis(4), Input::Frame { bytes: 60, frame })
+        .expect("an ack");
+    let acked = f.drain().into_iter().find_map(|e| match e {
+        SessionEvent::PublishAcked { publish, seq } => Some((publish, seq.get())),
+        _ => None,
+    });
+    assert_eq!(acked, Some((publish, 9)));
 }

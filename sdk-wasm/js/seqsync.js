@@ -9,8 +9,8 @@
 
 import initWasm, { Session } from './seqsync_wasm.js';
 import {
-  CORE_OPTIONS, PHASES, REJECTED, RESET_REASONS, SLOTS, SeqsyncError, checkArguments, checkName, epochOrNone,
-  eventFields, feed, instantiate, kindsOf, scratch, serverError, statsObject, stringOrNone, utf8Length,
+  CORE_OPTIONS, PHASES, RESET_REASONS, SLOTS, SeqsyncError, checkArguments, checkName,
+  eventFields, instantiate, kindsOf, scratch, serverError, statsObject, utf8Length,
 } from './shared.js';
 
 export { SeqsyncError };
@@ -23,6 +23,7 @@ const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHA
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
 const EVENT_PUBLISH_ACKED = 13, EVENT_PUBLISH_FAILED = 14, EVENT_POSITION = 15, EVENT_REFUSED = 16;
 const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, TRANSMIT_FOREIGN = 4;
+const INPUT_FRAME = 0, INPUT_UNREADABLE = 1, INPUT_OPENED = 2, INPUT_CLOSED = 3, INPUT_TIMEOUT = 4;
 
 // By event kind: the `type` of an `onGap` event.
 const GAP_EVENTS = [, , , , 'skipped', 'detected', 'healed', 'stalled'];
@@ -96,6 +97,18 @@ function call(handler, a, b, c) {
 
 /** Whether `n` is absent or a position: an integer in 0..=2^53-1. */
 const isPosition = (n) => n === undefined || n === null || (Number.isSafeInteger(n) && n >= 0);
+
+// A frame's members as they cross into the core, which judges them. `wrong`: a member of the frame
+// being read has the wrong type (as a typed parser would refuse it).
+let wrong = false;
+/** A member of the type `ok` says, or undefined when absent. */
+const typed = (x, ok) => {
+  if (ok) return x;
+  if (x != null) wrong = true;
+};
+const text = (x) => typed(x, typeof x === 'string');
+/** A number member, a whole number from 0 (as the protocol's numbers are), or NaN when absent. */
+const num = (x) => (Number.isInteger(x) && x >= 0 ? x : typed(NaN, x == null));
 
 /** A frame's JSON object, or undefined for a bad frame. */
 function parse(text, max) {
@@ -240,7 +253,7 @@ export class Client {
   }
   /** Why the session refused a subscribe or publish. */
   _refusal(stream) {
-    const code = this._session.lastError();
+    const code = this._session.code(-1);
     return new SeqsyncError(code, `${stream}: ${code.replaceAll('_', ' ')}`);
   }
 
@@ -305,19 +318,19 @@ export class Client {
       .then(() => this._token())
       .then(
         (token) => current() && this._open(conn, withToken(url, String(token))),
-        (e) => current() && this._input((s, t) => s.closed(t, conn, `no token: ${e?.message ?? e}`)),
+        (e) => current() && this._input((s, t) => s.input(t, INPUT_CLOSED, conn, [`no token: ${e?.message ?? e}`])),
       );
   }
 
   _open(conn, url) {
-    const closed = (reason) => this._input((s, t) => s.closed(t, conn, reason));
+    const closed = (reason) => this._input((s, t) => s.input(t, INPUT_CLOSED, conn, [reason]));
     let ws;
     try {
       ws = this._ws = new this._WebSocket(url);
     } catch (e) {
       return closed(String(e?.message ?? e));
     }
-    ws.onopen = () => this._input((s, t) => s.opened(t, conn));
+    ws.onopen = () => this._input((s, t) => s.input(t, INPUT_OPENED, conn));
     ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
     ws.onclose = (event) => closed(`closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`);
     ws.onerror = () => closed('socket error');
@@ -332,59 +345,59 @@ export class Client {
     const n = typeof text === 'string' ? text.length : 0;
     if (this._link !== null) return this._link.frame(text, t, n, fits(text, this._maxFrame));
     const f = parse(text, this._maxFrame);
-    if (f?.type === 'msg') {
-      // The hot path: one crossing delivers the message in the common case. The subscription of
-      // the last message is kept: a string compare is cheaper than hashing the name again.
+    if (f?.type === 'msg' && f.data !== undefined && !this._dispatching) {
+      // The one exception to "the core reads every frame whole", kept for its measured cost
+      // (sdk-wasm/BENCHMARKS.md, docs/design.md): a message next in order on its stream is taken by
+      // the core from its numbers alone, and its payload, which never crosses, goes to the
+      // application. Anything else leaves the core unchanged, and the frame takes the one path below.
+      // The subscription of the last message is kept: a string compare is cheaper than a lookup.
       const sub = f.stream === this._hotName ? this._hotSub : this._subs.get(f.stream);
       const h = sub?._handle;
-      if (h >= 0 && f.data !== undefined) {
+      wrong = false;
+      const seq = num(f.seq), epoch = num(f.epoch);
+      if (h >= 0 && !wrong) {
         this._hotName = f.stream;
         this._hotSub = sub;
-        const epoch = epochOrNone(f.epoch);
-        let bytes = n;
-        if (!this._dispatching) {
-          // Next in order: the core takes it without the payload, which stays here.
-          const next = s.inOrder(t, h, f.seq, epoch, n);
-          if (next & READY_DELIVER) {
-            if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(next & ~READY_EVENTS);
-            this._dispatching = true;
-            call(sub._onMessage, f.data, f.seq);
-            this._dispatching = false;
-            if ((next & READY_EVENTS || this._reentered) && !this._closed) {
-              this._reentered = false;
-              this._dispatch();
-            }
-            return;
-          }
-          bytes = -1; // counted by inOrder
-        }
-        const payload = s.deliver(t, h, f.seq, epoch, f.data, bytes);
-        const v = scratch(this);
-        const flags = v[8];
-        if (flags & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(flags & ~READY_EVENTS);
-        if (v[0] === EVENT_MESSAGE && v[1] === 0 && v[2] === h && !this._dispatching) {
-          // One message for the stream it came on, nothing behind it: no dispatch loop.
+        const next = s.inOrder(t, h, seq, epoch, n);
+        if (next & READY_DELIVER) {
+          if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(next & ~READY_EVENTS);
           this._dispatching = true;
-          call(sub._onMessage, payload, v[3]);
+          call(sub._onMessage, f.data, seq);
           this._dispatching = false;
-          if (this._reentered) {
+          if ((next & READY_EVENTS || this._reentered) && !this._closed) {
             this._reentered = false;
-            if (!this._closed) this._dispatch();
+            this._dispatch();
           }
-        } else if (v[0] !== 0) {
-          this._dispatch(payload, true);
+          return;
         }
-        return;
       }
     }
-    s.received(t, n);
-    let flags;
-    if (f === undefined) flags = REJECTED;
-    else if (f.type === 'ack') flags = typeof f.id === 'string' ? s.ack(t, f.id, String(f.stream), f.seq) : REJECTED;
-    else if (f.type === 'error') flags = s.error(t, String(f.code), String(f.message), stringOrNone(f.ref));
-    else if ((flags = feed(s, t, f, (name) => this._subs.get(name)?._handle)) === -1) return;
-    if (flags & REJECTED) s.badFrame(t);
-    this._drain(flags);
+    this._drain(f === undefined ? s.input(t, INPUT_UNREADABLE, n) : this._read(s, t, n, f));
+  }
+
+  /** Hands the session every member of a frame, whatever its type: the core judges and routes it. */
+  _read(s, t, n, f) {
+    wrong = false;
+    // Its stream crosses as its handle when it is one of ours, otherwise as its name.
+    const sub = typeof f.stream === 'string' ? this._subs.get(f.stream) : undefined;
+    const h = sub === undefined ? -1 : sub._handle;
+    const v = scratch(this);
+    v[0] = h;
+    v[1] = num(f.seq);
+    v[2] = num(f.epoch);
+    v[3] = num(f.head);
+    v[4] = num(f.from);
+    v[5] = num(f.to);
+    v[6] = num(f.earliest);
+    const texts = [f.type, h >= 0 ? undefined : f.stream, f.reason, f.id, f.code, f.message, f.ref].map(text);
+    // Absent texts at the end need not cross (each one that does is a call): a message names its
+    // stream by handle and has only its type.
+    while (texts.length > 1 && texts[texts.length - 1] === undefined) texts.pop();
+    const m = typed(f.messages, Array.isArray(f.messages));
+    const heads = typed(f.heads, typeof f.heads === 'object' && !Array.isArray(f.heads)) && Object.entries(f.heads);
+    return s.input(t, wrong ? INPUT_UNREADABLE : INPUT_FRAME, n, texts, f.data, f.state,
+      m && Float64Array.from(m, (x) => num(x?.seq)), m?.map((x) => x?.data), heads?.map((e) => e[0]),
+      heads && Float64Array.from(heads.flatMap(([, e]) => [num(e?.seq), num(e?.epoch)])));
   }
 
   // Timers are dear in browsers (a few microseconds to set and clear; holes that heal within
@@ -397,7 +410,7 @@ export class Client {
     this._timerAt = deadline;
     this._timer = setTimeout(() => {
       this._timerAt = -1;
-      this._input((s, t) => s.timeout(t) | READY_TIMEOUT);
+      this._input((s, t) => s.input(t, INPUT_TIMEOUT) | READY_TIMEOUT);
     }, Math.max(0, Math.ceil(deadline - performance.now())));
   }
 

@@ -5,7 +5,7 @@
 
 import initWasm, { Core } from './seqsync_sequencer.js';
 import {
-  CORE_OPTIONS, REJECTED, SLOTS, SeqsyncError, checkName, epochOrNone, eventFields, feed, instantiate, scratch,
+  CORE_OPTIONS, REJECTED, SLOTS, SeqsyncError, checkName, eventFields, instantiate, scratch,
   statsObject,
 } from './shared.js';
 
@@ -104,4 +104,40 @@ export class Sequencer {
   streamHandle(stream) { return this._handles.get(stream); }
   streamName(handle) { return this._core.streamName(handle); }
   free() { this._core.free(); }
+}
+
+const epochOrNone = (value) => (value === undefined || value === null ? -1 : value);
+const stringOrNone = (value) => (typeof value === 'string' ? value : undefined);
+
+// Feeds a parsed server frame to the bare sequencer (`Core`), whose inputs are
+// one export per frame type: this class is the core without a session, for an
+// application that reads its own transport. Returns the flags, or -1 for a
+// frame not for a subscribed stream.
+function feed(core, now, f, handleOf) {
+  const h = f.type === 'head' ? 0 : handleOf(f.stream);
+  if (h === undefined) return -1;
+  const ref = stringOrNone(f.ref);
+  switch (f.type) {
+    case 'msg': return f.data === undefined ? REJECTED : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
+    case 'snapshot': return core.snapshot(now, h, f.seq, f.epoch, f.state, ref);
+    case 'subscribed': return core.subscribed(now, h, f.epoch, f.head, ref);
+    case 'reset': return core.reset(now, h, String(f.reason), epochOrNone(f.earliest), ref);
+    case 'history': {
+      const m = f.messages;
+      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return REJECTED;
+      const seqs = Float64Array.from(m, (x) => x.seq);
+      return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, m.map((x) => x.data), ref);
+    }
+    case 'head': {
+      if (f.heads === null || typeof f.heads !== 'object') return REJECTED;
+      let flags = 0;
+      for (const [name, entry] of Object.entries(f.heads)) {
+        const stream = handleOf(name);
+        if (stream === undefined || entry === null || typeof entry !== 'object') continue;
+        flags |= core.head(now, stream, entry.seq, epochOrNone(entry.epoch));
+      }
+      return flags;
+    }
+    default: return -1;
+  }
 }

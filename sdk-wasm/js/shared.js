@@ -46,9 +46,6 @@ export async function instantiate(initModule, input) {
   return (await initModule({ module_or_path: input })).memory;
 }
 
-export const epochOrNone = (value) => (value === undefined || value === null ? -1 : value);
-export const stringOrNone = (value) => (typeof value === 'string' ? value : undefined);
-
 /** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
 export function scratch(owner) {
   if (owner._view.length === 0) owner._view = new Float64Array(owner._memory.buffer, owner._ptr, SLOTS);
@@ -73,38 +70,6 @@ export function eventFields(kind, s, payload) {
       ? { request: 'history', from: s[4], to: s[5], attempts: s[6] }
       : { request: STALLED_REQUESTS[s[3]], attempts: s[6] };
     default: return { phase: PHASES[s[3]] };
-  }
-}
-
-// Feeds a parsed server frame to a `Core` or a `Session`: their inputs take
-// the same arguments, but a `Session`'s also the frame's `ref` (a `Core`
-// ignores it). Returns the flags, or -1 for a frame not for a subscribed stream.
-export function feed(core, now, f, handleOf) {
-  const h = f.type === 'head' ? 0 : handleOf(f.stream);
-  if (h === undefined) return -1;
-  const ref = stringOrNone(f.ref);
-  switch (f.type) {
-    case 'msg': return f.data === undefined ? REJECTED : core.message(now, h, f.seq, epochOrNone(f.epoch), f.data);
-    case 'snapshot': return core.snapshot(now, h, f.seq, f.epoch, f.state, ref);
-    case 'subscribed': return core.subscribed(now, h, f.epoch, f.head, ref);
-    case 'reset': return core.reset(now, h, String(f.reason), epochOrNone(f.earliest), ref);
-    case 'history': {
-      const m = f.messages;
-      if (!Array.isArray(m) || m.some((x) => x === null || typeof x !== 'object')) return REJECTED;
-      const seqs = Float64Array.from(m, (x) => x.seq);
-      return core.history(now, h, f.from, f.to, epochOrNone(f.epoch), seqs, m.map((x) => x.data), ref);
-    }
-    case 'head': {
-      if (f.heads === null || typeof f.heads !== 'object') return REJECTED;
-      let flags = 0;
-      for (const [name, entry] of Object.entries(f.heads)) {
-        const stream = handleOf(name);
-        if (stream === undefined || entry === null || typeof entry !== 'object') continue;
-        flags |= core.head(now, stream, entry.seq, epochOrNone(entry.epoch));
-      }
-      return flags;
-    }
-    default: return -1;
   }
 }
 

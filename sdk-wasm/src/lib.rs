@@ -35,8 +35,17 @@
 //!
 //! Inputs return a bit set of what is ready ([`READY_TRANSMIT`] (for `Core`:
 //! [`READY_REQUESTS`]), [`READY_EVENTS`], [`READY_TIMEOUT`],
-//! [`READY_ERROR`]); methods that return something else (`deliver`,
-//! `subscribe`, `publish`) leave the bit set in scratch slot 8. The caller
+//! [`READY_ERROR`]); methods that return something else (`Core::deliver`,
+//! `subscribe`, `publish`) leave the bit set in scratch slot 8.
+//!
+//! A `Session` has one input, `input` ([`INPUT_FRAME`] and the other
+//! `INPUT_*`): what arrived from the socket or the clock. A frame's
+//! members cross as `JSON.parse` read them, whatever its `type`, and the
+//! core judges and routes them (`seqsync_core::Session::handle_input`);
+//! its numbers go through scratch slots 0 to 6 just before the call, its
+//! stream as the handle of a subscription when it names one. The one
+//! exception is `inOrder`, the measured fast path for a message next in
+//! order (docs/design.md, "One inbound path"). The caller
 //! then drains, in this order, `pollTransmit()` (`Session`: what to do with
 //! the socket) or `pollRequest()` (`Core`: JSON text frames), reads the new
 //! timer deadline from the scratch area, and drains `pollEvent()`: it
@@ -46,7 +55,7 @@
 //!
 //! | slot | meaning |
 //! | --- | --- |
-//! | 0 | event kind (`EVENT_*`, 0: none) |
+//! | 0 | event kind (`EVENT_*`, 0: none); for `Session::input`, slots 0 to 6 are a frame's stream handle (-1: none), `seq`, `epoch`, `head`, `from`, `to`, `earliest` (NaN: absent) |
 //! | 1 | 1 when another event is queued |
 //! | 2 | stream handle |
 //! | 3..=6 | the event's numbers (see `EVENT_*`) |
@@ -59,8 +68,9 @@
 //! | 13 | a foreign history request's `to` (-1: no known end) |
 //! | 14 | a foreign history request's `limit` |
 //!
-//! `deliver` is a message followed by the first `pollEvent`, for the hot
-//! path: one crossing instead of two when the message is delivered at once.
+//! `Core::deliver` is a message followed by the first `pollEvent`, for the
+//! hot path: one crossing instead of two when the message is delivered at
+//! once.
 //!
 //! Seqs, epochs and times are JavaScript numbers: every valid seq is at most
 //! 2^53 - 1, so it is exact. A stream handle is `StreamId::to_raw` as a
@@ -229,6 +239,35 @@ pub const ANSWER_GONE: u32 = 6;
 /// Answer: no usable answer (the number is the HTTP status, -1 for none;
 /// the value is the reason, a string).
 pub const ANSWER_FAILED: u32 = 7;
+
+/// `Session::input`: a frame read by `JSON.parse`, its members given.
+pub const INPUT_FRAME: u32 = 0;
+/// `Session::input`: a frame that could not be read (not text, too large,
+/// not JSON, a member of the wrong type).
+pub const INPUT_UNREADABLE: u32 = 1;
+/// `Session::input`: the socket of a connection opened.
+pub const INPUT_OPENED: u32 = 2;
+/// `Session::input`: the socket of a connection closed or failed.
+pub const INPUT_CLOSED: u32 = 3;
+/// `Session::input`: the timer fired.
+pub const INPUT_TIMEOUT: u32 = 4;
+
+// A frame's numbers as `Session::input` reads them, written by the caller
+// just before: the outputs' slots, free while an input runs.
+#[cfg(feature = "session")]
+const SLOT_IN_STREAM: usize = 0;
+#[cfg(feature = "session")]
+const SLOT_IN_SEQ: usize = 1;
+#[cfg(feature = "session")]
+const SLOT_IN_EPOCH: usize = 2;
+#[cfg(feature = "session")]
+const SLOT_IN_HEAD: usize = 3;
+#[cfg(feature = "session")]
+const SLOT_IN_FROM: usize = 4;
+#[cfg(feature = "session")]
+const SLOT_IN_TO: usize = 5;
+#[cfg(feature = "session")]
+const SLOT_IN_EARLIEST: usize = 6;
 
 const SLOT_KIND: usize = 0;
 const SLOT_MORE: usize = 1;
@@ -408,6 +447,7 @@ fn required_epoch(value: f64) -> Result<Epoch, Error> {
     })
 }
 
+#[cfg(feature = "sequencer")]
 fn optional_epoch(value: f64) -> Result<Option<Epoch>, Error> {
     if value == -1.0 {
         Ok(None)
@@ -417,6 +457,7 @@ fn optional_epoch(value: f64) -> Result<Option<Epoch>, Error> {
 }
 
 /// The messages of a `history` answer: `seqs[i]` is the seq of `data[i]`.
+#[cfg(any(feature = "sequencer", feature = "foreign"))]
 fn history_messages(seqs: Vec<f64>, data: Vec<JsValue>) -> Result<Vec<(Seq, JsValue)>, Error> {
     if seqs.len() != data.len() {
         return Err(Error::MalformedFrame {
@@ -442,6 +483,7 @@ fn handle_id(handle: f64) -> Option<StreamId> {
 
 /// The error for a handle that names no stream (no message: see the crate
 /// docs).
+#[cfg(feature = "sequencer")]
 fn unknown_stream() -> Error {
     Error::UnknownStream {
         stream: String::new(),
@@ -469,8 +511,11 @@ mod tests {
         assert!(message_seq(MAX_SEQ as f64 + 2.0).is_err());
         assert_eq!(message_seq(MAX_SEQ as f64).unwrap().get(), MAX_SEQ);
         assert_eq!(position(0.0).unwrap(), Seq::ZERO);
-        assert_eq!(optional_epoch(-1.0).unwrap(), None);
-        assert!(optional_epoch(-2.0).is_err());
+        #[cfg(feature = "sequencer")]
+        {
+            assert_eq!(optional_epoch(-1.0).unwrap(), None);
+            assert!(optional_epoch(-2.0).is_err());
+        }
         assert!(handle_id(-1.0).is_none());
         assert!(handle_id(0.5).is_none());
         assert_eq!(millis(f64::NAN), Millis(0));

@@ -1,10 +1,13 @@
 //! `Session`: the whole client, for the package's `Client` class.
 
+use alloc::borrow::Cow;
+
 use crate::prelude::*;
-use seqsync_core::protocol::ErrorCode;
+
+use seqsync_core::protocol::{ErrorCode, Fields, InboundFrame, StreamKey, split_unknown_code};
 use seqsync_core::{
-    CloseReason, DeliveryMode, Error, Millis, PublishError, PublishId, ResetReason, SeqRange,
-    SessionConfig, SessionEvent, StartAt, StreamName, SubscribeOptions, Transmit,
+    CloseReason, DeliveryMode, Error, Input, Millis, PublishError, PublishId, SessionConfig,
+    SessionEvent, StartAt, StreamName, SubscribeOptions, Transmit,
 };
 use wasm_bindgen::prelude::*;
 
@@ -14,13 +17,14 @@ mod foreign;
 #[cfg(feature = "foreign")]
 use crate::TRANSMIT_FOREIGN;
 use crate::{
-    EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_MESSAGE,
-    EVENT_POSITION, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR,
-    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG,
-    SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_KIND, SLOT_MORE, SLOT_STREAM,
-    SLOT_TRANSMIT, Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config,
-    count, handle_id, history_messages, message_seq, millis, new_scratch, optional_epoch, position,
-    required_epoch, stream_stats, unknown_stream, whole, write_event,
+    EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_POSITION,
+    EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR, INPUT_CLOSED,
+    INPUT_FRAME, INPUT_OPENED, INPUT_TIMEOUT, READY_DELIVER, READY_ERROR, READY_EVENTS,
+    READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG, SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE,
+    SLOT_FLAGS, SLOT_IN_EARLIEST, SLOT_IN_EPOCH, SLOT_IN_FROM, SLOT_IN_HEAD, SLOT_IN_SEQ,
+    SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT, Scratch,
+    TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
+    message_seq, millis, new_scratch, position, required_epoch, stream_stats, whole, write_event,
 };
 
 /// The number of options the constructor reads (see [`Session::new`]).
@@ -38,9 +42,9 @@ pub struct Session {
     deadline: Option<Millis>,
     scratch: Scratch,
     error: &'static str,
-    /// The code of the last `error` frame when this version does not know
-    /// it (`ErrorCode::Unknown`): the events that frame causes come out of
-    /// that one input, and [`Session::code`] names them with it.
+    /// The code, as the server wrote it, of the last event `pollEvent`
+    /// returned with a code this version does not know
+    /// (`ErrorCode::Unknown`): [`Session::code`] names that event with it.
     unknown_code: String,
     /// The data and id of the last foreign publish request `pollTransmit`
     /// returned, until `foreignData` and `foreignId` take them.
@@ -90,21 +94,15 @@ impl Session {
         self.scratch.as_ptr() as usize as u32
     }
 
-    /// The code of the last refused `subscribe` or `publish`:
-    /// `invalid_stream`, `already_subscribed`, `too_many_streams`,
-    /// `invalid_subscription`, `closed`, `too_many_pending`,
-    /// `publish_too_large`, `unsupported` (a publish to a foreign server
-    /// without a publish request).
-    #[wasm_bindgen(js_name = lastError)]
-    pub fn last_error(&self) -> String {
-        self.error.to_string()
-    }
-
     /// The code an event names with this index (`ErrorCode::index`) as the
     /// server wrote it: a code this version does not know is kept as it
-    /// came, not reported as `unknown`.
-    pub fn code(&self, index: u32) -> String {
-        match ErrorCode::ALL.get(index as usize) {
+    /// came, not reported as `unknown`. Index -1: the code of the last
+    /// refused `subscribe` or `publish` (see [`Session::last_error`]).
+    pub fn code(&self, index: i32) -> String {
+        let Ok(index) = usize::try_from(index) else {
+            return self.last_error();
+        };
+        match ErrorCode::ALL.get(index) {
             Some(code) => code.as_str().to_string(),
             None if !self.unknown_code.is_empty() => self.unknown_code.clone(),
             None => ErrorCode::Unknown.as_str().to_string(),
@@ -165,242 +163,95 @@ impl Session {
 
     // ---- inputs from the socket and the clock --------------------------------
 
-    /// The socket of connection `conn` opened.
-    pub fn opened(&mut self, now: f64, conn: f64) -> u32 {
-        self.inner.handle_opened(millis(now), conn_id(conn));
+    /// The one input: what arrived from the socket or the clock, `what`
+    /// being [`INPUT_FRAME`] (a frame of `number` bytes, read by
+    /// `JSON.parse`), [`INPUT_UNREADABLE`](crate::INPUT_UNREADABLE) (a frame of `number` bytes that
+    /// is not text, too large, not JSON, or with a member of the wrong
+    /// type: a number member that is not a whole number from 0 is one), [`INPUT_OPENED`] or [`INPUT_CLOSED`] (the socket of
+    /// connection `number`; `reason` says why it closed) or
+    /// [`INPUT_TIMEOUT`].
+    ///
+    /// A frame's members cross as they are, whatever its `type`; the core
+    /// judges them ([`InboundFrame::from_fields`]) and routes the frame.
+    /// Its numbers are in scratch slots 0 to 6 (NaN when absent): the handle of its stream (-1: `stream` names it
+    /// instead), `seq`, `epoch`, `head`, `from`, `to`, `earliest`. `texts`
+    /// are its `type`, `stream`, `reason`, `id`, `code`, `message` and
+    /// `ref` (`undefined` when absent). A `history` frame's messages are `seqs` and `items`, a `head`
+    /// frame's entries `names` and `heads` (seq and epoch of each, in
+    /// turn).
+    #[allow(clippy::too_many_arguments)]
+    pub fn input(
+        &mut self,
+        now: f64,
+        what: u32,
+        number: f64,
+        texts: Option<Vec<JsValue>>,
+        data: JsValue,
+        state: JsValue,
+        seqs: Option<Vec<f64>>,
+        items: Option<Vec<JsValue>>,
+        names: Option<Vec<JsValue>>,
+        heads: Option<Vec<f64>>,
+    ) -> u32 {
+        let at = millis(now);
+        // Every argument is consumed here, once, whatever the input: a drop
+        // of each at every way out would cost bytes.
+        let fields = fields(&self.scratch, texts, data, state, seqs, items, names, heads);
+        let input = match what {
+            INPUT_FRAME => return self.read_frame(at, number, Ok(fields)),
+            INPUT_OPENED => Input::Opened {
+                conn: conn_id(number),
+            },
+            INPUT_CLOSED => {
+                let conn = conn_id(number);
+                let reason = &fields.kind;
+                let _ = self.inner.handle_input(at, Input::Closed { conn, reason });
+                return self.ready();
+            }
+            INPUT_TIMEOUT => Input::Timeout,
+            _ => return self.read_frame(at, number, Err(malformed())),
+        };
+        let _ = self.inner.handle_input(at, input);
         self.ready()
     }
 
-    /// The socket of connection `conn` closed or failed.
-    pub fn closed(&mut self, now: f64, conn: f64, reason: &str) -> u32 {
-        self.inner.handle_closed(millis(now), conn_id(conn), reason);
-        self.ready()
-    }
-
-    /// A frame of `bytes` arrived; call it before the frame's own input
-    /// (`deliver` includes it).
-    pub fn received(&mut self, now: f64, bytes: f64) {
-        self.inner
-            .handle_received(millis(now), whole(bytes).map_or(0, count));
-    }
-
-    /// A frame that could not be used (not text, too large, not JSON).
-    #[wasm_bindgen(js_name = badFrame)]
-    pub fn bad_frame(&mut self, now: f64) {
-        self.inner.handle_bad_frame(millis(now));
-    }
-
-    /// The hottest path, for a `msg` frame whose payload stays in
-    /// JavaScript: counts the frame (`bytes`), and when `seq` is the next in
-    /// order with nothing waiting, takes it as delivered and sets
-    /// [`READY_DELIVER`]: the caller hands its payload to the application.
-    /// Without that flag nothing happened to the stream: pass the message
-    /// to `deliver` (with `bytes` -1, as it was counted here).
+    /// The hottest path, for a `msg` frame of `bytes` whose payload stays
+    /// in JavaScript: when `seq` is the next in order with nothing waiting,
+    /// the frame is counted, the message taken as delivered and
+    /// [`READY_DELIVER`] set: the caller hands its payload to the
+    /// application. Without that flag nothing happened: the frame goes to
+    /// `input`. `epoch` is NaN when the frame has none.
     #[wasm_bindgen(js_name = inOrder)]
     pub fn in_order(&mut self, now: f64, handle: f64, seq: f64, epoch: f64, bytes: f64) -> u32 {
-        self.received(now, bytes);
         if self.next.is_some() {
             return 0;
         }
-        let taken = match (handle_id(handle), message_seq(seq), optional_epoch(epoch)) {
+        let at = millis(now);
+        let epoch = if epoch.is_nan() {
+            Ok(None)
+        } else {
+            required_epoch(epoch).map(Some)
+        };
+        let taken = match (handle_id(handle), message_seq(seq), epoch) {
             (Some(id), Ok(seq), Ok(epoch)) => self
                 .inner
-                .handle_message_in_order(millis(now), id, seq, epoch)
+                .handle_message_in_order(at, id, seq, epoch)
                 .unwrap_or(false),
             _ => false,
         };
-        if taken {
-            self.ready() | READY_DELIVER
-        } else {
-            0
-        }
-    }
-
-    /// The hot path: a `msg` frame of `bytes` for stream `handle` (`epoch`
-    /// -1 when it has none), then the first event. Returns that event's
-    /// payload; its kind and numbers are in the scratch area (slot 0 is 0
-    /// when there is none), the flags in slot 8.
-    pub fn deliver(
-        &mut self,
-        now: f64,
-        handle: f64,
-        seq: f64,
-        epoch: f64,
-        data: JsValue,
-        bytes: f64,
-    ) -> JsValue {
-        let at = millis(now);
-        if bytes >= 0.0 {
-            self.received(now, bytes);
-        }
-        let lookahead = self.next.is_some();
-        let result = (|| {
-            let id = handle_id(handle).ok_or_else(unknown_stream)?;
-            let seq = message_seq(seq)?;
-            let epoch = optional_epoch(epoch)?;
-            if lookahead {
-                // An event is already waiting: this message goes behind it.
-                self.inner.handle_message(at, id, seq, epoch, data)?;
-                Ok(None)
-            } else {
-                self.inner.handle_message_direct(at, id, seq, epoch, data)
-            }
-        })();
-        let flags = match result {
-            Ok(Some(payload)) => {
-                let flags = self.ready() | READY_EVENTS;
-                let s = &mut self.scratch;
-                s[SLOT_FLAGS] = f64::from(flags);
-                s[SLOT_MORE] = if self.next.is_some() { 1.0 } else { 0.0 };
-                s[SLOT_KIND] = f64::from(EVENT_MESSAGE);
-                s[SLOT_STREAM] = handle;
-                s[SLOT_A] = seq;
-                return payload;
-            }
-            Ok(None) => self.ready(),
-            Err(_) => self.bad(at),
-        };
-        self.scratch[SLOT_FLAGS] = f64::from(flags);
-        if flags & READY_EVENTS == 0 {
-            self.scratch[SLOT_KIND] = 0.0;
-            return JsValue::UNDEFINED;
-        }
-        self.poll_event()
-    }
-
-    /// A `snapshot` answer; `reference` is its `ref`.
-    pub fn snapshot(
-        &mut self,
-        now: f64,
-        handle: f64,
-        seq: f64,
-        epoch: f64,
-        state: JsValue,
-        reference: Option<String>,
-    ) -> u32 {
-        let at = millis(now);
-        let result = (|| {
-            let id = handle_id(handle).ok_or_else(unknown_stream)?;
-            let seq = position(seq)?;
-            let epoch = required_epoch(epoch)?;
-            self.inner
-                .handle_snapshot(at, id, seq, epoch, state, reference.as_deref())
-        })();
-        self.frame(at, result)
-    }
-
-    /// A `subscribed` answer; `reference` is its `ref`.
-    pub fn subscribed(
-        &mut self,
-        now: f64,
-        handle: f64,
-        epoch: f64,
-        head: f64,
-        reference: Option<String>,
-    ) -> u32 {
-        let at = millis(now);
-        let result = (|| {
-            let id = handle_id(handle).ok_or_else(unknown_stream)?;
-            let head = position(head)?;
-            let epoch = required_epoch(epoch)?;
-            self.inner
-                .handle_subscribed(at, id, epoch, head, reference.as_deref())
-        })();
-        self.frame(at, result)
-    }
-
-    /// A `history` answer covering `from..=to`: `seqs[i]` is the seq of
-    /// `data[i]`; `epoch` -1 when the frame has none.
-    #[allow(clippy::too_many_arguments)]
-    pub fn history(
-        &mut self,
-        now: f64,
-        handle: f64,
-        from: f64,
-        to: f64,
-        epoch: f64,
-        seqs: Vec<f64>,
-        data: Vec<JsValue>,
-        reference: Option<String>,
-    ) -> u32 {
-        let at = millis(now);
-        let result = (|| {
-            let id = handle_id(handle).ok_or_else(unknown_stream)?;
-            let range = SeqRange::new(position(from)?, position(to)?)?;
-            let epoch = optional_epoch(epoch)?;
-            let messages = history_messages(seqs, data)?;
-            self.inner
-                .handle_history(at, id, range, epoch, messages, reference.as_deref())
-        })();
-        self.frame(at, result)
-    }
-
-    /// One stream's entry of a `head` heartbeat; `epoch` -1 when unknown.
-    pub fn head(&mut self, now: f64, handle: f64, head: f64, epoch: f64) -> u32 {
-        let at = millis(now);
-        let result = (|| {
-            let id = handle_id(handle).ok_or_else(unknown_stream)?;
-            let head = position(head)?;
-            let epoch = optional_epoch(epoch)?;
-            self.inner.handle_head(at, id, head, epoch)
-        })();
-        self.frame(at, result)
-    }
-
-    /// A `reset` frame (`reason` as on the wire, `earliest` -1 when absent).
-    pub fn reset(
-        &mut self,
-        now: f64,
-        handle: f64,
-        reason: &str,
-        earliest: f64,
-        reference: Option<String>,
-    ) -> u32 {
-        let at = millis(now);
-        let result = (|| {
-            let id = handle_id(handle).ok_or_else(unknown_stream)?;
-            let earliest = if earliest == -1.0 {
-                None
-            } else {
-                Some(position(earliest)?)
-            };
-            let reason = ResetReason::from_wire(reason);
-            self.inner
-                .handle_reset(at, id, reason, earliest, reference.as_deref())
-        })();
-        self.frame(at, result)
-    }
-
-    /// An `ack` frame.
-    pub fn ack(&mut self, now: f64, id: &str, stream: &str, seq: f64) -> u32 {
-        let at = millis(now);
-        let result = message_seq(seq).map(|seq| self.inner.handle_ack(at, id, stream, seq));
-        self.frame(at, result)
-    }
-
-    /// An `error` frame; `reference` is its `ref`.
-    pub fn error(&mut self, now: f64, code: &str, message: &str, reference: Option<String>) -> u32 {
-        let wire = code;
-        let code = ErrorCode::from_wire(wire);
-        if code == ErrorCode::Unknown {
-            self.unknown_code = wire.to_string();
+        if !taken {
+            return 0;
         }
         self.inner
-            .handle_error(millis(now), code, message, reference.as_deref());
-        self.ready()
-    }
-
-    /// The timer fired.
-    pub fn timeout(&mut self, now: f64) -> u32 {
-        self.inner.handle_timeout(millis(now));
-        self.ready()
+            .handle_received(at, whole(bytes).map_or(0, count));
+        self.ready() | READY_DELIVER
     }
 
     // ---- application commands ------------------------------------------------
 
     /// Starts following `name`: from a snapshot (or the position given to
     /// `resumeFrom`), or after `since` (with its `epoch` when known).
-    /// Returns the stream handle, or -1 with the reason in `lastError()`.
+    /// Returns the stream handle, or -1 with the reason in `code(-1)`.
     pub fn subscribe(
         &mut self,
         now: f64,
@@ -449,7 +300,7 @@ impl Session {
 
     /// Publishes `data`, the payload's JSON text, to `stream`. Returns the
     /// publish handle that its `EVENT_PUBLISH_ACKED` or
-    /// `EVENT_PUBLISH_FAILED` names, or -1 with the reason in `lastError()`.
+    /// `EVENT_PUBLISH_FAILED` names, or -1 with the reason in `code(-1)`.
     pub fn publish(&mut self, now: f64, stream: &str, data: &str) -> f64 {
         let result = self.inner.publish(millis(now), stream, data);
         self.verb(result.map(|id| id.to_raw() as f64))
@@ -475,12 +326,6 @@ impl Session {
     /// Closes cleanly: pending publishes are still retried until each ends.
     pub fn close(&mut self, now: f64) -> u32 {
         self.inner.close(millis(now));
-        self.ready()
-    }
-
-    /// Closes at once: pending publishes fail.
-    pub fn abort(&mut self, now: f64) -> u32 {
-        self.inner.abort(millis(now));
         self.ready()
     }
 
@@ -582,7 +427,7 @@ impl Session {
                 let (why, payload) = match error {
                     PublishError::Refused { code, message } => {
                         s[SLOT_C] = code.index() as f64;
-                        (0.0, JsValue::from(message))
+                        (0.0, with_code(&mut self.unknown_code, code, message))
                     }
                     PublishError::TimedOut => (1.0, none),
                     PublishError::Closed => (2.0, none),
@@ -606,15 +451,38 @@ impl Session {
             } => {
                 s[SLOT_STREAM] = stream.to_raw() as f64;
                 s[SLOT_A] = code.index() as f64;
-                (EVENT_REFUSED, JsValue::from(message))
+                (
+                    EVENT_REFUSED,
+                    with_code(&mut self.unknown_code, code, message),
+                )
             }
             SessionEvent::ServerError { code, message } => {
                 s[SLOT_A] = code.index() as f64;
-                (EVENT_SERVER_ERROR, JsValue::from(message))
+                (
+                    EVENT_SERVER_ERROR,
+                    with_code(&mut self.unknown_code, code, message),
+                )
             }
         };
         s[SLOT_KIND] = f64::from(kind);
         payload
+    }
+}
+
+/// Inputs of a foreign server's adapter, which reads frames itself.
+#[cfg(feature = "foreign")]
+#[wasm_bindgen]
+impl Session {
+    /// A frame of `bytes` arrived; call it before the frame's own input.
+    pub fn received(&mut self, now: f64, bytes: f64) {
+        self.inner
+            .handle_received(millis(now), whole(bytes).map_or(0, count));
+    }
+
+    /// A frame that could not be used (not text, too large, not JSON).
+    #[wasm_bindgen(js_name = badFrame)]
+    pub fn bad_frame(&mut self, now: f64) {
+        self.inner.handle_bad_frame(millis(now));
     }
 }
 
@@ -642,21 +510,105 @@ impl Session {
         &self.scratch
     }
 
-    /// Ends a frame's input: a frame the core refused is counted as bad.
+    /// Ends the input of a foreign server's frame, which its adapter read:
+    /// a frame the core refused is counted as bad.
+    #[cfg(feature = "foreign")]
     fn frame(&mut self, now: Millis, result: Result<(), Error>) -> u32 {
         match result {
             Ok(()) => self.ready(),
-            Err(_) => self.bad(now),
+            Err(_) => {
+                self.inner.handle_bad_frame(now);
+                self.ready() | READY_ERROR
+            }
         }
     }
 
-    fn bad(&mut self, now: Millis) -> u32 {
-        self.inner.handle_bad_frame(now);
-        self.ready() | READY_ERROR
+    /// A frame of `bytes` into the core's one path: judged, counted (as bad
+    /// when it could not be read or was refused) and routed there.
+    fn read_frame(
+        &mut self,
+        now: Millis,
+        bytes: f64,
+        fields: Result<Fields<'static, JsValue>, Error>,
+    ) -> u32 {
+        let frame = fields.and_then(InboundFrame::from_fields);
+        let bytes = whole(bytes).map_or(0, count);
+        match self.inner.handle_input(now, Input::Frame { bytes, frame }) {
+            Ok(()) => self.ready(),
+            Err(_) => self.ready() | READY_ERROR,
+        }
+    }
+
+    /// The socket of connection `conn` opened (for a shell written in
+    /// Rust: the `websys` prototype, the tests).
+    pub fn opened(&mut self, now: f64, conn: f64) -> u32 {
+        let none = JsValue::UNDEFINED;
+        self.input(
+            now,
+            INPUT_OPENED,
+            conn,
+            None,
+            none.clone(),
+            none,
+            None,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// The socket of connection `conn` closed (as [`Session::opened`]).
+    pub fn closed(&mut self, now: f64, conn: f64, reason: &str) -> u32 {
+        let none = JsValue::UNDEFINED;
+        let texts = Some(vec![JsValue::from_str(reason)]);
+        self.input(
+            now,
+            INPUT_CLOSED,
+            conn,
+            texts,
+            none.clone(),
+            none,
+            None,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// The timer fired (as [`Session::opened`]).
+    pub fn timeout(&mut self, now: f64) -> u32 {
+        let none = JsValue::UNDEFINED;
+        self.input(
+            now,
+            INPUT_TIMEOUT,
+            0.0,
+            None,
+            none.clone(),
+            none,
+            None,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// The code of the last refused `subscribe` or `publish`:
+    /// `invalid_stream`, `already_subscribed`, `too_many_streams`,
+    /// `invalid_subscription`, `closed`, `too_many_pending`,
+    /// `publish_too_large`, `unsupported` (a publish to a foreign server
+    /// without a publish request). JavaScript reads it as `code(-1)`.
+    pub fn last_error(&self) -> String {
+        self.error.to_string()
+    }
+
+    /// A frame's members, as a shell written in Rust read them (as
+    /// [`Session::opened`]).
+    pub fn frame_fields(&mut self, now: f64, bytes: f64, fields: Fields<'static, JsValue>) -> u32 {
+        self.read_frame(millis(now), bytes, Ok(fields))
     }
 
     /// Ends a verb that returns a handle: the flags go to scratch slot 8; a
-    /// refusal is -1 with its code in `lastError()`.
+    /// refusal is -1 with its code in `code(-1)`.
     fn verb(&mut self, result: Result<f64, Error>) -> f64 {
         let value = match result {
             Ok(value) => value,
@@ -755,4 +707,100 @@ fn conn_id(conn: f64) -> seqsync_core::ConnId {
 
 fn publish_number(publish: PublishId) -> f64 {
     publish.to_raw() as f64
+}
+
+/// A frame's members from the crossing of [`Session::input`]: its texts
+/// (`type`, `stream`, `reason`, `id`, `code`, `message`, `ref`), numbers
+/// from the scratch area, payloads and lists as given. Nothing is judged
+/// here: the shell refused members of the wrong type, and
+/// [`InboundFrame::from_fields`] says what the rest makes.
+#[allow(clippy::too_many_arguments)]
+fn fields(
+    scratch: &Scratch,
+    texts: Option<Vec<JsValue>>,
+    data: JsValue,
+    state: JsValue,
+    seqs: Option<Vec<f64>>,
+    items: Option<Vec<JsValue>>,
+    names: Option<Vec<JsValue>>,
+    heads: Option<Vec<f64>>,
+) -> Fields<'static, JsValue> {
+    let mut texts = texts.unwrap_or_default().into_iter();
+    let [kind, stream, reason, id, code, message, reference] =
+        [(); 7].map(|()| texts.next().and_then(|t| t.as_string()).map(Cow::Owned));
+    let n = |slot: usize| member(scratch[slot]);
+    let messages = seqs.zip(items).map(|(seqs, items)| {
+        seqs.into_iter()
+            .zip(items)
+            .map(|(seq, data)| (member(seq), present(data)))
+            .collect()
+    });
+    let heads = names.zip(heads).map(|(names, numbers)| {
+        names
+            .into_iter()
+            .zip(numbers.chunks_exact(2))
+            .map(|(name, n)| {
+                let name = Cow::Owned(name.as_string().unwrap_or_default());
+                (name, member(n[0]), member(n[1]))
+            })
+            .collect()
+    });
+    Fields {
+        kind: kind.unwrap_or_default(),
+        stream: match handle_id(scratch[SLOT_IN_STREAM]) {
+            Some(id) => Some(StreamKey::Id(id)),
+            None => stream.map(StreamKey::Name),
+        },
+        seq: n(SLOT_IN_SEQ),
+        epoch: n(SLOT_IN_EPOCH),
+        head: n(SLOT_IN_HEAD),
+        from: n(SLOT_IN_FROM),
+        to: n(SLOT_IN_TO),
+        earliest: n(SLOT_IN_EARLIEST),
+        data: present(data),
+        state: present(state),
+        messages,
+        heads,
+        reason,
+        id,
+        code,
+        message,
+        reference,
+    }
+}
+
+/// A number member as it crossed: NaN when absent, otherwise a whole
+/// number (the shell refused negative and fractional ones, as a typed
+/// parser does); one too large for `u64` reads as `u64::MAX`, which the
+/// checks of every member refuse.
+fn member(value: f64) -> Option<u64> {
+    (!value.is_nan()).then_some(value as u64)
+}
+
+/// A payload member: `undefined` when the frame has none (`null` is one).
+fn present(value: JsValue) -> Option<JsValue> {
+    (!value.is_undefined()).then_some(value)
+}
+
+/// A frame the shell could not read: no reason, see the crate docs.
+#[cold]
+#[inline(never)]
+fn malformed() -> Error {
+    Error::MalformedFrame {
+        reason: String::new(),
+    }
+}
+
+/// An event's message; for a code this version does not know, the core put
+/// the code as the server wrote it in front (`"<code>: <message>"`): it is
+/// kept for [`Session::code`] and the message returned without it.
+#[inline(never)]
+fn with_code(unknown_code: &mut String, code: ErrorCode, message: String) -> JsValue {
+    if code != ErrorCode::Unknown {
+        return JsValue::from(message);
+    }
+    let (wire, rest) = split_unknown_code(&message);
+    unknown_code.clear();
+    unknown_code.push_str(wire);
+    JsValue::from_str(rest)
 }

@@ -11,6 +11,10 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use std::borrow::Cow;
+
+use seqsync_core::StreamId;
+use seqsync_core::protocol::{Fields, StreamKey};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{MessageEvent, WebSocket};
@@ -18,7 +22,7 @@ use web_sys::{MessageEvent, WebSocket};
 use crate::{
     EVENT_MESSAGE, EVENT_SNAPSHOT, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG,
     SLOT_B, SLOT_CONN, SLOT_DEADLINE, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT,
-    TRANSMIT_CONNECT, TRANSMIT_SEND, session::Session,
+    TRANSMIT_CONNECT, TRANSMIT_SEND, session::Session, whole,
 };
 
 #[wasm_bindgen]
@@ -64,8 +68,6 @@ struct Io {
     /// The socket's and the timer's callbacks, kept alive while in use.
     callbacks: Vec<Closure<dyn FnMut(JsValue)>>,
     timer_callback: Option<Closure<dyn FnMut()>>,
-    msg: JsValue,
-    snapshot: JsValue,
     /// With `gloo`: the connection's sending half.
     #[cfg(feature = "gloo")]
     gloo_write: Option<GlooWrite>,
@@ -100,8 +102,6 @@ impl WebClient {
             timer: None,
             callbacks: Vec::new(),
             timer_callback: None,
-            msg: JsValue::from_str("msg"),
-            snapshot: JsValue::from_str("snapshot"),
             #[cfg(feature = "gloo")]
             gloo_write: None,
         }));
@@ -230,7 +230,7 @@ fn frame(io: &Rc<RefCell<Io>>, stamp: f64, text: JsValue) {
         return;
     };
     let f: Frame = parsed.unchecked_into();
-    let kind = f.kind();
+    let kind = f.kind().as_string().unwrap_or_default();
     let mut state = io.borrow_mut();
     let stream = f.stream();
     let Some(h) = state
@@ -241,28 +241,23 @@ fn frame(io: &Rc<RefCell<Io>>, stamp: f64, text: JsValue) {
     else {
         return;
     };
-    let epoch = f.epoch().unwrap_or(-1.0);
-    if kind == state.msg {
-        let payload = state
-            .session
-            .deliver(stamp, h, f.seq(), epoch, f.data(), f64::from(n));
-        let s = *state.session.scratch();
-        drop(state);
-        let flags = s[crate::SLOT_FLAGS] as u32;
-        if flags & (READY_TRANSMIT | READY_TIMEOUT) != 0 {
-            drain(io, flags & !READY_EVENTS);
-        }
-        if s[SLOT_KIND] != 0.0 {
-            dispatch(io, Some((payload, s)));
-        }
-    } else if kind == state.snapshot {
-        state.session.received(stamp, f64::from(n));
-        let flags = state
-            .session
-            .snapshot(stamp, h, f.seq(), epoch, f.state(), None);
-        drop(state);
-        drain(io, flags);
+    // The frames a subscription needs, by handle, into the one input; the
+    // core judges them.
+    let mut fields = Fields {
+        kind: Cow::Owned(kind),
+        stream: Some(StreamKey::Id(StreamId::from_raw(h as u64))),
+        seq: whole(f.seq()),
+        epoch: f.epoch().and_then(whole),
+        ..Fields::default()
+    };
+    if fields.kind == "msg" {
+        fields.data = Some(f.data());
+    } else {
+        fields.state = Some(f.state());
     }
+    let flags = state.session.frame_fields(stamp, f64::from(n), fields);
+    drop(state);
+    drain(io, flags);
 }
 
 fn arm_timer(io: &Rc<RefCell<Io>>) {

@@ -2,7 +2,7 @@
 //! --headless --chrome`): JavaScript payloads pass through the core
 //! untouched, numbers from JavaScript are checked, and the flags and scratch
 //! area say what is ready.
-#![cfg(target_arch = "wasm32")]
+#![cfg(all(target_arch = "wasm32", feature = "sequencer"))]
 // `allow-unwrap-in-tests` knows `#[test]`, not `#[wasm_bindgen_test]`.
 #![allow(clippy::unwrap_used)]
 
@@ -11,8 +11,8 @@ mod support;
 use seqsync_wasm::{
     Core, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_GAP_DETECTED, EVENT_GAP_HEALED, EVENT_MESSAGE,
     EVENT_PHASE, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_RESET, EVENT_SNAPSHOT,
-    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_REQUESTS, READY_TIMEOUT, READY_TRANSMIT,
-    Session, TRANSMIT_CONNECT, TRANSMIT_SEND,
+    INPUT_FRAME, INPUT_UNREADABLE, READY_DELIVER, READY_ERROR, READY_EVENTS, READY_REQUESTS,
+    READY_TIMEOUT, READY_TRANSMIT, Session, TRANSMIT_CONNECT, TRANSMIT_SEND,
 };
 use support::{session_events, session_scratch};
 use wasm_bindgen::JsValue;
@@ -238,6 +238,105 @@ fn transmits(session: &mut Session) -> Vec<(u32, f64, f64, String)> {
     .collect()
 }
 
+/// A frame's members as the package's JavaScript reads them from
+/// `JSON.parse`, the way it hands them to `Session::input`.
+struct Frame<'a> {
+    /// The stream's handle (-1: `stream` names it), then `seq`, `epoch`,
+    /// `head`, `from`, `to`, `earliest`: NaN when absent.
+    numbers: [f64; 7],
+    kind: &'a str,
+    stream: Option<&'a str>,
+    /// `id`, `code`, `message`, `ref`.
+    texts: [Option<&'a str>; 4],
+    data: JsValue,
+    state: JsValue,
+    /// A `head` frame's entries: name, seq, epoch (NaN: absent).
+    heads: Option<Vec<(&'a str, f64, f64)>>,
+}
+
+impl<'a> Frame<'a> {
+    fn new(kind: &'a str, handle: f64) -> Frame<'a> {
+        let mut numbers = [f64::NAN; 7];
+        numbers[0] = handle;
+        Frame {
+            numbers,
+            kind,
+            stream: None,
+            texts: [None; 4],
+            data: JsValue::UNDEFINED,
+            state: JsValue::UNDEFINED,
+            heads: None,
+        }
+    }
+
+    /// Hands the frame, `bytes` long, to `session` at `now`; its flags.
+    fn to(self, session: &mut Session, now: f64, bytes: f64) -> u32 {
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().into();
+        let view = js_sys::Float64Array::new_with_byte_offset_and_length(
+            &memory.buffer(),
+            session.scratch_ptr(),
+            7,
+        );
+        view.copy_from(&self.numbers);
+        let text = |t: Option<&str>| t.map_or(JsValue::UNDEFINED, JsValue::from_str);
+        let [id, code, message, reference] = self.texts.map(text);
+        let texts = vec![
+            text(Some(self.kind)),
+            text(self.stream),
+            JsValue::UNDEFINED,
+            id,
+            code,
+            message,
+            reference,
+        ];
+        let (names, heads) = match self.heads {
+            Some(entries) => (
+                Some(entries.iter().map(|e| JsValue::from_str(e.0)).collect()),
+                Some(entries.iter().flat_map(|e| [e.1, e.2]).collect()),
+            ),
+            None => (None, None),
+        };
+        session.input(
+            now,
+            INPUT_FRAME,
+            bytes,
+            Some(texts),
+            self.data,
+            self.state,
+            None,
+            None,
+            names,
+            heads,
+        )
+    }
+}
+
+/// A `snapshot` frame for stream `handle` at `seq`, epoch 3, with `ref`.
+fn snapshot(handle: f64, seq: f64, reference: &str) -> Frame<'_> {
+    let mut f = Frame::new("snapshot", handle);
+    f.numbers[1] = seq;
+    f.numbers[2] = 3.0;
+    f.state = JsValue::NULL;
+    f.texts[3] = Some(reference);
+    f
+}
+
+/// A `msg` frame for stream `handle`, epoch 3.
+fn msg(handle: f64, seq: f64, data: JsValue) -> Frame<'static> {
+    let mut f = Frame::new("msg", handle);
+    f.numbers[1] = seq;
+    f.numbers[2] = 3.0;
+    f.data = data;
+    f
+}
+
+/// An `error` frame about `reference`.
+fn error<'a>(code: &'a str, message: &'a str, reference: &'a str) -> Frame<'a> {
+    let mut f = Frame::new("error", -1.0);
+    f.texts = [None, Some(code), Some(message), Some(reference)];
+    f
+}
+
 /// A session connected to one endpoint, with `room` live at seq 10.
 fn live_session() -> (Session, f64) {
     let endpoints = vec!["ws://h/ws".to_string()];
@@ -247,7 +346,7 @@ fn live_session() -> (Session, f64) {
     let room = session.subscribe(0.0, "room", None, None, false);
     session.opened(1.0, conn);
     transmits(&mut session);
-    session.snapshot(2.0, room, 10.0, 3.0, JsValue::NULL, Some("0.0".into()));
+    snapshot(room, 10.0, "0.0").to(&mut session, 2.0, 60.0);
     session_events(&mut session);
     (session, room)
 }
@@ -288,21 +387,79 @@ fn a_session_connects_with_the_token_encoded_then_subscribes_with_a_ref() {
 }
 
 #[wasm_bindgen_test]
-fn deliver_hands_the_payload_back_in_one_call() {
+fn a_message_payload_comes_back_as_the_very_same_object() {
     let (mut session, room) = live_session();
     let payload = js_sys::Object::new();
-    let data = session.deliver(3.0, room, 11.0, 3.0, payload.clone().into(), 40.0);
-    let s = session_scratch(&session);
-    assert!(js_sys::Object::is(&data, &payload), "the very same object");
-    assert_eq!((s[0] as u32, s[2], s[3]), (EVENT_MESSAGE, room, 11.0));
-    assert_eq!(s[1], 0.0, "nothing else queued");
+    let flags = msg(room, 11.0, payload.clone().into()).to(&mut session, 3.0, 40.0);
+    assert_ne!(flags & READY_EVENTS, 0);
+    let events = session_events(&mut session);
+    assert_eq!(
+        (events[0].0, events[0].1, events[0].2),
+        (EVENT_MESSAGE, room, 11.0)
+    );
+    assert!(
+        js_sys::Object::is(&events[0].5, &payload),
+        "the very same object"
+    );
     // A stale answer (another subscription's ref) is dropped and counted.
-    session.snapshot(4.0, room, 50.0, 3.0, JsValue::NULL, Some("9.9".into()));
+    snapshot(room, 50.0, "9.9").to(&mut session, 4.0, 60.0);
     assert!(session_events(&mut session).is_empty());
     let stats = session.stats();
-    assert_eq!(stats[3], 1.0, "frames");
-    assert_eq!(stats[4], 40.0, "bytes");
+    assert_eq!(stats[3], 3.0, "frames");
+    assert_eq!(stats[4], 160.0, "bytes");
     assert_eq!(stats[17], 1.0, "stale answers");
+}
+
+#[wasm_bindgen_test]
+fn a_frame_is_judged_by_the_core_whatever_shell_read_it() {
+    let (mut session, room) = live_session();
+    // A message without `data`, a seq that is not a number (-1), an
+    // unknown type, a frame the shell could not read: each counted as bad.
+    let no_data = msg(room, 11.0, JsValue::UNDEFINED);
+    assert_ne!(no_data.to(&mut session, 3.0, 30.0) & READY_ERROR, 0);
+    let mut not_a_number = msg(room, 11.0, JsValue::NULL);
+    not_a_number.numbers[1] = -1.0;
+    assert_ne!(not_a_number.to(&mut session, 3.0, 30.0) & READY_ERROR, 0);
+    assert_ne!(
+        Frame::new("teleport", room).to(&mut session, 3.0, 30.0) & READY_ERROR,
+        0
+    );
+    let none = JsValue::UNDEFINED;
+    let unreadable = session.input(
+        3.0,
+        INPUT_UNREADABLE,
+        30.0,
+        None,
+        none.clone(),
+        none,
+        None,
+        None,
+        None,
+        None,
+    );
+    assert_ne!(unreadable & READY_ERROR, 0);
+    // A head entry without an epoch: the whole frame is refused, as the
+    // native client refuses it, and the stream's head stays.
+    let mut head = Frame::new("head", -1.0);
+    head.heads = Some(vec![("room", 15.0, f64::NAN)]);
+    assert_ne!(head.to(&mut session, 4.0, 30.0) & READY_ERROR, 0);
+    assert_eq!(
+        session.stream_stats(room).unwrap()[10],
+        10.0,
+        "head unchanged"
+    );
+    let stats = session.stats();
+    assert_eq!((stats[3], stats[5]), (6.0, 5.0), "frames, bad frames");
+    assert!(session_events(&mut session).is_empty());
+    // The stream's name instead of its handle reaches the same stream.
+    let mut by_name = msg(-1.0, 11.0, JsValue::from_str("eleven"));
+    by_name.stream = Some("room");
+    by_name.to(&mut session, 5.0, 30.0);
+    let events = session_events(&mut session);
+    assert_eq!(
+        (events[0].0, events[0].1, events[0].2),
+        (EVENT_MESSAGE, room, 11.0)
+    );
 }
 
 #[wasm_bindgen_test]
@@ -315,22 +472,37 @@ fn in_order_takes_only_the_next_seq_and_keeps_no_payload() {
     assert_eq!(session.in_order(3.0, room, 11.0, 3.0, 40.0), 0, "a repeat");
     assert_eq!(session.in_order(3.0, room, 13.0, 3.0, 40.0), 0, "one ahead");
     assert_eq!(session.in_order(3.0, room, 0.5, 3.0, 40.0), 0, "not a seq");
+    assert_eq!(
+        session.in_order(3.0, room, 12.0, -1.0, 40.0),
+        0,
+        "not an epoch"
+    );
     assert!(session_events(&mut session).is_empty());
-    // What was not taken goes to deliver, already counted (-1 bytes).
-    let flags = session.deliver(4.0, room, 13.0, 3.0, JsValue::from_str("13"), -1.0);
-    assert!(flags.is_undefined(), "13 waits for 12");
-    let data = session.deliver(4.0, room, 12.0, 3.0, JsValue::from_str("12"), 40.0);
-    assert_eq!(data.as_string().as_deref(), Some("12"));
+    // What was not taken was not counted: it goes to `input`.
+    msg(room, 13.0, JsValue::from_str("13")).to(&mut session, 4.0, 40.0);
+    let events = session_events(&mut session);
+    assert!(
+        events.iter().all(|e| e.0 != EVENT_MESSAGE),
+        "13 waits for 12"
+    );
+    msg(room, 12.0, JsValue::from_str("12")).to(&mut session, 4.0, 40.0);
+    let events = session_events(&mut session);
+    let data: Vec<_> = events
+        .iter()
+        .filter(|e| e.0 == EVENT_MESSAGE)
+        .map(|e| e.5.as_string())
+        .collect();
+    assert_eq!(data, [Some("12".to_string()), Some("13".to_string())]);
     let stats = session.stats();
     assert_eq!(
-        stats[3], 5.0,
-        "frames: four through inOrder, one through deliver"
+        stats[3], 4.0,
+        "frames: the snapshot, 11 through inOrder, 13 and 12 through input"
     );
-    assert_eq!(stats[4], 200.0, "bytes");
+    assert_eq!(stats[4], 180.0, "bytes");
     assert_eq!(
         session.stream_stats(room).unwrap()[0],
         3.0,
-        "delivered: 11, 12, and 13 queued behind it"
+        "delivered: 11, 12, 13"
     );
 }
 
@@ -348,7 +520,11 @@ fn a_publish_goes_out_with_a_random_id_and_its_ack_resolves_it() {
         .unwrap();
     assert_eq!(id.len(), 36, "a UUID: {text}");
     assert!(text.ends_with(r#","data":{"n":1}}"#), "{text}");
-    session.ack(6.0, id, "room", 12.0);
+    let mut ack = Frame::new("ack", -1.0);
+    ack.stream = Some("room");
+    ack.numbers[1] = 12.0;
+    ack.texts[0] = Some(id);
+    ack.to(&mut session, 6.0, 60.0);
     let events = session_events(&mut session);
     let acked = events.iter().find(|e| e.0 == EVENT_PUBLISH_ACKED).unwrap();
     assert_eq!((acked.2, acked.3), (handle, 12.0));
@@ -361,26 +537,32 @@ fn refusals_come_as_codes() {
     assert_eq!(session.last_error(), "invalid_stream");
     assert_eq!(session.subscribe(5.0, "room", None, None, false), -1.0);
     assert_eq!(session.last_error(), "already_subscribed");
+    assert_eq!(
+        session.code(-1),
+        "already_subscribed",
+        "as JavaScript reads it"
+    );
 
     let handle = session.publish(5.0, "room", "1");
     let text = transmits(&mut session).remove(0).3;
     let id = text.split('"').nth(11).unwrap().to_string();
-    session.error(6.0, "unauthorized", "not for you", Some(id));
+    error("unauthorized", "not for you", &id).to(&mut session, 6.0, 60.0);
     let events = session_events(&mut session);
     let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
     assert_eq!((failed.2, failed.3), (handle, 0.0), "refused");
-    assert_eq!(session.code(failed.4 as u32), "unauthorized");
+    assert_eq!(session.code(failed.4 as i32), "unauthorized");
     assert_eq!(failed.5.as_string().as_deref(), Some("not for you"));
 
     // A code this version does not know is named as the server wrote it.
     let handle = session.publish(7.0, "room", "2");
     let text = transmits(&mut session).remove(0).3;
     let id = text.split('"').nth(11).unwrap().to_string();
-    session.error(8.0, "payment_required", "pay first", Some(id));
+    error("payment_required", "pay first", &id).to(&mut session, 8.0, 60.0);
     let events = session_events(&mut session);
     let failed = events.iter().find(|e| e.0 == EVENT_PUBLISH_FAILED).unwrap();
     assert_eq!(failed.2, handle);
-    assert_eq!(session.code(failed.4 as u32), "payment_required");
+    assert_eq!(session.code(failed.4 as i32), "payment_required");
+    assert_eq!(failed.5.as_string().as_deref(), Some("pay first"));
 }
 
 #[wasm_bindgen_test]

@@ -5,25 +5,27 @@
 //!
 //! A shell only reads members: the native client with the borrowing
 //! parser ([`parse_server_frame_raw`](super::parse_server_frame_raw), which
-//! builds its [`Fields`] with serde), the browser with `JSON.parse`. Both
-//! end in [`InboundFrame::from_fields`], so a frame is judged the same way
-//! everywhere, and [`Session::handle_input`](crate::Session::handle_input)
+//! builds its [`Fields`] with serde), the browser with `JSON.parse` (its
+//! numbers and its stream's handle carried in the binding's scratch area).
+//! Both end in [`InboundFrame::from_fields`], so a frame is judged the same
+//! way everywhere, and [`Session::handle_input`](crate::Session::handle_input)
 //! says what it means.
 //!
 //! ```
 //! use std::borrow::Cow;
-//! use seqsync_core::protocol::{Fields, InboundFrame};
+//! use seqsync_core::protocol::{Fields, InboundFrame, StreamKey};
 //!
 //! let fields = Fields {
 //!     kind: Cow::Borrowed("msg"),
-//!     stream: Some(Cow::Borrowed("room")),
+//!     stream: Some(StreamKey::Name(Cow::Borrowed("room"))),
 //!     seq: Some(7),
 //!     data: Some("hi"),
 //!     ..Fields::default()
 //! };
 //! match InboundFrame::from_fields(fields)? {
 //!     InboundFrame::Msg { stream, seq, epoch, data } => {
-//!         assert_eq!((&*stream, seq.get(), epoch, data), ("room", 7, None, "hi"));
+//!         assert_eq!(stream, StreamKey::Name(Cow::Borrowed("room")));
+//!         assert_eq!((seq.get(), epoch, data), (7, None, "hi"));
 //!     }
 //!     other => panic!("{other:?}"),
 //! }
@@ -34,7 +36,19 @@ use crate::prelude::*;
 use alloc::borrow::Cow;
 
 use crate::error::Error;
-use crate::types::{Epoch, MAX_SEQ, Seq, SeqRange};
+use crate::types::{Epoch, MAX_SEQ, Seq, SeqRange, StreamId};
+
+/// How a frame names its stream: by the name it carries, or by the handle
+/// of a stream the shell follows, looked up by the shell that already
+/// keeps one beside each subscription (the browser's), so that the name
+/// need not cross into the core again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamKey<'a> {
+    /// The name, as the frame carries it.
+    Name(Cow<'a, str>),
+    /// The handle the session gave the stream when it was subscribed.
+    Id(StreamId),
+}
 
 /// One server frame, its members checked and typed; names and texts
 /// borrowed where the shell could, payloads of the shell's type `P`.
@@ -43,7 +57,7 @@ pub enum InboundFrame<'a, P> {
     /// A live message.
     Msg {
         /// The stream.
-        stream: Cow<'a, str>,
+        stream: StreamKey<'a>,
         /// Its seq (at least 1).
         seq: Seq,
         /// The log's epoch, when the frame has one.
@@ -54,7 +68,7 @@ pub enum InboundFrame<'a, P> {
     /// The stream's state at `seq`.
     Snapshot {
         /// The stream.
-        stream: Cow<'a, str>,
+        stream: StreamKey<'a>,
         /// Last seq folded into the state.
         seq: Seq,
         /// The log's epoch.
@@ -67,7 +81,7 @@ pub enum InboundFrame<'a, P> {
     /// The answer to a resuming subscribe.
     Subscribed {
         /// The stream.
-        stream: Cow<'a, str>,
+        stream: StreamKey<'a>,
         /// The log's epoch.
         epoch: Epoch,
         /// The head when the subscription was registered.
@@ -78,7 +92,7 @@ pub enum InboundFrame<'a, P> {
     /// A history answer covering `range`.
     History {
         /// The stream.
-        stream: Cow<'a, str>,
+        stream: StreamKey<'a>,
         /// The covered range.
         range: SeqRange,
         /// The log's epoch, when the frame has one.
@@ -96,7 +110,7 @@ pub enum InboundFrame<'a, P> {
     /// The stream must start over from a snapshot.
     Reset {
         /// The stream.
-        stream: Cow<'a, str>,
+        stream: StreamKey<'a>,
         /// The reason as sent.
         reason: Cow<'a, str>,
         /// The earliest seq still held, when sent.
@@ -109,7 +123,7 @@ pub enum InboundFrame<'a, P> {
         /// The publish's id.
         id: Cow<'a, str>,
         /// The stream.
-        stream: Cow<'a, str>,
+        stream: StreamKey<'a>,
         /// The seq it got.
         seq: Seq,
     },
@@ -133,8 +147,8 @@ pub enum InboundFrame<'a, P> {
 pub struct Fields<'a, P> {
     /// `type`.
     pub kind: Cow<'a, str>,
-    /// `stream`.
-    pub stream: Option<Cow<'a, str>>,
+    /// `stream`, or the handle of the stream it names.
+    pub stream: Option<StreamKey<'a>>,
     /// `seq`.
     pub seq: Option<u64>,
     /// `epoch`.
@@ -205,30 +219,38 @@ impl<'a, P> InboundFrame<'a, P> {
     /// [`Error::EpochOutOfRange`], [`Error::InvalidRange`] or
     /// [`Error::MalformedFrame`] (a member missing).
     pub fn from_fields(mut m: Fields<'a, P>) -> Result<InboundFrame<'a, P>, Error> {
-        // Numbers are checked before anything is moved out of `m`, and
-        // members are taken rather than moved: every way out drops `m`
-        // whole, one call, instead of a drop of each member left at each
-        // exit (bytes in the browser build).
+        // Every member is checked before anything is moved out of `m`, so
+        // that every way out drops `m` whole, one call, instead of a drop
+        // of each member left at each exit (bytes in the browser build).
+        // What is taken afterwards is known to be there.
         let frame = match &*m.kind {
             "msg" => {
                 let seq = Seq::message(need(m.seq, "seq")?)?;
                 let epoch = m.epoch.map(epoch).transpose()?;
-                InboundFrame::Msg {
-                    data: need(m.data.take(), "data")?,
-                    stream: need(m.stream.take(), "stream")?,
-                    seq,
-                    epoch,
+                there(&m.data, "data")?;
+                match (m.stream.take(), m.data.take()) {
+                    (Some(stream), Some(data)) => InboundFrame::Msg {
+                        stream,
+                        seq,
+                        epoch,
+                        data,
+                    },
+                    _ => return Err(missing("stream")),
                 }
             }
             "snapshot" => {
                 let seq = Seq::new(need(m.seq, "seq")?)?;
                 let epoch = epoch(need(m.epoch, "epoch")?)?;
-                InboundFrame::Snapshot {
-                    state: need(m.state.take(), "state")?,
-                    stream: need(m.stream.take(), "stream")?,
-                    seq,
-                    epoch,
-                    reference: m.reference.take(),
+                there(&m.state, "state")?;
+                match (m.stream.take(), m.state.take()) {
+                    (Some(stream), Some(state)) => InboundFrame::Snapshot {
+                        stream,
+                        seq,
+                        epoch,
+                        state,
+                        reference: m.reference.take(),
+                    },
+                    _ => return Err(missing("stream")),
                 }
             }
             "subscribed" => {
@@ -244,14 +266,18 @@ impl<'a, P> InboundFrame<'a, P> {
             "history" => {
                 let range = SeqRange::from_u64(need(m.from, "from")?, need(m.to, "to")?)?;
                 let epoch = m.epoch.map(epoch).transpose()?;
-                let stream = need(m.stream.take(), "stream")?;
-                let items = need(m.messages.take(), "messages")?;
-                let mut messages = Vec::with_capacity(items.len());
-                for (seq, data) in items {
-                    messages.push((Seq::message(need(seq, "seq")?)?, need(data, "data")?));
+                there(&m.stream, "stream")?;
+                for (seq, data) in need(m.messages.as_deref(), "messages")? {
+                    Seq::message(need(*seq, "seq")?)?;
+                    there(data, "data")?;
                 }
+                let messages = m.messages.take().unwrap_or_default();
+                let messages = messages
+                    .into_iter()
+                    .filter_map(|(seq, data)| Some((Seq::message(seq?).ok()?, data?)))
+                    .collect();
                 InboundFrame::History {
-                    stream,
+                    stream: need(m.stream.take(), "stream")?,
                     range,
                     epoch,
                     messages,
@@ -259,39 +285,51 @@ impl<'a, P> InboundFrame<'a, P> {
                 }
             }
             "head" => {
-                let entries = need(m.heads.take(), "heads")?;
-                let mut heads = Vec::with_capacity(entries.len());
-                for (stream, seq, e) in entries {
-                    heads.push((
-                        stream,
-                        Seq::new(need(seq, "seq")?)?,
-                        epoch(need(e, "epoch")?)?,
-                    ));
+                for (_, seq, e) in need(m.heads.as_deref(), "heads")? {
+                    Seq::new(need(*seq, "seq")?)?;
+                    epoch(need(*e, "epoch")?)?;
                 }
+                let heads = m.heads.take().unwrap_or_default();
+                let heads = heads
+                    .into_iter()
+                    .filter_map(|(stream, seq, e)| {
+                        Some((stream, Seq::new(seq?).ok()?, epoch(e?).ok()?))
+                    })
+                    .collect();
                 InboundFrame::Head { heads }
             }
             "reset" => {
                 let earliest = m.earliest.map(Seq::new).transpose()?;
-                InboundFrame::Reset {
-                    stream: need(m.stream.take(), "stream")?,
-                    reason: need(m.reason.take(), "reason")?,
-                    earliest,
-                    reference: m.reference.take(),
+                there(&m.reason, "reason")?;
+                match (m.stream.take(), m.reason.take()) {
+                    (Some(stream), Some(reason)) => InboundFrame::Reset {
+                        stream,
+                        reason,
+                        earliest,
+                        reference: m.reference.take(),
+                    },
+                    _ => return Err(missing("stream")),
                 }
             }
             "ack" => {
                 let seq = Seq::message(need(m.seq, "seq")?)?;
-                InboundFrame::Ack {
-                    id: need(m.id.take(), "id")?,
-                    stream: need(m.stream.take(), "stream")?,
-                    seq,
+                there(&m.id, "id")?;
+                match (m.stream.take(), m.id.take()) {
+                    (Some(stream), Some(id)) => InboundFrame::Ack { id, stream, seq },
+                    _ => return Err(missing("stream")),
                 }
             }
-            "error" => InboundFrame::Error {
-                code: need(m.code.take(), "code")?,
-                message: need(m.message.take(), "message")?,
-                reference: m.reference.take(),
-            },
+            "error" => {
+                there(&m.code, "code")?;
+                match (m.code.take(), m.message.take()) {
+                    (Some(code), Some(message)) => InboundFrame::Error {
+                        code,
+                        message,
+                        reference: m.reference.take(),
+                    },
+                    _ => return Err(missing("message")),
+                }
+            }
             other => return Err(unknown_type(other)),
         };
         Ok(frame)
@@ -375,6 +413,14 @@ impl<'a, P> InboundFrame<'a, P> {
     }
 }
 
+/// Whether a member is there, without taking it.
+fn there<T>(member: &Option<T>, name: &'static str) -> Result<(), Error> {
+    match member {
+        Some(_) => Ok(()),
+        None => Err(missing(name)),
+    }
+}
+
 fn need<T>(member: Option<T>, name: &'static str) -> Result<T, Error> {
     match member {
         Some(value) => Ok(value),
@@ -425,7 +471,7 @@ mod tests {
     #[test]
     fn a_frame_missing_a_member_its_type_requires_is_malformed() {
         let msg = Fields {
-            stream: Some(Cow::Borrowed("r")),
+            stream: Some(StreamKey::Name(Cow::Borrowed("r"))),
             seq: Some(1),
             ..fields("msg")
         };
@@ -446,7 +492,7 @@ mod tests {
     #[test]
     fn values_are_checked_by_the_rules_of_their_member() {
         let seq_zero = Fields {
-            stream: Some(Cow::Borrowed("r")),
+            stream: Some(StreamKey::Name(Cow::Borrowed("r"))),
             seq: Some(0),
             data: Some(1),
             ..fields("msg")
@@ -456,7 +502,7 @@ mod tests {
             Err(Error::SeqOutOfRange { seq: 0 })
         ));
         let epoch_too_large = Fields {
-            stream: Some(Cow::Borrowed("r")),
+            stream: Some(StreamKey::Name(Cow::Borrowed("r"))),
             seq: Some(0),
             epoch: Some(MAX_SEQ + 1),
             state: Some(1),
@@ -467,7 +513,7 @@ mod tests {
             Err(Error::EpochOutOfRange { .. })
         ));
         let backwards = Fields {
-            stream: Some(Cow::Borrowed("r")),
+            stream: Some(StreamKey::Name(Cow::Borrowed("r"))),
             from: Some(5),
             to: Some(2),
             messages: Some(Vec::new()),
@@ -486,7 +532,7 @@ mod tests {
     #[test]
     fn map_turns_every_payload_and_keeps_the_rest() {
         let history = Fields {
-            stream: Some(Cow::Borrowed("r")),
+            stream: Some(StreamKey::Name(Cow::Borrowed("r"))),
             from: Some(3),
             to: Some(4),
             messages: Some(vec![(Some(3), Some(30)), (Some(4), Some(40))]),

@@ -30,7 +30,7 @@ mod inbound;
 #[cfg(feature = "json")]
 mod raw;
 
-pub use inbound::{Fields, HeadMembers, InboundFrame};
+pub use inbound::{Fields, HeadMembers, InboundFrame, StreamKey};
 #[cfg(feature = "json")]
 pub use raw::{RawServerFrame, parse_server_frame_raw};
 
@@ -291,17 +291,59 @@ impl RequestRef {
 
 /// The stream handle in a `"<slot>.<incarnation>"` reference.
 pub(crate) fn parse_stream_ref(text: &str) -> Option<StreamId> {
-    let (index, generation) = text.split_once('.')?;
-    let digits = |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(index) || !digits(generation) {
+    // One pass over the bytes: `split_once` and `str::parse` bring their
+    // general machinery into the browser build (1.6 KB for this function).
+    let mut numbers = [0u64; 2];
+    let mut digits = [0usize; 2];
+    let mut part = 0;
+    for &b in text.as_bytes() {
+        if b == b'.' && part == 0 {
+            part = 1;
+        } else if b.is_ascii_digit() && digits[part] < 10 {
+            numbers[part] = numbers[part] * 10 + u64::from(b - b'0');
+            digits[part] += 1;
+        } else {
+            return None;
+        }
+    }
+    if digits[0] == 0 || digits[1] == 0 {
         return None;
     }
-    Some(StreamId::new(index.parse().ok()?, generation.parse().ok()?))
+    let index = u32::try_from(numbers[0]).ok()?;
+    let generation = u32::try_from(numbers[1]).ok()?;
+    Some(StreamId::new(index, generation))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_ref_is_two_numbers_and_nothing_else() {
+        let id = StreamId::new(7, 4_000_000_000);
+        assert_eq!(
+            parse_stream_ref(RequestRef::for_stream(id).as_str()),
+            Some(id)
+        );
+        assert_eq!(parse_stream_ref("0.0"), Some(StreamId::new(0, 0)));
+        for text in [
+            "",
+            ".",
+            "1.",
+            ".1",
+            "1",
+            "1.2.3",
+            "a.1",
+            "1.-2",
+            "+1.2",
+            "1 .2",
+            "4294967296.0",
+            "12345678901.1",
+            "1.2x",
+        ] {
+            assert_eq!(parse_stream_ref(text), None, "{text:?}");
+        }
+    }
 
     #[test]
     fn every_code_round_trips_through_its_wire_name() {

@@ -12,11 +12,11 @@
 //! `JSON.parse`.
 //!
 //! ```
-//! use seqsync_core::protocol::{parse_server_frame_raw, RawServerFrame};
+//! use seqsync_core::protocol::{parse_server_frame_raw, RawServerFrame, StreamKey};
 //!
 //! let text = r#"{"type":"msg","stream":"room","seq":7,"epoch":3,"data":{"text":"hi"}}"#;
 //! match parse_server_frame_raw(text, 1 << 20)? {
-//!     RawServerFrame::Msg { stream, seq, data, .. } => {
+//!     RawServerFrame::Msg { stream: StreamKey::Name(stream), seq, data, .. } => {
 //!         assert_eq!((&*stream, seq.get(), data.get()), ("room", 7, r#"{"text":"hi"}"#));
 //!     }
 //!     other => panic!("{other:?}"),
@@ -30,7 +30,7 @@ use alloc::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::inbound::{Fields, InboundFrame};
+use super::inbound::{Fields, InboundFrame, StreamKey};
 use crate::error::Error;
 
 /// One server frame, borrowing from its text: payloads are slices of it.
@@ -108,7 +108,7 @@ pub fn parse_server_frame_raw(text: &str, max_bytes: usize) -> Result<RawServerF
     })?;
     InboundFrame::from_fields(Fields {
         kind: m.kind,
-        stream: m.stream,
+        stream: m.stream.map(StreamKey::Name),
         seq: m.seq,
         epoch: m.epoch,
         head: m.head,

@@ -11,7 +11,7 @@ use super::events::{ConnId, SessionEvent};
 use crate::error::Error;
 use crate::event::ResetReason;
 use crate::prelude::*;
-use crate::protocol::{ErrorCode, InboundFrame, parse_stream_ref};
+use crate::protocol::{ErrorCode, InboundFrame, StreamKey, parse_stream_ref};
 use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId};
 
 /// What a shell hands [`Session::handle_input`].
@@ -105,7 +105,7 @@ impl<P> Session<P> {
                 seq,
                 epoch,
                 data,
-            } => match self.named(&stream) {
+            } => match self.resolve(&stream) {
                 Some(id) => self.handle_message(now, id, seq, epoch, data),
                 None => Ok(()),
             },
@@ -115,7 +115,7 @@ impl<P> Session<P> {
                 epoch,
                 state,
                 reference,
-            } => match self.named(&stream) {
+            } => match self.resolve(&stream) {
                 Some(id) => self.handle_snapshot(now, id, seq, epoch, state, reference.as_deref()),
                 None => Ok(()),
             },
@@ -124,7 +124,7 @@ impl<P> Session<P> {
                 epoch,
                 head,
                 reference,
-            } => match self.named(&stream) {
+            } => match self.resolve(&stream) {
                 Some(id) => self.handle_subscribed(now, id, epoch, head, reference.as_deref()),
                 None => Ok(()),
             },
@@ -136,7 +136,7 @@ impl<P> Session<P> {
                 reference,
             } => {
                 self.stats.history_bytes += bytes as u64;
-                match self.named(&stream) {
+                match self.resolve(&stream) {
                     Some(id) => {
                         self.handle_history(now, id, range, epoch, messages, reference.as_deref())
                     }
@@ -163,7 +163,7 @@ impl<P> Session<P> {
                 reason,
                 earliest,
                 reference,
-            } => match self.named(&stream) {
+            } => match self.resolve(&stream) {
                 Some(id) => {
                     let reason = ResetReason::from_wire(&reason);
                     self.handle_reset(now, id, reason, earliest, reference.as_deref())
@@ -171,7 +171,16 @@ impl<P> Session<P> {
                 None => Ok(()),
             },
             InboundFrame::Ack { id, stream, seq } => {
-                self.handle_ack(now, &id, &stream, seq);
+                let name = match stream {
+                    StreamKey::Name(name) => name,
+                    // Acks are rare: the name is copied rather than borrowed
+                    // from the session that `handle_ack` changes.
+                    StreamKey::Id(key) => match self.seq.stream_name(key) {
+                        Some(name) => String::from(name.as_str()).into(),
+                        None => return Ok(()),
+                    },
+                };
+                self.handle_ack(now, &id, &name, seq);
                 Ok(())
             }
             InboundFrame::Error {
@@ -196,6 +205,17 @@ impl<P> Session<P> {
     #[inline(never)]
     pub(super) fn named(&self, stream: &str) -> Option<StreamId> {
         self.seq.stream_id(stream)
+    }
+
+    /// The stream a frame is about, when the session follows it: by name,
+    /// or by a handle the shell looked up (checked: the stream may have
+    /// been unsubscribed since).
+    #[inline(never)]
+    pub(super) fn resolve(&self, stream: &StreamKey<'_>) -> Option<StreamId> {
+        match stream {
+            StreamKey::Name(name) => self.named(name),
+            StreamKey::Id(id) => self.seq.stream_name(*id).map(|_| *id),
+        }
     }
 
     /// Counts a `history` answer of `messages` messages.

@@ -72,6 +72,36 @@ test('a frame the core refuses counts once as bad, like one the shell refuses', 
   assert.equal(c.stats().badFrames, 2, 'refused here: a msg without data');
 });
 
+test('a head entry without an epoch makes the whole frame refused, as natively; the stream is unchanged', async () => {
+  const { c, socket } = await client();
+  const sub = c.subscribe('room');
+  socket().open();
+  socket().receive({ type: 'snapshot', stream: 'room', seq: 4, epoch: 1, state: null, ref: socket().sent[0].ref });
+  assert.equal(sub.stats().head, 4);
+  socket().receive({ type: 'head', heads: { room: { seq: 9 } } });
+  assert.equal(c.stats().badFrames, 1, 'refused: an entry without its epoch');
+  assert.equal(sub.stats().head, 4, 'nothing of it was applied');
+  socket().receive({ type: 'head', heads: { room: { seq: 9, epoch: 1 }, other: { seq: 2, epoch: 5 } } });
+  assert.equal(c.stats().badFrames, 1);
+  assert.equal(sub.stats().head, 9, 'a whole entry is applied; one for a stream not followed is ignored');
+});
+
+test('a member of the wrong type makes the frame refused, also one its type does not use', async () => {
+  const { c, socket } = await client();
+  const messages = [];
+  c.subscribe('room', { onMessage: (data, seq) => messages.push(seq) });
+  socket().open();
+  socket().receive({ type: 'snapshot', stream: 'room', seq: 0, epoch: 1, state: null, ref: socket().sent[0].ref });
+  socket().receive({ type: 'msg', stream: 'room', seq: '1', data: 'a' });
+  socket().receive({ type: 'msg', stream: 'room', seq: 1, epoch: 1.5, data: 'a' });
+  // Not on the in-order fast path, which reads only the members a message uses.
+  socket().receive({ type: 'snapshot', stream: 'room', seq: 0, epoch: 1, state: null, reason: 7 });
+  assert.deepEqual(messages, []);
+  assert.equal(c.stats().badFrames, 3);
+  socket().receive({ type: 'msg', stream: 'room', seq: 1, data: 'a' });
+  assert.deepEqual(messages, [1]);
+});
+
 test('after a reconnect a pending publish goes out again after the subscribes, with the same id', async () => {
   const { c, socket } = await client();
   c.subscribe('room');
