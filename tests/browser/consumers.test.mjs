@@ -3,8 +3,8 @@
 // user installs it, built for production, served by the reference server
 // and run in headless Chromium under fault injection: in the page, in a
 // dedicated worker that owns the client, and across a real page reload with
-// `persist`; and a React chat page (Vite) over the package's store through
-// `useSyncExternalStore`.
+// `persist`; and a chat page over the package's store, in React (through
+// `useSyncExternalStore`) and in Vue, each built with Vite.
 //
 // Needs SEQSYNC_SERVER_BIN (the server binary) and SEQSYNC_TARBALL (the
 // packed package); the apps' bundlers are installed by
@@ -30,6 +30,7 @@ const builds = {
   vite: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
   webpack: (out) => ['webpack', '--output-path', out, '--stats', 'errors-warnings'],
   react: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
+  vue: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
 };
 
 let dist;
@@ -156,33 +157,36 @@ test('vite: after a real page reload with persist, what was published while the 
   }
 });
 
-test('react: a chat page over client.store renders every message once, in order, under faults, and publishes from its form', async () => {
-  const errors = [];
-  const context = await browser.newContext();
-  try {
-    const page = await open(context, pageUrl('react', 'react-chat', { publish: COUNT }), errors);
-    await waitFor(async () => {
+for (const app of ['react', 'vue']) {
+  test(`${app}: a chat page over client.store renders every message once, in order, under faults, and publishes from its form`, async () => {
+    const errors = [];
+    const context = await browser.newContext();
+    try {
+      const page = await open(context, pageUrl(app, `${app}-chat`, { publish: COUNT }), errors);
+      await waitFor(async () => {
+        const r = await result(page);
+        return r.errors.length > 0 || (r.stats !== null && r.received.length >= COUNT);
+      }, `${COUNT} messages acked and rendered`, 120_000);
+      // A message typed into the form and sent comes back into the list.
+      await page.fill('#text', 'hello from the form');
+      await page.click('button[type=submit]');
+      await waitFor(async () => (await page.textContent('#messages li:last-child')) === 'hello from the form', 'the sent message in the list');
+      await waitFor(async () => (await result(page)).received.length > COUNT, 'the sent message in the rendered log');
       const r = await result(page);
-      return r.errors.length > 0 || (r.stats !== null && r.received.length >= COUNT);
-    }, `${COUNT} messages acked and rendered`, 120_000);
-    // A message typed into the form and sent comes back into the list.
-    await page.fill('#text', 'hello from the form');
-    await page.click('button[type=submit]');
-    await waitFor(async () => (await page.textContent('#messages li:last-child')) === 'hello from the form', 'the sent message in the list');
-    const r = await result(page);
-    assert.equal(r.acked, COUNT + 1);
-    assert.ok(r.stats.client.connects >= 2, `reconnected (${JSON.stringify(r.stats.client)})`);
-    assert.ok(r.stats.stream.gaps + r.stats.stream.duplicates > 0, `repaired (${JSON.stringify(r.stats.stream)})`);
-    assert.deepEqual(r.errors, []);
-    assert.deepEqual(r.snapshots, [0], 'one snapshot, of the empty stream');
-    // What React rendered last: the store's log of every delivery, and the list's last 50.
-    const check = new StreamCheck('the React page').replay(r.events);
-    check.assertExact(COUNT + 1, (seq) => (typeof r.published[seq] === 'string' ? { text: r.published[seq] } : { n: r.published[seq] }));
-    const shown = await page.$$eval('#messages li', (items) => items.map((li) => Number(li.dataset.seq)));
-    assert.deepEqual(shown, Array.from({ length: 50 }, (_, i) => COUNT + 1 - 49 + i));
-    assert.equal(await page.textContent('#count'), String(COUNT + 2), 'the snapshot and every message');
-    assert.deepEqual(errors, []);
-  } finally {
-    await context.close();
-  }
-});
+      assert.equal(r.acked, COUNT + 1);
+      assert.ok(r.stats.client.connects >= 2, `reconnected (${JSON.stringify(r.stats.client)})`);
+      assert.ok(r.stats.stream.gaps + r.stats.stream.duplicates > 0, `repaired (${JSON.stringify(r.stats.stream)})`);
+      assert.deepEqual(r.errors, []);
+      assert.deepEqual(r.snapshots, [0], 'one snapshot, of the empty stream');
+      // What the page rendered last: the store's log of every delivery, and the list's last 50.
+      const check = new StreamCheck(`the ${app} page`).replay(r.events);
+      check.assertExact(COUNT + 1, (seq) => (typeof r.published[seq] === 'string' ? { text: r.published[seq] } : { n: r.published[seq] }));
+      const shown = await page.$$eval('#messages li', (items) => items.map((li) => Number(li.dataset.seq)));
+      assert.deepEqual(shown, Array.from({ length: 50 }, (_, i) => COUNT + 1 - 49 + i));
+      assert.equal(await page.textContent('#count'), String(COUNT + 2), 'the snapshot and every message');
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+}
