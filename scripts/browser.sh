@@ -88,10 +88,12 @@ ensure_browser_toolchain() (
     fi
 
     # Each from its committed lock file, and only when node_modules is
-    # missing or older than the lock: the test tools, the two bundler apps,
-    # and Node 22 (the npm `node` package ships the binary as npm packages).
+    # missing or older than the lock: the test tools, the bundler apps (Vite,
+    # webpack, React and Vue over Vite), and Node 22 (the npm `node` package
+    # ships the binary as npm packages).
     local dir
-    for dir in tests/browser tests/browser/apps/vite tests/browser/apps/webpack tests/browser/node22; do
+    for dir in tests/browser tests/browser/apps/vite tests/browser/apps/webpack tests/browser/apps/react \
+        tests/browser/apps/vue tests/browser/node22; do
         _browser_step "browser toolchain: node packages of $dir"
         if [ ! -d "$dir/node_modules" ] ||
             [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
@@ -220,7 +222,7 @@ run_browser_tests() (
     run_step "browser: types against the installed package (exports map)" \
         _browser_installed_types_check "$scratch" || failed=1
 
-    run_step "browser: consumers: Vite, webpack (page, worker, reload) in Chromium" \
+    run_step "browser: consumers: Vite, webpack (page, worker, reload), React, Vue in Chromium" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" \
         SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" \
         node --test --test-reporter=tap consumers.test.mjs || failed=1

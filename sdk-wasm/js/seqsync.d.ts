@@ -35,7 +35,7 @@ export type SeqsyncErrorCode =
   | 'invalid_payload'
   /** A stream name that is empty, has a control character, or is over 256 bytes of UTF-8. */
   | 'invalid_stream'
-  /** `subscribe` to a stream this client (or `Sequencer`) already follows. */
+  /** `Client.subscribe` (`stream`, `store`) of a stream this client follows from another `since`, `epoch` or `mode`; `Sequencer.subscribe` of a stream it follows. */
   | 'already_subscribed'
   /** More streams than `core.maxStreams`. */
   | 'too_many_streams'
@@ -61,13 +61,14 @@ export type SeqsyncErrorCode =
   | 'too_many_pending'
   /** A publish frame over `maxPublishBytes`. */
   | 'publish_too_large'
+  /** `Client.stream`: more than `maxQueued` events were waiting to be taken; the iteration ends with it, after the events it held, and its subscription is released. */
+  | 'overflow'
   /** A foreign server's publish request failed (see `status`). */
   | 'publish_failed'
   /** A publish to a foreign server that has no publish request. */
   | 'unsupported'
   // ---- the server's refusal of a publish (the protocol's error codes; `invalid_stream`,
-  // `too_many_streams` above): `rate_limited` and `internal` never reach the application,
-  // such publishes are sent again with the same id.
+  // `too_many_streams` above); also what `client.on('error')` is told.
   /** The server could not read the frame. */
   | 'malformed_frame'
   /** The server does not know the frame's type. */
@@ -86,6 +87,10 @@ export type SeqsyncErrorCode =
   | 'not_subscribed'
   /** A `history` request starting above the head. */
   | 'range_beyond_head'
+  /** The server is busy. Only through `client.on('error')`: a publish refused so is sent again with the same id, a request retried. */
+  | 'rate_limited'
+  /** The server failed. Only through `client.on('error')`: a publish refused so is sent again with the same id, a request retried. */
+  | 'internal'
   /** A server code this version does not know; the message starts with it. */
   | 'unknown';
 
@@ -208,14 +213,107 @@ export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
   onRefused?: (code: string, message: string) => void;
 }
 
-/** One subscribed stream. */
-export interface Subscription {
+/**
+ * What a subscription's listeners are told, by event: each gets exactly
+ * the arguments of the matching handler (`message`: `onMessage`, ...).
+ */
+export interface SubscriptionEvents<T = Json, S = Json> {
+  message: NonNullable<SubscribeHandlers<T, S>['onMessage']>;
+  snapshot: NonNullable<SubscribeHandlers<T, S>['onSnapshot']>;
+  reset: NonNullable<SubscribeHandlers<T, S>['onReset']>;
+  gap: NonNullable<SubscribeHandlers<T, S>['onGap']>;
+  state: NonNullable<SubscribeHandlers<T, S>['onState']>;
+  refused: NonNullable<SubscribeHandlers<T, S>['onRefused']>;
+}
+
+/**
+ * One subscription of a stream. Several may follow the same stream: it is
+ * subscribed once, and released when the last of them unsubscribes.
+ */
+export interface Subscription<T = Json, S = Json> {
   /** The stream's name. */
   readonly stream: string;
-  /** Counters and position (undefined until the core has loaded). */
+  /**
+   * The stream's counters and position (undefined until the core has
+   * loaded, and after `unsubscribe`). Shared by every subscription of the
+   * stream: one that joined later reads there where it joined (`lastSeq`).
+   */
   stats(): StreamStats | undefined;
-  /** Stops the stream; no callback runs after this returns. */
+  /**
+   * Adds a listener, called after those added before it (the handlers
+   * passed to `subscribe` come first); returns the function that removes
+   * it. An event name not listed in `SubscriptionEvents`, or a listener
+   * that is not a function, throws `invalid_argument`.
+   *
+   * ```js
+   * const off = sub.on('message', (data, seq) => render(seq, data));
+   * off();
+   * ```
+   */
+  on<K extends keyof SubscriptionEvents<T, S>>(event: K, listener: SubscriptionEvents<T, S>[K]): () => void;
+  /**
+   * Removes this subscription's listeners (no callback of it runs after
+   * this returns); the last subscription of the stream to leave stops it.
+   */
   unsubscribe(): void;
+}
+
+/** What `Client.on` listeners are told, by event. */
+export interface ClientEvents {
+  /** Every change of the connection's state, as `onConnection` is told. */
+  state: (state: ConnectionState) => void;
+  /**
+   * What the application would not see otherwise: the server's `error`
+   * frame that answers nothing pending (its code, `unknown` for one this
+   * version does not know); a stream's request the server refused (also
+   * told to the stream's `refused` listeners; retried with backoff); a
+   * subscription made before the client had loaded, which it refused then
+   * (that subscription ends). The message names the stream.
+   */
+  error: (error: SeqsyncError) => void;
+}
+
+/**
+ * What `Client.stream` yields and a store's `reduce` is given: a stream's
+ * deliveries in their order. Gap events are not among them: holes are
+ * repaired before delivery, and seqs the server skips show as a jump of
+ * `seq` (subscribe with an `onGap` listener to watch repairs).
+ */
+export type StreamEvent<T = Json, S = Json> =
+  | { type: 'message'; seq: number; epoch: number; data: T }
+  | { type: 'snapshot'; seq: number; epoch: number; state: S }
+  | { type: 'reset'; reason: ResetReason; earliest: number | undefined };
+
+/** Where `Client.stream` starts, and what ends it. */
+export interface StreamOptions extends StartOptions {
+  /** Aborting it releases the stream; the loop then throws `signal.reason`. */
+  signal?: AbortSignal;
+  /** Most events held for the loop; past them it ends with `overflow`. Default 10000. */
+  maxQueued?: number;
+}
+
+/**
+ * What a store without `reduce` holds: the last snapshot's `state`, the
+ * messages after it (the last `keep`, oldest first), and the position of
+ * the last delivery. A reset empties it until the next snapshot.
+ */
+export interface StreamValue<T = Json, S = Json> {
+  state: S | undefined;
+  messages: { seq: number; data: T }[];
+  seq: number | undefined;
+  epoch: number | undefined;
+}
+
+/** The shape React's `useSyncExternalStore` takes (`subscribe`, `getSnapshot`). */
+export interface Store<V> {
+  /**
+   * Adds a listener, called with no argument after each change of the
+   * value; returns the function that removes it. The first listener
+   * subscribes the stream; the last to leave releases it.
+   */
+  subscribe(listener: () => void): () => void;
+  /** The current value: the same object until an event changes it. */
+  getSnapshot(): V;
 }
 
 /** The connection, as told to `onConnection`. */
@@ -390,16 +488,74 @@ export class Client {
   /** The connection's current state. */
   readonly connectionState: ConnectionState;
   /**
+   * Adds a listener of the client's `state` or `error`; returns the
+   * function that removes it. Another event name, or a listener that is
+   * not a function, throws `invalid_argument`.
+   *
+   * ```js
+   * const off = client.on('state', (s) => console.log(s.state));
+   * ```
+   */
+  on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
+  /**
    * Follows a stream: from a snapshot, or after `since`. A stream
    * subscribed again after `unsubscribe` starts from a snapshot too, unless
-   * `persist` kept its position. Throws `SeqsyncError`: `invalid_stream`,
-   * `already_subscribed`, `invalid_subscription` (a `since` or `epoch` that
+   * `persist` kept its position. The handlers are the subscription's first
+   * listeners (`on` adds more). A stream this client follows already is
+   * shared: the new subscription gets its deliveries from the point it
+   * joins (no snapshot; `stats().lastSeq` says where), and `since`,
+   * `epoch` and `mode` must be absent or those it was subscribed with.
+   * Throws `SeqsyncError`: `invalid_stream`, `already_subscribed` (the
+   * stream is followed from another `since`, `epoch` or `mode`),
+   * `invalid_subscription` (a `since` or `epoch` that
    * is not an integer in 0..2^53-1, an unknown `mode`), `invalid_argument`
    * (handlers that are not an object, a handler that is not a function, a
    * key that is not one of `SubscribeHandlers`; the stream and key named),
    * `too_many_streams`, `closed`.
    */
-  subscribe<T = Json, S = Json>(stream: string, handlers?: SubscribeHandlers<T, S>): Subscription;
+  subscribe<T = Json, S = Json>(stream: string, handlers?: SubscribeHandlers<T, S>): Subscription<T, S>;
+  /**
+   * A stream's deliveries as an async iterable, subscribed at the call (a
+   * shared subscription, like one of `subscribe`). At most `maxQueued`
+   * events wait for the loop; past them the loop gets those it holds, then
+   * throws `overflow`, and the stream is released: nothing is dropped
+   * silently. `break` (or `return()`) releases the stream, and so does
+   * `signal`: the loop then throws `signal.reason`. The loop ends when the
+   * client is closed. Throws at the call what `subscribe` throws,
+   * `invalid_argument` for an unknown option, and `signal.reason` when the
+   * signal is aborted already.
+   *
+   * ```js
+   * for await (const e of client.stream('room:1', { signal })) {
+   *   if (e.type === 'message') render(e.seq, e.data);
+   * }
+   * ```
+   */
+  stream<T = Json, S = Json>(stream: string, options?: StreamOptions): AsyncIterable<StreamEvent<T, S>>;
+  /**
+   * A store of a stream for React's `useSyncExternalStore` (or another store
+   * of the same shape): the stream is subscribed with the first listener
+   * and released when the last leaves (a later first listener subscribes
+   * it again, from a snapshot or `since`). Its value is `initial`, then
+   * `reduce(value, event)` for every delivery, a reset included (to clear
+   * what it held). A value `reduce` returns unchanged (`===`) tells no
+   * listener. Without `reduce`: a `StreamValue` keeping the last `keep`
+   * messages (default 100). A store that joins a stream another
+   * subscription of this client follows gets the deliveries from there on
+   * (no snapshot): make one store per stream and share it. Throws at the
+   * call what `subscribe` checks of its name and position, and
+   * `invalid_argument` for an option of the wrong kind.
+   *
+   * ```js
+   * const room = client.store('room:1');
+   * const { state, messages } = useSyncExternalStore(room.subscribe, room.getSnapshot);
+   * ```
+   */
+  store<T = Json, S = Json>(stream: string, options?: StartOptions & { initial?: StreamValue<T, S>; keep?: number }): Store<StreamValue<T, S>>;
+  store<V, T = Json, S = Json>(
+    stream: string,
+    options: StartOptions & { initial: V; reduce: (value: V, event: StreamEvent<T, S>) => V },
+  ): Store<V>;
   /**
    * Appends `data` (a value JSON carries as it is) to `stream`; resolves
    * to its seq. Sent again with the same id after every reconnect (after the

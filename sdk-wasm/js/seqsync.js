@@ -22,6 +22,7 @@ const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
 const EVENT_PUBLISH_ACKED = 13, EVENT_PUBLISH_FAILED = 14, EVENT_POSITION = 15, EVENT_REFUSED = 16;
+const EVENT_SERVER_ERROR = 17;
 const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, TRANSMIT_FOREIGN = 4;
 const INPUT_FRAME = 0, INPUT_UNREADABLE = 1, INPUT_OPENED = 2, INPUT_CLOSED = 3, INPUT_TIMEOUT = 4;
 
@@ -43,10 +44,13 @@ const OPTION_KINDS = {
   persist: 'boolean or string', storage: 'object', WebSocket: 'function', onConnection: 'function',
 };
 const CORE_KINDS = kindsOf(CORE_OPTIONS, NUMBER);
-const HANDLER_KINDS = {
-  ...kindsOf('onMessage onSnapshot onReset onGap onState onRefused'.split(' '), 'function'),
-  since: NUMBER, epoch: NUMBER, mode: 'string',
-};
+// A subscription's handlers; `onX` is the first listener of its event `x`.
+const HANDLERS = 'onMessage onSnapshot onReset onGap onState onRefused'.split(' ');
+const START_KINDS = { since: NUMBER, epoch: NUMBER, mode: 'string' };
+const HANDLER_KINDS = { ...kindsOf(HANDLERS, 'function'), ...START_KINDS };
+// Of `stream` and `store` (their positions are checked as `subscribe` checks them).
+const STREAM_KINDS = { ...START_KINDS, signal: 'object', maxQueued: NUMBER };
+const STORE_KINDS = { ...START_KINDS, initial: 'any', reduce: 'function', keep: NUMBER };
 
 /** A `JSON.stringify` replacer that throws on what JSON would alter: a number it writes as `null`, a `Map` or `Set` it writes as `{}`. */
 function plain(key, value) {
@@ -95,8 +99,57 @@ function call(handler, a, b, c) {
   }
 }
 
+/** Hands `owner`'s listeners of `event` the arguments; one removed meanwhile is not called. */
+function emit(owner, event, a, b, c) {
+  for (const f of owner._l[event]) if (owner._l[event].includes(f)) call(f, a, b, c);
+}
+
+/**
+ * Adds `fn` to `owner`'s listeners of `event` (`where` names the owner in a refusal); returns the
+ * function that removes it. Lists are replaced, never changed: an emit goes on over the old one.
+ */
+function listen(owner, event, fn, where) {
+  checkArguments(`${where}.on`, { [String(event)]: fn ?? 0 }, kindsOf(Object.keys(owner._l), 'function'), true);
+  const set = (l) => {
+    owner._l[event] = l;
+    // A message with one listener costs one call, as it did before listeners: `_onMessage` is the
+    // listener itself, or with more a function that calls each.
+    if (event === 'message') owner._onMessage = l.length > 1 ? (a, b, c) => emit(owner, event, a, b, c) : l[0];
+  };
+  set([...owner._l[event], fn]);
+  let on = true;
+  return () => {
+    const l = [...owner._l[event]];
+    if (on) l.splice(l.indexOf(fn), 1);
+    on = false;
+    set(l);
+  };
+}
+
+/** Hands `push` the message, snapshot and reset events of subscription `h` as plain objects. */
+function feed(h, push) {
+  // The epoch of a message: its callback's third argument, else the stream's.
+  h.on('message', (data, seq, epoch) => push({ type: 'message', seq, epoch: epoch ?? h.stats()?.epoch, data }));
+  h.on('snapshot', (state, seq, epoch) => push({ type: 'snapshot', seq, epoch, state }));
+  h.on('reset', (reason, earliest) => push({ type: 'reset', reason, earliest }));
+  return h;
+}
+
+/** The value of a store without `reduce`: the last snapshot's state, the messages after it (the last `keep`), the position. */
+const keepLast = (keep) => (v, e) => (e.type === 'message'
+  ? { ...v, seq: e.seq, epoch: e.epoch, messages: [...v.messages, { seq: e.seq, data: e.data }].slice(-keep || Infinity) }
+  : { state: e.state, seq: e.seq, epoch: e.epoch, messages: [] });
+
 /** Whether `n` is absent or a position: an integer in 0..=2^53-1. */
 const isPosition = (n) => n === undefined || n === null || (Number.isSafeInteger(n) && n >= 0);
+
+/** Throws `invalid_subscription` unless a subscription's start is absent or valid. */
+function checkStart(stream, start) {
+  const { since, epoch, mode } = start ?? {};
+  if (!isPosition(since) || !isPosition(epoch) || !(mode === undefined || mode === 'ordered' || mode === 'latest')) {
+    throw new SeqsyncError('invalid_subscription', `${stream}: since and epoch must be integers in 0..2^53-1, mode 'ordered' or 'latest'`);
+  }
+}
 
 // A frame's members as they cross into the core, which judges them. `wrong`: a member of the frame
 // being read has the wrong type (as a typed parser would refuse it).
@@ -142,6 +195,7 @@ export class Client {
     this._hotName = this._hotSub = undefined; // the stream of the last message, and its Subscription
     this._byHandle = new Map(); // stream handle -> Subscription
     this._waiting = new Map(); // publish handle -> { resolve, reject } of its promise
+    this._l = { state: [], error: [] }; // listeners by event
     this._state = { state: 'connecting', endpoint: url, attempt: 0 };
     this._onPageHide = () => this._input((s, t) => s.checkpoint(t));
     if (this._storage !== undefined) globalThis.addEventListener?.('pagehide', this._onPageHide);
@@ -164,29 +218,129 @@ export class Client {
     return Object.fromEntries(CLIENT_STATS.map((name, i) => [name, raw[i] ?? 0]));
   }
 
+  on(event, fn) {
+    return listen(this, event, fn, 'client');
+  }
+
   subscribe(stream, handlers = {}) {
     if (this._closed || this._closing !== null) throw closedError();
     // The core checks these too, but it has not started yet when `subscribe` follows `new Client`:
     // whatever it would refuse is refused here, at once.
     checkName(stream);
-    if (this._subs.has(stream)) throw new SeqsyncError('already_subscribed', `stream ${stream} is already subscribed`);
+    checkStart(stream, handlers);
     const { since, epoch, mode } = handlers ?? {};
-    if (!isPosition(since) || !isPosition(epoch) || !(mode === undefined || mode === 'ordered' || mode === 'latest')) {
-      throw new SeqsyncError('invalid_subscription', `${stream}: since and epoch must be integers in 0..2^53-1, mode 'ordered' or 'latest'`);
-    }
     checkArguments(`${stream}: handlers`, handlers, HANDLER_KINDS, true);
+    let sub = this._subs.get(stream);
+    // A stream already followed is shared: one more subscription of it, from where it is now. A
+    // position other than the one it was subscribed with cannot be both.
+    if (sub !== undefined && [since, epoch, mode].some((x, i) => x != null && x !== sub._from[i])) {
+      throw new SeqsyncError('already_subscribed', `${stream}: subscribed already, from another position or mode`);
+    }
     const maxStreams = this._options.core?.maxStreams;
-    if (this._session === null && typeof maxStreams === 'number' && this._subs.size >= maxStreams) {
+    if (!sub && this._session === null && typeof maxStreams === 'number' && this._subs.size >= maxStreams) {
       throw new SeqsyncError('too_many_streams', `${stream}: too many streams (core.maxStreams ${maxStreams})`);
     }
-    const sub = {
-      stream, _handle: -1, _active: true, _handlers: handlers, _onMessage: handlers.onMessage,
-      stats: () => (sub._active && sub._handle >= 0 ? statsObject(this._session.streamStats(sub._handle)) : undefined),
-      unsubscribe: () => this._unsubscribe(sub),
+    const fresh = !sub;
+    if (fresh) {
+      // One per stream, shared by its handles.
+      sub = { stream, _handle: -1, _active: true, _from: [since, epoch, mode ?? 'ordered'], _count: 0, _l: {}, _onMessage: undefined };
+      for (const k of HANDLERS) sub._l[k.slice(2).toLowerCase()] = [];
+      this._subs.set(stream, sub);
+    }
+    sub._count++;
+    let active = true;
+    const offs = [];
+    const handle = {
+      stream,
+      stats: () => (active && sub._active && sub._handle >= 0 ? statsObject(this._session.streamStats(sub._handle)) : undefined),
+      on: (event, fn) => {
+        const off = listen(sub, event, fn, `${stream}: subscription`);
+        if (!active) off();
+        offs.push(off);
+        return off;
+      },
+      unsubscribe: () => {
+        if (!active) return;
+        active = false;
+        for (const off of offs) off();
+        if (--sub._count === 0) this._unsubscribe(sub);
+      },
     };
-    this._subs.set(stream, sub);
-    if (this._session !== null) this._attach(sub);
-    return sub;
+    for (const k of HANDLERS) if (handlers[k] != null) handle.on(k.slice(2).toLowerCase(), handlers[k]);
+    if (fresh && this._session !== null) this._attach(sub);
+    return handle;
+  }
+
+  stream(stream, options = {}) {
+    checkStart(stream, options);
+    checkArguments(`${stream}: stream options`, options, STREAM_KINDS, true);
+    const { signal, maxQueued = 10_000, since, epoch, mode } = options;
+    signal?.throwIfAborted();
+    const queue = [];
+    let wake, end; // what ends the iteration once `queue` is empty: [] (done) or [error]
+    const stop = (how, drop) => {
+      if (drop) queue.length = 0;
+      if (end) return;
+      end = how;
+      h.unsubscribe();
+      offState();
+      wake?.();
+    };
+    // Past `maxQueued` undelivered events the iteration ends with `overflow`, after those it holds.
+    const h = feed(this.subscribe(stream, { since, epoch, mode }), (event) => {
+      if (queue.length < maxQueued) queue.push(event);
+      else stop([new SeqsyncError('overflow', `${stream}: over maxQueued (${maxQueued}) events held`)]);
+      wake?.();
+    });
+    const offState = this.on('state', (s) => s.state === 'closed' && stop([]));
+    signal?.addEventListener('abort', () => stop([signal.reason], true));
+    const events = (async function* () {
+      for (;;) {
+        if (queue.length > 0) yield queue.shift();
+        else if (!end) await new Promise((resolve) => (wake = resolve));
+        else if (end.length > 0) throw end[0];
+        else return;
+      }
+    })();
+    // `return()` (a `break`) releases the stream also before the first `next()`.
+    const iterator = {
+      [Symbol.asyncIterator]: () => iterator,
+      next: () => events.next(),
+      return: (v) => {
+        stop([], true);
+        return events.return(v);
+      },
+    };
+    return iterator;
+  }
+
+  store(stream, options = {}) {
+    checkName(stream);
+    checkStart(stream, options);
+    checkArguments(`${stream}: store options`, { ...options, initial: null }, STORE_KINDS, true);
+    let { initial, reduce, keep = 100, since, epoch, mode } = options;
+    let value = reduce ? initial : initial ?? keepLast()(0, {});
+    reduce ??= keepLast(keep);
+    const listeners = new Set();
+    let h = null;
+    return {
+      getSnapshot: () => value,
+      subscribe: (listener) => {
+        h ??= feed(this.subscribe(stream, { since, epoch, mode }), (event) => {
+          const next = reduce(value, event);
+          if (next === value) return;
+          value = next;
+          for (const l of listeners) call(l);
+        });
+        listeners.add(listener);
+        return () => {
+          if (listeners.delete(listener) && listeners.size === 0) {
+            h.unsubscribe();
+            h = null;
+          }
+        };
+      },
+    };
   }
 
   publish(stream, data) {
@@ -234,10 +388,15 @@ export class Client {
     this._ptr = s.scratchPtr();
     this._view = new Float64Array(this._memory.buffer, this._ptr, SLOTS);
     this._maxFrame = s.maxFrameBytes();
-    // A refusal here (none of the checks in `subscribe` foresaw it) goes to that subscription's
-    // `onRefused`, and the subscription ends.
+    // A refusal here (none of the checks in `subscribe` foresaw it) goes to that stream's `refused`
+    // listeners and to the client's `error` listeners, and the stream's subscriptions end.
     for (const sub of this._subs.values()) {
-      try { this._attach(sub); } catch (e) { call(sub._handlers.onRefused, e.code, e.message); }
+      try {
+        this._attach(sub);
+      } catch (e) {
+        emit(sub, 'refused', e.code, e.message);
+        emit(this, 'error', e);
+      }
     }
     this._drain(s.pending());
   }
@@ -259,8 +418,8 @@ export class Client {
 
   _attach(sub) {
     this._resume(sub.stream);
-    const o = sub._handlers;
-    sub._handle = this._session.subscribe(this._now(), sub.stream, o.since, o.epoch, o.mode === 'latest');
+    const [since, epoch, mode] = sub._from;
+    sub._handle = this._session.subscribe(this._now(), sub.stream, since, epoch, mode === 'latest');
     if (sub._handle < 0) {
       this._subs.delete(sub.stream);
       sub._active = false;
@@ -282,6 +441,7 @@ export class Client {
   _setState(state) {
     this._state = state;
     call(this._options.onConnection, state);
+    emit(this, 'state', state);
   }
 
   /** Carries out what the session asks after an input: transmits, then the timer, then events. */
@@ -438,13 +598,16 @@ export class Client {
 
   _event(kind, payload, s) {
     if (kind <= EVENT_PHASE || kind === EVENT_REFUSED) {
-      const h = this._byHandle.get(s[2])?._handlers;
-      if (h === undefined) return;
-      if (kind === EVENT_SNAPSHOT) call(h.onSnapshot, payload, s[3], s[4]);
-      else if (kind === EVENT_RESET) call(h.onReset, RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]);
-      else if (kind === EVENT_PHASE) call(h.onState, PHASES[s[3]]);
-      else if (kind === EVENT_REFUSED) call(h.onRefused, this._session.code(s[3]), payload);
-      else if (h.onGap !== undefined) call(h.onGap, { type: GAP_EVENTS[kind], ...eventFields(kind, s) });
+      const sub = this._byHandle.get(s[2]);
+      if (sub === undefined) return;
+      if (kind === EVENT_SNAPSHOT) emit(sub, 'snapshot', payload, s[3], s[4]);
+      else if (kind === EVENT_RESET) emit(sub, 'reset', RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]);
+      else if (kind === EVENT_PHASE) emit(sub, 'state', PHASES[s[3]]);
+      else if (kind === EVENT_REFUSED) {
+        const code = this._session.code(s[3]);
+        emit(sub, 'refused', code, payload);
+        emit(this, 'error', serverError(code, s[3], `${sub.stream}: ${payload}`));
+      } else if (sub._l.gap.length > 0) emit(sub, 'gap', { type: GAP_EVENTS[kind], ...eventFields(kind, s) });
     } else if (kind === EVENT_CONNECTING) {
       this._setState({ state: 'connecting', endpoint: this._endpoints[s[3]], attempt: s[4] });
     } else if (kind === EVENT_CONNECTED) {
@@ -464,7 +627,9 @@ export class Client {
       this._savePosition(payload, s[3], s[4]);
     } else if (kind === EVENT_CLOSED) {
       this._finish(s[3] === 1 ? new SeqsyncError('connect_failed', `could not connect: ${payload}`) : closedError());
-    } // else a server error about nothing pending: diagnostics only
+    } else if (kind === EVENT_SERVER_ERROR) {
+      emit(this, 'error', serverError(this._session.code(s[3]), s[3], payload));
+    }
   }
 
   /** The session ended (or never started); it stays for `stats()`. */

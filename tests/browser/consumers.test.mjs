@@ -3,7 +3,8 @@
 // user installs it, built for production, served by the reference server
 // and run in headless Chromium under fault injection: in the page, in a
 // dedicated worker that owns the client, and across a real page reload with
-// `persist`.
+// `persist`; and a chat page over the package's store, in React (through
+// `useSyncExternalStore`) and in Vue, each built with Vite.
 //
 // Needs SEQSYNC_SERVER_BIN (the server binary) and SEQSYNC_TARBALL (the
 // packed package); the apps' bundlers are installed by
@@ -28,6 +29,8 @@ const FAULTS = 'drop=0.1,dup=0.1,reorder=0.3,window=8,cut_every_frames=400';
 const builds = {
   vite: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
   webpack: (out) => ['webpack', '--output-path', out, '--stats', 'errors-warnings'],
+  react: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
+  vue: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
 };
 
 let dist;
@@ -87,7 +90,7 @@ function assertExact(reader, from, to, published) {
   check.assertExact(to, (seq) => ({ n: published[seq] }));
 }
 
-for (const app of Object.keys(builds)) {
+for (const app of ['vite', 'webpack']) {
   for (const where of ['page', 'worker']) {
     test(`${app}: a production build ${where === 'worker' ? 'in a dedicated worker ' : ''}publishes and receives ${COUNT} messages under faults, exactly`, async () => {
       const errors = [];
@@ -153,3 +156,37 @@ test('vite: after a real page reload with persist, what was published while the 
     await context.close();
   }
 });
+
+for (const app of ['react', 'vue']) {
+  test(`${app}: a chat page over client.store renders every message once, in order, under faults, and publishes from its form`, async () => {
+    const errors = [];
+    const context = await browser.newContext();
+    try {
+      const page = await open(context, pageUrl(app, `${app}-chat`, { publish: COUNT }), errors);
+      await waitFor(async () => {
+        const r = await result(page);
+        return r.errors.length > 0 || (r.stats !== null && r.received.length >= COUNT);
+      }, `${COUNT} messages acked and rendered`, 120_000);
+      // A message typed into the form and sent comes back into the list.
+      await page.fill('#text', 'hello from the form');
+      await page.click('button[type=submit]');
+      await waitFor(async () => (await page.textContent('#messages li:last-child')) === 'hello from the form', 'the sent message in the list');
+      await waitFor(async () => (await result(page)).received.length > COUNT, 'the sent message in the rendered log');
+      const r = await result(page);
+      assert.equal(r.acked, COUNT + 1);
+      assert.ok(r.stats.client.connects >= 2, `reconnected (${JSON.stringify(r.stats.client)})`);
+      assert.ok(r.stats.stream.gaps + r.stats.stream.duplicates > 0, `repaired (${JSON.stringify(r.stats.stream)})`);
+      assert.deepEqual(r.errors, []);
+      assert.deepEqual(r.snapshots, [0], 'one snapshot, of the empty stream');
+      // What the page rendered last: the store's log of every delivery, and the list's last 50.
+      const check = new StreamCheck(`the ${app} page`).replay(r.events);
+      check.assertExact(COUNT + 1, (seq) => (typeof r.published[seq] === 'string' ? { text: r.published[seq] } : { n: r.published[seq] }));
+      const shown = await page.$$eval('#messages li', (items) => items.map((li) => Number(li.dataset.seq)));
+      assert.deepEqual(shown, Array.from({ length: 50 }, (_, i) => COUNT + 1 - 49 + i));
+      assert.equal(await page.textContent('#count'), String(COUNT + 2), 'the snapshot and every message');
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+}

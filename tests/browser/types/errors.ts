@@ -33,6 +33,11 @@ export function explain(code: SeqsyncErrorCode): string {
     case 'publish_failed':
     case 'unsupported':
       return 'the foreign server refused';
+    case 'overflow':
+      return 'the loop fell behind';
+    case 'rate_limited':
+    case 'internal':
+      return 'the server is busy or failed';
     case 'unauthorized':
       return 'not allowed';
     case 'malformed_frame':

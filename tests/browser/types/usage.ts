@@ -22,8 +22,14 @@ import {
   type StartOptions,
   type StreamPhase,
   type StreamStats,
+  type ClientEvents,
+  type Store,
+  type StreamEvent,
+  type StreamOptions,
+  type StreamValue,
   type SubscribeHandlers,
   type Subscription,
+  type SubscriptionEvents,
   type WasmSource,
   type WebSocketConstructor,
   type WebSocketLike,
@@ -134,6 +140,49 @@ export async function usage(): Promise<number> {
   const answer: ServerFrame = { type: 'subscribed', stream: 'room', epoch: 1, head: 0, ref: '0.0' };
   console.log(answer.type);
   await tuned.close();
+
+  // Listeners, shared subscriptions, loops and stores.
+  const offState: () => void = client.on('state', (s: ConnectionState) => console.log(s.state));
+  const offError = client.on('error', (e: SeqsyncError) => console.log(e.code === 'rate_limited', e.message));
+  offState();
+  offError();
+  const shared: Subscription<Chat> = client.subscribe<Chat>('room');
+  const offMessage: () => void = shared.on('message', (data, seq) => console.log(data.from, seq + 1));
+  shared.on('snapshot', (state, seq, epoch) => console.log(state, seq + epoch));
+  shared.on('reset', (reason: ResetReason, earliest) => console.log(reason, earliest ?? 0));
+  shared.on('gap', (gap) => console.log(gap.type));
+  shared.on('state', (phase: StreamPhase) => console.log(phase));
+  shared.on('refused', (code: string, message: string) => console.log(code, message));
+  offMessage();
+  const onChat: SubscriptionEvents<Chat>['message'] = (data) => console.log(data.text);
+  shared.on('message', onChat);
+  const watch: ClientEvents['state'] = (s) => console.log(s.state);
+  client.on('state', watch);
+  const loop: StreamOptions = { signal: new AbortController().signal, since: 3, epoch: 1, maxQueued: 100 };
+  for await (const ev of client.stream<Chat>('room', loop)) {
+    const seen: StreamEvent<Chat> = ev;
+    if (ev.type === 'message') console.log(ev.data.text, ev.seq, ev.epoch);
+    else if (ev.type === 'snapshot') console.log(ev.state, ev.seq, ev.epoch);
+    else console.log(ev.reason, ev.earliest ?? 0, seen.type);
+  }
+  const plain: Store<StreamValue<Chat>> = client.store<Chat>('room', { keep: 20 });
+  const value: StreamValue<Chat> = plain.getSnapshot();
+  console.log(value.state, value.seq, value.epoch, value.messages.map((m) => m.data.text + m.seq));
+  const counted: Store<number> = client.store<number, Chat>('room', {
+    initial: 0,
+    reduce: (n, ev) => (ev.type === 'message' ? n + ev.data.text.length : ev.type === 'reset' ? 0 : n),
+  });
+  const leave: () => void = counted.subscribe(() => console.log(counted.getSnapshot() + 1));
+  leave();
+  shared.unsubscribe();
+  // @ts-expect-error: no such event of a subscription
+  shared.on('messages', () => {});
+  // @ts-expect-error: a message listener gets data, then a numeric seq
+  shared.on('message', (_d: Chat, s: string) => s);
+  // @ts-expect-error: a client has no message event
+  client.on('message', () => {});
+  // @ts-expect-error: a reducer returns the value's type
+  client.store<number>('room', { initial: 0, reduce: () => 'no' });
 
   // @ts-expect-error: onRefused gets the code as a string
   client.subscribe('z', { onRefused: (code: number) => code });
