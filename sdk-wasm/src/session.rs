@@ -6,8 +6,8 @@ use crate::prelude::*;
 
 use seqsync_core::protocol::{ErrorCode, Fields, InboundFrame, StreamKey, split_unknown_code};
 use seqsync_core::{
-    CloseReason, DeliveryMode, Error, Input, Millis, PublishError, PublishId, SessionConfig,
-    SessionEvent, StartAt, StreamName, SubscribeOptions, Transmit,
+    DeliveryMode, Error, Input, Millis, PublishError, PublishId, SessionConfig, SessionEvent,
+    StartAt, StopReason, StreamName, SubscribeOptions, Transmit,
 };
 use wasm_bindgen::prelude::*;
 
@@ -18,12 +18,12 @@ mod foreign;
 use crate::TRANSMIT_FOREIGN;
 use crate::{
     EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_POSITION,
-    EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR, INPUT_CLOSED,
-    INPUT_FRAME, INPUT_OPENED, INPUT_TIMEOUT, READY_DELIVER, READY_ERROR, READY_EVENTS,
-    READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG, SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE,
-    SLOT_FLAGS, SLOT_IN_EARLIEST, SLOT_IN_EPOCH, SLOT_IN_FROM, SLOT_IN_HEAD, SLOT_IN_SEQ,
-    SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT, Scratch,
-    TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
+    EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR, EVENT_STOPPED,
+    INPUT_CLOSED, INPUT_FRAME, INPUT_OPENED, INPUT_TIMEOUT, READY_DELIVER, READY_ERROR,
+    READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG, SLOT_B, SLOT_C, SLOT_CONN,
+    SLOT_DEADLINE, SLOT_FLAGS, SLOT_IN_EARLIEST, SLOT_IN_EPOCH, SLOT_IN_FROM, SLOT_IN_HEAD,
+    SLOT_IN_SEQ, SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT,
+    Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
     message_seq, millis, new_scratch, position, required_epoch, stream_stats, whole, write_event,
 };
 
@@ -323,9 +323,30 @@ impl Session {
         self.ready()
     }
 
-    /// Closes cleanly: pending publishes are still retried until each ends.
+    /// Closes cleanly: pending publishes are still retried until each ends
+    /// (while stopped, they fail at once, as with `abort`).
     pub fn close(&mut self, now: f64) -> u32 {
         self.inner.close(millis(now));
+        self.ready()
+    }
+
+    /// Closes at once: pending publishes fail (why 2, "may have been
+    /// stored").
+    pub fn abort(&mut self, now: f64) -> u32 {
+        self.inner.abort(millis(now));
+        self.ready()
+    }
+
+    /// Starts connecting again, at once, after `disconnect` or a give-up
+    /// (see `Session::connect`); ignored once closing (the shell checks).
+    pub fn connect(&mut self, now: f64) -> u32 {
+        let _ = self.inner.connect(millis(now));
+        self.ready()
+    }
+
+    /// Closes the connection and stops reconnecting until `connect`.
+    pub fn disconnect(&mut self, now: f64) -> u32 {
+        self.inner.disconnect(millis(now));
         self.ready()
     }
 
@@ -407,14 +428,15 @@ impl Session {
                 s[SLOT_A] = retry_in_ms as f64;
                 (EVENT_DISCONNECTED, JsValue::from(reason))
             }
-            SessionEvent::Closed { reason } => match reason {
-                CloseReason::Closed => {
+            SessionEvent::Closed { .. } => (EVENT_CLOSED, none),
+            SessionEvent::Stopped { reason } => match reason {
+                StopReason::Disconnected => {
                     s[SLOT_A] = 0.0;
-                    (EVENT_CLOSED, none)
+                    (EVENT_STOPPED, none)
                 }
-                CloseReason::ConnectFailed { reason } => {
+                StopReason::GaveUp { reason } => {
                     s[SLOT_A] = 1.0;
-                    (EVENT_CLOSED, JsValue::from(reason))
+                    (EVENT_STOPPED, JsValue::from(reason))
                 }
             },
             SessionEvent::PublishAcked { publish, seq } => {
