@@ -194,6 +194,15 @@ pub const EVENT_SERVER_ERROR: u32 = 17;
 /// is returned).
 pub const EVENT_STOPPED: u32 = 18;
 
+/// `Session.command`: close cleanly.
+pub const COMMAND_CLOSE: u32 = 0;
+/// `Session.command`: close at once, failing pending publishes.
+pub const COMMAND_ABORT: u32 = 1;
+/// `Session.command`: connect again after a disconnect or a give-up.
+pub const COMMAND_CONNECT: u32 = 2;
+/// `Session.command`: close the connection and stop until connect.
+pub const COMMAND_DISCONNECT: u32 = 3;
+
 /// Transmit: open a WebSocket to the returned URL (slot 10 the connection,
 /// slot 11 the endpoint index).
 pub const TRANSMIT_CONNECT: u32 = 1;
