@@ -96,8 +96,9 @@ pub struct SessionConfig {
     pub stable_after_ms: u64,
     /// Longest wait for one connection attempt to open.
     pub connect_timeout_ms: u64,
-    /// How long the first connection may take, over all attempts, before the
-    /// session gives up and closes (0: never give up).
+    /// How long the first connection (after the start, or after
+    /// `Session::connect`) may take, over all attempts, before the session
+    /// gives up and stops until `Session::connect` (0: never give up).
     pub initial_connect_timeout_ms: u64,
     /// A connection on which nothing arrived for this long, while the
     /// session expects traffic (a subscription, or a publish waiting for

@@ -135,7 +135,8 @@ pub use event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
 pub use publish::PublishId;
 pub use sequencer::{Sequencer, SubscribeOptions, idle_stream_bytes};
 pub use session::{
-    CloseReason, ConnId, Input, PublishError, Session, SessionEvent, SessionStats, Transmit,
+    CloseReason, ConnId, Input, PublishError, Session, SessionEvent, SessionStats, StopReason,
+    Transmit,
 };
 pub use stats::StreamStats;
 pub use types::{

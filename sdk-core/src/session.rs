@@ -20,7 +20,7 @@ mod input;
 mod positions;
 mod publishes;
 
-pub use events::{CloseReason, ConnId, PublishError, SessionEvent, Transmit};
+pub use events::{CloseReason, ConnId, PublishError, SessionEvent, StopReason, Transmit};
 pub use input::Input;
 
 use crate::prelude::*;
@@ -96,7 +96,8 @@ struct Timers {
 ///
 /// Methods come in the quinn-proto order: getters; `handle_*` for what
 /// arrives from the transport and the clock; verbs for the application
-/// (`subscribe`, `unsubscribe`, `publish`, `checkpoint`, `close`, `abort`);
+/// (`subscribe`, `unsubscribe`, `publish`, `checkpoint`, `connect`,
+/// `disconnect`, `close`, `abort`);
 /// then `poll_*`, drained until `None` after **every** other call, in this
 /// order: [`poll_transmit`](Self::poll_transmit) (connect, send,
 /// disconnect), [`poll_timeout`](Self::poll_timeout) (when to call
@@ -349,10 +350,69 @@ impl<P> Session<P> {
         Ok(())
     }
 
+    /// Starts connecting again after [`disconnect`](Self::disconnect) or a
+    /// give-up ([`SessionEvent::Stopped`]), at once and with the backoff
+    /// reset; while waiting out a backoff, starts the next attempt now.
+    /// Does nothing while an attempt is under way or a connection is open.
+    /// After a stop, the first connection has `initial_connect_timeout_ms`
+    /// again before the session gives up. Streams still registered
+    /// subscribe on the new connection, resuming from their positions, then
+    /// pending publishes are sent again.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once [`close`](Self::close) or
+    /// [`abort`](Self::abort) was called.
+    pub fn connect(&mut self, now: Millis) -> Result<(), Error> {
+        if self.closing || self.is_closed() {
+            return Err(Error::Closed);
+        }
+        match self.link.state {
+            LinkState::Stopped => {
+                self.link.ever_connected = false;
+                self.link.started = now;
+            }
+            LinkState::Waiting { .. } => {}
+            LinkState::Connecting { .. } | LinkState::Open { .. } | LinkState::Closed => {
+                return Ok(());
+            }
+        }
+        self.link.failures = 0;
+        self.start_attempt(now);
+        self.after(now);
+        Ok(())
+    }
+
+    /// Closes the connection (or abandons the attempt) and stops
+    /// reconnecting until [`connect`](Self::connect):
+    /// [`SessionEvent::Stopped`] with [`StopReason::Disconnected`] comes.
+    /// Streams stay registered; pending publishes stay pending, each on its
+    /// own `publish_timeout_ms` clock. Ignored once closing or closed.
+    pub fn disconnect(&mut self, now: Millis) {
+        if self.closing || self.is_closed() {
+            return;
+        }
+        match self.link.state {
+            LinkState::Open { conn, .. } | LinkState::Connecting { conn, .. } => {
+                self.transmits.push_back(Transmit::Disconnect {
+                    conn,
+                    code: 1000,
+                    reason: "client disconnected",
+                });
+                self.end_open(now);
+            }
+            LinkState::Waiting { .. } | LinkState::Stopped | LinkState::Closed => {}
+        }
+        self.stop(StopReason::Disconnected);
+        self.after(now);
+    }
+
     /// Closes cleanly: every stream is unsubscribed (its position reported)
     /// and takes no new work; publishes still pending keep being retried,
     /// across reconnects, until each is acknowledged or times out; then the
-    /// connection is closed and [`SessionEvent::Closed`] comes.
+    /// connection is closed and [`SessionEvent::Closed`] comes. A session
+    /// that is stopped ([`disconnect`](Self::disconnect), or it gave up)
+    /// does not connect again for them: it closes at once, as
+    /// [`abort`](Self::abort).
     pub fn close(&mut self, now: Millis) {
         if self.closing || self.is_closed() {
             return;
@@ -362,19 +422,21 @@ impl<P> Session<P> {
         for id in streams {
             let _ = self.unsubscribe(now, id);
         }
+        if self.link.state == LinkState::Stopped {
+            self.fail_pending();
+        }
         self.finish_close_if_drained();
         self.after(now);
     }
 
-    /// Closes at once: pending publishes fail with [`PublishError::Closed`].
+    /// Closes at once: pending publishes fail with [`PublishError::Closed`]
+    /// (each may have been stored: it may have been sent).
     pub fn abort(&mut self, _now: Millis) {
         if self.is_closed() {
             return;
         }
         self.closing = true;
-        for (publish, _) in self.publishes.drain() {
-            self.publish_failed(publish, PublishError::Closed);
-        }
+        self.fail_pending();
         self.finish(CloseReason::Closed);
     }
 
@@ -394,6 +456,7 @@ impl<P> Session<P> {
             LinkState::Waiting { until } => Some(until),
             LinkState::Connecting { deadline, .. } => Some(deadline),
             LinkState::Open { check_at, .. } => Some(check_at),
+            LinkState::Stopped => None,
             LinkState::Closed => return None,
         };
         [

@@ -4,8 +4,8 @@
 use seqsync_core::protocol::ErrorCode;
 use seqsync_core::{
     CloseReason, ConnId, Epoch, Error, Event, Millis, PublishError, PublishId, ResetReason, Seq,
-    Session, SessionConfig, SessionEvent, StreamId, StreamName, StreamPhase, SubscribeOptions,
-    Transmit,
+    Session, SessionConfig, SessionEvent, StopReason, StreamId, StreamName, StreamPhase,
+    SubscribeOptions, Transmit,
 };
 
 const EPOCH: Epoch = Epoch(9);
@@ -561,6 +561,16 @@ fn frames_keep_a_connection_alive() {
     assert!(f.disconnects.is_empty());
 }
 
+/// Whether the last event says the session gave up.
+fn gave_up(f: &Fixture) -> bool {
+    matches!(
+        f.events.last(),
+        Some(SessionEvent::Stopped {
+            reason: StopReason::GaveUp { .. }
+        })
+    )
+}
+
 #[test]
 fn the_first_connection_deadline_is_kept_to_whatever_the_attempts_do() {
     // An attempt that hangs is cut at the deadline, not at its own timeout.
@@ -571,7 +581,7 @@ fn the_first_connection_deadline_is_kept_to_whatever_the_attempts_do() {
     });
     assert_eq!(f.s.poll_timeout(), Some(Millis(1_000)));
     f.advance(1_000);
-    assert!(f.s.is_closed(), "closed at the deadline");
+    assert!(gave_up(&f), "gave up at the deadline");
     assert_eq!(f.disconnects.first(), Some(&"connect timed out"));
 
     // Attempts refused at once: the last one ends no later than the
@@ -580,7 +590,7 @@ fn the_first_connection_deadline_is_kept_to_whatever_the_attempts_do() {
         initial_connect_timeout_ms: 1_000,
         ..config()
     });
-    while !g.s.is_closed() {
+    while !gave_up(&g) {
         let started = g.now;
         assert!(started < 1_000, "an attempt started at {started}");
         g.at(started + 30);
@@ -590,28 +600,188 @@ fn the_first_connection_deadline_is_kept_to_whatever_the_attempts_do() {
         }
     }
     assert!(g.now <= 1_000, "gave up at {}", g.now);
-    assert!(matches!(
-        g.events.last(),
-        Some(SessionEvent::Closed {
-            reason: CloseReason::ConnectFailed { .. }
-        })
-    ));
+    assert!(!g.s.is_closed(), "a session that gave up is not closed");
 }
 
 #[test]
-fn the_first_connection_has_a_deadline() {
+fn a_session_that_gives_up_stops_and_keeps_its_streams_and_publishes() {
     let mut f = Fixture::new(SessionConfig {
         initial_connect_timeout_ms: 3_000,
         ..config()
     });
+    f.subscribe("s");
     let p = f.publish("s", "1");
     f.advance(10_000);
+    assert!(gave_up(&f));
+    assert!(!f.s.is_closed());
+    assert!(
+        f.outcome(p).is_empty(),
+        "the publish waits on its own clock"
+    );
+    assert_eq!(f.s.pending_publishes(), 1);
+    let attempts = f.connects.len();
+    // Stopped: the only deadline left is the publish's.
+    assert_eq!(f.s.poll_timeout(), Some(Millis(20_000)));
+    f.advance(19_999);
+    assert_eq!(f.connects.len(), attempts, "no attempt while stopped");
+    // A subscription made meanwhile is kept too.
+    f.subscribe("t");
+    assert!(f.sent.is_empty(), "nothing is sent while stopped");
+}
+
+#[test]
+fn connect_after_a_give_up_starts_at_once_and_resends_streams_then_publishes() {
+    let mut f = Fixture::new(SessionConfig {
+        initial_connect_timeout_ms: 3_000,
+        ..config()
+    });
+    f.subscribe("s");
+    let p = f.publish("s", "1");
+    f.advance(10_000);
+    assert!(gave_up(&f));
+    f.subscribe("t");
+    f.take_events();
+    let attempts = f.connects.len();
+    f.s.connect(Millis(f.now)).expect("connect");
+    f.drain();
+    assert_eq!(f.connects.len(), attempts + 1, "an attempt at once");
     assert!(matches!(
-        f.events.last(),
-        Some(SessionEvent::Closed {
-            reason: CloseReason::ConnectFailed { .. }
-        })
+        f.take_events().first(),
+        Some(SessionEvent::Connecting { attempt: 0, .. })
     ));
+    f.opened();
+    let sent = f.take_sent();
+    assert_eq!(
+        sent.iter().map(|t| kind(t)).collect::<Vec<_>>(),
+        ["subscribe", "subscribe", "publish"]
+    );
+    assert_eq!(field(&sent[2], "id"), f.wire_id(p).as_str());
+    // Connected again: the give-up deadline is over.
+    f.closed("lost");
+    f.advance(f.now + 60_000);
+    assert!(
+        !f.events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Stopped { .. }))
+    );
+}
+
+#[test]
+fn connect_gives_the_first_connection_a_new_deadline() {
+    let mut f = Fixture::new(SessionConfig {
+        initial_connect_timeout_ms: 1_000,
+        ..config()
+    });
+    f.advance(5_000);
+    assert!(gave_up(&f));
+    f.take_events();
+    f.s.connect(Millis(5_000)).expect("connect");
+    f.drain();
+    f.advance(5_999);
+    assert!(!gave_up(&f), "not before the new deadline");
+    f.advance(6_000);
+    assert!(gave_up(&f), "at the new deadline");
+}
+
+#[test]
+fn a_pending_publish_times_out_on_its_own_clock_while_stopped() {
+    let mut f = Fixture::open(config());
+    let p = f.publish("s", "1");
+    f.at(5_000);
+    f.s.disconnect(Millis(5_000));
+    f.drain();
+    f.advance(19_999);
+    assert!(f.outcome(p).is_empty());
+    f.advance(20_000);
+    assert_eq!(
+        f.outcome(p),
+        [&SessionEvent::PublishFailed {
+            publish: p,
+            error: PublishError::TimedOut
+        }]
+    );
+}
+
+#[test]
+fn disconnect_closes_the_socket_and_stops_until_connect() {
+    let mut f = Fixture::open(config());
+    let id = f.subscribe("s");
+    f.snapshot(id, 4, Some("0.0"));
+    f.take_sent();
+    f.take_events();
+    f.at(100);
+    f.s.disconnect(Millis(100));
+    f.drain();
+    assert_eq!(f.disconnects, ["client disconnected"]);
+    assert!(f.take_events().iter().any(|e| matches!(
+        e,
+        SessionEvent::Stopped {
+            reason: StopReason::Disconnected
+        }
+    )));
+    assert_eq!(f.s.connection(), None);
+    assert_eq!(f.s.stats().disconnects, 1);
+    // No deadline: nothing is pending and nothing is tried.
+    assert_eq!(f.s.poll_timeout(), None);
+    f.advance(100_000);
+    assert_eq!(f.connects.len(), 1, "no reconnect");
+    // A late close of the socket changes nothing.
+    f.closed("closed (1000)");
+    assert_eq!(f.connects.len(), 1);
+
+    f.s.connect(Millis(f.now)).expect("connect");
+    f.drain();
+    assert_eq!(f.connects.len(), 2);
+    f.opened();
+    let sent = f.take_sent();
+    assert_eq!(kind(&sent[0]), "subscribe");
+    assert_eq!(field(&sent[0], "since"), 4, "resumes from its position");
+}
+
+#[test]
+fn connect_while_waiting_out_a_backoff_tries_now() {
+    let mut f = Fixture::open(SessionConfig {
+        reconnect_initial_ms: 10_000,
+        reconnect_max_ms: 10_000,
+        ..config()
+    });
+    let attempts = f.connects.len();
+    f.closed("lost");
+    assert_eq!(f.connects.len(), attempts, "waiting out the backoff");
+    assert!(f.s.poll_timeout().is_some_and(|at| at.0 > f.now));
+    f.s.connect(Millis(f.now)).expect("connect");
+    f.drain();
+    assert_eq!(f.connects.len(), attempts + 1, "an attempt now");
+    // Already trying: nothing more.
+    f.s.connect(Millis(f.now)).expect("connect");
+    f.drain();
+    assert_eq!(f.connects.len(), attempts + 1);
+}
+
+#[test]
+fn connect_after_close_is_an_error_and_disconnect_is_ignored() {
+    let mut f = Fixture::open(config());
+    f.s.close(Millis(0));
+    f.drain();
+    assert!(f.s.is_closed());
+    assert_eq!(f.s.connect(Millis(1)), Err(Error::Closed));
+    f.s.disconnect(Millis(1));
+    f.drain();
+    assert!(
+        !f.events
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Stopped { .. }))
+    );
+}
+
+#[test]
+fn close_while_stopped_fails_pending_publishes_at_once() {
+    let mut f = Fixture::open(config());
+    let p = f.publish("s", "1");
+    f.s.disconnect(Millis(0));
+    f.s.close(Millis(0));
+    f.drain();
+    assert!(f.s.is_closed());
     assert_eq!(
         f.outcome(p),
         [&SessionEvent::PublishFailed {
@@ -619,11 +789,27 @@ fn the_first_connection_has_a_deadline() {
             error: PublishError::Closed
         }]
     );
+}
+
+#[test]
+fn close_during_a_first_connection_that_never_comes_fails_what_is_pending() {
+    let mut f = Fixture::new(SessionConfig {
+        initial_connect_timeout_ms: 3_000,
+        ..config()
+    });
+    let p = f.publish("s", "1");
+    f.s.close(Millis(0));
+    f.drain();
+    assert!(!f.s.is_closed(), "waits for the publish");
+    f.advance(10_000);
     assert!(f.s.is_closed());
-    assert_eq!(f.s.poll_timeout(), None);
+    assert!(!gave_up(&f));
     assert_eq!(
-        f.s.subscribe(Millis(10_000), "s", SubscribeOptions::default()),
-        Err(Error::Closed)
+        f.outcome(p),
+        [&SessionEvent::PublishFailed {
+            publish: p,
+            error: PublishError::Closed
+        }]
     );
 }
 
@@ -681,8 +867,11 @@ fn close_with_nothing_pending_unsubscribes_and_closes_at_once() {
 fn abort_fails_what_is_pending() {
     let mut f = Fixture::open(config());
     let p = f.publish("s", "1");
+    // Through an outage too, at once: no wait for the publish timeout.
+    f.closed("outage");
     f.s.abort(Millis(0));
     f.drain();
+    assert_eq!(f.s.poll_timeout(), None);
     assert_eq!(
         f.outcome(p),
         [&SessionEvent::PublishFailed {

@@ -1,5 +1,6 @@
 //! The handles the application holds: [`Client`] and [`Subscription`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -20,8 +21,18 @@ use crate::payload::Payload;
 /// A connection to a seqsync server, kept alive in a background task.
 ///
 /// Cloning is cheap; every clone talks to the same task. The task ends when
-/// [`close`](Client::close) is called, or when every `Client` and
-/// [`Subscription`] is dropped.
+/// [`close`](Client::close) or [`close_now`](Client::close_now) is called,
+/// or when every `Client` and [`Subscription`] is dropped.
+///
+/// The connection can be stopped and started again any number of times:
+/// [`disconnect`](Client::disconnect) closes the socket and stops
+/// reconnecting, [`reconnect`](Client::reconnect) starts again at once.
+/// A client whose first connection does not come within
+/// `initial_connect_timeout_ms` stops the same way
+/// ([`ConnectionState::Failed`]). While stopped, subscriptions stay (made
+/// meanwhile too) and resume from their positions on the next connection;
+/// pending publishes wait, each on its own `publish_timeout_ms` clock, and
+/// are sent again after the subscribes.
 #[derive(Clone, Debug)]
 pub struct Client {
     commands: mpsc::UnboundedSender<Command>,
@@ -45,6 +56,23 @@ impl Client {
     /// endpoint answered within `initial_connect_timeout_ms`;
     /// [`ClientError::NoRandomness`].
     pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        let client = Client::spawn(config)?;
+        client.reconnect().await?;
+        Ok(client)
+    }
+
+    /// Starts the background task, which starts connecting, and returns at
+    /// once. If the first connection does not come within
+    /// `initial_connect_timeout_ms`, the client stops trying
+    /// ([`ConnectionState::Failed`]) and stays usable:
+    /// [`reconnect`](Client::reconnect) starts again. Subscribes and
+    /// publishes are taken meanwhile and go out on connect.
+    ///
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// As [`connect`](Client::connect), except `ConnectFailed`.
+    pub fn spawn(config: ClientConfig) -> Result<Client, ClientError> {
         if config.endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
@@ -53,12 +81,42 @@ impl Client {
         }
         let (commands, receiver) = mpsc::unbounded_channel();
         let (state_tx, state) = watch::channel(ConnectionState::Closed);
-        let (first_tx, first_rx) = oneshot::channel();
-        let driver = Driver::new(config, receiver, state_tx, first_tx)?;
+        let driver = Driver::new(config, receiver, state_tx)?;
         let span = tracing::info_span!("seqsync_client");
         tokio::spawn(tracing::Instrument::instrument(driver.run(), span));
-        first_rx.await.map_err(|_| ClientError::Closed)??;
         Ok(Client { commands, state })
+    }
+
+    /// Connects again after [`disconnect`](Client::disconnect) or a
+    /// give-up: attempts start at once, with the backoff reset, and the
+    /// first connection has `initial_connect_timeout_ms` again. While the
+    /// client waits out a backoff, the next attempt starts now; while it
+    /// is connecting or connected, nothing changes.
+    ///
+    /// The attempts start when this is called; the future says how it
+    /// ended, and may be dropped.
+    ///
+    /// # Errors
+    /// [`ClientError::ConnectFailed`] when the client gives up again (or
+    /// `disconnect` is called first); [`ClientError::Closed`].
+    pub fn reconnect(&self) -> impl Future<Output = Result<(), ClientError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Command::Connect { reply });
+        async move {
+            sent?;
+            answer.await.map_err(|_| ClientError::Closed)?
+        }
+    }
+
+    /// Closes the socket (or abandons the attempt under way) and stops
+    /// reconnecting until [`reconnect`](Client::reconnect); the state
+    /// becomes [`ConnectionState::Stopped`]. Subscriptions stay;
+    /// pending publishes wait, each until its timeout.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub fn disconnect(&self) -> Result<(), ClientError> {
+        self.send(Command::Disconnect)
     }
 
     /// Subscribes to `stream`: a snapshot first, then every message in order,
@@ -191,7 +249,8 @@ impl Client {
         answer.await.map_err(|_| ClientError::Closed)
     }
 
-    /// Watches the connection: connecting, connected, disconnected, closed.
+    /// Watches the connection: connecting, connected, disconnected,
+    /// stopped, failed, closed.
     pub fn connection_state(&self) -> watch::Receiver<ConnectionState> {
         self.state.clone()
     }
@@ -205,9 +264,23 @@ impl Client {
     /// the client handed to a subscription's queue: events still unread
     /// there when the subscription ends are not delivered again by a later
     /// resume. Read them first (`next_batch`) if they matter.
+    ///
+    /// A client that is stopped ([`disconnect`](Client::disconnect), or it
+    /// gave up) does not connect again for its pending publishes: it closes
+    /// at once, as [`close_now`](Client::close_now).
     pub async fn close(self) {
         let (reply, done) = oneshot::channel();
         if self.send(Command::Close { reply }).is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Closes at once: the socket is closed and every pending publish
+    /// fails with [`ClientError::PublishUnconfirmed`] (it may have been
+    /// stored: it may have been sent). Subscriptions end.
+    pub async fn close_now(self) {
+        let (reply, done) = oneshot::channel();
+        if self.send(Command::Abort { reply }).is_ok() {
             let _ = done.await;
         }
     }

@@ -24,7 +24,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use seqsync_core::adapter::{FetchAnswer, FetchId, ForeignRequest, HttpRequest, Outbound};
 use seqsync_core::protocol::{encode, parse_server_frame_raw};
 use seqsync_core::{
-    CloseReason, ConnId, Input, Millis, PublishError, PublishId, Seq, Session, SessionEvent,
+    ConnId, Input, Millis, PublishError, PublishId, Seq, Session, SessionEvent, StopReason,
     StreamId, StreamName, StreamStats, SubscribeOptions, Transmit,
 };
 use tokio::sync::{mpsc, oneshot, watch};
@@ -73,7 +73,17 @@ pub(crate) enum Command {
     ClientStats {
         reply: oneshot::Sender<ClientStats>,
     },
+    /// Connect again (after `disconnect` or a give-up); the reply comes
+    /// with the next connection, or when the session stops or closes first.
+    Connect {
+        reply: Reply<()>,
+    },
+    Disconnect,
     Close {
+        reply: oneshot::Sender<()>,
+    },
+    /// Close at once, failing what is pending.
+    Abort {
         reply: oneshot::Sender<()>,
     },
 }
@@ -112,7 +122,8 @@ pub(crate) struct Driver {
     filled: Vec<u64>,
     publishes: HashMap<u64, (String, Reply<Seq>)>,
     state: watch::Sender<ConnectionState>,
-    first: Option<oneshot::Sender<Result<(), ClientError>>>,
+    /// Who waits for the next connection (`Client::connect`, `reconnect`).
+    waiting_connect: Vec<Reply<()>>,
     closing: Vec<oneshot::Sender<()>>,
     open: Option<Open>,
     connecting: Option<(ConnId, Connecting)>,
@@ -128,13 +139,11 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
-    /// A driver whose session starts connecting at once. `first` learns
-    /// whether the first connection opened.
+    /// A driver whose session starts connecting at once.
     pub(crate) fn new(
         config: ClientConfig,
         commands: mpsc::UnboundedReceiver<Command>,
         state: watch::Sender<ConnectionState>,
-        first: oneshot::Sender<Result<(), ClientError>>,
     ) -> Result<Driver, ClientError> {
         let origin = Instant::now();
         let mut seed = [0u8; 32];
@@ -199,7 +208,7 @@ impl Driver {
             filled: Vec::new(),
             publishes: HashMap::new(),
             state,
-            first: Some(first),
+            waiting_connect: Vec::new(),
             closing: Vec::new(),
             open: None,
             connecting: None,
@@ -222,8 +231,8 @@ impl Driver {
         (self.origin + Duration::from_millis(at.0)).into()
     }
 
-    /// Runs until the session closes (`close()`, every handle dropped, or
-    /// the first connection never came).
+    /// Runs until the session closes (`close()`, `close_now()`, or every
+    /// handle dropped).
     pub(crate) async fn run(mut self) {
         let timer = sleep_until(far_future());
         tokio::pin!(timer);
@@ -395,9 +404,23 @@ impl Driver {
             Command::ClientStats { reply } => {
                 let _ = reply.send(self.session.stats());
             }
+            Command::Connect { reply } => match self.session.connect(now) {
+                Ok(()) if self.session.connection().is_some() => {
+                    let _ = reply.send(Ok(()));
+                }
+                Ok(()) => self.waiting_connect.push(reply),
+                Err(error) => {
+                    let _ = reply.send(Err(error.into()));
+                }
+            },
+            Command::Disconnect => self.session.disconnect(now),
             Command::Close { reply } => {
                 self.closing.push(reply);
                 self.session.close(now);
+            }
+            Command::Abort { reply } => {
+                self.closing.push(reply);
+                self.session.abort(now);
             }
         }
     }
@@ -478,8 +501,8 @@ impl Driver {
                 SessionEvent::Connected { endpoint } => {
                     let endpoint = self.endpoint(endpoint);
                     info!(%endpoint, "connected");
-                    if let Some(first) = self.first.take() {
-                        let _ = first.send(Ok(()));
+                    for reply in self.waiting_connect.drain(..) {
+                        let _ = reply.send(Ok(()));
                     }
                     self.state
                         .send_replace(ConnectionState::Connected { endpoint });
@@ -492,15 +515,33 @@ impl Driver {
                     self.state
                         .send_replace(ConnectionState::Disconnected { reason });
                 }
-                SessionEvent::Closed { reason } => {
-                    if let (Some(first), CloseReason::ConnectFailed { reason }) =
-                        (self.first.take(), reason)
-                    {
-                        let _ = first.send(Err(ClientError::ConnectFailed {
-                            endpoint: self.endpoint(self.last_endpoint),
-                            reason,
+                SessionEvent::Stopped { reason } => {
+                    let endpoint = self.endpoint(self.last_endpoint);
+                    let (reason, state) = match reason {
+                        StopReason::Disconnected => (
+                            "disconnect() was called".to_string(),
+                            ConnectionState::Stopped,
+                        ),
+                        StopReason::GaveUp { reason } => {
+                            warn!(%endpoint, %reason, "gave up connecting");
+                            let state = ConnectionState::Failed {
+                                endpoint: endpoint.clone(),
+                                reason: reason.clone(),
+                            };
+                            (reason, state)
+                        }
+                    };
+                    for reply in self.waiting_connect.drain(..) {
+                        let _ = reply.send(Err(ClientError::ConnectFailed {
+                            endpoint: endpoint.clone(),
+                            reason: reason.clone(),
                         }));
                     }
+                    self.open = None;
+                    self.connecting = None;
+                    self.state.send_replace(state);
+                }
+                SessionEvent::Closed { .. } => {
                     self.open = None;
                     self.connecting = None;
                 }
@@ -573,8 +614,8 @@ impl Driver {
             let _ = reply.send(Err(ClientError::Closed));
         }
         self.subscriptions.clear();
-        if let Some(first) = self.first.take() {
-            let _ = first.send(Err(ClientError::Closed));
+        for reply in self.waiting_connect.drain(..) {
+            let _ = reply.send(Err(ClientError::Closed));
         }
         self.state.send_replace(ConnectionState::Closed);
         for reply in self.closing.drain(..) {

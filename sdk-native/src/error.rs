@@ -18,9 +18,11 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
-    /// `Client::connect`: no endpoint could be reached within
-    /// `initial_connect_timeout_ms` (the attempts went round every endpoint
-    /// with backoff meanwhile).
+    /// `Client::connect` or `Client::reconnect`: no endpoint could be
+    /// reached within `initial_connect_timeout_ms` (the attempts went round
+    /// every endpoint with backoff meanwhile), or `disconnect()` was called
+    /// before a connection opened. The client stays usable:
+    /// `Client::reconnect` tries again.
     #[error("could not connect to any endpoint (last: {endpoint}: {reason})")]
     ConnectFailed {
         /// The endpoint tried last.
@@ -46,13 +48,22 @@ pub enum ClientError {
         reason: String,
     },
     /// Any call after `close()` (or after the background task ended); a
-    /// publish still pending when the client was dropped.
+    /// publish still pending when the background task ended without
+    /// saying more.
     #[error("the client is closed")]
     Closed,
     /// `publish`: no ack within `publish_timeout_ms`, across reconnects and
     /// retries. It may still have been stored: the server did not say.
     #[error("publish {id} was not acknowledged in time")]
     PublishTimeout {
+        /// The publish's idempotency id (as sent).
+        id: String,
+    },
+    /// `publish`: the client was closed at once (`Client::close_now`, or
+    /// `close()` while stopped) before the ack came. The message may have
+    /// been stored: it may have been sent.
+    #[error("publish {id} was not confirmed before the client closed: it may have been stored")]
+    PublishUnconfirmed {
         /// The publish's idempotency id (as sent).
         id: String,
     },

@@ -176,6 +176,17 @@ pub enum ConnectionState {
         /// Why the last connection ended or failed.
         reason: String,
     },
+    /// `disconnect()` was called: no connection until `reconnect()`.
+    Stopped,
+    /// No connection opened within `initial_connect_timeout_ms`: the client
+    /// stopped trying until `reconnect()`. Subscriptions stay, and pending
+    /// publishes wait, each until its timeout.
+    Failed {
+        /// The endpoint tried last.
+        endpoint: String,
+        /// Why that attempt failed.
+        reason: String,
+    },
     /// `close()` was called or every handle was dropped.
     Closed,
 }

@@ -32,6 +32,14 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The connection can be stopped and started again: `Client::disconnect`
+//! and `Client::reconnect`, any number of times. A client whose first
+//! connection does not come in time is `ConnectionState::Failed`, not
+//! closed (`Client::spawn` returns such a client instead of an error);
+//! subscriptions stay and resume, pending publishes wait each on its own
+//! timeout. `Client::close_now` ends at once, failing pending publishes
+//! with `ClientError::PublishUnconfirmed` (they may have been stored).
 #![forbid(unsafe_code)]
 
 pub mod adapter;

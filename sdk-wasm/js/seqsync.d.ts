@@ -51,10 +51,21 @@ export type SeqsyncErrorCode =
   /** `new Client` without `crypto.getRandomValues` (publish ids are drawn from it). */
   | 'no_crypto'
   // ---- the client
-  /** The client is closed (or closing): also what pending publishes reject with when it closes. */
+  /** The client is closed (or closing): a call after `close()`, `connect()` included. */
   | 'closed'
-  /** No connection within `initialConnectTimeoutMs`: `ready` rejects and the client closes. */
+  /**
+   * No connection within `initialConnectTimeoutMs` (of the start or of the last `connect()`):
+   * `ready` (the first time) and `connect()` reject with it, and the state is `failed`. The client
+   * is not closed: `connect()` tries again. Also what `connect()` rejects with when
+   * `disconnect()` is called before the connection opens.
+   */
   | 'connect_failed'
+  /**
+   * A pending publish when the client closed at once (`close({ force: true })`, an aborted
+   * `signal`, or `close()` while `disconnected` by `disconnect()` or `failed`): it may have been
+   * stored, as it may have been sent.
+   */
+  | 'publish_unconfirmed'
   /** A publish not acked within `publishTimeoutMs`. It may have been stored. */
   | 'publish_timeout'
   /** More than `maxPendingPublishes` publishes waiting for their ack. */
@@ -316,12 +327,28 @@ export interface Store<V> {
   getSnapshot(): V;
 }
 
-/** The connection, as told to `onConnection`. */
+/**
+ * The connection, as told to `onConnection`. `disconnected` with `retryInMs`
+ * -1 (and the reason `'disconnect() called'`): stopped by `disconnect()`, no
+ * attempt until `connect()`. `failed`: no connection within
+ * `initialConnectTimeoutMs`, `error` the `connect_failed` that `ready`
+ * rejected with; no attempt until `connect()`. `closed`: for good.
+ */
 export type ConnectionState =
   | { state: 'connecting'; endpoint: string; attempt: number }
   | { state: 'connected'; endpoint: string }
   | { state: 'disconnected'; reason: string; retryInMs: number }
+  | { state: 'failed'; error: SeqsyncError }
   | { state: 'closed' };
+
+/** Options of `Client.close`. */
+export interface CloseOptions {
+  /**
+   * Close at once, without waiting for pending publishes: each rejects with
+   * `publish_unconfirmed` (it may have been stored).
+   */
+  force?: boolean;
+}
 
 /** A key-value store for resume points (`localStorage` by default). */
 export interface PositionStorage {
@@ -370,7 +397,11 @@ export interface ClientOptions {
   silenceTimeoutMs?: number;
   /** Longest wait for one connection attempt. Default 5000. */
   connectTimeoutMs?: number;
-  /** How long `ready` waits for the first connection before the client gives up (0: forever). Default 10000. */
+  /**
+   * How long the first connection (of the client, or after `connect()`) may take before the
+   * client gives up: state `failed`, `ready` or `connect()` rejects with `connect_failed`, and
+   * no attempt until `connect()` (0: never give up). Default 10000.
+   */
   initialConnectTimeoutMs?: number;
   /** Largest frame accepted from the server, in bytes of UTF-8. Default 1 MiB. */
   maxFrameBytes?: number;
@@ -395,6 +426,11 @@ export interface ClientOptions {
   WebSocket?: WebSocketConstructor;
   /** Told every change of the connection's state. */
   onConnection?: (state: ConnectionState) => void;
+  /**
+   * Aborting it closes the client at once, as `close({ force: true })`; one
+   * already aborted closes it in the constructor.
+   */
+  signal?: AbortSignal;
   /**
    * Where to load the WASM module from (see `init`). With `adapter` or
    * `description`, the module of `seqsync/foreign`: `seqsync_foreign_bg.wasm`.
@@ -483,7 +519,12 @@ export class Client {
    * ids are drawn from it).
    */
   constructor(url: string, options?: ClientOptions);
-  /** Resolves on the first connection; rejects if `initialConnectTimeoutMs` passes first. */
+  /**
+   * Resolves on the first connection; rejects with `connect_failed` if
+   * `initialConnectTimeoutMs` passes first (the client is then `failed`, not
+   * closed: see `connect()`), or `closed`. It settles once: after that, wait
+   * on what `connect()` returns.
+   */
   readonly ready: Promise<void>;
   /** The connection's current state. */
   readonly connectionState: ConnectionState;
@@ -572,10 +613,35 @@ export class Client {
   /** Client-wide counters. */
   stats(): ClientStats;
   /**
-   * Unsubscribes every stream, waits for publishes in flight (up to their
-   * timeout, reconnecting through an outage if need be), then closes.
+   * Starts connecting again after `disconnect()` or a give-up (state
+   * `failed`): an attempt at once, with the backoff reset, and
+   * `initialConnectTimeoutMs` again for this first connection. While the
+   * client waits out a backoff, the next attempt starts now; while it is
+   * connecting or connected, nothing changes. Subscriptions (made meanwhile
+   * too) subscribe again, resuming where they were; pending publishes go
+   * after them. Returns at once: the promise resolves on the next
+   * `connected` (at once if connected), rejects with `connect_failed` when
+   * the client gives up again or `disconnect()` comes first, `closed` when
+   * it closes first. Not waiting for it is fine. Throws `closed` after
+   * `close()`. Any number of times.
    */
-  close(): Promise<void>;
+  connect(): Promise<void>;
+  /**
+   * Closes the socket and stops reconnecting until `connect()`: state
+   * `{ state: 'disconnected', reason: 'disconnect() called', retryInMs: -1 }`.
+   * Subscriptions stay, and pending publishes wait, each until its
+   * `publishTimeoutMs`. Returns at once; does nothing after `close()`.
+   */
+  disconnect(): void;
+  /**
+   * Unsubscribes every stream, waits for publishes in flight (up to their
+   * timeout, reconnecting through an outage if need be), then closes. A
+   * client stopped by `disconnect()` or `failed` does not connect again for
+   * them: it closes at once, as with `force`. With `{ force: true }`: closes
+   * at once, each pending publish rejecting with `publish_unconfirmed`.
+   * Throws `invalid_argument` for options that are not `CloseOptions`.
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /** What the bare `Sequencer` (`seqsync/sequencer`) asks to send: a protocol v1 client frame. */

@@ -22,9 +22,10 @@ const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7, EVENT_PHASE = 8;
 const EVENT_CONNECTING = 9, EVENT_CONNECTED = 10, EVENT_DISCONNECTED = 11, EVENT_CLOSED = 12;
 const EVENT_PUBLISH_ACKED = 13, EVENT_PUBLISH_FAILED = 14, EVENT_POSITION = 15, EVENT_REFUSED = 16;
-const EVENT_SERVER_ERROR = 17;
+const EVENT_SERVER_ERROR = 17, EVENT_STOPPED = 18;
 const TRANSMIT_CONNECT = 1, TRANSMIT_SEND = 2, TRANSMIT_FOREIGN = 4;
 const INPUT_FRAME = 0, INPUT_UNREADABLE = 1, INPUT_OPENED = 2, INPUT_CLOSED = 3, INPUT_TIMEOUT = 4;
+const COMMAND_CLOSE = 0, COMMAND_ABORT = 1, COMMAND_CONNECT = 2, COMMAND_DISCONNECT = 3;
 
 // By event kind: the `type` of an `onGap` event.
 const GAP_EVENTS = [, , , , 'skipped', 'detected', 'healed', 'stalled'];
@@ -42,7 +43,9 @@ const NUMBER = 'number >= 0';
 const OPTION_KINDS = {
   ...kindsOf(SESSION_OPTIONS, NUMBER), endpoints: 'string or array', token: 'string or function', core: 'object',
   persist: 'boolean or string', storage: 'object', WebSocket: 'function', onConnection: 'function',
+  signal: 'object',
 };
+const CLOSE_KINDS = { force: 'boolean' };
 const CORE_KINDS = kindsOf(CORE_OPTIONS, NUMBER);
 // A subscription's handlers; `onX` is the first listener of its event `x`.
 const HANDLERS = 'onMessage onSnapshot onReset onGap onState onRefused'.split(' ');
@@ -177,6 +180,10 @@ export class Client {
     if (typeof url !== 'string') throw new SeqsyncError('invalid_argument', 'url must be a string');
     checkArguments('options', options, OPTION_KINDS);
     checkArguments('options.core', options.core ?? {}, CORE_KINDS);
+    const signal = options.signal;
+    if (signal != null && typeof signal.addEventListener !== 'function') {
+      throw new SeqsyncError('invalid_argument', 'options.signal must be an AbortSignal');
+    }
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     const hint = 'pass options.WebSocket (Node 20: --experimental-websocket)';
     if (typeof this._WebSocket !== 'function') throw new SeqsyncError('no_websocket', `no WebSocket here: ${hint}`);
@@ -196,6 +203,7 @@ export class Client {
     this._byHandle = new Map(); // stream handle -> Subscription
     this._waiting = new Map(); // publish handle -> { resolve, reject } of its promise
     this._l = { state: [], error: [] }; // listeners by event
+    this._connecting = []; // { resolve, reject } of the promises `connect()` returned
     this._state = { state: 'connecting', endpoint: url, attempt: 0 };
     this._onPageHide = () => this._input((s, t) => s.checkpoint(t));
     if (this._storage !== undefined) globalThis.addEventListener?.('pagehide', this._onPageHide);
@@ -210,6 +218,12 @@ export class Client {
       ? init(options.wasm).then(() => ({ memory, create: (...args) => new Session(...args) }))
       : import('./foreign.js').then((m) => m.foreignBinding(options, instantiate));
     this._loaded = binding.then((b) => this._start(b)).catch((error) => this._finish(error));
+    if (signal != null) {
+      this._onAbort = () => this.close({ force: true });
+      if (signal.aborted) this._onAbort();
+      else signal.addEventListener('abort', this._onAbort, { once: true });
+      this._signal = signal;
+    }
   }
 
   get connectionState() { return this._state; }
@@ -367,15 +381,46 @@ export class Client {
     });
   }
 
-  close() {
+  connect() {
+    if (this._closed || this._closing !== null) throw closedError();
+    const done = new Promise((resolve, reject) => this._connecting.push({ resolve, reject }));
+    done.catch(() => {}); // a caller that does not wait is not told of a failure twice
+    if (this._state.state === 'connected') this._settleConnect(null);
+    else this._command(COMMAND_CONNECT);
+    return done;
+  }
+
+  disconnect() {
+    if (!this._closed && this._closing === null) this._command(COMMAND_DISCONNECT);
+  }
+
+  close(options) {
+    if (options !== undefined) checkArguments('close options', options, CLOSE_KINDS, true);
     this._closing ??= new Promise((resolve) => {
       this._closeResolve = resolve;
-      this._loaded.then(() => (this._closed ? resolve() : this._input((s, t) => s.close(t))));
     });
+    if (this._closed) this._closeResolve();
+    else if (options?.force) {
+      // At once: the core fails what is pending; before it has loaded, nothing is.
+      this._input((s, t) => s.command(t, COMMAND_ABORT));
+      if (!this._closed) this._finish(closedError());
+    } else this._command(COMMAND_CLOSE); // again: the core ignores it
     return this._closing;
   }
 
+  /** Runs an application command now, or once the core has loaded (in the order given). */
+  _command(what) {
+    const run = () => this._input((s, t) => s.command(t, what));
+    this._session !== null ? run() : this._loaded.then(run);
+  }
+
+  /** Settles the promises of `connect()`: resolved when `error` is null. */
+  _settleConnect(error) {
+    for (const waiter of this._connecting.splice(0)) error === null ? waiter.resolve() : waiter.reject(error);
+  }
+
   _start(binding) {
+    if (this._closed) return; // closed at once before the core loaded
     // With `persist`, positions are written at most every 250 ms unless told otherwise.
     const o = { persistIntervalMs: this._storage !== undefined ? 250 : 0, ...this._options };
     const options = [...SESSION_OPTIONS.map((k) => o[k] ?? NaN), ...CORE_OPTIONS.map((k) => o.core?.[k] ?? NaN)];
@@ -613,6 +658,7 @@ export class Client {
     } else if (kind === EVENT_CONNECTED) {
       this._resolveReady();
       this._setState({ state: 'connected', endpoint: this._endpoints[s[3]] });
+      this._settleConnect(null);
     } else if (kind === EVENT_DISCONNECTED) {
       this._setState({ state: 'disconnected', reason: payload, retryInMs: s[3] });
     } else if (kind === EVENT_PUBLISH_ACKED || kind === EVENT_PUBLISH_FAILED) {
@@ -622,11 +668,18 @@ export class Client {
       else if (s[4] === 0) waiting?.reject(serverError(this._session.code(s[5]), s[5], payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
       else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
-      else waiting?.reject(closedError());
+      else waiting?.reject(new SeqsyncError('publish_unconfirmed', 'closed before the ack: it may have been stored'));
     } else if (kind === EVENT_POSITION) {
       this._savePosition(payload, s[3], s[4]);
+    } else if (kind === EVENT_STOPPED) {
+      // Stopped, not closed: `connect()` starts again.
+      const gaveUp = s[3] === 1;
+      const error = new SeqsyncError('connect_failed', gaveUp ? `could not connect: ${payload}` : 'disconnect() called');
+      if (gaveUp) this._rejectReady(error);
+      this._setState(gaveUp ? { state: 'failed', error } : { state: 'disconnected', reason: 'disconnect() called', retryInMs: -1 });
+      this._settleConnect(error);
     } else if (kind === EVENT_CLOSED) {
-      this._finish(s[3] === 1 ? new SeqsyncError('connect_failed', `could not connect: ${payload}`) : closedError());
+      this._finish(closedError());
     } else if (kind === EVENT_SERVER_ERROR) {
       emit(this, 'error', serverError(this._session.code(s[3]), s[3], payload));
     }
@@ -639,7 +692,9 @@ export class Client {
     this._link?.stop();
     for (const sub of this._subs.values()) sub._active = false;
     globalThis.removeEventListener?.('pagehide', this._onPageHide);
+    this._signal?.removeEventListener('abort', this._onAbort);
     this._rejectReady(error);
+    this._settleConnect(error);
     this._setState({ state: 'closed' });
     this._closeResolve?.();
   }

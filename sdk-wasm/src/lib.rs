@@ -173,8 +173,7 @@ pub const EVENT_CONNECTED: u32 = 10;
 /// `Disconnected`: slot 3 the wait before the next attempt in ms; the
 /// reason (a string) is returned.
 pub const EVENT_DISCONNECTED: u32 = 11;
-/// `Closed`: slot 3 0 (closed by the application) or 1 (no first
-/// connection in time; the last attempt's failure is returned).
+/// `Closed`: the session ended (closed by the application).
 pub const EVENT_CLOSED: u32 = 12;
 /// `PublishAcked`: slot 3 publish handle, slot 4 seq.
 pub const EVENT_PUBLISH_ACKED: u32 = 13;
@@ -190,6 +189,19 @@ pub const EVENT_POSITION: u32 = 15;
 pub const EVENT_REFUSED: u32 = 16;
 /// `ServerError`: slot 3 the error code's index; the message is returned.
 pub const EVENT_SERVER_ERROR: u32 = 17;
+/// `Stopped`: no connection until `connect`; slot 3 0 (`disconnect` was
+/// called) or 1 (no first connection in time; the last attempt's failure
+/// is returned).
+pub const EVENT_STOPPED: u32 = 18;
+
+/// `Session.command`: close cleanly.
+pub const COMMAND_CLOSE: u32 = 0;
+/// `Session.command`: close at once, failing pending publishes.
+pub const COMMAND_ABORT: u32 = 1;
+/// `Session.command`: connect again after a disconnect or a give-up.
+pub const COMMAND_CONNECT: u32 = 2;
+/// `Session.command`: close the connection and stop until connect.
+pub const COMMAND_DISCONNECT: u32 = 3;
 
 /// Transmit: open a WebSocket to the returned URL (slot 10 the connection,
 /// slot 11 the endpoint index).

@@ -6,8 +6,8 @@ use crate::prelude::*;
 
 use seqsync_core::protocol::{ErrorCode, Fields, InboundFrame, StreamKey, split_unknown_code};
 use seqsync_core::{
-    CloseReason, DeliveryMode, Error, Input, Millis, PublishError, PublishId, SessionConfig,
-    SessionEvent, StartAt, StreamName, SubscribeOptions, Transmit,
+    DeliveryMode, Error, Input, Millis, PublishError, PublishId, SessionConfig, SessionEvent,
+    StartAt, StopReason, StreamName, SubscribeOptions, Transmit,
 };
 use wasm_bindgen::prelude::*;
 
@@ -17,14 +17,15 @@ mod foreign;
 #[cfg(feature = "foreign")]
 use crate::TRANSMIT_FOREIGN;
 use crate::{
-    EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING, EVENT_DISCONNECTED, EVENT_POSITION,
-    EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED, EVENT_SERVER_ERROR, INPUT_CLOSED,
-    INPUT_FRAME, INPUT_OPENED, INPUT_TIMEOUT, READY_DELIVER, READY_ERROR, READY_EVENTS,
-    READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG, SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE,
-    SLOT_FLAGS, SLOT_IN_EARLIEST, SLOT_IN_EPOCH, SLOT_IN_FROM, SLOT_IN_HEAD, SLOT_IN_SEQ,
-    SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT, Scratch,
-    TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
-    message_seq, millis, new_scratch, position, required_epoch, stream_stats, whole, write_event,
+    COMMAND_ABORT, COMMAND_CLOSE, COMMAND_CONNECT, EVENT_CLOSED, EVENT_CONNECTED, EVENT_CONNECTING,
+    EVENT_DISCONNECTED, EVENT_POSITION, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED,
+    EVENT_SERVER_ERROR, EVENT_STOPPED, INPUT_CLOSED, INPUT_FRAME, INPUT_OPENED, INPUT_TIMEOUT,
+    READY_DELIVER, READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG,
+    SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_IN_EARLIEST, SLOT_IN_EPOCH,
+    SLOT_IN_FROM, SLOT_IN_HEAD, SLOT_IN_SEQ, SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE,
+    SLOT_STREAM, SLOT_TRANSMIT, Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND,
+    core_config, count, handle_id, message_seq, millis, new_scratch, position, required_epoch,
+    stream_stats, whole, write_event,
 };
 
 /// The number of options the constructor reads (see [`Session::new`]).
@@ -323,9 +324,24 @@ impl Session {
         self.ready()
     }
 
-    /// Closes cleanly: pending publishes are still retried until each ends.
-    pub fn close(&mut self, now: f64) -> u32 {
-        self.inner.close(millis(now));
+    /// An application command, `what` being [`COMMAND_CLOSE`] (cleanly:
+    /// pending publishes are still retried until each ends; while stopped
+    /// they fail at once), [`COMMAND_ABORT`] (at once: pending publishes
+    /// fail, why 2, "may have been stored"), [`COMMAND_CONNECT`] (again, at
+    /// once, after a disconnect or a give-up; refused once closing, which
+    /// the shell checks first) or [`COMMAND_DISCONNECT`] (closes the
+    /// connection, no attempt until connect). One entry for the four: an
+    /// export each costs every page its glue.
+    pub fn command(&mut self, now: f64, what: u32) -> u32 {
+        let at = millis(now);
+        match what {
+            COMMAND_CLOSE => self.inner.close(at),
+            COMMAND_ABORT => self.inner.abort(at),
+            COMMAND_CONNECT => {
+                let _ = self.inner.connect(at);
+            }
+            _ => self.inner.disconnect(at),
+        }
         self.ready()
     }
 
@@ -407,14 +423,15 @@ impl Session {
                 s[SLOT_A] = retry_in_ms as f64;
                 (EVENT_DISCONNECTED, JsValue::from(reason))
             }
-            SessionEvent::Closed { reason } => match reason {
-                CloseReason::Closed => {
+            SessionEvent::Closed { .. } => (EVENT_CLOSED, none),
+            SessionEvent::Stopped { reason } => match reason {
+                StopReason::Disconnected => {
                     s[SLOT_A] = 0.0;
-                    (EVENT_CLOSED, none)
+                    (EVENT_STOPPED, none)
                 }
-                CloseReason::ConnectFailed { reason } => {
+                StopReason::GaveUp { reason } => {
                     s[SLOT_A] = 1.0;
-                    (EVENT_CLOSED, JsValue::from(reason))
+                    (EVENT_STOPPED, JsValue::from(reason))
                 }
             },
             SessionEvent::PublishAcked { publish, seq } => {

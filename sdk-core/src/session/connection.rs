@@ -2,7 +2,7 @@
 //! jitter), when an attempt or a peer is dead, what a new connection starts
 //! with, and how the session ends.
 
-use super::events::{CloseReason, ConnId, PublishError, SessionEvent, Transmit};
+use super::events::{CloseReason, ConnId, PublishError, SessionEvent, StopReason, Transmit};
 use super::{Session, Timers};
 use crate::prelude::*;
 use crate::protocol::encode;
@@ -29,6 +29,10 @@ pub(super) enum LinkState {
         last_rx: Millis,
         check_at: Millis,
     },
+    /// No connection and none wanted until [`Session::connect`]: the
+    /// application called [`Session::disconnect`], or the first connection
+    /// never came within `initial_connect_timeout_ms`.
+    Stopped,
     Closed,
 }
 
@@ -220,8 +224,16 @@ impl<P> Session<P> {
 
     /// The open connection ended.
     pub(super) fn lost(&mut self, now: Millis, reason: String) {
+        if self.end_open(now) {
+            self.failed(now, reason);
+        }
+    }
+
+    /// Bookkeeping for the end of the open connection, if one is open:
+    /// false when none was.
+    pub(super) fn end_open(&mut self, now: Millis) -> bool {
         let LinkState::Open { opened, .. } = self.link.state else {
-            return;
+            return false;
         };
         self.stats.disconnects += 1;
         if now.0.saturating_sub(opened.0) >= self.config.stable_after_ms {
@@ -235,7 +247,7 @@ impl<P> Session<P> {
         self.foreign_lost();
         self.seq.handle_disconnected(now);
         while self.seq.poll_request().is_some() {}
-        self.failed(now, reason);
+        true
     }
 
     /// An attempt failed or a connection ended: wait, then try the next
@@ -250,10 +262,13 @@ impl<P> Session<P> {
         // No attempt that starts at or after the first connection's
         // deadline can meet it: give up now rather than wait for it.
         if self.give_up_at().is_some_and(|at| now.plus(wait) >= at) {
-            for (publish, _) in self.publishes.drain() {
-                self.publish_failed(publish, PublishError::Closed);
+            if self.closing {
+                // Nothing more can deliver what is pending.
+                self.fail_pending();
+                self.finish(CloseReason::Closed);
+            } else {
+                self.stop(StopReason::GaveUp { reason });
             }
-            self.finish(CloseReason::ConnectFailed { reason });
             return;
         }
         self.link.failures = self.link.failures.saturating_add(1);
@@ -267,6 +282,21 @@ impl<P> Session<P> {
         if wait == 0 {
             // Drawn from the jitter: the next attempt is due now.
             self.start_attempt(now);
+        }
+    }
+
+    /// Stops trying: no connection until [`Session::connect`]. Streams stay
+    /// registered and publishes pending, each on its own clock.
+    pub(super) fn stop(&mut self, reason: StopReason) {
+        self.link.state = LinkState::Stopped;
+        self.events.push_back(SessionEvent::Stopped { reason });
+    }
+
+    /// Fails every pending publish as [`PublishError::Closed`]: each may
+    /// have been stored.
+    pub(super) fn fail_pending(&mut self) {
+        for (publish, _) in self.publishes.drain() {
+            self.publish_failed(publish, PublishError::Closed);
         }
     }
 
@@ -285,7 +315,7 @@ impl<P> Session<P> {
                     reason: "client closed",
                 });
             }
-            LinkState::Waiting { .. } | LinkState::Closed => {}
+            LinkState::Waiting { .. } | LinkState::Stopped | LinkState::Closed => {}
         }
         self.link.state = LinkState::Closed;
         self.timers = Timers::default();

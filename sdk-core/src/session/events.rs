@@ -71,8 +71,9 @@ pub enum PublishError {
     /// No ack within `publish_timeout_ms`. The message may still have been
     /// stored: the server did not say.
     TimedOut,
-    /// The session closed first (`abort`, or the first connection never
-    /// came). The message may have been stored if it was sent.
+    /// The session closed before the answer came (`abort`, or `close`
+    /// while stopped or giving up): the message may have been stored if it
+    /// was sent.
     Closed,
     /// A foreign server's publish request failed, or its answer said no
     /// (`429` and `503` are retried instead). The message may have been
@@ -88,10 +89,19 @@ pub enum PublishError {
 /// Why a session ended, in [`SessionEvent::Closed`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The application closed it.
+    /// The application closed it (`close` or `abort`).
     Closed,
-    /// No connection could be opened within `initial_connect_timeout_ms`.
-    ConnectFailed {
+}
+
+/// Why a session stopped connecting, in [`SessionEvent::Stopped`]. Either
+/// way it stays usable: `connect` starts again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The application called `disconnect`.
+    Disconnected,
+    /// No connection opened within `initial_connect_timeout_ms` of the
+    /// start or of the last `connect`.
+    GaveUp {
         /// Why the last attempt failed.
         reason: String,
     },
@@ -122,6 +132,13 @@ pub enum SessionEvent<P> {
         reason: String,
         /// The wait before the next attempt.
         retry_in_ms: u64,
+    },
+    /// The session stopped connecting and waits for `connect`: its
+    /// streams stay registered, its publishes pending (each until its
+    /// timeout).
+    Stopped {
+        /// Why.
+        reason: StopReason,
     },
     /// The session ended: nothing more will happen.
     Closed {

@@ -1862,6 +1862,9 @@ impl Sim {
             SessionEvent::Closed { reason } => {
                 return Err(format!("the session closed: {reason:?}"));
             }
+            SessionEvent::Stopped { reason } => {
+                return Err(format!("the session stopped connecting: {reason:?}"));
+            }
             SessionEvent::Disconnected { reason, .. } => {
                 if reason.starts_with("no frame") {
                     self.report.dead_peers += 1;

@@ -13,7 +13,7 @@ impl Driver {
                 ClientError::PublishRejected { code, message }
             }
             PublishError::TimedOut => ClientError::PublishTimeout { id },
-            PublishError::Closed => ClientError::Closed,
+            PublishError::Closed => ClientError::PublishUnconfirmed { id },
             PublishError::Failed { reason, status } => {
                 ClientError::PublishFailed { reason, status }
             }

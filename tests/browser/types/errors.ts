@@ -23,6 +23,7 @@ export function explain(code: SeqsyncErrorCode): string {
     case 'connect_failed':
       return 'no connection';
     case 'publish_timeout':
+    case 'publish_unconfirmed':
       return 'may have been stored';
     case 'too_many_pending':
     case 'publish_too_large':

@@ -104,8 +104,15 @@ export async function usage(): Promise<number> {
     persistIntervalMs: 500,
     onConnection: (s: ConnectionState) => {
       if (s.state === 'disconnected') console.log(s.reason, s.retryInMs + 1);
+      if (s.state === 'failed') console.log(s.error.code === 'connect_failed');
     },
+    signal: new AbortController().signal,
   });
+  // Stopped and started again; closed at once.
+  tuned.disconnect();
+  const connected: Promise<void> = tuned.connect();
+  await connected.catch((e: SeqsyncError) => console.log(e.code));
+  await tuned.close({ force: true });
   tuned.subscribe('guarded', {
     onRefused: (code: string, message: string) => console.log(code.length, message.length),
   });
