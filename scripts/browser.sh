@@ -225,6 +225,10 @@ run_browser_tests() (
         SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" \
         node --test --test-reporter=tap consumers.test.mjs || failed=1
 
+    run_step "browser: loading the WASM module: CSP, load errors, in Chromium" \
+        _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
+        node --test --test-reporter=tap load.test.mjs || failed=1
+
     run_step "browser: chat-web demo in two pages under faults (Playwright)" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" \
         node --test --test-reporter=tap demo.test.mjs || failed=1
