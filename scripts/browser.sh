@@ -1,7 +1,7 @@
 # Browser side of seqsync: the wasm package (npm `seqsync`), its tests in
 # headless Chromium and Node (22 every file; 20, with its WebSocket flag, the
 # files that drive the socket), the
-# Vite, webpack, worker and page-reload checks, the chat-web demo test, and
+# Vite, webpack, esbuild, worker and page-reload checks, the chat-web demo test, and
 # the package against the foreign chat server of tests/foreign/.
 #
 #   source scripts/browser.sh
@@ -89,11 +89,11 @@ ensure_browser_toolchain() (
 
     # Each from its committed lock file, and only when node_modules is
     # missing or older than the lock: the test tools, the bundler apps (Vite,
-    # webpack, React and Vue over Vite), and Node 22 (the npm `node` package
-    # ships the binary as npm packages).
+    # webpack, esbuild, React and Vue over Vite), and Node 22 (the npm `node`
+    # package ships the binary as npm packages).
     local dir
-    for dir in tests/browser tests/browser/apps/vite tests/browser/apps/webpack tests/browser/apps/react \
-        tests/browser/apps/vue tests/browser/node22; do
+    for dir in tests/browser tests/browser/apps/vite tests/browser/apps/webpack tests/browser/apps/esbuild \
+        tests/browser/apps/react tests/browser/apps/vue tests/browser/node22; do
         _browser_step "browser toolchain: node packages of $dir"
         if [ ! -d "$dir/node_modules" ] ||
             [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
@@ -222,10 +222,14 @@ run_browser_tests() (
     run_step "browser: types against the installed package (exports map)" \
         _browser_installed_types_check "$scratch" || failed=1
 
-    run_step "browser: consumers: Vite, webpack (page, worker, reload), React, Vue in Chromium" \
+    run_step "browser: consumers: Vite, webpack, esbuild (page, worker, reload), React, Vue in Chromium" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" \
         SEQSYNC_TARBALL="$(echo "$scratch"/seqsync-*.tgz)" \
         node --test --test-reporter=tap consumers.test.mjs || failed=1
+
+    run_step "browser: loading the WASM module: CSP, load errors, in Chromium" \
+        _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
+        node --test --test-reporter=tap load.test.mjs || failed=1
 
     run_step "browser: chat-web demo in two pages under faults (Playwright)" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" \

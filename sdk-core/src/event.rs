@@ -23,7 +23,8 @@ pub enum Event<P> {
         payload: P,
     },
     /// The stream's state at `seq`: replaces whatever the application held.
-    /// Messages after it continue from `seq + 1`.
+    /// Messages after it continue from `seq + 1`. It comes before the
+    /// `PhaseChanged` to `Live` that it causes.
     Snapshot {
         /// The stream.
         stream: StreamId,

@@ -828,7 +828,6 @@ impl<P> StreamState<P> {
             || s >= self.next;
         self.epoch = EpochWord::of(Some(epoch));
         self.has_base = true;
-        self.set_phase(StreamPhase::Live, ctx);
         if newer {
             self.next = s + 1;
             self.high = s;
@@ -839,6 +838,9 @@ impl<P> StreamState<P> {
                 state,
             });
         }
+        // After the snapshot: an application that starts work on `Live`
+        // (publishing, rendering) has the state it builds on by then.
+        self.set_phase(StreamPhase::Live, ctx);
         sort_by_seq(&mut pending);
         for p in pending {
             if p.epoch.is_some_and(|e| e != epoch) {

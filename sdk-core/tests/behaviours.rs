@@ -961,6 +961,32 @@ fn phase_changes_are_reported() {
 }
 
 #[test]
+fn snapshot_is_delivered_before_the_stream_goes_live() {
+    let mut core = Sequencer::<u64>::new(config());
+    let id = core
+        .subscribe(Millis(0), "s", SubscribeOptions::default())
+        .expect("subscribe");
+    core.handle_connected(Millis(0));
+    while core.poll_event().is_some() {}
+    core.handle_snapshot(Millis(1), id, seq(7), EPOCH, 70)
+        .expect("snap");
+    let events: Vec<Event<u64>> = std::iter::from_fn(|| core.poll_event()).collect();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                Event::Snapshot { state: 70, .. },
+                Event::PhaseChanged {
+                    phase: StreamPhase::Live,
+                    ..
+                }
+            ]
+        ),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn idle_stream_state_fits_budget() {
     let (state, total) = seqsync_core::idle_stream_bytes::<u64>("room:42");
     println!("idle stream: state {state} bytes, with name index and name {total} bytes");

@@ -18,7 +18,9 @@ export type WasmSource =
  * module ahead of time, or from a place of your choosing. Safe to call many
  * times. Without an argument the module is fetched next to this file (read
  * from disk under Node). The bare `Sequencer` (`seqsync/sequencer`) has its
- * own module and its own `init`.
+ * own module and its own `init`. Rejects with `SeqsyncError`
+ * `wasm_unavailable`, `wasm_invalid` or `wasm_blocked`, naming the URL (also
+ * as `url`); a later call tries again.
  */
 export function init(source?: WasmSource): Promise<void>;
 
@@ -50,6 +52,15 @@ export type SeqsyncErrorCode =
   | 'no_websocket'
   /** `new Client` without `crypto.getRandomValues` (publish ids are drawn from it). */
   | 'no_crypto'
+  /**
+   * The WASM module could not be fetched or read: a network error, a `connect-src` that leaves
+   * its origin out, or an HTTP status other than 2xx (named in the message). `url` is the module's.
+   */
+  | 'wasm_unavailable'
+  /** What came at the WASM module's URL is not this package's module (an HTML page: "expected magic word"). */
+  | 'wasm_invalid'
+  /** The page's Content-Security-Policy forbids compiling WebAssembly: `script-src` needs `'wasm-unsafe-eval'`. */
+  | 'wasm_blocked'
   // ---- the client
   /** The client is closed (or closing): a call after `close()`, `connect()` included. */
   | 'closed'
@@ -117,6 +128,8 @@ export class SeqsyncError extends Error {
   readonly code: SeqsyncErrorCode;
   /** The HTTP status of a foreign server's answer to a failed publish, when there was one. */
   readonly status?: number;
+  /** The WASM module's URL, for `wasm_unavailable`, `wasm_invalid` and `wasm_blocked` (when it was loaded from one). */
+  readonly url?: string;
   constructor(code: SeqsyncErrorCode, message: string);
 }
 
@@ -201,11 +214,24 @@ export type GapEvent =
  * The callbacks of one subscription; each is optional (undefined or null:
  * none). A callback that is not a function, or a key not listed here (such
  * as `onmessage`), makes `subscribe` throw `invalid_argument`.
+ *
+ * Their order: `onState('snapshotting')` (a stream without a position) or
+ * `onState('subscribing')` (one that resumes); `onSnapshot`, then
+ * `onState('live')` (a resumed stream has no snapshot); then `onMessage`
+ * for every seq after it, in order. A lost connection: `onState('disconnected')`,
+ * then `subscribing` and `live` again, resuming after the last seq delivered.
+ * `onReset` is followed by `onSnapshot`.
  */
 export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
   /** The next message: every seq once, in order. */
   onMessage?: (data: T, seq: number) => void;
-  /** The stream's state at `seq`: replaces whatever the application held. */
+  /**
+   * The stream's state at `seq`: replaces whatever the application held. The
+   * reference server's `state` is `{ messages: [{ seq, data }, ...] }`: the
+   * stream's last 100 messages (its `--snapshot-messages`; fewer past
+   * `--snapshot-max-bytes`, 512 KiB), ascending, the last one at `seq`; no
+   * messages and `seq` 0 for an empty stream.
+   */
   onSnapshot?: (state: S, seq: number, epoch: number) => void;
   /** What was missing is gone: drop the state; a snapshot follows. */
   onReset?: (reason: ResetReason, earliest: number | undefined) => void;
@@ -333,6 +359,14 @@ export interface Store<V> {
  * attempt until `connect()`. `failed`: no connection within
  * `initialConnectTimeoutMs`, `error` the `connect_failed` that `ready`
  * rejected with; no attempt until `connect()`. `closed`: for good.
+ *
+ * A `disconnected` state's `reason`: `not opened (...)` for an attempt
+ * whose socket never opened (a refused or unreachable host and an upgrade
+ * the server refused, such as HTTP 401 for a token, look the same in a
+ * browser; the parentheses hold the cause where the platform names it),
+ * `closed (code: reason)` for a connection that opened and then closed,
+ * `connect timed out`, `no frame within the heartbeat timeout`, or
+ * `no token: ...`.
  */
 export type ConnectionState =
   | { state: 'connecting'; endpoint: string; attempt: number }
@@ -522,8 +556,9 @@ export class Client {
   /**
    * Resolves on the first connection; rejects with `connect_failed` if
    * `initialConnectTimeoutMs` passes first (the client is then `failed`, not
-   * closed: see `connect()`), or `closed`. It settles once: after that, wait
-   * on what `connect()` returns.
+   * closed: see `connect()`), or `closed`; or with the WASM module's load
+   * error (`wasm_unavailable`, `wasm_invalid`, `wasm_blocked`). It settles
+   * once: after that, wait on what `connect()` returns.
    */
   readonly ready: Promise<void>;
   /** The connection's current state. */
@@ -539,7 +574,10 @@ export class Client {
    */
   on<K extends keyof ClientEvents>(event: K, listener: ClientEvents[K]): () => void;
   /**
-   * Follows a stream: from a snapshot, or after `since`. A stream
+   * Follows a stream: from a snapshot, or after `since`. A stream name is 1
+   * to 256 bytes of UTF-8 with no control character (Unicode Cc: U+0000 to
+   * U+001F, U+007F to U+009F); every other character is allowed, and names
+   * are compared byte for byte. A stream
    * subscribed again after `unsubscribe` starts from a snapshot too, unless
    * `persist` kept its position. The handlers are the subscription's first
    * listeners (`on` adds more). A stream this client follows already is
@@ -683,7 +721,7 @@ export type SequencerEvent<T = Json> =
   | { type: 'stalled'; stream: number; request: 'snapshot' | 'subscribe'; attempts: number }
   | { type: 'phase'; stream: number; phase: StreamPhase };
 
-// ---- servers that do not speak the seqsync protocol (docs/protocol.md section 12) ----
+// ---- servers that do not speak the seqsync protocol ----
 
 /**
  * A path to a value inside a JSON value: `$` is the value itself; else
@@ -709,8 +747,9 @@ export interface MessageShape {
 }
 
 /**
- * A server that does not speak the seqsync protocol, as data (the JSON of
- * docs/protocol.md 12.1, the same for the native client). Templates are text
+ * A server that does not speak the seqsync protocol, as data (the same JSON
+ * the native client takes). Every member but `message.seq` is optional; an
+ * unknown member is an error. Templates are text
  * with `{stream}`, `{since}`, `{from}`, `{to}`, `{limit}`, `{data}`, `{id}`.
  */
 export interface Description {

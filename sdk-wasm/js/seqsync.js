@@ -535,10 +535,19 @@ export class Client {
     } catch (e) {
       return closed(String(e?.message ?? e));
     }
-    ws.onopen = () => this._input((s, t) => s.input(t, INPUT_OPENED, conn));
+    // What a WebSocket tells apart: a socket that never opened (a refused or unreachable host and
+    // an upgrade the server refused, such as HTTP 401 for a token, look the same to a page; some
+    // platforms name the cause in the error event, and Node's sends no close event after it) from
+    // one that closed after opening, with the close code and reason, which only the close event
+    // that follows an error then carries.
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this._input((s, t) => s.input(t, INPUT_OPENED, conn));
+    };
     ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
-    ws.onclose = (event) => closed(`closed (${event.code}${event.reason ? `: ${event.reason}` : ''})`);
-    ws.onerror = () => closed('socket error');
+    ws.onerror = (event) => opened || closed(`not opened (${event?.message || 'refused, unreachable, or the upgrade refused'})`);
+    ws.onclose = (event) => closed(opened ? `closed (${event.code}${event.reason ? `: ${event.reason}` : ''})` : 'not opened');
   }
 
   // One frame. `stamp` is the event's `timeStamp`: the clock of `performance.now()`, read when the

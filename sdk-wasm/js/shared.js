@@ -36,14 +36,31 @@ const SERVER_CODES = 13;
 export const serverError = (code, index, message) =>
   new SeqsyncError(index < SERVER_CODES ? code : 'unknown', `${code}: ${message}`);
 
-/** Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. */
+/**
+ * Instantiates a WASM build through its wasm-bindgen `init`; resolves to its memory. Every
+ * failure is a `SeqsyncError` naming `input`'s URL (also as `url`): `wasm_unavailable` (not
+ * fetched or read: a network error, a status other than 2xx), `wasm_blocked` (a
+ * Content-Security-Policy forbids compiling it) or `wasm_invalid` (not this build's WASM).
+ */
 export async function instantiate(initModule, input) {
-  if (input instanceof URL && input.protocol === 'file:') {
-    // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
-    const fsModule = 'node:fs/promises';
-    input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
+  const url = typeof input === 'string' || input instanceof URL ? String(input) : input?.url;
+  try {
+    if (input instanceof URL && input.protocol === 'file:') {
+      // Node has no fetch for files; the indirect name keeps browser bundlers out of this branch.
+      const fsModule = 'node:fs/promises';
+      input = await (await import(/* @vite-ignore */ /* webpackIgnore: true */ fsModule)).readFile(input);
+    }
+    return (await initModule({ module_or_path: input })).memory;
+  } catch (e) {
+    const text = String(e?.message ?? e);
+    // Browsers word a CSP refusal each their own way, and throw a CompileError or an EvalError.
+    const [code, why] = /unsafe-eval|CSP|Content.Security/i.test(text)
+      ? ['wasm_blocked', `blocked by the Content-Security-Policy (script-src needs 'wasm-unsafe-eval')`]
+      : e instanceof WebAssembly.CompileError || e instanceof WebAssembly.LinkError
+        ? ['wasm_invalid', 'not the WASM module of this package']
+        : ['wasm_unavailable', 'could not be loaded'];
+    throw Object.assign(new SeqsyncError(code, `the WASM module${url ? ` ${url}` : ''} ${why}: ${text}`), { url });
   }
-  return (await initModule({ module_or_path: input })).memory;
 }
 
 /** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */

@@ -1,10 +1,11 @@
-// The packed npm package as applications consume it: a Vite app and a
-// webpack 5 app (tests/browser/apps/), each with the tarball installed as a
-// user installs it, built for production, served by the reference server
-// and run in headless Chromium under fault injection: in the page, in a
-// dedicated worker that owns the client, and across a real page reload with
-// `persist`; and a chat page over the package's store, in React (through
-// `useSyncExternalStore`) and in Vue, each built with Vite.
+// The packed npm package as applications consume it: a Vite app, a webpack 5
+// app and an esbuild app (tests/browser/apps/), each with the tarball
+// installed as a user installs it, built for production, served by the
+// reference server and run in headless Chromium under fault injection: in
+// the page, in a dedicated worker that owns the client, and across a real
+// page reload with `persist`; and a chat page over the package's store, in
+// React (through `useSyncExternalStore`) and in Vue, each built with Vite.
+// None of them puts `seqsync/foreign` in what a default page loads.
 //
 // Needs SEQSYNC_SERVER_BIN (the server binary) and SEQSYNC_TARBALL (the
 // packed package); the apps' bundlers are installed by
@@ -13,9 +14,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
 import { StreamCheck, startServer, waitFor } from './support.mjs';
@@ -31,6 +32,12 @@ const builds = {
   webpack: (out) => ['webpack', '--output-path', out, '--stats', 'errors-warnings'],
   react: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
   vue: (out) => ['vite', 'build', '--outDir', out, '--logLevel', 'warn'],
+  // As the package's README says to build with esbuild: ES modules with splitting (the foreign
+  // module stays a chunk of its own), the WASM file emitted by the file loader.
+  esbuild: (out) => [
+    'esbuild', 'src/main.js', 'src/worker.js', 'src/index.html', '--bundle', '--format=esm', '--splitting',
+    '--minify', '--loader:.wasm=file', '--loader:.html=copy', `--outdir=${out}`, '--log-level=warning',
+  ],
 };
 
 let dist;
@@ -90,7 +97,51 @@ function assertExact(reader, from, to, published) {
   check.assertExact(to, (seq) => ({ n: published[seq] }));
 }
 
-for (const app of ['vite', 'webpack']) {
+// Text of `seqsync/foreign` (its description errors) that minifiers keep.
+const FOREIGN_MARK = 'seqsync description:';
+
+/**
+ * The files of a build that its index.html loads before any dynamic
+ * `import()`: the scripts it names (quoted or not: webpack minifies the
+ * page) and every module they import statically
+ * (`from"./x.js"`, `import"./x.js"`), paths relative to `root`.
+ */
+function staticFiles(root) {
+  const html = readFileSync(join(root, 'index.html'), 'utf8');
+  const todo = [...html.matchAll(/<script[^>]*\ssrc=["']?([^"'\s>]+)/g)].map((m) => join(root, m[1]));
+  const seen = new Set();
+  while (todo.length > 0) {
+    const file = todo.pop();
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const code = readFileSync(file, 'utf8');
+    for (const m of code.matchAll(/(?:\bfrom|\bimport)\s*["'](\.{1,2}\/[^"']+)["']/g)) todo.push(join(dirname(file), m[1]));
+  }
+  return [...seen];
+}
+
+/** Every file under `dir`, with its path. */
+function allFiles(dir) {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+for (const app of Object.keys(builds)) {
+  test(`${app}: the foreign module is a chunk of its own, not in what a default page loads`, () => {
+    const root = join(dist, app);
+    const first = staticFiles(root);
+    assert.ok(first.some((f) => f.endsWith('.js')), `the page loads a script (${first})`);
+    for (const file of first) {
+      assert.ok(!readFileSync(file, 'utf8').includes(FOREIGN_MARK), `${file} holds seqsync/foreign`);
+    }
+    // It is in the build, for the pages that use it: the check above would pass vacuously otherwise.
+    const chunks = allFiles(root).filter((f) => f.endsWith('.js') && readFileSync(f, 'utf8').includes(FOREIGN_MARK));
+    assert.ok(chunks.length > 0 && chunks.every((f) => !first.includes(f)), `a chunk of its own (${chunks})`);
+  });
+}
+
+for (const app of ['vite', 'webpack', 'esbuild']) {
   for (const where of ['page', 'worker']) {
     test(`${app}: a production build ${where === 'worker' ? 'in a dedicated worker ' : ''}publishes and receives ${COUNT} messages under faults, exactly`, async () => {
       const errors = [];

@@ -218,6 +218,43 @@ test('endpoints may be one URL, and a close reason reaches the disconnected stat
   assert.ok(states.some((s) => s.state === 'disconnected' && /1008: token expired/.test(s.reason)), JSON.stringify(states));
 });
 
+test('a socket that never opened is reported as such, with the cause its error event names, if any', async () => {
+  const states = [];
+  const { c, socket } = await client({ onConnection: (s) => states.push(s) });
+  const reasons = () => states.filter((s) => s.state === 'disconnected').map((s) => s.reason);
+  // The `ws` package names the cause; the close event that may follow adds nothing.
+  const first = socket();
+  first.onerror?.({ message: 'Unexpected server response: 401' });
+  first.onclose?.({ code: 1006, reason: '' });
+  await waitFor(() => socket() !== first, 'the next attempt');
+  // A browser's error event carries no cause.
+  const second = socket();
+  second.onerror?.({});
+  second.onclose?.({ code: 1006, reason: '' });
+  await waitFor(() => reasons().length === 2, 'the second failure');
+  assert.deepEqual(reasons(), [
+    'not opened (Unexpected server response: 401)',
+    'not opened (refused, unreachable, or the upgrade refused)',
+  ]);
+  assert.equal(states.filter((s) => s.state === 'connected').length, 0);
+  // Else it keeps making sockets, which the next tests would take for theirs.
+  await c.close();
+});
+
+test('an error on an open socket waits for its close event, which names the code and reason', async () => {
+  const states = [];
+  const { c, socket } = await client({ onConnection: (s) => states.push(s) });
+  const ws = socket();
+  ws.open();
+  // A report would be made in the handler itself: the session's events are handed out at once.
+  ws.onerror?.({});
+  assert.equal(states.filter((s) => s.state === 'disconnected').length, 0, JSON.stringify(states));
+  ws.onclose?.({ code: 1011, reason: 'internal error' });
+  await waitFor(() => states.some((s) => s.state === 'disconnected'), 'the loss to be reported');
+  assert.equal(states.find((s) => s.state === 'disconnected').reason, 'closed (1011: internal error)');
+  await c.close();
+});
+
 test('a history request that is never answered reaches onGap as stalled, and is still asked again', async () => {
   const { c, socket } = await client({
     heartbeatTimeoutMs: 600_000,

@@ -115,6 +115,52 @@ test('when the first endpoint refuses, the client fails over to the second', asy
   await c.close();
 });
 
+/**
+ * What `ready` rejects with for a client at `url`, which gives up after its first failed attempt:
+ * its next wait is drawn up to far beyond `initialConnectTimeoutMs`, so none follows.
+ */
+function firstFailure(url) {
+  const c = client(url, { initialConnectTimeoutMs: 5_000, reconnectInitialMs: 1e9, reconnectMaxMs: 1e9 });
+  return c.ready.then(() => assert.fail('connected'), (e) => e);
+}
+
+// What a WebSocket lets a client tell apart: a socket that never opened, whatever the cause (a
+// refused port, an upgrade the server refused), from one that closed after opening, with its code.
+test('a refused port is reported as a socket that never opened, in the state and in connect_failed', async () => {
+  const url = await closedPortUrl();
+  const error = await firstFailure(url);
+  assert.ok(error instanceof SeqsyncError && error.code === 'connect_failed', String(error));
+  assert.match(error.message, /^could not connect: not opened \(.+\)$/);
+
+  const states = [];
+  client(url, { ...quick, initialConnectTimeoutMs: 0, onConnection: (s) => states.push(s) });
+  await waitFor(() => states.some((s) => s.state === 'disconnected'), 'a failed attempt');
+  assert.match(states.find((s) => s.state === 'disconnected').reason, /^not opened \(.+\)$/);
+});
+
+test('an upgrade the server refuses (a wrong path, a refused token) is a socket that never opened too', async () => {
+  const guarded = await startServer(['--token-secret', 'load-secret']);
+  later(() => guarded.stop());
+  for (const url of [server.wsUrl.replace(/\/ws$/, '/nowhere'), `${guarded.wsUrl}?token=not-a-token`]) {
+    const error = await firstFailure(url);
+    assert.equal(error.code, 'connect_failed', url);
+    assert.match(error.message, /^could not connect: not opened \(.+\)$/, url);
+  }
+});
+
+test('a connection lost after it opened is reported as closed, with its close code', async () => {
+  const net = await proxy();
+  const states = [];
+  const c = client(net.url, { ...quick, onConnection: (s) => states.push(s) });
+  await c.ready;
+  net.setMode('down');
+  await waitFor(() => states.some((s) => s.state === 'disconnected'), 'the loss to be reported');
+  const first = states.find((s) => s.state === 'disconnected');
+  // Cut without a closing handshake: 1006, the code a WebSocket reports for a lost connection.
+  assert.equal(first.reason, 'closed (1006)');
+  await c.close();
+});
+
 test('a publish to a server out of reach rejects with publish_timeout after publishTimeoutMs', async () => {
   const publishTimeoutMs = 300;
   const c = client(await closedPortUrl(), { ...quick, publishTimeoutMs, initialConnectTimeoutMs: 0 });

@@ -19,6 +19,11 @@ export function explain(code: SeqsyncErrorCode): string {
     case 'no_websocket':
     case 'no_crypto':
       return 'the platform lacks what the client needs';
+    case 'wasm_unavailable':
+    case 'wasm_invalid':
+      return 'the WASM file is not where the page looks for it';
+    case 'wasm_blocked':
+      return "the page's Content-Security-Policy needs 'wasm-unsafe-eval'";
     case 'closed':
     case 'connect_failed':
       return 'no connection';
@@ -54,6 +59,11 @@ export function explain(code: SeqsyncErrorCode): string {
       return unhandled;
     }
   }
+}
+
+/** Where the module came from, for the load errors. */
+export function source(error: SeqsyncError): string | undefined {
+  return error.code === 'wasm_unavailable' ? error.url : undefined;
 }
 
 export async function send(client: Client): Promise<string> {
