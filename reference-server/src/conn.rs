@@ -127,6 +127,7 @@ pub(crate) async fn run(
         WriterConfig {
             heartbeat: Duration::from_millis(state.config.heartbeat_ms),
             grace,
+            frame_limit: limits.max_frame_bytes,
         },
         state.shutdown.clone(),
     ));

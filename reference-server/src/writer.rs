@@ -1,5 +1,6 @@
 //! A connection's writer: drains its outbound queue (control frames before
-//! live ones), sends a `head` heartbeat every interval, applies fault
+//! live ones), sends a `head` heartbeat as the connection opens and then
+//! every interval, each announcing the frame size limit, applies fault
 //! injection to live frames, and ends the connection as it is asked to.
 
 use std::collections::BTreeMap;
@@ -39,6 +40,8 @@ pub(crate) struct WriterConfig {
     pub(crate) heartbeat: Duration,
     /// How long closing may take to send what is queued.
     pub(crate) grace: Duration,
+    /// The frame size limit every `head` announces (`frame_limit`).
+    pub(crate) frame_limit: usize,
 }
 
 /// The writing half of one connection.
@@ -86,6 +89,13 @@ impl Writer {
         let cut_ms = self.injector.as_ref().map_or(0, |i| i.spec().cut_every_ms);
         let cut_at = (cut_ms > 0).then(|| Instant::now() + Duration::from_millis(cut_ms));
         let mut queues = Queues::default();
+        // The connection's first frame, before any answer: it tells the
+        // client the frame size limit before it has sent much.
+        let first = self.heads(config.frame_limit).await;
+        if !matches!(first, End::No) || self.sink.flush().await.is_err() {
+            self.out.shut();
+            return;
+        }
         // One shutdown watch for the whole run: a new one per wake-up would
         // register with (and leave) the watch shared by every connection
         // each time.
@@ -107,7 +117,7 @@ impl Writer {
             let closing = self.out.take(&mut queues);
             let mut end = End::No;
             if heads {
-                end = self.heads().await;
+                end = self.heads(config.frame_limit).await;
             }
             if matches!(end, End::No) {
                 end = self.drain(&mut queues).await;
@@ -193,7 +203,7 @@ impl Writer {
         End::No
     }
 
-    async fn heads(&mut self) -> End {
+    async fn heads(&mut self, frame_limit: usize) -> End {
         if let Some(injector) = self.injector.as_mut() {
             // Frames held for reordering are released once the stream has
             // been idle for a whole heartbeat interval.
@@ -226,8 +236,11 @@ impl Writer {
             .collect();
         // Sent also without subscriptions: a client that only publishes
         // learns from it that the connection is alive (section 5.5).
-        self.feed(text(&ServerFrame::<()>::Head { heads }), false)
-            .await
+        let frame = ServerFrame::<()>::Head {
+            heads,
+            frame_limit: Some(frame_limit as u64),
+        };
+        self.feed(text(&frame), false).await
     }
 
     async fn drain(&mut self, queues: &mut Queues) -> End {

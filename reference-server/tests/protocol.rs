@@ -414,3 +414,17 @@ async fn heartbeat_goes_out_without_subscriptions_too() {
     let head = client.next_of("head").await;
     assert_eq!(head["heads"], json!({}));
 }
+
+#[tokio::test]
+async fn the_first_heartbeat_comes_at_once_and_announces_the_frame_limit() {
+    // An interval far longer than the wait: only a heartbeat sent as the
+    // connection opens can arrive.
+    let (_server, mut client) = served(|c| {
+        c.heartbeat_ms = 600_000;
+        c.limits.max_frame_bytes = 4_096;
+    })
+    .await;
+    let head = client.next_of("head").await;
+    assert_eq!(head["frame_limit"], 4_096);
+    assert_eq!(head["heads"], json!({}));
+}

@@ -92,13 +92,17 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
-    /// A publish whose frame would exceed `max_publish_bytes`.
-    #[error("publish of {len} bytes exceeds the limit of {max} bytes")]
+    /// A publish whose frame is over the effective limit: the smaller of
+    /// `max_publish_bytes` and the frame size limit the server announced.
+    /// Nothing was sent.
+    #[error("publish of {len} bytes is over the {side} limit of {max} bytes")]
     PublishTooLarge {
         /// Size of the frame.
         len: usize,
         /// The limit.
         max: usize,
+        /// Which side set the limit.
+        side: LimitSide,
     },
     /// A history response whose messages fall outside the range it claims.
     #[error("history for {stream} claims {from}..={to} but holds seq {seq}")]
@@ -112,4 +116,24 @@ pub enum Error {
         /// The seq outside it.
         seq: u64,
     },
+}
+
+/// Which side set a size limit: the client's own configuration
+/// (`max_publish_bytes`), or the server, which announced its frame size
+/// limit (protocol section 3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitSide {
+    /// The client's configuration.
+    Client,
+    /// The server's announcement.
+    Server,
+}
+
+impl core::fmt::Display for LimitSide {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            LimitSide::Client => "client's",
+            LimitSide::Server => "server's",
+        })
+    }
 }

@@ -130,7 +130,7 @@ mod timers;
 pub mod types;
 
 pub use config::{Config, SessionConfig};
-pub use error::Error;
+pub use error::{Error, LimitSide};
 pub use event::{Event, Request, ResetReason, StalledRequest, StreamPhase};
 pub use publish::PublishId;
 pub use sequencer::{Sequencer, SubscribeOptions, idle_stream_bytes};

@@ -151,6 +151,20 @@ impl Publishes {
             .map(|(h, p)| (PublishId(*h), p))
     }
 
+    /// The publish with the largest frame over `above` bytes among those not
+    /// held back, the oldest of equals; `None` when no frame is over it.
+    pub(crate) fn largest_in_flight(&self, above: usize) -> Option<PublishId> {
+        let mut largest = None;
+        let mut most = above;
+        for (h, pending) in &self.queue {
+            if pending.retry_at.is_none() && pending.frame.len() > most {
+                most = pending.frame.len();
+                largest = Some(PublishId(*h));
+            }
+        }
+        largest
+    }
+
     /// Removes and returns every pending publish, oldest first.
     pub(crate) fn drain(&mut self) -> Vec<(PublishId, Pending)> {
         self.next_retry = None;
@@ -223,6 +237,24 @@ mod tests {
         assert!(p.remove(ids[1]).is_none(), "removed once");
         p.clear_retries();
         assert_eq!(p.next_deadline(), Some(Millis(1_001)));
+    }
+
+    #[test]
+    fn the_largest_in_flight_is_over_the_bound_not_held_and_the_oldest_of_equals() {
+        let mut p = Publishes::default();
+        let frame = |n: usize| Pending {
+            frame: "x".repeat(n).into_boxed_str(),
+            ..pending(n as u64)
+        };
+        let ids: Vec<PublishId> = [30, 50, 50, 80].map(|n| p.insert(frame(n))).to_vec();
+        assert_eq!(p.largest_in_flight(0), Some(ids[3]));
+        p.retry_at(ids[3], Millis(10));
+        assert_eq!(
+            p.largest_in_flight(0),
+            Some(ids[1]),
+            "held back, then a tie"
+        );
+        assert_eq!(p.largest_in_flight(50), None, "none over the bound");
     }
 
     #[test]

@@ -146,6 +146,9 @@ pub struct Session<P> {
     stats: SessionStats,
     timers: Timers,
     closing: bool,
+    /// The frame size limit the server announced last (protocol section
+    /// 3.7), in bytes.
+    server_frame_limit: Option<usize>,
     /// A server that does not speak the protocol: its plan and requests.
     #[cfg(feature = "foreign")]
     foreign: Option<Box<foreign::Foreign<P>>>,
@@ -183,6 +186,7 @@ impl<P> Session<P> {
             stats: SessionStats::default(),
             timers: Timers::default(),
             closing: false,
+            server_frame_limit: None,
             #[cfg(feature = "foreign")]
             foreign: None,
         };
@@ -244,6 +248,14 @@ impl<P> Session<P> {
     /// Publishes waiting for their ack.
     pub fn pending_publishes(&self) -> usize {
         self.publishes.len()
+    }
+
+    /// The frame size limit the server announced last (`frame_limit` of
+    /// its `head` frames), in bytes; `None` until a server announces one.
+    /// A publish over it, or over `max_publish_bytes`, is refused before
+    /// it is sent.
+    pub fn server_frame_limit(&self) -> Option<usize> {
+        self.server_frame_limit
     }
 
     // ---- (B) inputs from the transport and the clock ---------------------------

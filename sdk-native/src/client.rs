@@ -212,9 +212,11 @@ impl Client {
     ///
     /// # Errors
     /// [`ClientError::PublishRejected`], [`ClientError::PublishTimeout`],
-    /// [`ClientError::TooManyPendingPublishes`], [`ClientError::InvalidData`],
-    /// [`ClientError::Core`] (invalid stream name, publish too large),
-    /// [`ClientError::Closed`].
+    /// [`ClientError::PublishTooLarge`] (over `max_publish_bytes` or the
+    /// server's limit, refused before sending or by the server, never
+    /// resent), [`ClientError::TooManyPendingPublishes`],
+    /// [`ClientError::InvalidData`], [`ClientError::Core`] (invalid stream
+    /// name), [`ClientError::Closed`].
     pub async fn publish(&self, stream: &str, data: impl Serialize) -> Result<Seq, ClientError> {
         let data = serde_json::to_string(&data).map_err(|e| ClientError::InvalidData {
             reason: e.to_string(),

@@ -304,7 +304,7 @@ impl Driver {
                         self.open = Some(Open { conn, sink, stream });
                         let _ = self.session.handle_input(now, Input::Opened { conn });
                     }
-                    Err(reason) => self.closed(now, conn, &reason),
+                    Err(reason) => self.closed(now, conn, None, &reason),
                 }
             }
             Wake::Command(Some(command)) => self.on_command(command),

@@ -1,5 +1,6 @@
 //! The one error type of the native client.
 
+use seqsync_core::LimitSide;
 use seqsync_core::protocol::ErrorCode;
 
 /// What can go wrong for a caller of the client, and when.
@@ -100,6 +101,22 @@ pub enum ClientError {
         /// The configured limit.
         limit: usize,
     },
+    /// `publish`: the frame is over a size limit, and is never sent (again).
+    /// Refused before sending when it is over the client's
+    /// `max_publish_bytes` or the frame size limit the server announced
+    /// (`limit` is that limit, `side` says whose); or refused by the server
+    /// after sending (`frame_too_large`, or the connection closed with
+    /// 1009 after it): `side` is then the server, and `limit` its announced
+    /// limit when it announced one. Nothing was stored.
+    #[error("publish of {len} bytes is over the {side} limit{}", limit_text(*limit))]
+    PublishTooLarge {
+        /// Size of the publish frame, in bytes.
+        len: usize,
+        /// The limit it is over, when known.
+        limit: Option<usize>,
+        /// Which side set the limit.
+        side: LimitSide,
+    },
     /// `publish`: the payload cannot be written as JSON.
     #[error("payload cannot be encoded as JSON: {reason}")]
     InvalidData {
@@ -107,8 +124,7 @@ pub enum ClientError {
         reason: String,
     },
     /// Input the core refused: an invalid stream name, a stream already
-    /// subscribed by this client, a publish larger than
-    /// `max_publish_bytes`, too many streams.
+    /// subscribed by this client, too many streams.
     #[error(transparent)]
     Core(seqsync_core::Error),
 }
@@ -121,7 +137,20 @@ impl From<seqsync_core::Error> for ClientError {
             seqsync_core::Error::TooManyPendingPublishes { limit } => {
                 ClientError::TooManyPendingPublishes { limit }
             }
+            seqsync_core::Error::PublishTooLarge { len, max, side } => {
+                ClientError::PublishTooLarge {
+                    len,
+                    limit: Some(max),
+                    side,
+                }
+            }
             other => ClientError::Core(other),
         }
     }
+}
+
+/// The end of a [`ClientError::PublishTooLarge`] message: the limit, when
+/// known.
+fn limit_text(limit: Option<usize>) -> String {
+    limit.map_or_else(String::new, |limit| format!(" of {limit} bytes"))
 }

@@ -66,7 +66,7 @@ pub use positions::{FilePositionStore, Position, PositionStore, Positions};
 pub use rustls;
 pub use seqsync_core::protocol::ErrorCode;
 pub use seqsync_core::{
-    DeliveryMode, Epoch, ResetReason, Seq, SeqRange, SessionConfig, StalledRequest, StartAt,
-    StreamPhase, StreamStats, SubscribeOptions,
+    DeliveryMode, Epoch, LimitSide, ResetReason, Seq, SeqRange, SessionConfig, StalledRequest,
+    StartAt, StreamPhase, StreamStats, SubscribeOptions,
 };
 pub use tls::{TlsOptions, TokenFuture, TokenProvider, TokenSource};

@@ -81,7 +81,12 @@ export type SeqsyncErrorCode =
   | 'publish_timeout'
   /** More than `maxPendingPublishes` publishes waiting for their ack. */
   | 'too_many_pending'
-  /** A publish frame over `maxPublishBytes`. */
+  /**
+   * A publish frame over `maxPublishBytes` or the frame size limit the server announced, refused
+   * before it is sent; or one the server refused as too large (it announced no limit), failed at
+   * once and never sent again. The message names the size, the limit and whose it is:
+   * `room: publish of 2,000,123 bytes is over the server's limit of 65,536 bytes`.
+   */
   | 'publish_too_large'
   /** `Client.stream`: more than `maxQueued` events were waiting to be taken; the iteration ends with it, after the events it held, and its subscription is released. */
   | 'overflow'
@@ -439,7 +444,7 @@ export interface ClientOptions {
   initialConnectTimeoutMs?: number;
   /** Largest frame accepted from the server, in bytes of UTF-8. Default 1 MiB. */
   maxFrameBytes?: number;
-  /** Largest publish frame, in bytes of UTF-8 (the server's limit); larger publishes reject with `publish_too_large`. Default 65536. */
+  /** Largest publish frame, in bytes of UTF-8; the limit a server announces applies too when it is smaller. Larger publishes reject with `publish_too_large`, unsent. Default 65536. */
   maxPublishBytes?: number;
   /** How long a publish waits for its ack, across reconnects and retries. Default 30000. */
   publishTimeoutMs?: number;

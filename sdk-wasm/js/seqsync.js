@@ -79,6 +79,13 @@ export function init(source) {
 
 const closedError = () => new SeqsyncError('closed', 'the client is closed');
 
+/** `publish_too_large`: the frame's size, and the limit it is over (negative: not announced) and whose it is. */
+const tooLarge = (stream, len, limit, side) => {
+  const bytes = (n) => `${n.toLocaleString('en-US')} bytes`;
+  const of = limit >= 0 ? ` of ${bytes(limit)}` : '';
+  return new SeqsyncError('publish_too_large', `${stream}: publish of ${bytes(len)} is over the ${side}'s limit${of}`);
+};
+
 /** `url` with `token` as its `token` query parameter, percent-encoded as the core does (RFC 3986). */
 function withToken(url, token) {
   const encoded = encodeURIComponent(token).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
@@ -374,7 +381,7 @@ export class Client {
         if (this._closed) return reject(closedError());
         const handle = this._session.publish(this._now(), stream, text);
         if (handle < 0) return reject(this._refusal(stream));
-        this._waiting.set(handle, { resolve, reject });
+        this._waiting.set(handle, { resolve, reject, stream });
         this._drain(scratch(this)[8]);
       };
       this._session !== null ? send() : this._loaded.then(send);
@@ -458,6 +465,8 @@ export class Client {
   /** Why the session refused a subscribe or publish. */
   _refusal(stream) {
     const code = this._session.code(-1);
+    const v = scratch(this);
+    if (code === 'publish_too_large') return tooLarge(stream, v[3], v[4], v[5] === 1 ? 'server' : 'client');
     return new SeqsyncError(code, `${stream}: ${code.replaceAll('_', ' ')}`);
   }
 
@@ -528,7 +537,11 @@ export class Client {
   }
 
   _open(conn, url) {
-    const closed = (reason) => this._input((s, t) => s.input(t, INPUT_CLOSED, conn, [reason]));
+    // The close code the server sent goes in scratch slot 1 (1009: a frame over its hard limit).
+    const closed = (reason, code = NaN) => this._input((s, t) => {
+      scratch(this)[1] = code;
+      return s.input(t, INPUT_CLOSED, conn, [reason]);
+    });
     let ws;
     try {
       ws = this._ws = new this._WebSocket(url);
@@ -547,7 +560,7 @@ export class Client {
     };
     ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
     ws.onerror = (event) => opened || closed(`not opened (${event?.message || 'refused, unreachable, or the upgrade refused'})`);
-    ws.onclose = (event) => closed(opened ? `closed (${event.code}${event.reason ? `: ${event.reason}` : ''})` : 'not opened');
+    ws.onclose = (event) => closed(opened ? `closed (${event.code}${event.reason ? `: ${event.reason}` : ''})` : 'not opened', event.code);
   }
 
   // One frame. `stamp` is the event's `timeStamp`: the clock of `performance.now()`, read when the
@@ -603,6 +616,7 @@ export class Client {
     v[4] = num(f.from);
     v[5] = num(f.to);
     v[6] = num(f.earliest);
+    v[12] = num(f.frame_limit);
     const texts = [f.type, h >= 0 ? undefined : f.stream, f.reason, f.id, f.code, f.message, f.ref].map(text);
     // Absent texts at the end need not cross (each one that does is a call): a message names its
     // stream by handle and has only its type.
@@ -677,6 +691,7 @@ export class Client {
       else if (s[4] === 0) waiting?.reject(serverError(this._session.code(s[5]), s[5], payload));
       else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
       else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
+      else if (s[4] === 4) waiting?.reject(tooLarge(waiting.stream, s[5], s[6], 'server'));
       else waiting?.reject(new SeqsyncError('publish_unconfirmed', 'closed before the ack: it may have been stored'));
     } else if (kind === EVENT_POSITION) {
       this._savePosition(payload, s[3], s[4]);

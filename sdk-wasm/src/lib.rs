@@ -280,6 +280,13 @@ const SLOT_IN_FROM: usize = 4;
 const SLOT_IN_TO: usize = 5;
 #[cfg(feature = "session")]
 const SLOT_IN_EARLIEST: usize = 6;
+/// A `head` frame's `frame_limit`: a slot that only outputs of the
+/// `foreign` feature use, free while an input runs.
+#[cfg(feature = "session")]
+const SLOT_IN_FRAME_LIMIT: usize = 12;
+/// For `INPUT_CLOSED`: the close code the server sent (NaN: none).
+#[cfg(feature = "session")]
+const SLOT_IN_CLOSE_CODE: usize = 1;
 
 const SLOT_KIND: usize = 0;
 const SLOT_MORE: usize = 1;

@@ -6,8 +6,8 @@ use crate::prelude::*;
 
 use seqsync_core::protocol::{ErrorCode, Fields, InboundFrame, StreamKey, split_unknown_code};
 use seqsync_core::{
-    DeliveryMode, Error, Input, Millis, PublishError, PublishId, SessionConfig, SessionEvent,
-    StartAt, StopReason, StreamName, SubscribeOptions, Transmit,
+    DeliveryMode, Error, Input, LimitSide, Millis, PublishError, PublishId, SessionConfig,
+    SessionEvent, StartAt, StopReason, StreamName, SubscribeOptions, Transmit,
 };
 use wasm_bindgen::prelude::*;
 
@@ -21,11 +21,11 @@ use crate::{
     EVENT_DISCONNECTED, EVENT_POSITION, EVENT_PUBLISH_ACKED, EVENT_PUBLISH_FAILED, EVENT_REFUSED,
     EVENT_SERVER_ERROR, EVENT_STOPPED, INPUT_CLOSED, INPUT_FRAME, INPUT_OPENED, INPUT_TIMEOUT,
     READY_DELIVER, READY_ERROR, READY_EVENTS, READY_TIMEOUT, READY_TRANSMIT, SLOT_A, SLOT_ARG,
-    SLOT_B, SLOT_C, SLOT_CONN, SLOT_DEADLINE, SLOT_FLAGS, SLOT_IN_EARLIEST, SLOT_IN_EPOCH,
-    SLOT_IN_FROM, SLOT_IN_HEAD, SLOT_IN_SEQ, SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE,
-    SLOT_STREAM, SLOT_TRANSMIT, Scratch, TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND,
-    core_config, count, handle_id, message_seq, millis, new_scratch, position, required_epoch,
-    stream_stats, whole, write_event,
+    SLOT_B, SLOT_C, SLOT_CONN, SLOT_D, SLOT_DEADLINE, SLOT_FLAGS, SLOT_IN_CLOSE_CODE,
+    SLOT_IN_EARLIEST, SLOT_IN_EPOCH, SLOT_IN_FRAME_LIMIT, SLOT_IN_FROM, SLOT_IN_HEAD, SLOT_IN_SEQ,
+    SLOT_IN_STREAM, SLOT_IN_TO, SLOT_KIND, SLOT_MORE, SLOT_STREAM, SLOT_TRANSMIT, Scratch,
+    TRANSMIT_CONNECT, TRANSMIT_DISCONNECT, TRANSMIT_SEND, core_config, count, handle_id,
+    message_seq, millis, new_scratch, position, required_epoch, stream_stats, whole, write_event,
 };
 
 /// The number of options the constructor reads (see [`Session::new`]).
@@ -169,8 +169,9 @@ impl Session {
     /// `JSON.parse`), [`INPUT_UNREADABLE`](crate::INPUT_UNREADABLE) (a frame of `number` bytes that
     /// is not text, too large, not JSON, or with a member of the wrong
     /// type: a number member that is not a whole number from 0 is one), [`INPUT_OPENED`] or [`INPUT_CLOSED`] (the socket of
-    /// connection `number`; `reason` says why it closed) or
-    /// [`INPUT_TIMEOUT`].
+    /// connection `number`; `reason` says why it closed, scratch slot 1 the
+    /// close code the server sent, NaN or any number outside 1000..=4999
+    /// for none) or [`INPUT_TIMEOUT`].
     ///
     /// A frame's members cross as they are, whatever its `type`; the core
     /// judges them ([`InboundFrame::from_fields`]) and routes the frame.
@@ -179,7 +180,7 @@ impl Session {
     /// are its `type`, `stream`, `reason`, `id`, `code`, `message` and
     /// `ref` (`undefined` when absent). A `history` frame's messages are `seqs` and `items`, a `head`
     /// frame's entries `names` and `heads` (seq and epoch of each, in
-    /// turn).
+    /// turn), its `frame_limit` in scratch slot 12 (NaN when absent).
     #[allow(clippy::too_many_arguments)]
     pub fn input(
         &mut self,
@@ -205,8 +206,13 @@ impl Session {
             },
             INPUT_CLOSED => {
                 let conn = conn_id(number);
+                // Close codes are 1000 to 4999 (RFC 6455): anything else in
+                // the slot (NaN included) was left there by an output.
+                let c = self.scratch[SLOT_IN_CLOSE_CODE];
+                let code = (1000.0..5000.0).contains(&c).then_some(c as u16);
                 let reason = &fields.kind;
-                let _ = self.inner.handle_input(at, Input::Closed { conn, reason });
+                let input = Input::Closed { conn, code, reason };
+                let _ = self.inner.handle_input(at, input);
                 return self.ready();
             }
             INPUT_TIMEOUT => Input::Timeout,
@@ -452,6 +458,11 @@ impl Session {
                         s[SLOT_C] = status.map_or(-1.0, f64::from);
                         (3.0, JsValue::from(reason))
                     }
+                    PublishError::TooLarge { len, limit } => {
+                        s[SLOT_C] = len as f64;
+                        s[SLOT_D] = limit.map_or(-1.0, |l| l as f64);
+                        (4.0, none)
+                    }
                 };
                 s[SLOT_B] = why;
                 (EVENT_PUBLISH_FAILED, payload)
@@ -576,6 +587,7 @@ impl Session {
 
     /// The socket of connection `conn` closed (as [`Session::opened`]).
     pub fn closed(&mut self, now: f64, conn: f64, reason: &str) -> u32 {
+        self.scratch[SLOT_IN_CLOSE_CODE] = f64::NAN;
         let none = JsValue::UNDEFINED;
         let texts = Some(vec![JsValue::from_str(reason)]);
         self.input(
@@ -625,12 +637,20 @@ impl Session {
     }
 
     /// Ends a verb that returns a handle: the flags go to scratch slot 8; a
-    /// refusal is -1 with its code in `code(-1)`.
+    /// refusal is -1 with its code in `code(-1)` (for `publish_too_large`
+    /// the frame's size, the limit and whose it is, 1 for the server's, in
+    /// slots 3 to 5).
     fn verb(&mut self, result: Result<f64, Error>) -> f64 {
         let value = match result {
             Ok(value) => value,
             Err(error) => {
                 self.error = verb_error_code(&error);
+                if let Error::PublishTooLarge { len, max, side } = error {
+                    let s = &mut self.scratch;
+                    s[SLOT_A] = len as f64;
+                    s[SLOT_B] = max as f64;
+                    s[SLOT_C] = f64::from(u8::from(side == LimitSide::Server));
+                }
                 -1.0
             }
         };
@@ -774,6 +794,7 @@ fn fields(
         from: n(SLOT_IN_FROM),
         to: n(SLOT_IN_TO),
         earliest: n(SLOT_IN_EARLIEST),
+        frame_limit: n(SLOT_IN_FRAME_LIMIT),
         data: present(data),
         state: present(state),
         messages,

@@ -137,6 +137,10 @@ pub enum ServerFrame<D> {
     Head {
         /// Per stream.
         heads: BTreeMap<StreamName, HeadEntry>,
+        /// The server's frame size limit in bytes, when it announces it
+        /// (protocol section 3.7).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        frame_limit: Option<u64>,
     },
     /// The missing range is gone (retention) or the stream must start over.
     Reset {
@@ -506,7 +510,7 @@ impl<P> crate::Sequencer<P> {
                 let messages = messages.into_iter().map(|m| (m.seq, m.data)).collect();
                 self.handle_history(now, id, range.0, epoch, messages)?;
             }
-            ServerFrame::Head { ref heads } => {
+            ServerFrame::Head { ref heads, .. } => {
                 for (stream, head) in heads {
                     if let Some(id) = self.stream_id(stream.as_str()) {
                         self.handle_head(now, id, head.seq, Some(head.epoch))?;

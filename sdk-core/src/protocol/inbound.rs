@@ -106,6 +106,8 @@ pub enum InboundFrame<'a, P> {
     Head {
         /// Per stream.
         heads: Vec<(Cow<'a, str>, Seq, Epoch)>,
+        /// The server's frame size limit in bytes, when it announces it.
+        frame_limit: Option<u64>,
     },
     /// The stream must start over from a snapshot.
     Reset {
@@ -179,6 +181,8 @@ pub struct Fields<'a, P> {
     pub message: Option<Cow<'a, str>>,
     /// `ref`.
     pub reference: Option<Cow<'a, str>>,
+    /// `frame_limit`.
+    pub frame_limit: Option<u64>,
 }
 
 /// One entry of a `head` frame's `heads`, as read: the stream's name, its
@@ -205,6 +209,7 @@ impl<P> Default for Fields<'_, P> {
             code: None,
             message: None,
             reference: None,
+            frame_limit: None,
         }
     }
 }
@@ -296,7 +301,10 @@ impl<'a, P> InboundFrame<'a, P> {
                         Some((stream, Seq::new(seq?).ok()?, epoch(e?).ok()?))
                     })
                     .collect();
-                InboundFrame::Head { heads }
+                InboundFrame::Head {
+                    heads,
+                    frame_limit: m.frame_limit,
+                }
             }
             "reset" => {
                 let earliest = m.earliest.map(Seq::new).transpose()?;
@@ -387,7 +395,7 @@ impl<'a, P> InboundFrame<'a, P> {
                 head,
                 reference,
             },
-            InboundFrame::Head { heads } => InboundFrame::Head { heads },
+            InboundFrame::Head { heads, frame_limit } => InboundFrame::Head { heads, frame_limit },
             InboundFrame::Reset {
                 stream,
                 reason,

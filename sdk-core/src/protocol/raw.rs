@@ -65,6 +65,8 @@ struct Members<'a> {
     reason: Option<Cow<'a, str>>,
     #[serde(default)]
     earliest: Option<u64>,
+    #[serde(default)]
+    frame_limit: Option<u64>,
     #[serde(borrow, default, deserialize_with = "text")]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "text")]
@@ -134,6 +136,7 @@ pub fn parse_server_frame_raw(text: &str, max_bytes: usize) -> Result<RawServerF
         code: m.code,
         message: m.message,
         reference: m.reference,
+        frame_limit: m.frame_limit,
     })
 }
 
@@ -191,7 +194,8 @@ mod tests {
         assert_eq!(reference.as_deref(), Some("1.0"));
 
         let head = r#"{"type":"head","heads":{"a":{"seq":4,"epoch":1},"b\n":{"seq":0,"epoch":2}}}"#;
-        let RawServerFrame::Head { heads } = parse_server_frame_raw(head, 1 << 20).expect("head")
+        let RawServerFrame::Head { heads, .. } =
+            parse_server_frame_raw(head, 1 << 20).expect("head")
         else {
             panic!("not a head frame")
         };

@@ -84,6 +84,16 @@ pub enum PublishError {
         /// The HTTP status, when there was one.
         status: Option<u16>,
     },
+    /// The server refused the publish as too large: it answered
+    /// `frame_too_large`, or closed the connection with 1009 after it was
+    /// sent (protocol section 8.9). It was not stored and is never sent
+    /// again.
+    TooLarge {
+        /// Size of its frame, in bytes.
+        len: usize,
+        /// The frame size limit the server announced, when it did.
+        limit: Option<usize>,
+    },
 }
 
 /// Why a session ended, in [`SessionEvent::Closed`].

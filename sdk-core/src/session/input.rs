@@ -14,6 +14,10 @@ use crate::prelude::*;
 use crate::protocol::{ErrorCode, InboundFrame, StreamKey, parse_stream_ref};
 use crate::types::{Epoch, Millis, Seq, SeqRange, StreamId};
 
+/// The close code of a connection the server closed because a frame was
+/// over its hard size limit.
+const CLOSE_TOO_LARGE: u16 = 1009;
+
 /// What a shell hands [`Session::handle_input`].
 #[derive(Debug)]
 pub enum Input<'a, P> {
@@ -27,6 +31,10 @@ pub enum Input<'a, P> {
     Closed {
         /// The attempt or connection.
         conn: ConnId,
+        /// The close code the server sent, when it sent one (1009: a frame
+        /// over its hard size limit, which fails the publish that caused
+        /// it, protocol section 8.9).
+        code: Option<u16>,
         /// Why, in words.
         reason: &'a str,
     },
@@ -76,7 +84,12 @@ impl<P> Session<P> {
     pub fn handle_input(&mut self, now: Millis, input: Input<'_, P>) -> Result<(), Error> {
         match input {
             Input::Opened { conn } => self.handle_opened(now, conn),
-            Input::Closed { conn, reason } => self.handle_closed(now, conn, reason),
+            Input::Closed { conn, code, reason } => {
+                if code == Some(CLOSE_TOO_LARGE) && self.connection() == Some(conn) {
+                    self.refused_as_too_large();
+                }
+                self.handle_closed(now, conn, reason);
+            }
             Input::Timeout => self.handle_timeout(now),
             Input::Frame { bytes, frame } => {
                 self.handle_received(now, bytes);
@@ -149,7 +162,10 @@ impl<P> Session<P> {
                     }
                 }
             }
-            InboundFrame::Head { heads } => {
+            InboundFrame::Head { heads, frame_limit } => {
+                if let Some(limit) = frame_limit {
+                    self.server_frame_limit = Some(usize::try_from(limit).unwrap_or(usize::MAX));
+                }
                 let mut result = Ok(());
                 for (stream, head, epoch) in heads {
                     if let Some(id) = self.named(&stream) {
@@ -427,7 +443,9 @@ impl<P> Session<P> {
     /// [`SessionEvent::Refused`]; the request is retried on its timeout), a
     /// pending publish (`rate_limited` and `internal` are sent again with
     /// the same id after a backoff; other codes fail it), or a stream by
-    /// name (a server that does not echo `ref`). Anything else is reported
+    /// name (a server that does not echo `ref`). A `frame_too_large`
+    /// without `ref` fails the largest publish in flight over the server's
+    /// announced limit (protocol section 8.9). Anything else is reported
     /// as [`SessionEvent::ServerError`].
     pub fn handle_error(
         &mut self,
@@ -440,10 +458,12 @@ impl<P> Session<P> {
             return;
         }
         let Some(reference) = reference else {
-            self.events.push_back(SessionEvent::ServerError {
-                code,
-                message: message.to_string(),
-            });
+            if code != ErrorCode::FrameTooLarge || !self.refused_as_too_large() {
+                self.events.push_back(SessionEvent::ServerError {
+                    code,
+                    message: message.to_string(),
+                });
+            }
             return;
         };
         if let Some(id) = parse_stream_ref(reference) {

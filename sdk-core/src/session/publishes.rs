@@ -1,9 +1,10 @@
 //! Publishes: ids, the pending table, acks, retries after `rate_limited` and
-//! `internal`, and failures.
+//! `internal`, the frame size limit (the client's and the one the server
+//! announced), and failures.
 
 use super::Session;
 use super::events::{PublishError, SessionEvent};
-use crate::error::Error;
+use crate::error::{Error, LimitSide};
 use crate::prelude::*;
 use crate::protocol::{ErrorCode, encode};
 use crate::publish::{Pending, PublishId};
@@ -15,6 +16,11 @@ impl<P> Session<P> {
     /// if connected, is sent again with the same id after every reconnect
     /// and after `rate_limited`/`internal` refusals, and ends with exactly
     /// one [`SessionEvent::PublishAcked`] or [`SessionEvent::PublishFailed`].
+    ///
+    /// A frame over the effective limit (the smaller of
+    /// `max_publish_bytes` and the limit the server announced, see
+    /// [`server_frame_limit`](Self::server_frame_limit)) is refused here,
+    /// before anything is sent.
     ///
     /// # Errors
     /// [`Error::Closed`], [`Error::InvalidStreamName`],
@@ -42,10 +48,12 @@ impl<P> Session<P> {
             Some(_) => data.to_string(),
             None => encode::publish(stream, &wire_id, data),
         };
-        if frame.len() > self.config.max_publish_bytes {
+        let (max, side) = self.publish_limit();
+        if frame.len() > max {
             return Err(Error::PublishTooLarge {
                 len: frame.len(),
-                max: self.config.max_publish_bytes,
+                max,
+                side,
             });
         }
         self.expect_traffic(now);
@@ -96,6 +104,11 @@ impl<P> Session<P> {
         code: ErrorCode,
         message: &str,
     ) {
+        if code == ErrorCode::FrameTooLarge {
+            self.failed_too_large(publish);
+            self.finish_close_if_drained();
+            return;
+        }
         if code.is_retryable() {
             let retries = self.publishes.get(publish).map_or(0, |p| p.retries);
             let wait = self.rng.up_to(self.config.reconnect_bound(retries));
@@ -112,6 +125,53 @@ impl<P> Session<P> {
             },
         );
         self.finish_close_if_drained();
+    }
+
+    /// The largest frame a publish may have, and which side set it: the
+    /// smaller of `max_publish_bytes` and the server's announced limit.
+    fn publish_limit(&self) -> (usize, LimitSide) {
+        match self.server_frame_limit {
+            Some(server) if server < self.config.max_publish_bytes => (server, LimitSide::Server),
+            _ => (self.config.max_publish_bytes, LimitSide::Client),
+        }
+    }
+
+    /// The server refused a frame as too large without naming it
+    /// (`frame_too_large` without `ref`, or a close with 1009): the
+    /// publish it refused is the largest one in flight on the open
+    /// connection whose frame is over the limit the server announced (any
+    /// size when it announced none). It fails, and is not sent again.
+    /// Returns false when no publish can be the one.
+    ///
+    /// In flight means sent on this connection and not answered: while a
+    /// connection is open, every pending publish not held back by a
+    /// retryable refusal was sent on it (on open, or when made or due).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn refused_as_too_large(&mut self) -> bool {
+        if !self.is_open() || self.is_foreign() {
+            return false;
+        }
+        let above = self.server_frame_limit.unwrap_or(0);
+        let Some(publish) = self.publishes.largest_in_flight(above) else {
+            return false;
+        };
+        self.failed_too_large(publish);
+        self.finish_close_if_drained();
+        self.timers.publishes = self.publishes.next_deadline();
+        true
+    }
+
+    /// Ends a publish the server refused as too large.
+    fn failed_too_large(&mut self, publish: PublishId) {
+        let Some(pending) = self.publishes.remove(publish) else {
+            return;
+        };
+        let error = PublishError::TooLarge {
+            len: pending.frame.len(),
+            limit: self.server_frame_limit,
+        };
+        self.publish_failed(publish, error);
     }
 
     /// A publish ended without an ack: rare, kept out of line.

@@ -114,14 +114,15 @@ impl Driver {
         let conn = open.conn;
         self.open = None;
         let now = self.now();
-        self.closed(now, conn, &failure);
+        self.closed(now, conn, None, &failure);
         false
     }
 
-    /// Tells the session that the socket or attempt `conn` ended.
-    pub(super) fn closed(&mut self, now: Millis, conn: ConnId, reason: &str) {
+    /// Tells the session that the socket or attempt `conn` ended, with the
+    /// close code the server sent, if any.
+    pub(super) fn closed(&mut self, now: Millis, conn: ConnId, code: Option<u16>, reason: &str) {
         let _ = self
             .session
-            .handle_input(now, Input::Closed { conn, reason });
+            .handle_input(now, Input::Closed { conn, code, reason });
     }
 }

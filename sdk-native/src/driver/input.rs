@@ -32,17 +32,20 @@ impl Driver {
                 None
             }
             Some(Ok(Message::Close(frame))) => Some(match frame {
-                Some(f) => format!("closed by the server ({}: {})", u16::from(f.code), f.reason),
-                None => "closed by the server".to_string(),
+                Some(f) => (
+                    Some(u16::from(f.code)),
+                    format!("closed by the server ({}: {})", u16::from(f.code), f.reason),
+                ),
+                None => (None, "closed by the server".to_string()),
             }),
             Some(Ok(_)) => None,
-            Some(Err(error)) => Some(error.to_string()),
-            None => Some("connection ended".to_string()),
+            Some(Err(error)) => Some((None, error.to_string())),
+            None => Some((None, "connection ended".to_string())),
         };
         match ended {
-            Some(reason) => {
+            Some((code, reason)) => {
                 self.open = None;
-                self.closed(now, conn, &reason);
+                self.closed(now, conn, code, &reason);
                 false
             }
             None => true,

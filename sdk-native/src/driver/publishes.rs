@@ -2,6 +2,7 @@
 //! says the publish ended.
 
 use super::*;
+use seqsync_core::LimitSide;
 
 impl Driver {
     pub(super) fn publish_failed(&mut self, publish: PublishId, error: PublishError) {
@@ -17,6 +18,11 @@ impl Driver {
             PublishError::Failed { reason, status } => {
                 ClientError::PublishFailed { reason, status }
             }
+            PublishError::TooLarge { len, limit } => ClientError::PublishTooLarge {
+                len,
+                limit,
+                side: LimitSide::Server,
+            },
         };
         let _ = reply.send(Err(error));
     }
