@@ -187,8 +187,14 @@ export type GapEvent =
  * as `onmessage`), makes `subscribe` throw `invalid_argument`.
  */
 export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
-  /** The next message: every seq once, in order. */
-  onMessage?: (data: T, seq: number) => void;
+  /**
+   * The next message: every seq once, in order. `seq` and `epoch` are its
+   * position: stored with the application's own state (in the same write),
+   * they are what `since` and `epoch` take back to resume exactly after it.
+   * `epoch` is a number from a seqsync server; it is undefined only for a
+   * server that names no epochs.
+   */
+  onMessage?: (data: T, seq: number, epoch: number | undefined) => void;
   /** The stream's state at `seq`: replaces whatever the application held. */
   onSnapshot?: (state: S, seq: number, epoch: number) => void;
   /** What was missing is gone: drop the state; a snapshot follows. */
@@ -451,7 +457,7 @@ export type ServerFrame<T = Json> =
 
 /** What the bare `Sequencer` (`seqsync/sequencer`) tells the application; `stream` is a handle. */
 export type SequencerEvent<T = Json> =
-  | { type: 'message'; stream: number; seq: number; data: T }
+  | { type: 'message'; stream: number; seq: number; epoch: number | undefined; data: T }
   | { type: 'snapshot'; stream: number; seq: number; epoch: number; state: T }
   | { type: 'reset'; stream: number; reason: ResetReason; earliest?: number }
   | { type: 'skipped'; stream: number; from: number; to: number }
