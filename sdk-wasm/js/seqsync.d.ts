@@ -292,7 +292,13 @@ export interface ClientOptions {
    * Resume across page loads: each stream's last delivered seq and epoch are
    * kept in `storage` (a string is the key prefix, default `"seqsync:"`),
    * written every `persistIntervalMs` while messages flow, when the page is
-   * hidden, and on `unsubscribe` and `close`.
+   * hidden, and on `unsubscribe` and `close`. Across a reload or a closed
+   * tab every message comes exactly once. Across a crash (the page killed,
+   * no `pagehide`) nothing is lost, but the messages delivered after the
+   * last write (about the last `persistIntervalMs`, more when the page's
+   * timers ran late) come again. For exactly once across a crash, store
+   * `onMessage`'s `seq` and `epoch` with the application's own state and
+   * pass them back as `since` and `epoch`.
    */
   persist?: boolean | string;
   /** How often resume positions are written while messages flow. Default 250 with `persist`. */
