@@ -61,8 +61,10 @@ if (params.role === 'publish') {
 } else if (params.role === 'owned') {
   // The application's state and its position, in one value, in one write.
   const key = `app:${params.stream}`;
-  const saved = JSON.parse(localStorage.getItem(key) ?? 'null');
-  window.__saved = saved;
+  const raw = localStorage.getItem(key) ?? 'null';
+  const saved = JSON.parse(raw);
+  // A copy for the test: the state read here goes on changing.
+  window.__saved = JSON.parse(raw);
   let state = saved?.state ?? { applied: [] };
   const save = (seq, epoch) => localStorage.setItem(key, JSON.stringify({ seq, epoch, state }));
   window.__state = () => state;
