@@ -295,8 +295,9 @@ export interface ClientOptions {
    * hidden, and on `unsubscribe` and `close`. Across a reload or a closed
    * tab every message comes exactly once. Across a crash (the page killed,
    * no `pagehide`) nothing is lost, but the messages delivered after the
-   * last write (about the last `persistIntervalMs`, more when the page's
-   * timers ran late) come again. For exactly once across a crash, store
+   * last write (about the last `persistIntervalMs`: a write that is due is
+   * made by the first message after it, even when the page's timers run
+   * late) come again. For exactly once across a crash, store
    * `onMessage`'s `seq` and `epoch` with the application's own state and
    * pass them back as `since` and `epoch`.
    */
