@@ -57,7 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     loop {
         tokio::select! {
             event = room.next() => match event {
-                Some(SubscriptionEvent::Message { seq, data }) => {
+                Some(SubscriptionEvent::Message { seq, data, .. }) => {
                     println!("{seq:>5} <{}> {}", data.user_id, data.message);
                 }
                 Some(SubscriptionEvent::Reset { earliest, .. }) => {

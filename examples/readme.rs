@@ -22,7 +22,7 @@ let mut room = client.subscribe_as::<Chat>("chat:lobby").await?;
 client.publish("chat:lobby", Chat { from: "ada".into(), text: "hi".into() }).await?;
 while let Some(event) = room.next().await {
     match event {
-        SubscriptionEvent::Message { seq, data } => println!("{seq} <{}> {}", data.from, data.text),
+        SubscriptionEvent::Message { seq, data, .. } => println!("{seq} <{}> {}", data.from, data.text),
         SubscriptionEvent::Undecodable { seq, error, .. } => eprintln!("{seq} is not a Chat: {error}"),
         other => eprintln!("{other:?}"), // snapshot, resets, gaps healed, phase changes
     }
@@ -53,7 +53,7 @@ let mut lobby = client.subscribe("lobby").await?;
 client.publish("lobby", json!({"user_id": "ada", "message": "hi"})).await?;
 while let Some(event) = lobby.next().await {
     match event {
-        SubscriptionEvent::Message { seq, data } => println!("{seq}: {data}"),
+        SubscriptionEvent::Message { seq, data, .. } => println!("{seq}: {data}"),
         SubscriptionEvent::Reset { earliest, .. } => println!("gone before {earliest:?}"),
         _ => {}
     }

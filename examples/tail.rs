@@ -58,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let Some(event) = event else { break };
                 let mut out = stdout.lock();
                 match event {
-                    SubscriptionEvent::Message { seq, data } => {
+                    SubscriptionEvent::Message { seq, data, .. } => {
                         received += 1;
                         writeln!(out, "{seq}\t{data}")?;
                     }

@@ -235,6 +235,10 @@ run_browser_tests() (
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" \
         node --test --test-reporter=tap demo.test.mjs || failed=1
 
+    run_step "browser: a tab crashed mid-stream (Page.crash) resumes: persist, an app-owned position" \
+        _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
+        node --test --test-reporter=tap crash.test.mjs || failed=1
+
     local fixture
     if fixture=$(_foreign_fixture_bin); then
         run_step "browser: foreign chat server behind faults, Node and Chromium" \

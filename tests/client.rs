@@ -385,7 +385,7 @@ async fn latest_mode_delivers_only_newer_and_never_fetches() {
     let reached = timeout(LIMIT, async {
         while last < 400 {
             match sub.next().await {
-                Some(SubscriptionEvent::Message { seq, data }) => {
+                Some(SubscriptionEvent::Message { seq, data, .. }) => {
                     assert!(seq.get() > last, "{seq} after {last}");
                     assert_eq!(data, json!(seq.get()));
                     last = seq.get();
@@ -513,7 +513,7 @@ async fn every_frame_of_a_fast_burst_is_taken_in_order() {
     let done = timeout(LIMIT, async {
         while last < 20_000 {
             match sub.next().await {
-                Some(SubscriptionEvent::Message { seq, data }) => {
+                Some(SubscriptionEvent::Message { seq, data, .. }) => {
                     assert_eq!(seq.get(), last + 1);
                     assert_eq!(data, json!(seq.get()));
                     last = seq.get();
@@ -610,5 +610,86 @@ async fn a_history_request_never_answered_reaches_the_application_as_stalled() {
         asked.load(Ordering::SeqCst) >= 4
     })
     .await;
+    client.close().await;
+}
+
+/// A server that starts the stream in epoch 7, delivers 1 in order, 3
+/// before 2, then a message of epoch 9 (its log changed), and answers the
+/// request for a snapshot that follows the reset with one of epoch 9.
+async fn epoch_changing_server() -> std::net::SocketAddr {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    ws_server(1, |mut ws| async move {
+        while let Some(Ok(message)) = ws.next().await {
+            let Ok(text) = message.to_text() else {
+                continue;
+            };
+            let frame: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+            let answer: &[&str] = match frame["type"].as_str() {
+                Some("subscribe") => &[
+                    r#"{"type":"snapshot","stream":"e","seq":0,"epoch":7,"state":null}"#,
+                    r#"{"type":"msg","stream":"e","seq":1,"epoch":7,"data":1}"#,
+                    r#"{"type":"msg","stream":"e","seq":3,"epoch":7,"data":3}"#,
+                    r#"{"type":"msg","stream":"e","seq":2,"epoch":7,"data":2}"#,
+                    r#"{"type":"msg","stream":"e","seq":4,"epoch":9,"data":4}"#,
+                ],
+                Some("snapshot") => &[
+                    r#"{"type":"snapshot","stream":"e","seq":3,"epoch":9,"state":null}"#,
+                    r#"{"type":"msg","stream":"e","seq":4,"epoch":9,"data":4}"#,
+                ],
+                _ => &[],
+            };
+            for text in answer {
+                if ws.send(Message::text(*text)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_message_carries_the_epoch_it_belongs_to() {
+    use seqsync::{Epoch, ResetReason};
+    let addr = epoch_changing_server().await;
+    let client = Client::connect(client_config(&format!("ws://{addr}/ws")))
+        .await
+        .expect("connect");
+    let mut sub = client.subscribe("e").await.expect("subscribe");
+    let mut seen = Vec::new();
+    let collected = timeout(LIMIT, async {
+        while seen.len() < 6 {
+            match sub.next().await {
+                Some(SubscriptionEvent::Message { seq, epoch, .. }) => {
+                    seen.push(format!("m{seq}@{}", epoch.map_or(-1, |e| e.0 as i64)));
+                }
+                Some(SubscriptionEvent::Snapshot { seq, epoch, .. }) => {
+                    seen.push(format!("s{seq}@{}", epoch.0));
+                }
+                Some(SubscriptionEvent::Reset { reason, .. }) => {
+                    assert_eq!(reason, ResetReason::EpochChanged);
+                    seen.push("reset".to_string());
+                }
+                Some(_) => {}
+                None => panic!("the subscription ended after {seen:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(collected.is_ok(), "in time, got {seen:?}");
+    // 2 released from the buffer after the hole, in its epoch; after the
+    // log changed, the new one.
+    assert_eq!(seen, ["s0@7", "m1@7", "m2@7", "m3@7", "reset", "s3@9"]);
+    let next = timeout(LIMIT, async {
+        loop {
+            if let Some(SubscriptionEvent::Message { seq, epoch, .. }) = sub.next().await {
+                break (seq.get(), epoch);
+            }
+        }
+    })
+    .await
+    .expect("the message after the new snapshot");
+    assert_eq!(next, (4, Some(Epoch(9))));
     client.close().await;
 }

@@ -210,7 +210,7 @@ async fn seqsync_round(url: &str, consumer: Consumer) -> Duration {
                 assert!(sub.next_batch(&mut batch, 256).await > 0, "ended at {last}");
                 for event in batch.drain(..) {
                     match event {
-                        SubscriptionEvent::Message { seq, data } => {
+                        SubscriptionEvent::Message { seq, data, .. } => {
                             assert_eq!(data.n, seq.get(), "decoded payload of {seq}");
                             last = seq.get();
                         }

@@ -64,7 +64,7 @@ impl Delivered {
 
     fn take(&mut self, room: &str, event: SubscriptionEvent) {
         match event {
-            SubscriptionEvent::Message { seq, data } => {
+            SubscriptionEvent::Message { seq, data, .. } => {
                 let want = self
                     .next
                     .unwrap_or_else(|| panic!("{room}: message {seq} before a start"));
@@ -161,7 +161,7 @@ async fn hostile_frames_are_counted_and_dropped_and_the_stream_stays_exact() {
     let mut got = Vec::new();
     while got.len() < 3 {
         let event = timeout(LIMIT, lobby.next()).await.expect("in time");
-        if let Some(SubscriptionEvent::Message { seq, data }) = event {
+        if let Some(SubscriptionEvent::Message { seq, data, .. }) = event {
             got.push((seq.get(), data.parse::<String>().expect("a string")));
         }
     }
@@ -562,7 +562,7 @@ async fn first_message(sub: &mut Subscription) -> (u64, Value) {
     timeout(LIMIT, async {
         loop {
             match sub.next().await {
-                Some(SubscriptionEvent::Message { seq, data }) => {
+                Some(SubscriptionEvent::Message { seq, data, .. }) => {
                     break (seq.get(), data.to_value().expect("a JSON payload"));
                 }
                 Some(_) => {}

@@ -234,10 +234,12 @@ async fn a_typed_subscription_reports_a_payload_that_does_not_fit_and_goes_on() 
     let done = timeout(LIMIT, async {
         while seen.len() < 3 {
             match room.next().await {
-                Some(SubscriptionEvent::Message { seq, data }) => {
+                Some(SubscriptionEvent::Message { seq, data, .. }) => {
                     seen.push((seq.get(), Ok(data)));
                 }
-                Some(SubscriptionEvent::Undecodable { seq, data, error }) => {
+                Some(SubscriptionEvent::Undecodable {
+                    seq, data, error, ..
+                }) => {
                     assert_eq!(data, json!({"from": "bob", "text": 42}), "the raw payload");
                     assert!(!error.is_empty());
                     seen.push((seq.get(), Err(())));

@@ -620,7 +620,7 @@ async fn redis_restart_without_persistence_resets_clients_never_silently() {
     let after_reset: Vec<(u64, Value)> = events[reset_at..]
         .iter()
         .filter_map(|e| match e {
-            SubscriptionEvent::Message { seq, data } => {
+            SubscriptionEvent::Message { seq, data, .. } => {
                 Some((seq.get(), data.to_value().expect("JSON")))
             }
             _ => None,

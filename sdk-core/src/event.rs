@@ -19,6 +19,11 @@ pub enum Event<P> {
         stream: StreamId,
         /// Its seq.
         seq: Seq,
+        /// The log incarnation `seq` belongs to: with `seq`, the position an
+        /// application stores to resume after this message. `None` only
+        /// while the stream knows no epoch (a resume point given without
+        /// one, and messages that name none).
+        epoch: Option<Epoch>,
         /// Its payload.
         payload: P,
     },

@@ -292,10 +292,7 @@ impl<P> Session<P> {
                 }
             }
         }
-        if self.timers.persist.is_some_and(|at| at <= now) {
-            self.timers.persist = None;
-            self.report_positions();
-        }
+        self.persist_if_due(now);
         self.finish_close_if_drained();
         self.after(now);
     }

@@ -413,6 +413,7 @@ impl<P> StreamState<P> {
             ctx.events.push_back(Event::Message {
                 stream: ctx.id,
                 seq,
+                epoch: self.epoch.get(),
                 payload,
             });
             return;
@@ -557,6 +558,7 @@ impl<P> StreamState<P> {
         ctx.events.push_back(Event::Message {
             stream: ctx.id,
             seq,
+            epoch: self.epoch.get(),
             payload,
         });
     }
@@ -621,6 +623,7 @@ impl<P> StreamState<P> {
                     ctx.events.push_back(Event::Message {
                         stream: ctx.id,
                         seq,
+                        epoch: self.epoch.get(),
                         payload,
                     });
                 }

@@ -299,3 +299,77 @@ fn an_ack_naming_its_stream_by_handle_completes_the_publish() {
     });
     assert_eq!(acked, Some((publish, 9)));
 }
+
+/// The positions a session reported, in order.
+fn positions(events: &[SessionEvent<String>]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SessionEvent::Position { seq, .. } => Some(seq.get()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_position_due_is_reported_by_the_next_message_when_the_timer_runs_late() {
+    let mut config = SessionConfig::new("ws://h/ws");
+    config.persist_interval_ms = 250;
+    let mut s = Session::new(config, [5; 32], Millis(0)).expect("a session");
+    let Some(Transmit::Connect { conn, .. }) = s.poll_transmit() else {
+        panic!("the session asks for a socket first")
+    };
+    s.handle_input(Millis(1), Input::Opened { conn })
+        .expect("opened");
+    let mut f = Fixture { s };
+    let room = f.subscribe("room");
+    let reference = RequestRef::for_stream(room);
+    let snapshot = format!(
+        r#"{{"type":"snapshot","stream":"room","seq":0,"epoch":1,"state":null,"ref":"{}"}}"#,
+        reference.as_str()
+    );
+    f.frame(&snapshot).expect("snapshot");
+    f.drain();
+    let msg = |seq: u64| Fields {
+        seq: Some(seq),
+        epoch: Some(1),
+        data: Some(format!("m{seq}")),
+        ..by_handle("msg", room)
+    };
+    // Seq 1 arms the persist deadline (at 10 + 250); the timer never fires,
+    // as on a page too busy to run it.
+    let frame = InboundFrame::from_fields(msg(1));
+    f.s.handle_input(Millis(10), Input::Frame { bytes: 40, frame })
+        .expect("a message");
+    assert!(positions(&f.drain()).is_empty(), "not due yet");
+    // The next frame after the deadline reports what was handed out before
+    // it, never the message it carries: that one is polled after.
+    let frame = InboundFrame::from_fields(msg(2));
+    f.s.handle_input(Millis(400), Input::Frame { bytes: 40, frame })
+        .expect("a message");
+    let events = f.drain();
+    assert_eq!(positions(&events), [1]);
+    let message_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::Stream(seqsync_core::Event::Message { seq, .. }) if seq.get() == 2));
+    let position_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::Position { .. }));
+    assert!(position_at < message_at, "{events:?}");
+    // An in-order message the shell delivers itself re-arms the deadline,
+    // and the first one after it reports the position with that message in.
+    assert!(
+        f.s.handle_message_in_order(Millis(410), room, seq(3), None)
+            .expect("in order")
+    );
+    assert!(positions(&f.drain()).is_empty(), "not due yet");
+    assert!(
+        f.s.handle_message_in_order(Millis(700), room, seq(4), None)
+            .expect("in order")
+    );
+    assert_eq!(positions(&f.drain()), [4]);
+}
+
+fn seq(n: u64) -> seqsync_core::Seq {
+    seqsync_core::Seq::new(n).expect("a seq")
+}

@@ -150,7 +150,7 @@ impl Client {
     /// let mut room = client.subscribe_as::<Chat>("chat:lobby").await?;
     /// while let Some(event) = room.next().await {
     ///     match event {
-    ///         SubscriptionEvent::Message { seq, data } => println!("{seq} <{}> {}", data.from, data.text),
+    ///         SubscriptionEvent::Message { seq, data, .. } => println!("{seq} <{}> {}", data.from, data.text),
     ///         SubscriptionEvent::Undecodable { seq, error, .. } => eprintln!("{seq}: {error}"),
     ///         _ => {}
     ///     }

@@ -21,6 +21,11 @@ pub enum SubscriptionEvent<T = Payload> {
     Message {
         /// Its seq.
         seq: Seq,
+        /// The log incarnation `seq` belongs to: with `seq`, the position
+        /// to store with what the application made of the message, and to
+        /// resume from ([`StartAt::After`](crate::StartAt::After)). `None`
+        /// only for a server that names no epochs.
+        epoch: Option<Epoch>,
         /// Its payload.
         data: T,
     },
@@ -30,6 +35,8 @@ pub enum SubscriptionEvent<T = Payload> {
     Undecodable {
         /// Its seq.
         seq: Seq,
+        /// Its epoch, as in `Message`.
+        epoch: Option<Epoch>,
         /// The payload as it came.
         data: Payload,
         /// What the decoder said.
@@ -94,13 +101,26 @@ impl<T> SubscriptionEvent<T> {
         decode: impl FnOnce(T) -> Result<U, (Payload, String)>,
     ) -> SubscriptionEvent<U> {
         match self {
-            SubscriptionEvent::Message { seq, data } => match decode(data) {
-                Ok(data) => SubscriptionEvent::Message { seq, data },
-                Err((data, error)) => SubscriptionEvent::Undecodable { seq, data, error },
+            SubscriptionEvent::Message { seq, epoch, data } => match decode(data) {
+                Ok(data) => SubscriptionEvent::Message { seq, epoch, data },
+                Err((data, error)) => SubscriptionEvent::Undecodable {
+                    seq,
+                    epoch,
+                    data,
+                    error,
+                },
             },
-            SubscriptionEvent::Undecodable { seq, data, error } => {
-                SubscriptionEvent::Undecodable { seq, data, error }
-            }
+            SubscriptionEvent::Undecodable {
+                seq,
+                epoch,
+                data,
+                error,
+            } => SubscriptionEvent::Undecodable {
+                seq,
+                epoch,
+                data,
+                error,
+            },
             SubscriptionEvent::Snapshot { seq, epoch, state } => {
                 SubscriptionEvent::Snapshot { seq, epoch, state }
             }
@@ -135,9 +155,16 @@ impl SubscriptionEvent<Payload> {
 impl From<Event<Payload>> for SubscriptionEvent {
     fn from(event: Event<Payload>) -> SubscriptionEvent {
         match event {
-            Event::Message { seq, payload, .. } => {
-                SubscriptionEvent::Message { seq, data: payload }
-            }
+            Event::Message {
+                seq,
+                epoch,
+                payload,
+                ..
+            } => SubscriptionEvent::Message {
+                seq,
+                epoch,
+                data: payload,
+            },
             Event::Snapshot {
                 seq, epoch, state, ..
             } => SubscriptionEvent::Snapshot { seq, epoch, state },

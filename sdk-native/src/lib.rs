@@ -23,7 +23,7 @@
 //! while let Some(event) = room.next().await {
 //!     match event {
 //!         SubscriptionEvent::Snapshot { seq, state, .. } => println!("state at {seq}: {state}"),
-//!         SubscriptionEvent::Message { seq, data } => println!("{seq}: {data}"),
+//!         SubscriptionEvent::Message { seq, data, .. } => println!("{seq}: {data}"),
 //!         SubscriptionEvent::Reset { reason, .. } => println!("reset: {}", reason.as_str()),
 //!         _ => {}
 //!     }

@@ -64,7 +64,7 @@ where
 {
     events
         .map(move |event| match event {
-            SubscriptionEvent::Message { seq, data } => {
+            SubscriptionEvent::Message { seq, data, .. } => {
                 let work = tokio::time::timeout(timeout, handler(seq, data));
                 Either::Left(async move {
                     match work.await {

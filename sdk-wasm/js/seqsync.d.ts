@@ -228,8 +228,14 @@ export type GapEvent =
  * `onReset` is followed by `onSnapshot`.
  */
 export interface SubscribeHandlers<T = Json, S = Json> extends StartOptions {
-  /** The next message: every seq once, in order. */
-  onMessage?: (data: T, seq: number) => void;
+  /**
+   * The next message: every seq once, in order. `seq` and `epoch` are its
+   * position: stored with the application's own state (in the same write),
+   * they are what `since` and `epoch` take back to resume exactly after it.
+   * `epoch` is a number from a seqsync server; it is undefined only for a
+   * server that names no epochs.
+   */
+  onMessage?: (data: T, seq: number, epoch: number | undefined) => void;
   /**
    * The stream's state at `seq`: replaces whatever the application held. The
    * reference server's `state` is `{ messages: [{ seq, data }, ...] }`: the
@@ -322,7 +328,7 @@ export interface ClientEvents {
  * `seq` (subscribe with an `onGap` listener to watch repairs).
  */
 export type StreamEvent<T = Json, S = Json> =
-  | { type: 'message'; seq: number; epoch: number; data: T }
+  | { type: 'message'; seq: number; epoch: number | undefined; data: T }
   | { type: 'snapshot'; seq: number; epoch: number; state: S }
   | { type: 'reset'; reason: ResetReason; earliest: number | undefined };
 
@@ -454,7 +460,14 @@ export interface ClientOptions {
    * Resume across page loads: each stream's last delivered seq and epoch are
    * kept in `storage` (a string is the key prefix, default `"seqsync:"`),
    * written every `persistIntervalMs` while messages flow, when the page is
-   * hidden, and on `unsubscribe` and `close`.
+   * hidden, and on `unsubscribe` and `close`. Across a reload or a closed
+   * tab every message comes exactly once. Across a crash (the page killed,
+   * no `pagehide`) nothing is lost, but the messages delivered after the
+   * last write (about the last `persistIntervalMs`: a write that is due is
+   * made by the first message after it, even when the page's timers run
+   * late) come again. For exactly once across a crash, store
+   * `onMessage`'s `seq` and `epoch` with the application's own state and
+   * pass them back as `since` and `epoch`.
    */
   persist?: boolean | string;
   /** How often resume positions are written while messages flow. Default 250 with `persist`. */
@@ -716,7 +729,7 @@ export type ServerFrame<T = Json> =
 
 /** What the bare `Sequencer` (`seqsync/sequencer`) tells the application; `stream` is a handle. */
 export type SequencerEvent<T = Json> =
-  | { type: 'message'; stream: number; seq: number; data: T }
+  | { type: 'message'; stream: number; seq: number; epoch: number | undefined; data: T }
   | { type: 'snapshot'; stream: number; seq: number; epoch: number; state: T }
   | { type: 'reset'; stream: number; reason: ResetReason; earliest?: number }
   | { type: 'skipped'; stream: number; from: number; to: number }

@@ -138,8 +138,7 @@ function listen(owner, event, fn, where) {
 
 /** Hands `push` the message, snapshot and reset events of subscription `h` as plain objects. */
 function feed(h, push) {
-  // The epoch of a message: its callback's third argument, else the stream's.
-  h.on('message', (data, seq, epoch) => push({ type: 'message', seq, epoch: epoch ?? h.stats()?.epoch, data }));
+  h.on('message', (data, seq, epoch) => push({ type: 'message', seq, epoch, data }));
   h.on('snapshot', (state, seq, epoch) => push({ type: 'snapshot', seq, epoch, state }));
   h.on('reset', (reason, earliest) => push({ type: 'reset', reason, earliest }));
   return h;
@@ -582,14 +581,15 @@ export class Client {
       const h = sub?._handle;
       wrong = false;
       const seq = num(f.seq), epoch = num(f.epoch);
-      if (h >= 0 && !wrong) {
+      // A frame without an epoch takes the one path: the core's event names the stream's.
+      if (h >= 0 && !wrong && epoch >= 0) {
         this._hotName = f.stream;
         this._hotSub = sub;
         const next = s.inOrder(t, h, seq, epoch, n);
         if (next & READY_DELIVER) {
           if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(next & ~READY_EVENTS);
           this._dispatching = true;
-          call(sub._onMessage, f.data, seq);
+          call(sub._onMessage, f.data, seq, epoch);
           this._dispatching = false;
           if ((next & READY_EVENTS || this._reentered) && !this._closed) {
             this._reentered = false;
@@ -656,7 +656,7 @@ export class Client {
       const kind = s[0];
       if (kind === 0) break;
       const more = s[1];
-      if (kind === EVENT_MESSAGE) call(this._byHandle.get(s[2])?._onMessage, payload, s[3]);
+      if (kind === EVENT_MESSAGE) call(this._byHandle.get(s[2])?._onMessage, payload, s[3], s[4] < 0 ? undefined : s[4]);
       else this._event(kind, payload, s);
       if (this._closed || (more === 0 && !this._reentered)) break;
       this._reentered = false;

@@ -96,7 +96,7 @@ export class Sequencer {
   pollEvent() {
     const payload = this._core.pollEvent();
     const s = scratch(this);
-    if (s[0] === EVENT_MESSAGE) return { type: 'message', stream: s[2], seq: s[3], data: payload };
+    if (s[0] === EVENT_MESSAGE) return { type: 'message', stream: s[2], seq: s[3], epoch: s[4] < 0 ? undefined : s[4], data: payload };
     return s[0] === 0 ? undefined : { type: EVENTS[s[0]], stream: s[2], ...eventFields(s[0], s, payload) };
   }
 

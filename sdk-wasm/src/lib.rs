@@ -58,7 +58,7 @@
 //! | 0 | event kind (`EVENT_*`, 0: none); for `Session::input`, slots 0 to 6 are a frame's stream handle (-1: none), `seq`, `epoch`, `head`, `from`, `to`, `earliest` (NaN: absent) |
 //! | 1 | 1 when another event is queued |
 //! | 2 | stream handle |
-//! | 3..=6 | the event's numbers (see `EVENT_*`) |
+//! | 3..=6 | the event's numbers (see `EVENT_*`): a message's seq in 3, its epoch in 4 |
 //! | 7 | the timer deadline in ms, -1 for none |
 //! | 8 | the flags of the last `deliver`, `subscribe` or `publish` |
 //! | 9 | `Session::pollTransmit`: kind ([`TRANSMIT_CONNECT`], [`TRANSMIT_SEND`], [`TRANSMIT_DISCONNECT`], [`TRANSMIT_FOREIGN`]) |
@@ -147,7 +147,8 @@ pub const READY_DELIVER: u32 = 16;
 /// unchanged. `Session`: the frame was counted as bad.
 pub const READY_ERROR: u32 = 8;
 
-/// `Message`: slot 3 seq; the payload is returned.
+/// `Message`: slot 3 seq, slot 4 epoch (-1: the stream knows none); the
+/// payload is returned.
 pub const EVENT_MESSAGE: u32 = 1;
 /// `Snapshot`: slot 3 seq, slot 4 epoch; the state is returned.
 pub const EVENT_SNAPSHOT: u32 = 2;
@@ -328,8 +329,14 @@ fn write_event(s: &mut [f64; SLOTS], event: Event<JsValue>) -> (u32, JsValue) {
     s[SLOT_STREAM] = event.stream().to_raw() as f64;
     let none = JsValue::UNDEFINED;
     match event {
-        Event::Message { seq, payload, .. } => {
+        Event::Message {
+            seq,
+            epoch,
+            payload,
+            ..
+        } => {
             s[SLOT_A] = seq.get() as f64;
+            s[SLOT_B] = epoch.map_or(-1.0, |e| e.0 as f64);
             (EVENT_MESSAGE, payload)
         }
         Event::Snapshot {

@@ -133,6 +133,9 @@ impl Core {
             self.next = direct.map(|payload| Event::Message {
                 stream: id,
                 seq,
+                // A message taken in order matched the stream's epoch; one
+                // that named none carries the stream's.
+                epoch: epoch.or_else(|| self.inner.stats(id).and_then(|s| s.epoch)),
                 payload,
             });
             Ok(())

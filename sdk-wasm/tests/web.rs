@@ -76,8 +76,11 @@ fn payload_objects_come_back_identical() {
     assert_eq!(flags, READY_EVENTS);
     let got = events(&mut core);
     assert_eq!(got.len(), 1);
-    let (kind, stream, seq, _, data) = &got[0];
-    assert_eq!((*kind, *stream, *seq), (EVENT_MESSAGE, room, 11.0));
+    let (kind, stream, seq, epoch, data) = &got[0];
+    assert_eq!(
+        (*kind, *stream, *seq, *epoch),
+        (EVENT_MESSAGE, room, 11.0, 3.0)
+    );
     assert!(js_sys::Object::is(data, &payload), "the very same object");
 }
 

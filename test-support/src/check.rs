@@ -88,7 +88,7 @@ impl StreamCheck {
             events.push(event.clone());
         }
         match event {
-            SubscriptionEvent::Message { seq, data } => {
+            SubscriptionEvent::Message { seq, data, .. } => {
                 self.next_delivery(stream, "message", seq.get());
                 let earlier = self
                     .delivered
@@ -298,6 +298,7 @@ mod tests {
     fn message(n: u64) -> SubscriptionEvent {
         SubscriptionEvent::Message {
             seq: seq(n),
+            epoch: Some(Epoch(1)),
             data: Payload::from_json(&format!("{{\"n\":{n}}}")).expect("JSON"),
         }
     }

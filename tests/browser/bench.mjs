@@ -67,6 +67,11 @@ try {
     console.log(`the same rounds by the wall clock:`);
     line('reordered + duplicates', result.wall.reordered);
     line('in order', result.wall.inOrder);
+    console.log('in order, each position written to localStorage before onMessage returns ("baseline" is the package as it is):');
+    line('saving / package', result.savingEveryPosition);
+    line('saving / package, wall', result.savingEveryPositionWall);
+    console.log('the same against the pure-JS baseline:');
+    line('saving / baseline', result.savingEveryPositionVsBaseline);
     console.log(JSON.stringify(result, null, 2));
   }
 } finally {

@@ -92,6 +92,7 @@ impl<P> Session<P> {
             }
             Input::Timeout => self.handle_timeout(now),
             Input::Frame { bytes, frame } => {
+                self.persist_if_due(now);
                 self.handle_received(now, bytes);
                 let result = frame.and_then(|frame| self.route(now, bytes, frame));
                 if result.is_err() {
@@ -300,9 +301,7 @@ impl<P> Session<P> {
         let result = self
             .seq
             .handle_message_direct(now, stream, seq, epoch, payload);
-        if self.timers.persist.is_none() {
-            self.arm_persist(now);
-        }
+        self.persist_due(now);
         if !matches!(result, Ok(Some(_))) {
             self.after(now);
         }
@@ -325,8 +324,8 @@ impl<P> Session<P> {
         epoch: Option<Epoch>,
     ) -> Result<bool, Error> {
         let taken = self.seq.handle_message_in_order(now, stream, seq, epoch)?;
-        if taken && self.timers.persist.is_none() {
-            self.arm_persist(now);
+        if taken {
+            self.persist_due(now);
         }
         Ok(taken)
     }

@@ -32,6 +32,31 @@ impl<P> Session<P> {
         }
     }
 
+    /// After an in-order delivery the shell makes itself: reports the
+    /// positions now if the persist deadline has passed, arms it otherwise.
+    pub(super) fn persist_due(&mut self, now: Millis) {
+        if !self.persist_if_due(now) {
+            self.arm_persist(now);
+        }
+    }
+
+    /// Reports the positions if the persist deadline has passed, and says
+    /// whether it did. A timer can fire late (a busy page runs its timers
+    /// after the frames waiting for it), and positions reported only when it
+    /// fires would then lag by more than `persist_interval_ms`: the first
+    /// frame after the deadline reports them. Called before a frame is read,
+    /// so that what it reports was handed out already (the shell polls every
+    /// event after each input), or after an in-order message the shell
+    /// delivers itself (it delivers it before polling).
+    pub(super) fn persist_if_due(&mut self, now: Millis) -> bool {
+        let due = self.timers.persist.is_some_and(|at| at <= now);
+        if due {
+            self.timers.persist = None;
+            self.report_positions();
+        }
+        due
+    }
+
     pub(super) fn report_positions(&mut self) {
         let streams: Vec<StreamId> = self.seq.streams().map(|(id, _)| id).collect();
         for id in streams {

@@ -268,6 +268,24 @@ async function packageRun(frames) {
 }
 
 /**
+ * The package's client on `frames`, its position written to localStorage before each `onMessage`
+ * returns: what `persist` would cost if it saved on every message instead of every
+ * `persistIntervalMs`.
+ */
+async function savingRun(frames) {
+  const c = checker();
+  const onMessage = (data, seq, epoch) => {
+    if (epoch !== 1) throw new Error(`message ${seq} delivered with epoch ${epoch}`);
+    c.onMessage(data, seq);
+    localStorage.setItem('seqsync:bench#bench', JSON.stringify({ seq, epoch }));
+  };
+  const time = await seqsyncRun(frames, onMessage);
+  if (c.done() !== N) throw new Error(`seqsync delivered ${c.done()} saving each position`);
+  localStorage.removeItem('seqsync:bench#bench');
+  return time;
+}
+
+/**
  * One round of one scenario: each side twice on the same frames, in the order baseline, package,
  * package, baseline (or the mirror image when `packageFirst`). Returns each side's mean time by
  * clock (`wall`, `cpu`), and the payloads' checksum.
@@ -331,6 +349,10 @@ async function main() {
   const parse = [];
   const bare = [];
   const store = [];
+  // In order, the package as it is against the package saving every position (`savingRun`), and
+  // against the baseline.
+  const saving = series();
+  const savingVsBaseline = series();
   for (let round = 0; round < WARMUP + ROUNDS; round++) {
     const packageFirst = round % 2 === 1;
     const r = await pair(frames, packageFirst);
@@ -351,8 +373,11 @@ async function main() {
     const b = await sequencerOnly(parsed, c.onMessage);
     if (c.done() !== N) throw new Error(`Sequencer delivered ${c.done()}`);
     const st = await payloadStoreOnly(parsed);
+    const sv = await savingRun(ordered);
 
     if (round < WARMUP) continue;
+    record(saving, { base: o.ours, ours: sv });
+    record(savingVsBaseline, { base: o.base, ours: sv });
     record(reordered, r);
     record(inOrder, o);
     if (w !== undefined) {
@@ -381,6 +406,11 @@ async function main() {
     wall: { reordered: summary(reordered, 'wall'), inOrder: summary(inOrder, 'wall') },
     jsonParseOnlyNsPerMessage: pieces(parse),
     bareSequencerPreParsedNsPerMessage: pieces(bare),
+    // In order: the package saving each position to localStorage, against the package (`ratio`
+    // of the package saving / the package as it is) and against the baseline.
+    savingEveryPosition: summary(saving, clock),
+    savingEveryPositionVsBaseline: summary(savingVsBaseline, clock),
+    savingEveryPositionWall: summary(saving, 'wall'),
     jsPayloadStoreNsPerMessage: Math.round((median(store.map((t) => t[clock])) * 1e6) / parsed.length),
     userAgent: navigator.userAgent,
   };

@@ -41,8 +41,8 @@ test('the bare Sequencer orders, dedupes and asks for what is missing', async ()
   for (let e = seq.pollEvent(); e !== undefined; e = seq.pollEvent()) events.push(e);
   const messages = events.filter((e) => e.type === 'message');
   assert.deepEqual(messages, [
-    { type: 'message', stream: room, seq: 11, data: 'eleven' },
-    { type: 'message', stream: room, seq: 12, data: 'twelve' },
+    { type: 'message', stream: room, seq: 11, epoch: 3, data: 'eleven' },
+    { type: 'message', stream: room, seq: 12, epoch: 3, data: 'twelve' },
   ]);
   assert.deepEqual(events.find((e) => e.type === 'snapshot'), { type: 'snapshot', stream: room, seq: 10, epoch: 3, state: 'at10' });
   assert.deepEqual(events.find((e) => e.type === 'gapDetected'), { type: 'gapDetected', stream: room, from: 11, to: 11 });
@@ -64,5 +64,28 @@ test('the bare Sequencer orders, dedupes and asks for what is missing', async ()
   seq.unsubscribe(80, room);
   assert.deepEqual(seq.pollRequest(), { type: 'unsubscribe', stream: 'room' });
   assert.equal(seq.stats(room), undefined);
+  seq.free();
+});
+
+test('a message event carries its epoch, also for a frame that names none, and the new one after the log changed', async () => {
+  await init();
+  const seq = new Sequencer();
+  const room = seq.subscribe(0, 'room');
+  seq.handleConnected(0);
+  seq.handleSnapshot(1, room, 0, 7, 'empty');
+  // Taken at once (nothing waiting), with and without an epoch in the frame.
+  seq.handleMessage(2, room, 1, 7, 'one');
+  seq.handleMessage(3, room, 2, undefined, 'two');
+  const messages = () => {
+    const out = [];
+    for (let e = seq.pollEvent(); e !== undefined; e = seq.pollEvent()) if (e.type === 'message') out.push([e.seq, e.epoch]);
+    return out;
+  };
+  assert.deepEqual(messages(), [[1, 7], [2, 7]]);
+  // Another epoch: a reset, then the new log's snapshot and messages.
+  seq.handleMessage(4, room, 3, 9, 'three');
+  seq.handleSnapshot(5, room, 2, 9, 'at2');
+  seq.handleMessage(6, room, 4, undefined, 'four');
+  assert.deepEqual(messages(), [[3, 9], [4, 9]]);
   seq.free();
 });

@@ -73,7 +73,7 @@ export async function usage(): Promise<number> {
     },
   });
   const sub = client.subscribe<Chat, { messages: { seq: number; data: Chat }[] }>('room', {
-    onMessage: (data, seq) => console.log(data.text.toUpperCase(), seq + 1),
+    onMessage: (data, seq, epoch) => console.log(data.text.toUpperCase(), seq + 1, epoch ?? 0),
     onSnapshot: (state, seq, epoch) => console.log(state.messages.length, seq, epoch),
     onReset: (reason, earliest) => console.log(reason === 'history_unavailable', earliest ?? 0),
     onGap: (gap: GapEvent) => {
@@ -254,6 +254,13 @@ export async function everything(socketClass: WebSocketConstructor, wasm: WasmSo
     onState: (phase: StreamPhase) => console.log(phase),
   };
   const sub: Subscription = client.subscribe('numbers', handlers);
+  // The position an application owns: stored with its state, given back on the next load.
+  const kept: { seq: number; epoch: number | undefined } | null = JSON.parse(localStorage.getItem('numbers') ?? 'null');
+  client.subscribe<number>('owned', {
+    since: kept?.seq,
+    epoch: kept?.epoch,
+    onMessage: (n, seq, epoch) => localStorage.setItem('numbers', JSON.stringify({ seq, epoch, total: n })),
+  });
   console.log(sub.stream);
   const t: ClientStats = client.stats();
   console.log(t.disconnects, t.frames, t.bytes, t.badFrames, t.historyFrames, t.historyBytes, t.historyMessages, t.published);
