@@ -231,6 +231,10 @@ run_browser_tests() (
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
         node --test --test-reporter=tap load.test.mjs || failed=1
 
+    run_step "browser: the client's API in Chromium: connect() after a give-up, disconnect(), force close, loop, oversized publish" \
+        _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_PKG="$root/sdk-wasm/pkg" \
+        node --test --test-reporter=tap api.test.mjs || failed=1
+
     run_step "browser: chat-web demo in two pages under faults (Playwright)" \
         _browser_in tests/browser env SEQSYNC_SERVER_BIN="$server" SEQSYNC_ROOT="$root" \
         node --test --test-reporter=tap demo.test.mjs || failed=1

@@ -14,12 +14,13 @@ import { createInterface } from 'node:readline';
 
 /**
  * Starts the reference server (binary from SEQSYNC_SERVER_BIN) on
- * 127.0.0.1 with port 0 and resolves once it has said where it listens.
+ * 127.0.0.1, on `port` (0, the default: a free one), and resolves once it
+ * has said where it listens.
  */
-export function startServer(extraArgs = []) {
+export function startServer(extraArgs = [], { port = 0 } = {}) {
   const bin = process.env.SEQSYNC_SERVER_BIN;
   if (!bin) throw new Error('SEQSYNC_SERVER_BIN must name the seqsync-server binary');
-  const child = spawn(bin, ['--memory', '--bind', '127.0.0.1:0', ...extraArgs], {
+  const child = spawn(bin, ['--memory', '--bind', `127.0.0.1:${port}`, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: 'info' },
   });
