@@ -207,9 +207,10 @@ export class Client {
     this._subs = new Map(); // stream name -> Subscription
     this._hotN = this._hot = undefined; // the stream of the last message, and its Subscription
     this._byH = new Map(); // stream handle -> Subscription
-    this._pub = new Map(); // publish handle -> { resolve, reject } of its promise
-    this._l = { state: [], error: [] }; // listeners by event
-    this._conns = []; // { resolve, reject } of the promises `connect()` returned
+    this._pub = new Map(); // publish handle -> [resolve, reject, stream] of its promise
+    // Listeners by event; `onConnection` is the first of `state`.
+    this._l = { state: options.onConnection ? [options.onConnection] : [], error: [] };
+    this._conns = []; // [resolve, reject] of the promises `connect()` returned
     this._state = { state: 'connecting', endpoint: url, attempt: 0 };
     this._hide = () => this._in((s, t) => s.checkpoint(t));
     if (this._store !== undefined) globalThis.addEventListener?.('pagehide', this._hide);
@@ -243,7 +244,7 @@ export class Client {
   }
 
   subscribe(stream, handlers = {}) {
-    if (this._done || this._bye !== null) throw closedError();
+    this._alive();
     // The core checks these too, but it has not started yet when `subscribe` follows `new Client`:
     // whatever it would refuse is refused here, at once.
     checkName(stream);
@@ -365,7 +366,8 @@ export class Client {
 
   publish(stream, data) {
     return new Promise((resolve, reject) => {
-      if (this._done || this._bye !== null) return reject(closedError());
+      // What throws here rejects the promise.
+      this._alive();
       // One pass: `plain` refuses what JSON would alter; what it cannot write at all (a BigInt,
       // a cycle) throws, and a top-level `undefined`, function or symbol writes nothing.
       let text;
@@ -375,12 +377,12 @@ export class Client {
       } catch (e) {
         return reject(new SeqsyncError('invalid_payload', `not JSON: ${e.message}`));
       }
-      try { checkName(stream); } catch (e) { return reject(e); }
+      checkName(stream);
       const send = () => {
         if (this._done) return reject(closedError());
         const handle = this._s.publish(this._now(), stream, text);
         if (handle < 0) return reject(this._why(stream));
-        this._pub.set(handle, { resolve, reject, stream });
+        this._pub.set(handle, [resolve, reject, stream]);
         this._dr(scratch(this)[8]);
       };
       this._s !== null ? send() : this._ld.then(send);
@@ -388,8 +390,8 @@ export class Client {
   }
 
   connect() {
-    if (this._done || this._bye !== null) throw closedError();
-    const done = new Promise((resolve, reject) => this._conns.push({ resolve, reject }));
+    this._alive();
+    const done = new Promise((...settle) => this._conns.push(settle));
     done.catch(() => {}); // a caller that does not wait is not told of a failure twice
     if (this._state.state === 'connected') this._settle(null);
     else this._cmd(COMMAND_CONNECT);
@@ -422,7 +424,12 @@ export class Client {
 
   /** Settles the promises of `connect()`: resolved when `error` is null. */
   _settle(error) {
-    for (const waiter of this._conns.splice(0)) error === null ? waiter.resolve() : waiter.reject(error);
+    for (const [resolve, reject] of this._conns.splice(0)) error === null ? resolve() : reject(error);
+  }
+
+  /** Throws `closed` once `close()` was called. */
+  _alive() {
+    if (this._done || this._bye !== null) throw closedError();
   }
 
   _go(binding) {
@@ -493,7 +500,6 @@ export class Client {
 
   _set(state) {
     this._state = state;
-    call(this._o.onConnection, state);
     emit(this, 'state', state);
   }
 
@@ -642,16 +648,17 @@ export class Client {
     }, Math.max(0, Math.ceil(deadline - performance.now())));
   }
 
-  // Hands the session's events out; `polled`: the first is in the scratch area already. Events
-  // caused by a callback wait until it has returned (callbacks run through `call`: nothing throws).
-  _out(first, polled) {
+  // Hands the session's events out. Events caused by a callback wait until it has returned
+  // (callbacks run through `call`: nothing throws).
+  _out() {
     if (this._busy) {
       this._again = true;
       return;
     }
     const session = this._s;
     this._busy = true;
-    for (let payload = polled === true ? first : session.pollEvent(); ; payload = session.pollEvent()) {
+    for (;;) {
+      const payload = session.pollEvent();
       const s = scratch(this);
       const kind = s[0];
       if (kind === 0) break;
@@ -686,13 +693,17 @@ export class Client {
       this._set({ state: 'disconnected', reason: payload, retryInMs: s[3] });
     } else if (kind === EVENT_PUBLISH_ACKED || kind === EVENT_PUBLISH_FAILED) {
       const waiting = this._pub.get(s[3]);
+      if (waiting === undefined) return;
       this._pub.delete(s[3]);
-      if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
-      else if (s[4] === 0) waiting?.reject(serverError(this._s.code(s[5]), s[5], payload));
-      else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
-      else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
-      else if (s[4] === 4) waiting?.reject(tooLarge(waiting.stream, s[5], s[6], 'server'));
-      else waiting?.reject(new SeqsyncError('publish_unconfirmed', 'closed before the ack: it may have been stored'));
+      const why = s[4];
+      if (kind === EVENT_PUBLISH_ACKED) waiting[0](why);
+      else {
+        waiting[1](why === 0 ? serverError(this._s.code(s[5]), s[5], payload)
+          : why === 1 ? new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs')
+            : why === 3 ? Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {})
+              : why === 4 ? tooLarge(waiting[2], s[5], s[6], 'server')
+                : new SeqsyncError('publish_unconfirmed', 'closed before the ack: it may have been stored'));
+      }
     } else if (kind === EVENT_POSITION) {
       this._save(payload, s[3], s[4]);
     } else if (kind === EVENT_STOPPED) {
