@@ -9,8 +9,9 @@
 
 import initWasm, { Session } from './seqsync_wasm.js';
 import {
-  CORE_OPTIONS, PHASES, RESET_REASONS, SLOTS, SeqsyncError, checkArguments, checkName,
-  eventFields, instantiate, kindsOf, scratch, serverError, statsObject, utf8Length,
+  O as CORE_OPTIONS, P as PHASES, R as RESET_REASONS, L as SLOTS, SeqsyncError,
+  A as checkArguments, N as checkName, F as eventFields, I as instantiate, K as kindsOf,
+  S as scratch, E as serverError, T as statsObject, U as utf8Length,
 } from './shared.js';
 
 export { SeqsyncError };

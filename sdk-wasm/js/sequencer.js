@@ -5,8 +5,8 @@
 
 import initWasm, { Core } from './seqsync_sequencer.js';
 import {
-  CORE_OPTIONS, REJECTED, SLOTS, SeqsyncError, checkName, eventFields, instantiate, scratch,
-  statsObject,
+  O as CORE_OPTIONS, J as REJECTED, L as SLOTS, SeqsyncError, N as checkName, F as eventFields,
+  I as instantiate, S as scratch, T as statsObject,
 } from './shared.js';
 
 export { SeqsyncError };
