@@ -201,8 +201,8 @@ export class Client {
     this._urls = [url].concat(options.endpoints ?? []).map(String); // one URL or a list
     this._store = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._pre = typeof options.persist === 'string' ? options.persist : 'seqsync:';
-    this._s = this._view = this._ws = this._bye = this._memory = this._link = this._tok = this._try = null;
-    this._ptr = this._max = this._t = this._ck = 0;
+    this._s = this._v = this._ws = this._bye = this._mem = this._link = this._tok = this._try = null;
+    this._p = this._max = this._t = this._ck = 0;
     this._due = -1; // when the armed timer fires
     this._done = this._busy = this._again = false;
     this._subs = new Map(); // stream name -> Subscription
@@ -442,10 +442,10 @@ export class Client {
     this._tok = typeof o.token === 'function' ? o.token : null;
     const token = this._tok === null ? o.token : undefined;
     const s = (this._s = binding.create(this._now(), this._seed, this._urls, token, options));
-    this._memory = binding.memory;
+    this._mem = binding.memory;
     this._link = binding.link?.(this) ?? null;
-    this._ptr = s.scratchPtr();
-    this._view = new Float64Array(this._memory.buffer, this._ptr, SLOTS);
+    this._p = s.scratchPtr();
+    this._v = new Float64Array(this._mem.buffer, this._p, SLOTS);
     this._max = s.maxFrameBytes();
     // A refusal here (none of the checks in `subscribe` foresaw it) goes to that stream's `refused`
     // listeners and to the client's `error` listeners, and the stream's subscriptions end.

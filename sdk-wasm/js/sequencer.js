@@ -36,9 +36,9 @@ export class Sequencer {
   constructor(options = {}) {
     if (memory === null) throw new SeqsyncError('not_initialized', 'call `await init()` before creating a Sequencer');
     this._core = new Core(...CORE_OPTIONS.map((name) => options[name]));
-    this._memory = memory;
-    this._ptr = this._core.scratchPtr();
-    this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
+    this._mem = memory;
+    this._p = this._core.scratchPtr();
+    this._v = new Float64Array(memory.buffer, this._p, SLOTS);
     this._handles = new Map();
   }
 

@@ -65,8 +65,8 @@ async function instantiate(initModule, input) {
 
 /** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
 function scratch(owner) {
-  if (owner._view.length === 0) owner._view = new Float64Array(owner._memory.buffer, owner._ptr, SLOTS);
-  return owner._view;
+  if (owner._v.length === 0) owner._v = new Float64Array(owner._mem.buffer, owner._p, SLOTS);
+  return owner._v;
 }
 
 const statsObject = (raw) => raw && {
