@@ -201,6 +201,12 @@ export class Client {
     this._urls = [url].concat(options.endpoints ?? []).map(String); // one URL or a list
     this._store = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
     this._pre = typeof options.persist === 'string' ? options.persist : 'seqsync:';
+    // Field names are short because a minifier keeps them. `_s`: the WASM Session; `_v`, `_mem`,
+    // `_p`: its scratch area (view, memory, address); `_ws`: the socket; `_bye`: the promise of
+    // `close()`; `_link`: a foreign server's adapter; `_tok`: a token function; `_try`: the
+    // connection waiting for its token; `_max`: the frame limit; `_t`: the timer; `_ck`: the
+    // clock's last reading; `_done`: ended; `_busy`: handing out events; `_again`: events came
+    // meanwhile.
     this._s = this._v = this._ws = this._bye = this._mem = this._link = this._tok = this._try = null;
     this._p = this._max = this._t = this._ck = 0;
     this._due = -1; // when the armed timer fires
