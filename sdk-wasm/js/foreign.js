@@ -428,7 +428,7 @@ class ForeignLink {
 
   /** A frame from the socket, read by the adapter unless it is not text within maxFrameBytes (`fits`). */
   frame(text, now, length, fits) {
-    const s = this._client._session;
+    const s = this._client._s;
     s.received(now, length);
     let r;
     try {
@@ -450,12 +450,12 @@ class ForeignLink {
       s.badFrame(now);
       flags = s.pending();
     }
-    this._client._drain(flags);
+    this._client._dr(flags);
   }
 
   /** A `TRANSMIT_FOREIGN`: the stream, and the request's numbers in the scratch area `v`. */
   transmit(stream, v) {
-    const s = this._client._session;
+    const s = this._client._s;
     const id = v[10];
     const req = { kind: REQUESTS[v[11]], stream };
     if (req.kind === 'subscribe') req.since = v[12];
@@ -525,7 +525,7 @@ class ForeignLink {
 
   /** Hands an answer to the session; one of unusable shape is a failure. */
   _answer(id, a, bytes) {
-    this._client._input((s, t) => {
+    this._client._in((s, t) => {
       const n = (x) => (x == null ? -1 : typeof x === 'number' ? x : NaN);
       const failed = (reason, status) => s.fetched(t, id, bytes, ANSWER_FAILED, n(status), EMPTY, EMPTY, reason);
       if (a === 'sent') return s.fetched(t, id, 0, ANSWER_SENT, -1, EMPTY, EMPTY, undefined);

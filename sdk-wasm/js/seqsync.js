@@ -9,8 +9,9 @@
 
 import initWasm, { Session } from './seqsync_wasm.js';
 import {
-  CORE_OPTIONS, PHASES, RESET_REASONS, SLOTS, SeqsyncError, checkArguments, checkName,
-  eventFields, instantiate, kindsOf, scratch, serverError, statsObject, utf8Length,
+  O as CORE_OPTIONS, P as PHASES, R as RESET_REASONS, L as SLOTS, SeqsyncError,
+  A as checkArguments, N as checkName, F as eventFields, I as instantiate, K as kindsOf,
+  S as scratch, E as serverError, T as statsObject, U as utf8Length,
 } from './shared.js';
 
 export { SeqsyncError };
@@ -122,9 +123,9 @@ function listen(owner, event, fn, where) {
   checkArguments(`${where}.on`, { [String(event)]: fn ?? 0 }, kindsOf(Object.keys(owner._l), 'function'), true);
   const set = (l) => {
     owner._l[event] = l;
-    // A message with one listener costs one call, as it did before listeners: `_onMessage` is the
+    // A message with one listener costs one call, as it did before listeners: `_m` is the
     // listener itself, or with more a function that calls each.
-    if (event === 'message') owner._onMessage = l.length > 1 ? (a, b, c) => emit(owner, event, a, b, c) : l[0];
+    if (event === 'message') owner._m = l.length > 1 ? (a, b, c) => emit(owner, event, a, b, c) : l[0];
   };
   set([...owner._l[event], fn]);
   let on = true;
@@ -190,32 +191,39 @@ export class Client {
     if (signal != null && typeof signal.addEventListener !== 'function') {
       throw new SeqsyncError('invalid_argument', 'options.signal must be an AbortSignal');
     }
-    this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    this._WS = options.WebSocket ?? globalThis.WebSocket;
     const hint = 'pass options.WebSocket (Node 20: --experimental-websocket)';
-    if (typeof this._WebSocket !== 'function') throw new SeqsyncError('no_websocket', `no WebSocket here: ${hint}`);
+    if (typeof this._WS !== 'function') throw new SeqsyncError('no_websocket', `no WebSocket here: ${hint}`);
     const random = 'no crypto.getRandomValues in this environment: publish ids need a secure random source';
     if (typeof globalThis.crypto?.getRandomValues !== 'function') throw new SeqsyncError('no_crypto', random);
     this._seed = globalThis.crypto.getRandomValues(new Uint8Array(32));
-    this._options = options;
-    this._endpoints = [url].concat(options.endpoints ?? []).map(String); // one URL or a list
-    this._storage = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
-    this._persistPrefix = typeof options.persist === 'string' ? options.persist : 'seqsync:';
-    this._session = this._view = this._ws = this._closing = this._memory = this._link = this._token = this._attempt = null;
-    this._ptr = this._maxFrame = this._timer = this._clock = 0;
-    this._timerAt = -1; // when the armed timer fires
-    this._closed = this._dispatching = this._reentered = false;
+    this._o = options;
+    this._urls = [url].concat(options.endpoints ?? []).map(String); // one URL or a list
+    this._store = options.persist ? (options.storage ?? globalThis.localStorage) : undefined;
+    this._pre = typeof options.persist === 'string' ? options.persist : 'seqsync:';
+    // Field names are short because a minifier keeps them. `_s`: the WASM Session; `_v`, `_mem`,
+    // `_p`: its scratch area (view, memory, address); `_ws`: the socket; `_bye`: the promise of
+    // `close()`; `_link`: a foreign server's adapter; `_tok`: a token function; `_try`: the
+    // connection waiting for its token; `_max`: the frame limit; `_t`: the timer; `_ck`: the
+    // clock's last reading; `_done`: ended; `_busy`: handing out events; `_again`: events came
+    // meanwhile.
+    this._s = this._v = this._ws = this._bye = this._mem = this._link = this._tok = this._try = null;
+    this._p = this._max = this._t = this._ck = 0;
+    this._due = -1; // when the armed timer fires
+    this._done = this._busy = this._again = false;
     this._subs = new Map(); // stream name -> Subscription
-    this._hotName = this._hotSub = undefined; // the stream of the last message, and its Subscription
-    this._byHandle = new Map(); // stream handle -> Subscription
-    this._waiting = new Map(); // publish handle -> { resolve, reject } of its promise
-    this._l = { state: [], error: [] }; // listeners by event
-    this._connecting = []; // { resolve, reject } of the promises `connect()` returned
+    this._hotN = this._hot = undefined; // the stream of the last message, and its Subscription
+    this._byH = new Map(); // stream handle -> Subscription
+    this._pub = new Map(); // publish handle -> [resolve, reject, stream] of its promise
+    // Listeners by event; `onConnection` is the first of `state`.
+    this._l = { state: options.onConnection ? [options.onConnection] : [], error: [] };
+    this._conns = []; // [resolve, reject] of the promises `connect()` returned
     this._state = { state: 'connecting', endpoint: url, attempt: 0 };
-    this._onPageHide = () => this._input((s, t) => s.checkpoint(t));
-    if (this._storage !== undefined) globalThis.addEventListener?.('pagehide', this._onPageHide);
+    this._hide = () => this._in((s, t) => s.checkpoint(t));
+    if (this._store !== undefined) globalThis.addEventListener?.('pagehide', this._hide);
     this.ready = new Promise((resolve, reject) => {
-      this._resolveReady = resolve;
-      this._rejectReady = reject;
+      this._yes = resolve;
+      this._no = reject;
     });
     this.ready.catch(() => {});
     // Started after the constructor returns (callbacks may name the client), and after the module
@@ -223,18 +231,18 @@ export class Client {
     const binding = options.adapter === undefined && options.description === undefined
       ? init(options.wasm).then(() => ({ memory, create: (...args) => new Session(...args) }))
       : import('./foreign.js').then((m) => m.foreignBinding(options, instantiate));
-    this._loaded = binding.then((b) => this._start(b)).catch((error) => this._finish(error));
+    this._ld = binding.then((b) => this._go(b)).catch((error) => this._end(error));
     if (signal != null) {
-      this._onAbort = () => this.close({ force: true });
-      if (signal.aborted) this._onAbort();
-      else signal.addEventListener('abort', this._onAbort, { once: true });
-      this._signal = signal;
+      this._abort = () => this.close({ force: true });
+      if (signal.aborted) this._abort();
+      else signal.addEventListener('abort', this._abort, { once: true });
+      this._sig = signal;
     }
   }
 
   get connectionState() { return this._state; }
   stats() {
-    const raw = this._session?.stats() ?? [];
+    const raw = this._s?.stats() ?? [];
     return Object.fromEntries(CLIENT_STATS.map((name, i) => [name, raw[i] ?? 0]));
   }
 
@@ -243,7 +251,7 @@ export class Client {
   }
 
   subscribe(stream, handlers = {}) {
-    if (this._closed || this._closing !== null) throw closedError();
+    this._alive();
     // The core checks these too, but it has not started yet when `subscribe` follows `new Client`:
     // whatever it would refuse is refused here, at once.
     checkName(stream);
@@ -256,23 +264,23 @@ export class Client {
     if (sub !== undefined && [since, epoch, mode].some((x, i) => x != null && x !== sub._from[i])) {
       throw new SeqsyncError('already_subscribed', `${stream}: subscribed already, from another position or mode`);
     }
-    const maxStreams = this._options.core?.maxStreams;
-    if (!sub && this._session === null && typeof maxStreams === 'number' && this._subs.size >= maxStreams) {
+    const maxStreams = this._o.core?.maxStreams;
+    if (!sub && this._s === null && typeof maxStreams === 'number' && this._subs.size >= maxStreams) {
       throw new SeqsyncError('too_many_streams', `${stream}: too many streams (core.maxStreams ${maxStreams})`);
     }
     const fresh = !sub;
     if (fresh) {
       // One per stream, shared by its handles.
-      sub = { stream, _handle: -1, _active: true, _from: [since, epoch, mode ?? 'ordered'], _count: 0, _l: {}, _onMessage: undefined };
+      sub = { stream, _h: -1, _live: true, _from: [since, epoch, mode ?? 'ordered'], _n: 0, _l: {}, _m: undefined };
       for (const k of HANDLERS) sub._l[k.slice(2).toLowerCase()] = [];
       this._subs.set(stream, sub);
     }
-    sub._count++;
+    sub._n++;
     let active = true;
     const offs = [];
     const handle = {
       stream,
-      stats: () => (active && sub._active && sub._handle >= 0 ? statsObject(this._session.streamStats(sub._handle)) : undefined),
+      stats: () => (active && sub._live && sub._h >= 0 ? statsObject(this._s.streamStats(sub._h)) : undefined),
       on: (event, fn) => {
         const off = listen(sub, event, fn, `${stream}: subscription`);
         if (!active) off();
@@ -283,11 +291,11 @@ export class Client {
         if (!active) return;
         active = false;
         for (const off of offs) off();
-        if (--sub._count === 0) this._unsubscribe(sub);
+        if (--sub._n === 0) this._drop(sub);
       },
     };
     for (const k of HANDLERS) if (handlers[k] != null) handle.on(k.slice(2).toLowerCase(), handlers[k]);
-    if (fresh && this._session !== null) this._attach(sub);
+    if (fresh && this._s !== null) this._add(sub);
     return handle;
   }
 
@@ -365,7 +373,8 @@ export class Client {
 
   publish(stream, data) {
     return new Promise((resolve, reject) => {
-      if (this._closed || this._closing !== null) return reject(closedError());
+      // What throws here rejects the promise.
+      this._alive();
       // One pass: `plain` refuses what JSON would alter; what it cannot write at all (a BigInt,
       // a cycle) throws, and a top-level `undefined`, function or symbol writes nothing.
       let text;
@@ -375,144 +384,148 @@ export class Client {
       } catch (e) {
         return reject(new SeqsyncError('invalid_payload', `not JSON: ${e.message}`));
       }
-      try { checkName(stream); } catch (e) { return reject(e); }
+      checkName(stream);
       const send = () => {
-        if (this._closed) return reject(closedError());
-        const handle = this._session.publish(this._now(), stream, text);
-        if (handle < 0) return reject(this._refusal(stream));
-        this._waiting.set(handle, { resolve, reject, stream });
-        this._drain(scratch(this)[8]);
+        if (this._done) return reject(closedError());
+        const handle = this._s.publish(this._now(), stream, text);
+        if (handle < 0) return reject(this._why(stream));
+        this._pub.set(handle, [resolve, reject, stream]);
+        this._dr(scratch(this)[8]);
       };
-      this._session !== null ? send() : this._loaded.then(send);
+      this._s !== null ? send() : this._ld.then(send);
     });
   }
 
   connect() {
-    if (this._closed || this._closing !== null) throw closedError();
-    const done = new Promise((resolve, reject) => this._connecting.push({ resolve, reject }));
+    this._alive();
+    const done = new Promise((...settle) => this._conns.push(settle));
     done.catch(() => {}); // a caller that does not wait is not told of a failure twice
-    if (this._state.state === 'connected') this._settleConnect(null);
-    else this._command(COMMAND_CONNECT);
+    if (this._state.state === 'connected') this._settle(null);
+    else this._cmd(COMMAND_CONNECT);
     return done;
   }
 
   disconnect() {
-    if (!this._closed && this._closing === null) this._command(COMMAND_DISCONNECT);
+    if (!this._done && this._bye === null) this._cmd(COMMAND_DISCONNECT);
   }
 
   close(options) {
     if (options !== undefined) checkArguments('close options', options, CLOSE_KINDS, true);
-    this._closing ??= new Promise((resolve) => {
-      this._closeResolve = resolve;
+    this._bye ??= new Promise((resolve) => {
+      this._byeDone = resolve;
     });
-    if (this._closed) this._closeResolve();
+    if (this._done) this._byeDone();
     else if (options?.force) {
       // At once: the core fails what is pending; before it has loaded, nothing is.
-      this._input((s, t) => s.command(t, COMMAND_ABORT));
-      if (!this._closed) this._finish(closedError());
-    } else this._command(COMMAND_CLOSE); // again: the core ignores it
-    return this._closing;
+      this._in((s, t) => s.command(t, COMMAND_ABORT));
+      if (!this._done) this._end(closedError());
+    } else this._cmd(COMMAND_CLOSE); // again: the core ignores it
+    return this._bye;
   }
 
   /** Runs an application command now, or once the core has loaded (in the order given). */
-  _command(what) {
-    const run = () => this._input((s, t) => s.command(t, what));
-    this._session !== null ? run() : this._loaded.then(run);
+  _cmd(what) {
+    const run = () => this._in((s, t) => s.command(t, what));
+    this._s !== null ? run() : this._ld.then(run);
   }
 
   /** Settles the promises of `connect()`: resolved when `error` is null. */
-  _settleConnect(error) {
-    for (const waiter of this._connecting.splice(0)) error === null ? waiter.resolve() : waiter.reject(error);
+  _settle(error) {
+    for (const [resolve, reject] of this._conns.splice(0)) error === null ? resolve() : reject(error);
   }
 
-  _start(binding) {
-    if (this._closed) return; // closed at once before the core loaded
+  /** Throws `closed` once `close()` was called. */
+  _alive() {
+    if (this._done || this._bye !== null) throw closedError();
+  }
+
+  _go(binding) {
+    if (this._done) return; // closed at once before the core loaded
     // With `persist`, positions are written at most every 250 ms unless told otherwise.
-    const o = { persistIntervalMs: this._storage !== undefined ? 250 : 0, ...this._options };
+    const o = { persistIntervalMs: this._store !== undefined ? 250 : 0, ...this._o };
     const options = [...SESSION_OPTIONS.map((k) => o[k] ?? NaN), ...CORE_OPTIONS.map((k) => o.core?.[k] ?? NaN)];
-    // A token function is asked before every attempt (`_connect`); a string goes into the URL in the core.
-    this._token = typeof o.token === 'function' ? o.token : null;
-    const token = this._token === null ? o.token : undefined;
-    const s = (this._session = binding.create(this._now(), this._seed, this._endpoints, token, options));
-    this._memory = binding.memory;
+    // A token function is asked before every attempt (`_conn`); a string goes into the URL in the core.
+    this._tok = typeof o.token === 'function' ? o.token : null;
+    const token = this._tok === null ? o.token : undefined;
+    const s = (this._s = binding.create(this._now(), this._seed, this._urls, token, options));
+    this._mem = binding.memory;
     this._link = binding.link?.(this) ?? null;
-    this._ptr = s.scratchPtr();
-    this._view = new Float64Array(this._memory.buffer, this._ptr, SLOTS);
-    this._maxFrame = s.maxFrameBytes();
+    this._p = s.scratchPtr();
+    this._v = new Float64Array(this._mem.buffer, this._p, SLOTS);
+    this._max = s.maxFrameBytes();
     // A refusal here (none of the checks in `subscribe` foresaw it) goes to that stream's `refused`
     // listeners and to the client's `error` listeners, and the stream's subscriptions end.
     for (const sub of this._subs.values()) {
       try {
-        this._attach(sub);
+        this._add(sub);
       } catch (e) {
         emit(sub, 'refused', e.code, e.message);
         emit(this, 'error', e);
       }
     }
-    this._drain(s.pending());
+    this._dr(s.pending());
   }
 
   /** The time for the core (`performance.now()` or an event's), never earlier than one given before. */
   _now(stamp = performance.now()) {
-    if (stamp > this._clock) this._clock = stamp;
-    return this._clock;
+    if (stamp > this._ck) this._ck = stamp;
+    return this._ck;
   }
   /** Calls an input of the session with the time, then carries out what it asks. */
-  _input(fn) {
-    if (this._session !== null && !this._closed) this._drain(fn(this._session, this._now()));
+  _in(fn) {
+    if (this._s !== null && !this._done) this._dr(fn(this._s, this._now()));
   }
   /** Why the session refused a subscribe or publish. */
-  _refusal(stream) {
-    const code = this._session.code(-1);
+  _why(stream) {
+    const code = this._s.code(-1);
     const v = scratch(this);
     if (code === 'publish_too_large') return tooLarge(stream, v[3], v[4], v[5] === 1 ? 'server' : 'client');
     return new SeqsyncError(code, `${stream}: ${code.replaceAll('_', ' ')}`);
   }
 
-  _attach(sub) {
-    this._resume(sub.stream);
+  _add(sub) {
+    this._res(sub.stream);
     const [since, epoch, mode] = sub._from;
-    sub._handle = this._session.subscribe(this._now(), sub.stream, since, epoch, mode === 'latest');
-    if (sub._handle < 0) {
+    sub._h = this._s.subscribe(this._now(), sub.stream, since, epoch, mode === 'latest');
+    if (sub._h < 0) {
       this._subs.delete(sub.stream);
-      sub._active = false;
-      throw this._refusal(sub.stream);
+      sub._live = false;
+      throw this._why(sub.stream);
     }
-    this._byHandle.set(sub._handle, sub);
-    this._drain(scratch(this)[8]);
+    this._byH.set(sub._h, sub);
+    this._dr(scratch(this)[8]);
   }
 
-  _unsubscribe(sub) {
-    if (!sub._active) return;
-    sub._active = false;
+  _drop(sub) {
+    if (!sub._live) return;
+    sub._live = false;
     this._subs.delete(sub.stream);
-    this._byHandle.delete(sub._handle);
-    if (this._hotSub === sub) this._hotName = this._hotSub = undefined;
-    if (sub._handle >= 0) this._input((s, t) => s.unsubscribe(t, sub._handle));
+    this._byH.delete(sub._h);
+    if (this._hot === sub) this._hotN = this._hot = undefined;
+    if (sub._h >= 0) this._in((s, t) => s.unsubscribe(t, sub._h));
   }
 
-  _setState(state) {
+  _set(state) {
     this._state = state;
-    call(this._options.onConnection, state);
     emit(this, 'state', state);
   }
 
   /** Carries out what the session asks after an input: transmits, then the timer, then events. */
-  _drain(flags) {
-    const s = this._session;
+  _dr(flags) {
+    const s = this._s;
     let text;
-    while (flags & READY_TRANSMIT && (text = s.pollTransmit()) !== undefined) this._transmit(text, scratch(this));
-    if (flags & READY_TIMEOUT) this._armTimer();
-    if (flags & READY_EVENTS) this._dispatch();
+    while (flags & READY_TRANSMIT && (text = s.pollTransmit()) !== undefined) this._tx(text, scratch(this));
+    if (flags & READY_TIMEOUT) this._arm();
+    if (flags & READY_EVENTS) this._out();
   }
 
   /** Opens, writes to or closes the socket, or hands a request to the adapter. */
-  _transmit(text, v) {
+  _tx(text, v) {
     const ws = this._ws;
     if (v[9] === TRANSMIT_SEND) ws?.send(text);
     else if (v[9] === TRANSMIT_FOREIGN) this._link.transmit(text, v);
-    else if (v[9] === TRANSMIT_CONNECT) this._connect(v[10], text);
-    else if (v[10] === this._attempt && ws === null) this._attempt = null; // an attempt still asking for its token
+    else if (v[9] === TRANSMIT_CONNECT) this._conn(v[10], text);
+    else if (v[10] === this._try && ws === null) this._try = null; // an attempt still asking for its token
     else if (ws !== null) {
       // Always the socket of the connection named: the session asks for one at a time.
       this._ws = null;
@@ -521,29 +534,29 @@ export class Client {
     }
   }
 
-  _connect(conn, url) {
+  _conn(conn, url) {
     this._ws = null;
-    if (this._token === null) return this._open(conn, url);
+    if (this._tok === null) return this._open(conn, url);
     // A fresh token for every attempt: a reconnect must not reuse one that expired meanwhile.
-    this._attempt = conn;
-    const current = () => this._attempt === conn && !this._closed;
+    this._try = conn;
+    const current = () => this._try === conn && !this._done;
     Promise.resolve()
-      .then(() => this._token())
+      .then(() => this._tok())
       .then(
         (token) => current() && this._open(conn, withToken(url, String(token))),
-        (e) => current() && this._input((s, t) => s.input(t, INPUT_CLOSED, conn, [`no token: ${e?.message ?? e}`])),
+        (e) => current() && this._in((s, t) => s.input(t, INPUT_CLOSED, conn, [`no token: ${e?.message ?? e}`])),
       );
   }
 
   _open(conn, url) {
     // The close code the server sent goes in scratch slot 1 (1009: a frame over its hard limit).
-    const closed = (reason, code = NaN) => this._input((s, t) => {
+    const closed = (reason, code = NaN) => this._in((s, t) => {
       scratch(this)[1] = code;
       return s.input(t, INPUT_CLOSED, conn, [reason]);
     });
     let ws;
     try {
-      ws = this._ws = new this._WebSocket(url);
+      ws = this._ws = new this._WS(url);
     } catch (e) {
       return closed(String(e?.message ?? e));
     }
@@ -555,51 +568,51 @@ export class Client {
     let opened = false;
     ws.onopen = () => {
       opened = true;
-      this._input((s, t) => s.input(t, INPUT_OPENED, conn));
+      this._in((s, t) => s.input(t, INPUT_OPENED, conn));
     };
-    ws.onmessage = (event) => this._frame(event.data, event.timeStamp);
+    ws.onmessage = (event) => this._fr(event.data, event.timeStamp);
     ws.onerror = (event) => opened || closed(`not opened (${event?.message || 'refused, unreachable, or the upgrade refused'})`);
     ws.onclose = (event) => closed(opened ? `closed (${event.code}${event.reason ? `: ${event.reason}` : ''})` : 'not opened', event.code);
   }
 
   // One frame. `stamp` is the event's `timeStamp`: the clock of `performance.now()`, read when the
   // frame arrived, and free, where `performance.now()` costs several hundred nanoseconds in browsers.
-  _frame(text, stamp) {
-    if (this._closed) return;
-    const s = this._session;
+  _fr(text, stamp) {
+    if (this._done) return;
+    const s = this._s;
     const t = this._now(stamp);
     const n = typeof text === 'string' ? text.length : 0;
-    if (this._link !== null) return this._link.frame(text, t, n, fits(text, this._maxFrame));
-    const f = parse(text, this._maxFrame);
-    if (f?.type === 'msg' && f.data !== undefined && !this._dispatching) {
+    if (this._link !== null) return this._link.frame(text, t, n, fits(text, this._max));
+    const f = parse(text, this._max);
+    if (f?.type === 'msg' && f.data !== undefined && !this._busy) {
       // The one exception to "the core reads every frame whole", kept for its measured cost
       // (sdk-wasm/BENCHMARKS.md, docs/design.md): a message next in order on its stream is taken by
       // the core from its numbers alone, and its payload, which never crosses, goes to the
       // application. Anything else leaves the core unchanged, and the frame takes the one path below.
       // The subscription of the last message is kept: a string compare is cheaper than a lookup.
-      const sub = f.stream === this._hotName ? this._hotSub : this._subs.get(f.stream);
-      const h = sub?._handle;
+      const sub = f.stream === this._hotN ? this._hot : this._subs.get(f.stream);
+      const h = sub?._h;
       wrong = false;
       const seq = num(f.seq), epoch = num(f.epoch);
       // A frame without an epoch takes the one path: the core's event names the stream's.
       if (h >= 0 && !wrong && epoch >= 0) {
-        this._hotName = f.stream;
-        this._hotSub = sub;
+        this._hotN = f.stream;
+        this._hot = sub;
         const next = s.inOrder(t, h, seq, epoch, n);
         if (next & READY_DELIVER) {
-          if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._drain(next & ~READY_EVENTS);
-          this._dispatching = true;
-          call(sub._onMessage, f.data, seq, epoch);
-          this._dispatching = false;
-          if ((next & READY_EVENTS || this._reentered) && !this._closed) {
-            this._reentered = false;
-            this._dispatch();
+          if (next & (READY_TRANSMIT | READY_TIMEOUT)) this._dr(next & ~READY_EVENTS);
+          this._busy = true;
+          call(sub._m, f.data, seq, epoch);
+          this._busy = false;
+          if ((next & READY_EVENTS || this._again) && !this._done) {
+            this._again = false;
+            this._out();
           }
           return;
         }
       }
     }
-    this._drain(f === undefined ? s.input(t, INPUT_UNREADABLE, n) : this._read(s, t, n, f));
+    this._dr(f === undefined ? s.input(t, INPUT_UNREADABLE, n) : this._read(s, t, n, f));
   }
 
   /** Hands the session every member of a frame, whatever its type: the core judges and routes it. */
@@ -607,7 +620,7 @@ export class Client {
     wrong = false;
     // Its stream crosses as its handle when it is one of ours, otherwise as its name.
     const sub = typeof f.stream === 'string' ? this._subs.get(f.stream) : undefined;
-    const h = sub === undefined ? -1 : sub._handle;
+    const h = sub === undefined ? -1 : sub._h;
     const v = scratch(this);
     v[0] = h;
     v[1] = num(f.seq);
@@ -631,112 +644,117 @@ export class Client {
   // Timers are dear in browsers (a few microseconds to set and clear; holes that heal within
   // the gap timeout would each cost one), so an armed timer is kept when the deadline goes away
   // or moves later: it fires, hands the core the time, and is armed again for the deadline then.
-  _armTimer() {
+  _arm() {
     const deadline = scratch(this)[7];
-    if (deadline < 0 || this._closed || (this._timerAt >= 0 && this._timerAt <= deadline)) return;
-    clearTimeout(this._timer);
-    this._timerAt = deadline;
-    this._timer = setTimeout(() => {
-      this._timerAt = -1;
-      this._input((s, t) => s.input(t, INPUT_TIMEOUT) | READY_TIMEOUT);
+    if (deadline < 0 || this._done || (this._due >= 0 && this._due <= deadline)) return;
+    clearTimeout(this._t);
+    this._due = deadline;
+    this._t = setTimeout(() => {
+      this._due = -1;
+      this._in((s, t) => s.input(t, INPUT_TIMEOUT) | READY_TIMEOUT);
     }, Math.max(0, Math.ceil(deadline - performance.now())));
   }
 
-  // Hands the session's events out; `polled`: the first is in the scratch area already. Events
-  // caused by a callback wait until it has returned (callbacks run through `call`: nothing throws).
-  _dispatch(first, polled) {
-    if (this._dispatching) {
-      this._reentered = true;
+  // Hands the session's events out. Events caused by a callback wait until it has returned
+  // (callbacks run through `call`: nothing throws).
+  _out() {
+    if (this._busy) {
+      this._again = true;
       return;
     }
-    const session = this._session;
-    this._dispatching = true;
-    for (let payload = polled === true ? first : session.pollEvent(); ; payload = session.pollEvent()) {
+    const session = this._s;
+    this._busy = true;
+    for (;;) {
+      const payload = session.pollEvent();
       const s = scratch(this);
       const kind = s[0];
       if (kind === 0) break;
       const more = s[1];
-      if (kind === EVENT_MESSAGE) call(this._byHandle.get(s[2])?._onMessage, payload, s[3], s[4] < 0 ? undefined : s[4]);
-      else this._event(kind, payload, s);
-      if (this._closed || (more === 0 && !this._reentered)) break;
-      this._reentered = false;
+      if (kind === EVENT_MESSAGE) call(this._byH.get(s[2])?._m, payload, s[3], s[4] < 0 ? undefined : s[4]);
+      else this._ev(kind, payload, s);
+      if (this._done || (more === 0 && !this._again)) break;
+      this._again = false;
     }
-    this._dispatching = false;
+    this._busy = false;
   }
 
-  _event(kind, payload, s) {
+  _ev(kind, payload, s) {
     if (kind <= EVENT_PHASE || kind === EVENT_REFUSED) {
-      const sub = this._byHandle.get(s[2]);
+      const sub = this._byH.get(s[2]);
       if (sub === undefined) return;
       if (kind === EVENT_SNAPSHOT) emit(sub, 'snapshot', payload, s[3], s[4]);
       else if (kind === EVENT_RESET) emit(sub, 'reset', RESET_REASONS[s[3]], s[4] < 0 ? undefined : s[4]);
       else if (kind === EVENT_PHASE) emit(sub, 'state', PHASES[s[3]]);
       else if (kind === EVENT_REFUSED) {
-        const code = this._session.code(s[3]);
+        const code = this._s.code(s[3]);
         emit(sub, 'refused', code, payload);
         emit(this, 'error', serverError(code, s[3], `${sub.stream}: ${payload}`));
       } else if (sub._l.gap.length > 0) emit(sub, 'gap', { type: GAP_EVENTS[kind], ...eventFields(kind, s) });
     } else if (kind === EVENT_CONNECTING) {
-      this._setState({ state: 'connecting', endpoint: this._endpoints[s[3]], attempt: s[4] });
+      this._set({ state: 'connecting', endpoint: this._urls[s[3]], attempt: s[4] });
     } else if (kind === EVENT_CONNECTED) {
-      this._resolveReady();
-      this._setState({ state: 'connected', endpoint: this._endpoints[s[3]] });
-      this._settleConnect(null);
+      this._yes();
+      this._set({ state: 'connected', endpoint: this._urls[s[3]] });
+      this._settle(null);
     } else if (kind === EVENT_DISCONNECTED) {
-      this._setState({ state: 'disconnected', reason: payload, retryInMs: s[3] });
+      this._set({ state: 'disconnected', reason: payload, retryInMs: s[3] });
     } else if (kind === EVENT_PUBLISH_ACKED || kind === EVENT_PUBLISH_FAILED) {
-      const waiting = this._waiting.get(s[3]);
-      this._waiting.delete(s[3]);
-      if (kind === EVENT_PUBLISH_ACKED) waiting?.resolve(s[4]);
-      else if (s[4] === 0) waiting?.reject(serverError(this._session.code(s[5]), s[5], payload));
-      else if (s[4] === 1) waiting?.reject(new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs'));
-      else if (s[4] === 3) waiting?.reject(Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {}));
-      else if (s[4] === 4) waiting?.reject(tooLarge(waiting.stream, s[5], s[6], 'server'));
-      else waiting?.reject(new SeqsyncError('publish_unconfirmed', 'closed before the ack: it may have been stored'));
+      const waiting = this._pub.get(s[3]);
+      if (waiting === undefined) return;
+      this._pub.delete(s[3]);
+      const why = s[4];
+      if (kind === EVENT_PUBLISH_ACKED) waiting[0](why);
+      else {
+        waiting[1](why === 0 ? serverError(this._s.code(s[5]), s[5], payload)
+          : why === 1 ? new SeqsyncError('publish_timeout', 'no ack within publishTimeoutMs')
+            : why === 3 ? Object.assign(new SeqsyncError('publish_failed', payload), s[5] >= 0 ? { status: s[5] } : {})
+              : why === 4 ? tooLarge(waiting[2], s[5], s[6], 'server')
+                : new SeqsyncError('publish_unconfirmed', 'closed before the ack: it may have been stored'));
+      }
     } else if (kind === EVENT_POSITION) {
-      this._savePosition(payload, s[3], s[4]);
+      this._save(payload, s[3], s[4]);
     } else if (kind === EVENT_STOPPED) {
       // Stopped, not closed: `connect()` starts again.
       const gaveUp = s[3] === 1;
       const error = new SeqsyncError('connect_failed', gaveUp ? `could not connect: ${payload}` : 'disconnect() called');
-      if (gaveUp) this._rejectReady(error);
-      this._setState(gaveUp ? { state: 'failed', error } : { state: 'disconnected', reason: 'disconnect() called', retryInMs: -1 });
-      this._settleConnect(error);
+      if (gaveUp) this._no(error);
+      this._set(gaveUp ? { state: 'failed', error } : { state: 'disconnected', reason: 'disconnect() called', retryInMs: -1 });
+      this._settle(error);
     } else if (kind === EVENT_CLOSED) {
-      this._finish(closedError());
+      this._end(closedError());
     } else if (kind === EVENT_SERVER_ERROR) {
-      emit(this, 'error', serverError(this._session.code(s[3]), s[3], payload));
+      emit(this, 'error', serverError(this._s.code(s[3]), s[3], payload));
     }
   }
 
   /** The session ended (or never started); it stays for `stats()`. */
-  _finish(error) {
-    this._closed = true;
-    clearTimeout(this._timer);
+  _end(error) {
+    this._done = true;
+    clearTimeout(this._t);
     this._link?.stop();
-    for (const sub of this._subs.values()) sub._active = false;
-    globalThis.removeEventListener?.('pagehide', this._onPageHide);
-    this._signal?.removeEventListener('abort', this._onAbort);
-    this._rejectReady(error);
-    this._settleConnect(error);
-    this._setState({ state: 'closed' });
-    this._closeResolve?.();
+    for (const sub of this._subs.values()) sub._live = false;
+    globalThis.removeEventListener?.('pagehide', this._hide);
+    this._sig?.removeEventListener('abort', this._abort);
+    this._no(error);
+    this._settle(error);
+    this._set({ state: 'closed' });
+    this._byeDone?.();
   }
 
   // ---- resume across page loads: the session reports positions, storage keeps them. An unreadable
   // entry, or storage that is full or forbidden, means a snapshot instead of a resume.
 
-  _key(stream) { return `${this._persistPrefix}${this._endpoints[0]}#${stream}`; }
+  _key(stream) { return `${this._pre}${this._urls[0]}#${stream}`; }
 
-  _resume(stream) {
+  _res(stream) {
     let saved;
-    try { saved = JSON.parse(this._storage?.getItem(this._key(stream)) ?? 'null'); } catch { saved = null; }
+    try { saved = JSON.parse(this._store?.getItem(this._key(stream)) ?? 'null'); } catch { saved = null; }
     if (Number.isSafeInteger(saved?.seq) && Number.isSafeInteger(saved.epoch)) {
-      this._session.resumeFrom(stream, saved.seq, saved.epoch);
+      this._s.resumeFrom(stream, saved.seq, saved.epoch);
     }
   }
 
-  _savePosition(stream, seq, epoch) {
-    try { this._storage?.setItem(this._key(stream), JSON.stringify({ seq, epoch })); } catch { /* see above */ }
+  _save(stream, seq, epoch) {
+    try { this._store?.setItem(this._key(stream), JSON.stringify({ seq, epoch })); } catch { /* see above */ }
   }
 }

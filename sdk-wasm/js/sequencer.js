@@ -5,8 +5,8 @@
 
 import initWasm, { Core } from './seqsync_sequencer.js';
 import {
-  CORE_OPTIONS, REJECTED, SLOTS, SeqsyncError, checkName, eventFields, instantiate, scratch,
-  statsObject,
+  O as CORE_OPTIONS, J as REJECTED, L as SLOTS, SeqsyncError, N as checkName, F as eventFields,
+  I as instantiate, S as scratch, T as statsObject,
 } from './shared.js';
 
 export { SeqsyncError };
@@ -36,9 +36,9 @@ export class Sequencer {
   constructor(options = {}) {
     if (memory === null) throw new SeqsyncError('not_initialized', 'call `await init()` before creating a Sequencer');
     this._core = new Core(...CORE_OPTIONS.map((name) => options[name]));
-    this._memory = memory;
-    this._ptr = this._core.scratchPtr();
-    this._view = new Float64Array(memory.buffer, this._ptr, SLOTS);
+    this._mem = memory;
+    this._p = this._core.scratchPtr();
+    this._v = new Float64Array(memory.buffer, this._p, SLOTS);
     this._handles = new Map();
   }
 

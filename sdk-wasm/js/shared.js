@@ -5,19 +5,19 @@
 const EVENT_MESSAGE = 1, EVENT_SNAPSHOT = 2, EVENT_RESET = 3, EVENT_SKIPPED = 4;
 const EVENT_GAP_DETECTED = 5, EVENT_GAP_HEALED = 6, EVENT_STALLED = 7;
 // The numbers of the core's scratch area.
-export const SLOTS = 15;
+const SLOTS = 15;
 // Not the core's: a frame the JavaScript refused before the core saw it (the core counts those it refuses).
-export const REJECTED = 32;
+const REJECTED = 32;
 
-export const RESET_REASONS = ['history_unavailable', 'epoch_changed', 'server_behind'];
-export const PHASES = ['disconnected', 'subscribing', 'snapshotting', 'live'];
+const RESET_REASONS = ['history_unavailable', 'epoch_changed', 'server_behind'];
+const PHASES = ['disconnected', 'subscribing', 'snapshotting', 'live'];
 const STALLED_REQUESTS = ['history', 'snapshot', 'subscribe'];
 // The order of the core's counters, and of the numeric options its sequencer reads.
 const STREAM_STATS = `delivered duplicates dropped skipped gaps gapsHealed resyncs resets buffered lastSeq head
   lag`.split(/\s+/);
-export const CORE_OPTIONS = 'window gapTimeoutMs requestTimeoutMs maxBackoffMs stallAfterAttempts maxFetch maxStreams'.split(' ');
+const CORE_OPTIONS = 'window gapTimeoutMs requestTimeoutMs maxBackoffMs stallAfterAttempts maxFetch maxStreams'.split(' ');
 /** `names`, each of `kind`, as `checkArguments` reads its `kinds`. */
-export const kindsOf = (names, kind) => Object.fromEntries(names.map((name) => [name, kind]));
+const kindsOf = (names, kind) => Object.fromEntries(names.map((name) => [name, kind]));
 const NAME_CONTROL = /\p{Cc}/u;
 
 export class SeqsyncError extends Error {
@@ -33,7 +33,7 @@ export class SeqsyncError extends Error {
 const SERVER_CODES = 13;
 
 /** The server's refusal `code` (its index in the core, `index`) of a request: `unknown` for a code this version does not know; the message names the code. */
-export const serverError = (code, index, message) =>
+const serverError = (code, index, message) =>
   new SeqsyncError(index < SERVER_CODES ? code : 'unknown', `${code}: ${message}`);
 
 /**
@@ -42,7 +42,7 @@ export const serverError = (code, index, message) =>
  * fetched or read: a network error, a status other than 2xx), `wasm_blocked` (a
  * Content-Security-Policy forbids compiling it) or `wasm_invalid` (not this build's WASM).
  */
-export async function instantiate(initModule, input) {
+async function instantiate(initModule, input) {
   const url = typeof input === 'string' || input instanceof URL ? String(input) : input?.url;
   try {
     if (input instanceof URL && input.protocol === 'file:') {
@@ -64,19 +64,19 @@ export async function instantiate(initModule, input) {
 }
 
 /** The scratch area of a Sequencer or Client; the view is renewed when the memory grows. */
-export function scratch(owner) {
-  if (owner._view.length === 0) owner._view = new Float64Array(owner._memory.buffer, owner._ptr, SLOTS);
-  return owner._view;
+function scratch(owner) {
+  if (owner._v.length === 0) owner._v = new Float64Array(owner._mem.buffer, owner._p, SLOTS);
+  return owner._v;
 }
 
-export const statsObject = (raw) => raw && {
+const statsObject = (raw) => raw && {
   ...Object.fromEntries(STREAM_STATS.map((name, i) => [name, raw[i]])),
   epoch: raw[12] < 0 ? undefined : raw[12],
   phase: PHASES[raw[13]],
 };
 
 /** A stream event's numbers (and payload) from the scratch area, as a plain object. */
-export function eventFields(kind, s, payload) {
+function eventFields(kind, s, payload) {
   switch (kind) {
     case EVENT_MESSAGE: return { seq: s[3], data: payload };
     case EVENT_SNAPSHOT: return { seq: s[3], epoch: s[4], state: payload };
@@ -91,7 +91,7 @@ export function eventFields(kind, s, payload) {
 }
 
 /** The length of `text` in UTF-8 bytes (a surrogate pair is 2 + 2). */
-export function utf8Length(text) {
+function utf8Length(text) {
   let n = text.length;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -107,7 +107,7 @@ export function utf8Length(text) {
  * array: of strings). `strict`: a key `kinds` does not name is refused too. `where` names
  * `given` in the message.
  */
-export function checkArguments(where, given, kinds, strict) {
+function checkArguments(where, given, kinds, strict) {
   if (given === null || typeof given !== 'object') throw new SeqsyncError('invalid_argument', `${where} must be an object`);
   for (const key of Object.keys(given)) {
     const kind = Object.hasOwn(kinds, key) && kinds[key];
@@ -121,8 +121,16 @@ export function checkArguments(where, given, kinds, strict) {
 }
 
 /** Throws `invalid_stream` unless `stream` is a valid stream name (protocol.md 3.3). */
-export function checkName(stream) {
+function checkName(stream) {
   if (typeof stream !== 'string' || stream === '' || NAME_CONTROL.test(stream) || utf8Length(stream) > 256) {
     throw new SeqsyncError('invalid_stream', `invalid stream name ${JSON.stringify(String(stream))}`);
   }
 }
+
+// Exported under short names, which importers rename back: a module's export names survive
+// minification, and a page downloads each twice (here and where it is imported).
+export {
+  CORE_OPTIONS as O, PHASES as P, REJECTED as J, RESET_REASONS as R, SLOTS as L, checkArguments as A,
+  checkName as N, eventFields as F, instantiate as I, kindsOf as K, scratch as S, serverError as E,
+  statsObject as T, utf8Length as U,
+};
