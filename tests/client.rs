@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use seqsync::{Client, ClientConfig, ClientError, ConnectionState, SubscriptionEvent};
 use seqsync_test_support::{
     ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, read_to,
-    read_until_snapshot, ws_server,
+    read_until_snapshot, wait_state, ws_server,
 };
 use serde_json::json;
 use tokio::net::TcpSocket;
@@ -16,15 +16,6 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn wait_state(client: &Client, wanted: impl Fn(&ConnectionState) -> bool) {
-    let mut state = client.connection_state();
-    let reached = timeout(LIMIT, state.wait_for(|s| wanted(s))).await;
-    assert!(
-        matches!(reached, Ok(Ok(_))),
-        "connection state never matched"
-    );
-}
 
 #[tokio::test]
 async fn subscribe_gets_snapshot_then_messages_in_order() {

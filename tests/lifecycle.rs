@@ -6,21 +6,12 @@ use std::time::Duration;
 use seqsync::{Client, ClientError, ConnectionState, SubscriptionEvent};
 use seqsync_test_support::{
     Proxy, ProxyMode, StreamCheck, TestServer, client_config, publish_numbers, read_to,
-    read_until_snapshot,
+    read_until_snapshot, wait_state,
 };
 use serde_json::json;
 use tokio::time::timeout;
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-async fn wait_state(client: &Client, wanted: impl Fn(&ConnectionState) -> bool) {
-    let mut state = client.connection_state();
-    let reached = timeout(LIMIT, state.wait_for(|s| wanted(s))).await;
-    assert!(
-        matches!(reached, Ok(Ok(_))),
-        "connection state never matched"
-    );
-}
 
 #[tokio::test]
 async fn disconnect_then_reconnect_resumes_without_loss_or_duplicate() {

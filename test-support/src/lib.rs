@@ -48,7 +48,9 @@ pub use check::{StreamCheck, read_to, read_until, read_until_snapshot, watch_str
 pub use foreign::{ForeignConfig, ForeignServer};
 pub use proxy::{Proxy, ProxyMode};
 pub use redis::{RedisCluster, RedisServer};
-pub use server::{Running, TestServer, client_config, connect, publish_numbers, served};
+pub use server::{
+    Running, TestServer, client_config, connect, publish_numbers, served, wait_state,
+};
 pub use temp::TempDir;
 pub use ws::{
     CloseFrame, Read, WsClient, http, http_get, message_seqs, upgrade_refusal, ws_server,

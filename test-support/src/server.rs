@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::time::Duration;
 
-use seqsync::{Client, ClientConfig};
+use seqsync::{Client, ClientConfig, ConnectionState};
 use seqsync_server::{Limits, RunningServer, Server, ServerConfig, Storage};
 
 use crate::proxy::Proxy;
@@ -229,4 +229,16 @@ pub async fn connect(config: ClientConfig) -> Client {
         Ok(client) => client,
         Err(e) => panic!("client failed to connect: {e}"),
     }
+}
+
+/// Waits (up to 30 s) until the client's connection state satisfies
+/// `wanted`; panics if it never does.
+pub async fn wait_state(client: &Client, wanted: impl Fn(&ConnectionState) -> bool) {
+    let mut state = client.connection_state();
+    let reached =
+        tokio::time::timeout(Duration::from_secs(30), state.wait_for(|s| wanted(s))).await;
+    assert!(
+        matches!(reached, Ok(Ok(_))),
+        "connection state never matched"
+    );
 }
