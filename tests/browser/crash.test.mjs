@@ -12,12 +12,10 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
-import { StreamCheck, startServer, waitFor } from './support.mjs';
+import { StreamCheck, servePage, startServer, waitFor } from './support.mjs';
 
 // Published at a pace (PER_TICK every TICK_MS) from before the crash until
 // the fresh page has resumed: the stream flows when the reader crashes, once
@@ -37,12 +35,12 @@ const reports = new Map();
  * free loopback port, and takes the pages' reports: `POST /report?page=ID`
  * with one delivery as JSON, answered once it is recorded.
  */
-async function servePages(pkg) {
-  const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
-  const dir = join(import.meta.dirname, 'crash');
-  const http = createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://x');
-    if (req.method === 'POST' && url.pathname === '/report') {
+function servePages(pkg) {
+  return servePage({
+    dir: join(import.meta.dirname, 'crash'),
+    pkg,
+    route: async (req, res, url) => {
+      if (req.method !== 'POST' || url.pathname !== '/report') return false;
       let body = '';
       for await (const chunk of req) body += chunk;
       const page = url.searchParams.get('page');
@@ -50,27 +48,9 @@ async function servePages(pkg) {
       reports.get(page).push(JSON.parse(body));
       res.writeHead(204);
       res.end();
-      return;
-    }
-    const path = normalize(url.pathname);
-    const file = path.startsWith('/pkg/') ? join(pkg, path.slice(5)) : join(dir, path);
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
-    }
+      return true;
+    },
   });
-  await new Promise((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${http.address().port}`,
-    stop: () => new Promise((resolve) => {
-      http.closeAllConnections();
-      http.close(() => resolve());
-    }),
-  };
 }
 
 before(async () => {

@@ -8,14 +8,11 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
-import { StreamCheck, startServer, waitFor } from './support.mjs';
+import { StreamCheck, servePage, startServer, waitFor } from './support.mjs';
 
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
 const COUNT = 50;
 
 let server;
@@ -28,36 +25,22 @@ let browser;
  * file, as a site's server sets it); `/missing.wasm` is a 404, and
  * `/page.wasm` an HTML page, as a server's fallback route answers.
  */
-async function startPages(pkg, policies) {
-  const dir = join(import.meta.dirname, 'load');
-  const http = createServer(async (req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const path = normalize(url.pathname);
-    // Subresources carry no query: their policy is the page's, named in the Referer.
-    const policy = policies[url.searchParams.get('csp') ?? new URL(req.headers.referer ?? 'http://x').searchParams.get('csp')];
-    const headers = policy ? { 'content-security-policy': policy } : {};
-    if (path === '/page.wasm') {
-      res.writeHead(200, { ...headers, 'content-type': 'text/html' });
-      return res.end('<!doctype html><title>an app</title>');
-    }
-    const file = path.startsWith('/pkg/') ? join(pkg, path.slice(5)) : join(dir, path === '/' ? 'index.html' : path);
-    try {
-      const body = await readFile(file);
-      res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404, headers);
-      res.end();
-    }
+function startPages(pkg, policies) {
+  // Subresources carry no query: their policy is the page's, named in the Referer.
+  const policy = (req) => policies[new URL(req.url, 'http://x').searchParams.get('csp')
+    ?? new URL(req.headers.referer ?? 'http://x').searchParams.get('csp')];
+  const headers = (req) => (policy(req) ? { 'content-security-policy': policy(req) } : {});
+  return servePage({
+    dir: join(import.meta.dirname, 'load'),
+    pkg,
+    headers,
+    route: (req, res, url) => {
+      if (url.pathname !== '/page.wasm') return false;
+      res.writeHead(200, { ...headers(req), 'content-type': 'text/html' });
+      res.end('<!doctype html><title>an app</title>');
+      return true;
+    },
   });
-  await new Promise((resolve) => http.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${http.address().port}`,
-    stop: () => new Promise((resolve) => {
-      http.closeAllConnections();
-      http.close(() => resolve());
-    }),
-  };
 }
 
 before(async () => {

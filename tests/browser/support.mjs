@@ -269,16 +269,21 @@ export async function startForeignFixture(args = []) {
 
 /**
  * Serves a page on a free loopback port: `/pkg/...` from `pkg`, other paths
- * from `dir` (`/` is `index.html`), and `/rooms/...` passed on to
- * `upstream` (an HTTP base), so that the page's HTTP requests to the
- * foreign server are same-origin. Resolves to `{ url, stop }`.
+ * from `dir` (`/` is `index.html`), and, with `upstream` (an HTTP base),
+ * `/rooms/...` passed on to it, so that the page's HTTP requests to the
+ * foreign server are same-origin. `route(req, res, url)` answers what a
+ * test serves itself first (it returns true when it did); `headers(req)`
+ * gives headers for every answer of the files. Resolves to `{ url, stop }`.
  */
-export async function servePage({ dir, pkg, upstream }) {
+export async function servePage({ dir, pkg, upstream, route, headers = () => ({}) }) {
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
-  const target = new URL(upstream);
+  const target = upstream && new URL(upstream);
   const server = createHttpServer(async (req, res) => {
-    const path = normalize(new URL(req.url, 'http://x').pathname);
-    if (path.startsWith('/rooms/')) {
+    const url = new URL(req.url, 'http://x');
+    if (route && (await route(req, res, url))) return;
+    const path = normalize(url.pathname);
+    const extra = headers(req);
+    if (target && path.startsWith('/rooms/')) {
       const forward = httpRequest(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
         (answer) => {
@@ -296,10 +301,10 @@ export async function servePage({ dir, pkg, upstream }) {
     const file = path.startsWith('/pkg/') ? join(pkg, path.slice(5)) : join(dir, path === '/' ? 'index.html' : path);
     try {
       const body = await readFile(file);
-      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+      res.writeHead(200, { ...extra, 'content-type': types[extname(file)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
-      res.writeHead(404);
+      res.writeHead(404, extra);
       res.end();
     }
   });
