@@ -18,8 +18,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let mut s =
-            Session::new(SessionConfig::new("ws://h/ws"), [5; 32], Millis(0)).expect("a session");
+        Fixture::with(SessionConfig::new("ws://h/ws"))
+    }
+
+    fn with(config: SessionConfig) -> Fixture {
+        let mut s = Session::new(config, [5; 32], Millis(0)).expect("a session");
         let Some(Transmit::Connect { conn, .. }) = s.poll_transmit() else {
             panic!("the session asks for a socket first")
         };
@@ -37,6 +40,17 @@ impl Fixture {
             .expect("subscribe");
         self.drain();
         id
+    }
+
+    /// Starts `room` (subscribed as `id`) from an empty snapshot at epoch 1;
+    /// the snapshot frame's length.
+    fn empty_snapshot(&mut self, id: StreamId) -> usize {
+        let snapshot = format!(
+            r#"{{"type":"snapshot","stream":"room","seq":0,"epoch":1,"state":null,"ref":"{}"}}"#,
+            RequestRef::for_stream(id).as_str()
+        );
+        self.frame(&snapshot).expect("snapshot");
+        snapshot.len()
     }
 
     /// Feeds `text` as the native shell does; the result of the input.
@@ -143,22 +157,17 @@ fn a_history_answer_for_a_stream_not_subscribed_is_counted_as_history() {
 fn history_bytes_are_those_of_the_history_frame_handed_in() {
     let mut f = Fixture::new();
     let room = f.subscribe("room");
-    let reference = RequestRef::for_stream(room);
-    let snapshot = format!(
-        r#"{{"type":"snapshot","stream":"room","seq":0,"epoch":1,"state":null,"ref":"{}"}}"#,
-        reference.as_str()
-    );
-    f.frame(&snapshot).expect("snapshot");
+    let snapshot_len = f.empty_snapshot(room);
     let history = format!(
         r#"{{"type":"history","stream":"room","from":1,"to":1,"epoch":1,"messages":[{{"seq":1,"data":"a"}}],"ref":"{}"}}"#,
-        reference.as_str()
+        RequestRef::for_stream(room).as_str()
     );
     f.frame(&history).expect("history");
     let stats = f.s.stats();
     assert_eq!(stats.history_bytes, history.len() as u64);
     assert_eq!(
         stats.bytes,
-        (snapshot.len() + history.len()) as u64,
+        (snapshot_len + history.len()) as u64,
         "every frame counts in bytes"
     );
 }
@@ -207,12 +216,7 @@ fn members_read_by_any_shell_make_the_same_input() {
     // frame as the native parser's.
     let mut f = Fixture::new();
     let room = f.subscribe("room");
-    let reference = RequestRef::for_stream(room);
-    let snapshot = format!(
-        r#"{{"type":"snapshot","stream":"room","seq":0,"epoch":1,"state":null,"ref":"{}"}}"#,
-        reference.as_str()
-    );
-    f.frame(&snapshot).expect("snapshot");
+    f.empty_snapshot(room);
     let fields: Fields<'_, String> = Fields {
         kind: Cow::Borrowed("head"),
         heads: Some(vec![(Cow::Borrowed("room"), Some(4), Some(1))]),
@@ -315,20 +319,9 @@ fn positions(events: &[SessionEvent<String>]) -> Vec<u64> {
 fn a_position_due_is_reported_by_the_next_message_when_the_timer_runs_late() {
     let mut config = SessionConfig::new("ws://h/ws");
     config.persist_interval_ms = 250;
-    let mut s = Session::new(config, [5; 32], Millis(0)).expect("a session");
-    let Some(Transmit::Connect { conn, .. }) = s.poll_transmit() else {
-        panic!("the session asks for a socket first")
-    };
-    s.handle_input(Millis(1), Input::Opened { conn })
-        .expect("opened");
-    let mut f = Fixture { s };
+    let mut f = Fixture::with(config);
     let room = f.subscribe("room");
-    let reference = RequestRef::for_stream(room);
-    let snapshot = format!(
-        r#"{{"type":"snapshot","stream":"room","seq":0,"epoch":1,"state":null,"ref":"{}"}}"#,
-        reference.as_str()
-    );
-    f.frame(&snapshot).expect("snapshot");
+    f.empty_snapshot(room);
     f.drain();
     let msg = |seq: u64| Fields {
         seq: Some(seq),
