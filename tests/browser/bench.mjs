@@ -4,11 +4,10 @@
 // time and by the wall clock, then the whole result as JSON.
 // Usage: node bench.mjs <pkg dir> [--rounds N] (N >= 9, default 15).
 
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { extname, join, normalize } from 'node:path';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from './chromium.mjs';
+import { servePage } from './support.mjs';
 
 const pkg = process.argv[2];
 const roundsAt = process.argv.indexOf('--rounds');
@@ -17,23 +16,7 @@ if (!pkg || !(Number.isSafeInteger(rounds) && rounds >= 9)) {
   console.error('usage: node bench.mjs <pkg dir> [--rounds N (at least 9)]');
   process.exit(2);
 }
-const benchDir = join(import.meta.dirname, 'bench');
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
-
-const server = createServer(async (req, res) => {
-  const path = normalize(new URL(req.url, 'http://x').pathname);
-  const file = path.startsWith('/pkg/') ? join(pkg, path.slice(5)) : join(benchDir, path === '/' ? 'index.html' : path);
-  try {
-    const body = await readFile(file);
-    res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
-    res.end(body);
-  } catch {
-    res.writeHead(404);
-    res.end();
-  }
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const { port } = server.address();
+const site = await servePage({ dir: join(import.meta.dirname, 'bench'), pkg });
 
 // `gc()` in the page: the bench collects the heap before each timed run.
 const args = [...CHROMIUM_ARGS, '--js-flags=--expose-gc'];
@@ -48,7 +31,7 @@ try {
     const { metrics } = await cdp.send('Performance.getMetrics');
     return metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
   });
-  await page.goto(`http://127.0.0.1:${port}/?rounds=${rounds}`);
+  await page.goto(`${site.url}/?rounds=${rounds}`);
   await page.waitForFunction(() => window.benchResult !== undefined, null, { timeout: 600_000 });
   const result = await page.evaluate(() => window.benchResult);
   if (result.error) {
@@ -76,5 +59,5 @@ try {
   }
 } finally {
   await browser.close();
-  server.close();
+  await site.stop();
 }
